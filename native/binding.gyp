@@ -1,0 +1,34 @@
+# Builds the N-API addon behind the `native` engine backend (see src-main/engine/backends/native.ts).
+# Linux links OpenBLAS (Debian/Ubuntu: libopenblas-dev; Fedora: openblas-devel); macOS links Accelerate.
+# Any other platform has no BLAS target here: tools/build-native.mjs reports that and the engine uses plain wasm.
+{
+  "targets": [
+    {
+      "target_name": "adapter_native",
+      "sources": ["src/addon.c", "src/args.c", "src/gemm.c", "src/epilogue.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_c": ["-std=c11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "conditions": [
+        ["OS=='linux'", {
+          "defines": ["ADAPTER_BLAS_OPENBLAS"],
+          # Debian keeps cblas.h under the multiarch folder, Fedora under /usr/include/openblas.
+          "include_dirs": [
+            "/usr/include/x86_64-linux-gnu/openblas-pthread",
+            "/usr/include/aarch64-linux-gnu/openblas-pthread",
+            "/usr/include/openblas"
+          ],
+          "libraries": ["-lopenblas"]
+        }],
+        ["OS=='mac'", {
+          "defines": ["ADAPTER_BLAS_ACCELERATE"],
+          "libraries": ["-framework Accelerate"],
+          "xcode_settings": {
+            "GCC_OPTIMIZATION_LEVEL": "3",
+            "OTHER_CFLAGS": ["-std=c11"],
+            "MACOSX_DEPLOYMENT_TARGET": "11.0"
+          }
+        }]
+      ]
+    }
+  ]
+}

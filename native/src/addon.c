@@ -1,0 +1,93 @@
+/*
+ * adapter_native: BLAS-backed kernels for the engine's `native` backend (src-main/engine/backends/native.ts).
+ *
+ * All functions are synchronous and work in place on Float32Arrays, which the engine passes as views on the tfjs
+ * wasm heap, so nothing is copied. They block the calling thread for the duration of the product; the BLAS itself
+ * may use several threads (setThreads/getThreads).
+ */
+#include <node_api.h>
+#include <stdio.h>
+
+#include "args.h"
+#include "blas.h"
+#include "epilogue.h"
+#include "gemm.h"
+
+#if defined(ADAPTER_BLAS_OPENBLAS)
+void blas_set_threads(int threads) { openblas_set_num_threads(threads); }
+int blas_get_threads(void) { return openblas_get_num_threads(); }
+const char *blas_describe(void) {
+  static char description[256];
+  snprintf(description, sizeof description, "%s", openblas_get_config());
+  return description;
+}
+#elif defined(ADAPTER_BLAS_ACCELERATE)
+#include <unistd.h>
+static int requested_threads = 0;
+void blas_set_threads(int threads) { requested_threads = threads; }
+int blas_get_threads(void) {
+  return requested_threads > 0 ? requested_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+}
+const char *blas_describe(void) { return "Accelerate (threads managed by macOS)"; }
+#endif
+
+/* setThreads(n): how many threads the BLAS may use; 1..1024. */
+static napi_value SetThreads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t threads;
+  if (!args_get(env, info, "setThreads", 1, argv) ||
+      !arg_int(env, argv[0], "setThreads", "threads", 1, 1024, &threads)) {
+    return NULL;
+  }
+  blas_set_threads((int)threads);
+  return NULL;
+}
+
+static napi_value GetThreads(napi_env env, napi_callback_info info) {
+  napi_value result;
+  napi_create_int32(env, blas_get_threads(), &result);
+  return result;
+}
+
+static napi_value BlasInfo(napi_env env, napi_callback_info info) {
+  napi_value result;
+  napi_create_string_utf8(env, blas_describe(), NAPI_AUTO_LENGTH, &result);
+  return result;
+}
+
+static void set_function(napi_env env, napi_value exports, const char *name, napi_callback callback) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, NULL, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
+static void set_int(napi_env env, napi_value object, const char *name, int value) {
+  napi_value number;
+  napi_create_int32(env, value, &number);
+  napi_set_named_property(env, object, name, number);
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  set_function(env, exports, "sgemm", Sgemm);
+  set_function(env, exports, "sgemmStridedBatched", SgemmStridedBatched);
+  set_function(env, exports, "biasActivation", BiasActivation);
+  set_function(env, exports, "setThreads", SetThreads);
+  set_function(env, exports, "getThreads", GetThreads);
+  set_function(env, exports, "blasInfo", BlasInfo);
+
+  /* tfjs activation names -> codes for biasActivation, so JavaScript never hard-codes the numbers. */
+  napi_value activations;
+  napi_create_object(env, &activations);
+  set_int(env, activations, "linear", ACT_LINEAR);
+  set_int(env, activations, "relu", ACT_RELU);
+  set_int(env, activations, "relu6", ACT_RELU6);
+  set_int(env, activations, "elu", ACT_ELU);
+  set_int(env, activations, "leakyrelu", ACT_LEAKYRELU);
+  set_int(env, activations, "prelu", ACT_PRELU);
+  set_int(env, activations, "sigmoid", ACT_SIGMOID);
+  napi_object_freeze(env, activations);
+  napi_set_named_property(env, exports, "activations", activations);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,208 @@
+// Adapter files: our own folder format, and PEFT's adaption-prompt format (import and export).
+//
+// Ours: adapter_config.json (format version, method, K, layers, gate mode, base-model fingerprint,
+// recipe, tokenizer hash) + adapter_model.safetensors with `layers.{i}.prompt` [K, dim] and
+// `layers.{i}.gate` [nHeads] (or [1] for per-layer gates).
+// PEFT: adapter_config.json with peft_type ADAPTION_PROMPT, adapter_len, adapter_layers (the top L),
+// and tensors `base_model.model.model.layers.{i}.self_attn.adaption_prompt` [1, K, dim] and
+// `...adaption_gate` [1]: one ungated-by-tanh scalar per layer, i.e. our `per-layer` mode.
+
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { type Adapter, type AdapterSpec, GATE_MODES, type GateMode, gateSize, makeAdapter, topLayers } from './adapter.js';
+import type { LlamaConfig } from './config.js';
+import { EngineError } from './errors.js';
+import type { LoadedModel } from './load.js';
+import { SafetensorsFile, writeSafetensors } from './safetensors.js';
+
+export const ADAPTER_FORMAT = 'adapter-studio.llama-adapter';
+export const ADAPTER_FORMAT_VERSION = 1;
+const CONFIG_FILE = 'adapter_config.json';
+const WEIGHTS_FILE = 'adapter_model.safetensors';
+
+export interface AdapterMeta {
+  baseFingerprint: string;
+  baseModelPath?: string;
+  tokenizerHash?: string | null;
+  recipe?: unknown;
+}
+
+interface AdapterConfigFile extends AdapterMeta {
+  format: string;
+  formatVersion: number;
+  method: 'adapter';
+  adapterLen: number;
+  layers: number[];
+  gateMode: GateMode;
+  dim: number;
+  nHeads: number;
+}
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileSync(`${path}.tmp`, JSON.stringify(value, null, 2) + '\n');
+  renameSync(`${path}.tmp`, path);
+}
+
+async function tensorData(t: tf.Tensor): Promise<Float32Array> {
+  return new Float32Array(await t.data()); // copy: some backends hand out views of their own memory
+}
+
+export async function saveAdapter(dir: string, adapter: Adapter, c: LlamaConfig, meta: AdapterMeta): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const tensors = [];
+  for (const [layer, l] of adapter.byLayer) {
+    tensors.push({ name: `layers.${layer}.prompt`, shape: l.prompt.shape, data: await tensorData(l.prompt) });
+    tensors.push({ name: `layers.${layer}.gate`, shape: l.gate.shape, data: await tensorData(l.gate) });
+  }
+  const config: AdapterConfigFile = {
+    format: ADAPTER_FORMAT,
+    formatVersion: ADAPTER_FORMAT_VERSION,
+    method: 'adapter',
+    adapterLen: adapter.spec.adapterLen,
+    layers: adapter.spec.layers,
+    gateMode: adapter.spec.gateMode,
+    dim: c.dim,
+    nHeads: c.nHeads,
+    ...meta,
+  };
+  // Weights first, config last: a folder with a config always has the weights it describes.
+  writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: ADAPTER_FORMAT });
+  writeJsonAtomic(join(dir, CONFIG_FILE), config);
+}
+
+function readJson(file: string): Record<string, unknown> {
+  if (!existsSync(file)) throw new EngineError(`${file}: not found (an adapter folder holds ${CONFIG_FILE} and ${WEIGHTS_FILE})`);
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8'));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('expected a JSON object');
+    return v;
+  } catch (e) {
+    throw new EngineError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+export interface LoadAdapterOptions {
+  /** Override the gate mode recorded in the file (e.g. an official checkpoint's raw-gate inference form). */
+  gateMode?: GateMode;
+}
+
+/** Load our format or PEFT's onto `model`, checking that it was made for this base model. */
+export function loadAdapter(dir: string, model: LoadedModel, opts: LoadAdapterOptions = {}): Adapter {
+  const cfgFile = join(dir, CONFIG_FILE);
+  const cfg = readJson(cfgFile);
+  if (cfg.peft_type !== undefined) return loadPeftAdapter(dir, cfg, model);
+  if (cfg.format !== ADAPTER_FORMAT) {
+    throw new EngineError(`${cfgFile}: field "format" is ${JSON.stringify(cfg.format)}; expected "${ADAPTER_FORMAT}" or a PEFT adapter`);
+  }
+  if (cfg.formatVersion !== ADAPTER_FORMAT_VERSION) {
+    throw new EngineError(`${cfgFile}: field "formatVersion" is ${cfg.formatVersion}; this version of Adapter Studio reads version ${ADAPTER_FORMAT_VERSION}`);
+  }
+  const c = model.config;
+  if (cfg.baseFingerprint !== model.fingerprint) {
+    throw new EngineError(
+      `${dir}: this adapter was trained on a different base model (fingerprint ${cfg.baseFingerprint}` +
+        `${cfg.baseModelPath ? `, ${cfg.baseModelPath}` : ''}) than ${model.dir} (fingerprint ${model.fingerprint})`,
+    );
+  }
+  const gateMode = (opts.gateMode ?? cfg.gateMode) as GateMode;
+  if (!GATE_MODES.includes(gateMode)) throw new EngineError(`${cfgFile}: field "gateMode" must be one of ${GATE_MODES.join(', ')}`);
+  const spec: AdapterSpec = { adapterLen: cfg.adapterLen as number, layers: cfg.layers as number[], gateMode };
+  const file = SafetensorsFile.open(join(dir, WEIGHTS_FILE));
+  try {
+    return buildAdapter(spec, c, (layer) => ({
+      prompt: readChecked(file, `layers.${layer}.prompt`, [spec.adapterLen, c.dim]),
+      gate: readChecked(file, `layers.${layer}.gate`, [gateSize(c, cfg.gateMode as GateMode)]),
+    }));
+  } finally {
+    file.close();
+  }
+}
+
+function readChecked(file: SafetensorsFile, name: string, shape: number[]): Float32Array {
+  if (!file.has(name)) throw new EngineError(`${file.path}: tensor "${name}" is missing`);
+  const actual = file.info(name).shape;
+  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  // PEFT's [1, K, dim] and our [K, dim] hold the same values: compare element counts and the last dim.
+  if (size(actual) !== size(shape) || actual[actual.length - 1] !== shape[shape.length - 1]) {
+    throw new EngineError(`${file.path}: tensor "${name}" has shape [${actual}], expected [${shape}] for this base model`);
+  }
+  return file.readF32(name);
+}
+
+function buildAdapter(spec: AdapterSpec, c: LlamaConfig, values: (layer: number) => { prompt: Float32Array; gate: Float32Array }): Adapter {
+  for (const layer of spec.layers) {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= c.nLayers) {
+      throw new EngineError(`adapter layer ${layer} does not exist in a ${c.nLayers}-layer model`);
+    }
+  }
+  // Read everything before making variables, so a bad file leaves nothing allocated.
+  const read = new Map(spec.layers.map((layer) => {
+    const v = values(layer);
+    let gate = v.gate;
+    if (gate.length !== gateSize(c, spec.gateMode)) {
+      // A per-layer gate may be widened to per-head; the other way round loses information.
+      if (gate.length === 1) gate = new Float32Array(gateSize(c, spec.gateMode)).fill(gate[0]);
+      else throw new EngineError(`adapter gate of layer ${layer} has ${gate.length} values; gate mode ${spec.gateMode} needs ${gateSize(c, spec.gateMode)}`);
+    }
+    return [layer, { prompt: v.prompt, gate }];
+  }));
+  return makeAdapter(spec, (layer) => ({
+    prompt: tf.tensor2d(read.get(layer)!.prompt, [spec.adapterLen, c.dim]),
+    gate: tf.tensor1d(read.get(layer)!.gate),
+  }));
+}
+
+const PEFT_PREFIX = 'base_model.model.model.layers';
+
+function loadPeftAdapter(dir: string, cfg: Record<string, unknown>, model: LoadedModel): Adapter {
+  const cfgFile = join(dir, CONFIG_FILE);
+  if (cfg.peft_type !== 'ADAPTION_PROMPT') {
+    throw new EngineError(`${cfgFile}: field "peft_type" is ${JSON.stringify(cfg.peft_type)}; only ADAPTION_PROMPT adapters can be used with LLaMA-Adapter`);
+  }
+  const c = model.config;
+  const K = cfg.adapter_len;
+  const L = cfg.adapter_layers;
+  if (!Number.isInteger(K) || (K as number) < 1) throw new EngineError(`${cfgFile}: field "adapter_len" must be a positive integer`);
+  if (!Number.isInteger(L) || (L as number) < 1 || (L as number) > c.nLayers) {
+    throw new EngineError(`${cfgFile}: field "adapter_layers" must be between 1 and ${c.nLayers} for this base model, got ${L}`);
+  }
+  const weightsPath = ['adapter_model.safetensors', 'adapter_model.bin'].map((f) => join(dir, f)).find(existsSync);
+  if (!weightsPath?.endsWith('.safetensors')) throw new EngineError(`${dir}: PEFT adapter has no adapter_model.safetensors (PyTorch .bin files are not read)`);
+  const spec: AdapterSpec = { adapterLen: K as number, layers: topLayers(c.nLayers, L as number), gateMode: 'per-layer' };
+  const file = SafetensorsFile.open(weightsPath);
+  try {
+    return buildAdapter(spec, c, (layer) => ({
+      prompt: readChecked(file, `${PEFT_PREFIX}.${layer}.self_attn.adaption_prompt`, [1, spec.adapterLen, c.dim]),
+      gate: readChecked(file, `${PEFT_PREFIX}.${layer}.self_attn.adaption_gate`, [1]),
+    }));
+  } finally {
+    file.close();
+  }
+}
+
+/** Write `adapter` in PEFT's format. Only per-layer gates on the top layers exist there. */
+export async function exportPeftAdapter(dir: string, adapter: Adapter, c: LlamaConfig, baseModelPath = ''): Promise<void> {
+  const { spec } = adapter;
+  if (spec.gateMode !== 'per-layer') {
+    throw new EngineError(`PEFT's adaption prompt has one untransformed gate per layer; this adapter uses "${spec.gateMode}" gates and cannot be exported without changing its outputs`);
+  }
+  const top = topLayers(c.nLayers, spec.layers.length);
+  if (top.some((l, i) => l !== spec.layers[i])) throw new EngineError(`PEFT adapts the top layers only; this adapter uses layers ${spec.layers.join(', ')}`);
+  mkdirSync(dir, { recursive: true });
+  const tensors = [];
+  for (const [layer, l] of adapter.byLayer) {
+    tensors.push({ name: `${PEFT_PREFIX}.${layer}.self_attn.adaption_prompt`, shape: [1, spec.adapterLen, c.dim], data: await tensorData(l.prompt) });
+    tensors.push({ name: `${PEFT_PREFIX}.${layer}.self_attn.adaption_gate`, shape: [1], data: await tensorData(l.gate) });
+  }
+  writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: 'pt' });
+  writeJsonAtomic(join(dir, CONFIG_FILE), {
+    peft_type: 'ADAPTION_PROMPT',
+    task_type: 'CAUSAL_LM',
+    adapter_len: spec.adapterLen,
+    adapter_layers: spec.layers.length,
+    target_modules: 'self_attn',
+    base_model_name_or_path: baseModelPath,
+    inference_mode: true,
+  });
+}

@@ -1,0 +1,94 @@
+// Choosing the tfjs backend at start-up. Automatic order: tensorflow (tfjs-node-gpu / tfjs-node,
+// optional installs) -> webgpu -> native (wasm + our BLAS addon) -> wasm -> cpu. A backend that
+// fails to start is skipped with its reason recorded; the caller always learns which one runs.
+
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+// Node's tfjs-core entry registers no gradients; the bundle (esbuild) and vitest resolve this ESM file.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { EngineError } from './errors.js';
+import { useInstalledWasmBinaries } from './backends/wasm-paths.js';
+
+export const BACKENDS = ['tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+export type BackendChoice = BackendName | 'auto';
+
+export interface BackendReport {
+  name: BackendName;
+  /** Why each backend tried before this one did not start (empty when the first choice ran). */
+  skipped: { name: BackendName; reason: string }[];
+}
+
+type Starter = () => Promise<void>;
+
+async function startTensorflow(): Promise<void> {
+  // Optional dependencies: present only where their native libtensorflow could be installed.
+  const errors: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await import(/* @vite-ignore */ pkg);
+      await activate('tensorflow');
+      return;
+    } catch (e) {
+      errors.push(`${pkg}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`not installed (${errors.join('; ')})`);
+}
+
+async function startWebgpu(): Promise<void> {
+  throw new Error('not part of this build yet');
+}
+
+async function startNative(): Promise<void> {
+  const { initNativeBackend } = await import('./backends/native.js');
+  const result = await initNativeBackend();
+  if (!result.ok) throw new Error(result.reason);
+  await activate('native');
+}
+
+async function startWasm(): Promise<void> {
+  useInstalledWasmBinaries();
+  await activate('wasm');
+}
+
+async function activate(name: string): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`tfjs could not initialise the ${name} backend`);
+  await tf.ready();
+}
+
+const STARTERS: Record<BackendName, Starter> = {
+  tensorflow: startTensorflow,
+  webgpu: startWebgpu,
+  native: startNative,
+  wasm: startWasm,
+  cpu: () => activate('cpu'),
+};
+
+/**
+ * Start the requested backend, or the best available for 'auto'. An explicit choice that cannot
+ * start is an error (the user asked for it); 'auto' falls through the list.
+ */
+export async function initBackend(choice: BackendChoice = 'auto'): Promise<BackendReport> {
+  if (choice !== 'auto' && !BACKENDS.includes(choice)) {
+    throw new EngineError(`unknown backend "${choice}"; choose one of auto, ${BACKENDS.join(', ')}`);
+  }
+  const order: BackendName[] = choice === 'auto' ? [...BACKENDS] : [choice];
+  const skipped: BackendReport['skipped'] = [];
+  for (const name of order) {
+    try {
+      await STARTERS[name]();
+      return { name, skipped };
+    } catch (e) {
+      skipped.push({ name, reason: (e as Error).message });
+    }
+  }
+  const why = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
+  throw new EngineError(choice === 'auto' ? `no tfjs backend could start (${why})` : `the ${choice} backend could not start: ${why}`);
+}
+
+export function describeBackend(r: BackendReport): string {
+  const fallbacks = r.skipped.length ? ` (skipped ${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : '';
+  return `backend: ${r.name}${fallbacks}`;
+}

@@ -1,0 +1,190 @@
+// Model configuration: the Hugging Face LLaMA `config.json`, parsed and checked.
+//
+// Field names follow the engine's code (camelCase); `fromHfConfig` maps HF's names and
+// `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
+
+import { EngineError } from './errors.js';
+
+/** Llama 3.x long-context RoPE rescaling (`rope_scaling.rope_type == "llama3"`). */
+export interface Llama3RopeScaling {
+  type: 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositions: number;
+}
+
+export interface LlamaConfig {
+  vocabSize: number;
+  dim: number; // hidden_size
+  ffnDim: number; // intermediate_size (SwiGLU inner width)
+  nLayers: number;
+  nHeads: number; // query heads
+  nKvHeads: number; // key/value heads (< nHeads means grouped-query attention)
+  headDim: number; // dim / nHeads unless config.json says otherwise
+  normEps: number;
+  ropeTheta: number;
+  ropeScaling: Llama3RopeScaling | null;
+  maxPositions: number;
+  tieEmbeddings: boolean; // lm_head shares embed_tokens' weight
+  bosId: number | null;
+  eosIds: number[]; // generation stops at any of these; the first is appended in training
+}
+
+type Json = Record<string, unknown>;
+
+function field(cfg: Json, file: string, key: string, kind: 'int' | 'number' | 'bool', fallback?: unknown): any {
+  const value = cfg[key] ?? fallback;
+  const bad = (want: string) =>
+    new EngineError(`${file}: field "${key}" must be ${want}, got ${JSON.stringify(cfg[key] ?? null)}`);
+  if (value === undefined) throw bad(kind === 'bool' ? 'true or false' : `a ${kind === 'int' ? 'positive integer' : 'number'}`);
+  if (kind === 'bool') {
+    if (typeof value !== 'boolean') throw bad('true or false');
+  } else if (kind === 'int') {
+    if (!Number.isInteger(value) || (value as number) <= 0) throw bad('a positive integer');
+  } else if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw bad('a positive number');
+  }
+  return value;
+}
+
+function tokenIds(value: unknown, file: string, key: string): number[] {
+  if (value === undefined || value === null) return [];
+  const list = Array.isArray(value) ? value : [value];
+  for (const id of list) {
+    if (!Number.isInteger(id) || id < 0) {
+      throw new EngineError(`${file}: field "${key}" must be a token id or a list of ids, got ${JSON.stringify(value)}`);
+    }
+  }
+  return list as number[];
+}
+
+/** Parse an HF `config.json` object. `file` names the source in error messages. */
+export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
+  const modelType = cfg.model_type;
+  if (modelType !== undefined && modelType !== 'llama') {
+    throw new EngineError(`${file}: field "model_type" is ${JSON.stringify(modelType)}; only "llama" models are supported`);
+  }
+  const dim = field(cfg, file, 'hidden_size', 'int');
+  const nHeads = field(cfg, file, 'num_attention_heads', 'int');
+  const nKvHeads = field(cfg, file, 'num_key_value_heads', 'int', nHeads);
+  if (nHeads % nKvHeads !== 0) {
+    throw new EngineError(
+      `${file}: field "num_key_value_heads" (${nKvHeads}) must divide "num_attention_heads" (${nHeads})`,
+    );
+  }
+  const headDim = field(cfg, file, 'head_dim', 'int', dim / nHeads);
+  if (cfg.head_dim === undefined && dim % nHeads !== 0) {
+    throw new EngineError(`${file}: field "hidden_size" (${dim}) must be divisible by "num_attention_heads" (${nHeads})`);
+  }
+  const vocabSize = field(cfg, file, 'vocab_size', 'int');
+  const bos = tokenIds(cfg.bos_token_id, file, 'bos_token_id');
+  const eosIds = tokenIds(cfg.eos_token_id, file, 'eos_token_id');
+  for (const [key, ids] of [['bos_token_id', bos], ['eos_token_id', eosIds]] as const) {
+    for (const id of ids) {
+      if (id >= vocabSize) throw new EngineError(`${file}: field "${key}" (${id}) is outside the vocabulary (vocab_size ${vocabSize})`);
+    }
+  }
+  return {
+    vocabSize,
+    dim,
+    ffnDim: field(cfg, file, 'intermediate_size', 'int'),
+    nLayers: field(cfg, file, 'num_hidden_layers', 'int'),
+    nHeads,
+    nKvHeads,
+    headDim,
+    normEps: field(cfg, file, 'rms_norm_eps', 'number', 1e-6),
+    // transformers 5 writes RoPE settings as `rope_parameters`; 4.x and most checkpoints use the top level.
+    ropeTheta: field(cfg, file, 'rope_theta', 'number', (cfg.rope_parameters as Json | undefined)?.rope_theta ?? 10000),
+    ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file),
+    maxPositions: field(cfg, file, 'max_position_embeddings', 'int', 2048),
+    tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', false),
+    bosId: bos.length > 0 ? bos[0] : null,
+    eosIds,
+  };
+}
+
+function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null {
+  if (raw === undefined || raw === null) return null;
+  const rs = raw as Json;
+  const type = rs.rope_type ?? rs.type;
+  if (type === 'default') return null;
+  if (type !== 'llama3') {
+    throw new EngineError(`${file}: field "rope_scaling.rope_type" is ${JSON.stringify(type)}; supported: "llama3" or none`);
+  }
+  const num = (key: string) => {
+    const v = rs[key];
+    if (typeof v !== 'number' || !(v > 0)) {
+      throw new EngineError(`${file}: field "rope_scaling.${key}" must be a positive number, got ${JSON.stringify(v ?? null)}`);
+    }
+    return v;
+  };
+  return {
+    type: 'llama3',
+    factor: num('factor'),
+    lowFreqFactor: num('low_freq_factor'),
+    highFreqFactor: num('high_freq_factor'),
+    originalMaxPositions: num('original_max_position_embeddings'),
+  };
+}
+
+/** The inverse of fromHfConfig: an HF config.json that transformers' LlamaForCausalLM loads. */
+export function toHfConfig(c: LlamaConfig): Json {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: c.vocabSize,
+    hidden_size: c.dim,
+    intermediate_size: c.ffnDim,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    head_dim: c.headDim,
+    rms_norm_eps: c.normEps,
+    rope_theta: c.ropeTheta,
+    rope_scaling: c.ropeScaling && {
+      rope_type: 'llama3',
+      factor: c.ropeScaling.factor,
+      low_freq_factor: c.ropeScaling.lowFreqFactor,
+      high_freq_factor: c.ropeScaling.highFreqFactor,
+      original_max_position_embeddings: c.ropeScaling.originalMaxPositions,
+    },
+    max_position_embeddings: c.maxPositions,
+    tie_word_embeddings: c.tieEmbeddings,
+    bos_token_id: c.bosId,
+    eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
+    hidden_act: 'silu',
+    attention_bias: false,
+    mlp_bias: false,
+    torch_dtype: 'float32',
+  };
+}
+
+/** Every weight of the base model with its HF name and shape ([out, in] for linear layers). */
+export function expectedWeights(c: LlamaConfig): Map<string, number[]> {
+  const w = new Map<string, number[]>();
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  w.set('model.embed_tokens.weight', [c.vocabSize, c.dim]);
+  for (let i = 0; i < c.nLayers; i++) {
+    const p = `model.layers.${i}`;
+    w.set(`${p}.input_layernorm.weight`, [c.dim]);
+    w.set(`${p}.self_attn.q_proj.weight`, [qDim, c.dim]);
+    w.set(`${p}.self_attn.k_proj.weight`, [kvDim, c.dim]);
+    w.set(`${p}.self_attn.v_proj.weight`, [kvDim, c.dim]);
+    w.set(`${p}.self_attn.o_proj.weight`, [c.dim, qDim]);
+    w.set(`${p}.post_attention_layernorm.weight`, [c.dim]);
+    w.set(`${p}.mlp.gate_proj.weight`, [c.ffnDim, c.dim]);
+    w.set(`${p}.mlp.up_proj.weight`, [c.ffnDim, c.dim]);
+    w.set(`${p}.mlp.down_proj.weight`, [c.dim, c.ffnDim]);
+  }
+  w.set('model.norm.weight', [c.dim]);
+  if (!c.tieEmbeddings) w.set('lm_head.weight', [c.vocabSize, c.dim]);
+  return w;
+}
+
+export function parameterCount(c: LlamaConfig): number {
+  let n = 0;
+  for (const shape of expectedWeights(c).values()) n += shape.reduce((a, b) => a * b, 1);
+  return n;
+}

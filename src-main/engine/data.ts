@@ -1,0 +1,147 @@
+// Instruction data for training: the Alpaca prompt templates, reading Alpaca JSON / JSONL files,
+// tokenising into (prompt, response) examples and cutting seeded, right-padded batches.
+
+import { readFileSync } from 'node:fs';
+import { EngineError } from './errors.js';
+import { IGNORE } from './loss.js';
+import { Rng } from './rng.js';
+
+export interface Instruction {
+  instruction: string;
+  input: string;
+  output: string;
+}
+
+// Stanford Alpaca's PROMPT_DICT, verbatim (also what LLaMA-Adapter trains with).
+const PROMPT_WITH_INPUT =
+  'Below is an instruction that describes a task, paired with an input that provides further context. ' +
+  'Write a response that appropriately completes the request.\n\n' +
+  '### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:';
+const PROMPT_NO_INPUT =
+  'Below is an instruction that describes a task. ' +
+  'Write a response that appropriately completes the request.\n\n' +
+  '### Instruction:\n{instruction}\n\n### Response:';
+
+export function formatAlpacaPrompt(instruction: string, input = ''): string {
+  // Replace via functions so "$&"-style sequences in user text are kept literally.
+  if (input.trim() === '') return PROMPT_NO_INPUT.replace('{instruction}', () => instruction);
+  return PROMPT_WITH_INPUT.replace('{instruction}', () => instruction).replace('{input}', () => input);
+}
+
+/**
+ * Read an Alpaca-format dataset: a JSON list of {instruction, input?, output}, or JSONL with one
+ * such object per line. Every problem names the file, the record (line for JSONL, index for JSON)
+ * and the field.
+ */
+export function readInstructionFile(path: string): Instruction[] {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(readFileSync(path));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') throw new EngineError(`${path}: file not found`);
+    if (err instanceof TypeError) throw new EngineError(`${path}: not valid UTF-8 text`);
+    throw new EngineError(`${path}: cannot read (${err.message})`);
+  }
+  const trimmed = text.trimStart();
+  if (trimmed === '') throw new EngineError(`${path}: the file is empty; expected a JSON list or JSON lines of {instruction, input, output}`);
+  const records: { where: string; value: unknown }[] = [];
+  if (trimmed.startsWith('[')) {
+    let list: unknown[];
+    try {
+      list = JSON.parse(text);
+    } catch (e) {
+      throw new EngineError(`${path}: invalid JSON (${(e as Error).message})`);
+    }
+    list.forEach((value, i) => records.push({ where: `record ${i}`, value }));
+  } else {
+    text.split('\n').forEach((line, i) => {
+      if (line.trim() === '') return;
+      try {
+        records.push({ where: `line ${i + 1}`, value: JSON.parse(line) });
+      } catch (e) {
+        throw new EngineError(`${path}: line ${i + 1}: invalid JSON (${(e as Error).message})`);
+      }
+    });
+  }
+  if (records.length === 0) throw new EngineError(`${path}: no records found`);
+  return records.map(({ where, value }) => toInstruction(value, `${path}: ${where}`));
+}
+
+function toInstruction(value: unknown, where: string): Instruction {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new EngineError(`${where}: expected an object with "instruction", "input" and "output", got ${typeof value}`);
+  }
+  const r = value as Record<string, unknown>;
+  const text = (key: string, required: boolean): string => {
+    const v = r[key];
+    if (v === undefined || v === null) {
+      if (required) throw new EngineError(`${where}: field "${key}" is missing`);
+      return '';
+    }
+    if (typeof v !== 'string') throw new EngineError(`${where}: field "${key}" must be a string, got ${typeof v}`);
+    if (required && v.trim() === '') throw new EngineError(`${where}: field "${key}" is empty`);
+    return v;
+  };
+  return { instruction: text('instruction', true), input: text('input', false), output: text('output', true) };
+}
+
+/** Token ids of prompt + response + EOS; the first `promptLength` ids carry no loss. */
+export interface TokenizedExample {
+  ids: number[];
+  promptLength: number;
+}
+
+export interface Encoder {
+  encode(text: string, opts?: { bos?: boolean; eos?: boolean }): number[];
+}
+
+/**
+ * Tokenise as the official code does: BOS + prompt + response + EOS, with the prompt's tokens
+ * masked from the loss, truncated to maxSeqLen.
+ */
+export function tokenizeExample(tok: Encoder, ex: Instruction, maxSeqLen: number): TokenizedExample {
+  const prompt = formatAlpacaPrompt(ex.instruction, ex.input);
+  const promptIds = tok.encode(prompt, { bos: true, eos: false });
+  const fullIds = tok.encode(prompt + ex.output, { bos: true, eos: true });
+  return { ids: fullIds.slice(0, maxSeqLen), promptLength: Math.min(promptIds.length, maxSeqLen) };
+}
+
+export interface Batch {
+  ids: Int32Array; // [B, T] right-padded with `padId`
+  labels: Int32Array; // [B, T], IGNORE on prompt and padding
+  B: number;
+  T: number;
+  tokens: number; // real (non-pad) tokens in the batch
+}
+
+/** Right-pad a group of examples to the longest one. */
+export function makeBatch(examples: TokenizedExample[], padId: number): Batch {
+  const B = examples.length;
+  const T = Math.max(2, ...examples.map((e) => e.ids.length));
+  const ids = new Int32Array(B * T).fill(padId);
+  const labels = new Int32Array(B * T).fill(IGNORE);
+  let tokens = 0;
+  examples.forEach((e, b) => {
+    e.ids.forEach((id, t) => {
+      ids[b * T + t] = id;
+      if (t >= e.promptLength) labels[b * T + t] = id;
+    });
+    tokens += e.ids.length;
+  });
+  return { ids, labels, B, T, tokens };
+}
+
+/**
+ * The order in which epoch `epoch` visits the examples: a Fisher-Yates shuffle seeded by
+ * (seed, epoch) alone, so a resumed run recomputes the same order without saved state.
+ */
+export function epochOrder(n: number, seed: number, epoch: number): number[] {
+  const rng = new Rng(seed * 1000 + epoch);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}

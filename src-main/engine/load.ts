@@ -1,0 +1,114 @@
+// Loading a Hugging Face LLaMA folder: config.json, (sharded) safetensors, tokenizer.json.
+// Weights are streamed tensor by tensor, checked by name and shape, and converted to float32;
+// the whole model is never held twice.
+
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { expectedWeights, fromHfConfig, type LlamaConfig } from './config.js';
+import { EngineError } from './errors.js';
+import type { LayerWeights, LlamaModel } from './model.js';
+import { CheckpointReader } from './safetensors.js';
+
+export function readModelConfig(dir: string): LlamaConfig {
+  const file = join(dir, 'config.json');
+  if (!existsSync(file)) throw new EngineError(`${dir}: not a model folder (no config.json)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new EngineError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new EngineError(`${file}: expected a JSON object`);
+  const config = fromHfConfig(raw as Record<string, unknown>, file);
+  // Generation settings may name other EOS tokens (e.g. Llama 3's <|eot_id|>).
+  const genFile = join(dir, 'generation_config.json');
+  if (existsSync(genFile)) {
+    try {
+      const gen = JSON.parse(readFileSync(genFile, 'utf8'));
+      const eos = gen.eos_token_id;
+      const extra = (Array.isArray(eos) ? eos : eos === undefined || eos === null ? [] : [eos]) as unknown[];
+      for (const id of extra) {
+        if (Number.isInteger(id) && (id as number) < config.vocabSize && !config.eosIds.includes(id as number)) {
+          config.eosIds.push(id as number);
+        }
+      }
+    } catch (e) {
+      throw new EngineError(`${genFile}: invalid JSON (${(e as Error).message})`);
+    }
+  }
+  return config;
+}
+
+export interface LoadedModel extends LlamaModel {
+  dir: string;
+  /** Identifies these exact weights: config + every tensor's name, shape and sampled values. */
+  fingerprint: string;
+}
+
+/** Values sampled per tensor for the fingerprint: enough to tell fine-tunes apart, cheap for 7B. */
+const FINGERPRINT_SAMPLES = 256;
+
+export function loadModel(dir: string): LoadedModel {
+  const config = readModelConfig(dir);
+  const reader = CheckpointReader.open(dir);
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify(config));
+  try {
+    const expected = expectedWeights(config);
+    const present = new Set(reader.names());
+    for (const [name, shape] of expected) {
+      if (!present.has(name)) throw new EngineError(`${dir}: weights are missing tensor "${name}" (expected shape [${shape}])`);
+      const actual = reader.shape(name);
+      if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
+        throw new EngineError(`${dir}: tensor "${name}" has shape [${actual}], but config.json implies [${shape}]`);
+      }
+    }
+    // Read one tensor at a time: at most one float32 staging copy beyond the tensors already made.
+    const read = (name: string, transpose = false): tf.Tensor => {
+      const shape = expected.get(name)!;
+      const data = reader.readF32(name);
+      hash.update(`${name}:${shape}`);
+      const step = Math.max(1, Math.floor(data.length / FINGERPRINT_SAMPLES));
+      const sample = new Float32Array(Math.ceil(data.length / step));
+      for (let i = 0, j = 0; i < data.length; i += step, j++) sample[j] = data[i];
+      hash.update(new Uint8Array(sample.buffer));
+      if (!transpose) return tf.tensor(data, shape);
+      return tf.tidy(() => tf.transpose(tf.tensor2d(data, shape as [number, number]))); // [out, in] -> [in, out]
+    };
+    const layers: LayerWeights[] = [];
+    for (let i = 0; i < config.nLayers; i++) {
+      const p = `model.layers.${i}`;
+      layers.push({
+        attnNorm: read(`${p}.input_layernorm.weight`) as tf.Tensor1D,
+        wq: read(`${p}.self_attn.q_proj.weight`, true) as tf.Tensor2D,
+        wk: read(`${p}.self_attn.k_proj.weight`, true) as tf.Tensor2D,
+        wv: read(`${p}.self_attn.v_proj.weight`, true) as tf.Tensor2D,
+        wo: read(`${p}.self_attn.o_proj.weight`, true) as tf.Tensor2D,
+        mlpNorm: read(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
+        wGate: read(`${p}.mlp.gate_proj.weight`, true) as tf.Tensor2D,
+        wUp: read(`${p}.mlp.up_proj.weight`, true) as tf.Tensor2D,
+        wDown: read(`${p}.mlp.down_proj.weight`, true) as tf.Tensor2D,
+      });
+    }
+    const weights = {
+      embed: read('model.embed_tokens.weight') as tf.Tensor2D,
+      layers,
+      norm: read('model.norm.weight') as tf.Tensor1D,
+      lmHead: config.tieEmbeddings ? null : (read('lm_head.weight', true) as tf.Tensor2D),
+    };
+    return { config, weights, dir, fingerprint: hash.digest('hex').slice(0, 32) };
+  } finally {
+    reader.close();
+  }
+}
+
+/** Bytes of float32 weights and a rough training-activation estimate, for the UI and `info`. */
+export function memoryEstimate(c: LlamaConfig, batch = 1, seqLen = 512): { weightsBytes: number; activationBytes: number } {
+  let params = 0;
+  for (const shape of expectedWeights(c).values()) params += shape.reduce((a, b) => a * b, 1);
+  // Per layer and token, the tensors backward keeps: ~ 14 * dim + 3 * ffn + 2 * heads * seqLen floats.
+  const perToken = c.nLayers * (14 * c.dim + 3 * c.ffnDim + 2 * c.nHeads * seqLen) + 2 * c.vocabSize;
+  return { weightsBytes: params * 4, activationBytes: perToken * batch * seqLen * 4 };
+}

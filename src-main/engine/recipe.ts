@@ -1,0 +1,90 @@
+// Training recipes: every hyper-parameter of an adapter run, the paper's preset, and validation.
+
+import { GATE_MODES, type GateMode } from './adapter.js';
+import type { LlamaConfig } from './config.js';
+import { EngineError } from './errors.js';
+
+export interface Recipe {
+  method: 'adapter';
+  adapterLen: number; // K prompt vectors per layer
+  adapterLayers: number; // L: the top L layers are adapted
+  gateMode: GateMode;
+  epochs: number;
+  warmupEpochs: number;
+  blr: number; // base lr; the peak lr is blr * effective batch / 256 (the official scaling rule)
+  lr: number | null; // absolute peak lr; overrides blr when set
+  minLr: number;
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  batchSize: number; // examples per forward pass
+  accumSteps: number; // forward passes per optimizer step
+  maxSeqLen: number;
+  seed: number;
+  checkpointEvery: number; // optimizer steps between checkpoints; 0 = only at the end
+  maxSteps: number | null; // stop early after this many optimizer steps (quick trials, tests)
+}
+
+/**
+ * The official alpaca_finetuning_v1 settings: K=10 on all layers but the first two (30 of 32 at 7B),
+ * blr 9e-3 at effective batch 32 (lr 1.125e-3), 5 epochs with 2 of warmup, AdamW(0.9, 0.95), wd 0.02.
+ */
+export function paperRecipe(c: LlamaConfig): Recipe {
+  return {
+    method: 'adapter',
+    adapterLen: 10,
+    adapterLayers: Math.max(1, c.nLayers - 2),
+    gateMode: 'per-head-tanh',
+    epochs: 5,
+    warmupEpochs: 2,
+    blr: 9e-3,
+    lr: null,
+    minLr: 0,
+    weightDecay: 0.02,
+    betas: [0.9, 0.95],
+    eps: 1e-8,
+    batchSize: 4,
+    accumSteps: 8,
+    maxSeqLen: 512,
+    seed: 0,
+    checkpointEvery: 0,
+    maxSteps: null,
+  };
+}
+
+export function effectiveBatch(r: Recipe): number {
+  return r.batchSize * r.accumSteps;
+}
+
+export function peakLearningRate(r: Recipe): number {
+  return r.lr ?? (r.blr * effectiveBatch(r)) / 256;
+}
+
+/** Check every field; the error names the field and what it should be. */
+export function validateRecipe(r: Recipe, c: LlamaConfig): Recipe {
+  const fail = (field: string, want: string, got: unknown) => {
+    throw new EngineError(`recipe field "${field}" must be ${want}, got ${JSON.stringify(got)}`);
+  };
+  const posInt = (f: keyof Recipe) => {
+    if (!Number.isInteger(r[f]) || (r[f] as number) < 1) fail(f, 'a positive integer', r[f]);
+  };
+  const nonNeg = (f: keyof Recipe) => {
+    if (typeof r[f] !== 'number' || !Number.isFinite(r[f]) || (r[f] as number) < 0) fail(f, 'a number >= 0', r[f]);
+  };
+  if (r.method !== 'adapter') fail('method', '"adapter"', r.method);
+  (['adapterLen', 'batchSize', 'accumSteps', 'maxSeqLen'] as const).forEach(posInt);
+  (['epochs', 'warmupEpochs', 'blr', 'minLr', 'weightDecay', 'eps', 'seed', 'checkpointEvery'] as const).forEach(nonNeg);
+  if (!Number.isInteger(r.adapterLayers) || r.adapterLayers < 1 || r.adapterLayers > c.nLayers) {
+    fail('adapterLayers', `an integer from 1 to ${c.nLayers} (the model's layers)`, r.adapterLayers);
+  }
+  if (!GATE_MODES.includes(r.gateMode)) fail('gateMode', `one of ${GATE_MODES.join(', ')}`, r.gateMode);
+  if (!(r.epochs > 0)) fail('epochs', 'greater than 0', r.epochs);
+  if (r.warmupEpochs > r.epochs) fail('warmupEpochs', `at most epochs (${r.epochs})`, r.warmupEpochs);
+  if (r.lr !== null && !(typeof r.lr === 'number' && r.lr > 0)) fail('lr', 'a positive number or null', r.lr);
+  if (r.minLr > peakLearningRate(r)) fail('minLr', `at most the peak lr (${peakLearningRate(r)})`, r.minLr);
+  if (!Number.isInteger(r.seed)) fail('seed', 'an integer', r.seed);
+  if (!Array.isArray(r.betas) || r.betas.length !== 2 || r.betas.some((b) => !(b >= 0 && b < 1))) fail('betas', 'two numbers in [0, 1)', r.betas);
+  if (r.maxSteps !== null && !(Number.isInteger(r.maxSteps) && r.maxSteps > 0)) fail('maxSteps', 'a positive integer or null', r.maxSteps);
+  if (r.maxSeqLen > c.maxPositions) fail('maxSeqLen', `at most the model's max_position_embeddings (${c.maxPositions})`, r.maxSeqLen);
+  return r;
+}

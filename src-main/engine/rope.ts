@@ -1,0 +1,57 @@
+// Rotary position embeddings, Hugging Face's "rotate half" convention
+// (the first half of each head's features pairs with the second half).
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { LlamaConfig } from './config.js';
+
+/**
+ * Inverse frequencies [headDim / 2], computed in float32 as transformers does, with Llama 3's
+ * long-context rescaling when the config asks for it.
+ */
+export function inverseFrequencies(c: LlamaConfig): Float32Array {
+  const half = c.headDim / 2;
+  const inv = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    inv[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, Math.fround((2 * i) / c.headDim))));
+  }
+  const s = c.ropeScaling;
+  if (!s) return inv;
+  // Llama 3: long wavelengths are slowed by `factor`, short ones kept, the band between blended.
+  const lowFreqWavelen = s.originalMaxPositions / s.lowFreqFactor;
+  const highFreqWavelen = s.originalMaxPositions / s.highFreqFactor;
+  for (let i = 0; i < half; i++) {
+    const wavelen = (2 * Math.PI) / inv[i];
+    if (wavelen > lowFreqWavelen) {
+      inv[i] = Math.fround(inv[i] / s.factor);
+    } else if (wavelen >= highFreqWavelen) {
+      const smooth = (s.originalMaxPositions / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      inv[i] = Math.fround((1 - smooth) * (inv[i] / s.factor) + smooth * inv[i]);
+    }
+  }
+  return inv;
+}
+
+/** cos and sin tables for positions [start, start + length): each [length, headDim]. */
+export function ropeTables(c: LlamaConfig, start: number, length: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const inv = inverseFrequencies(c);
+  const half = inv.length;
+  const cos = new Float32Array(length * c.headDim);
+  const sin = new Float32Array(length * c.headDim);
+  for (let t = 0; t < length; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = Math.fround((start + t) * inv[i]);
+      const row = t * c.headDim;
+      cos[row + i] = cos[row + i + half] = Math.cos(angle);
+      sin[row + i] = sin[row + i + half] = Math.sin(angle);
+    }
+  }
+  return { cos: tf.tensor2d(cos, [length, c.headDim]), sin: tf.tensor2d(sin, [length, c.headDim]) };
+}
+
+/** x [B, H, T, headDim] rotated by position: x * cos + rotateHalf(x) * sin. */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  const half = x.shape[3] / 2;
+  const [x1, x2] = tf.split(x, [half, half], 3); // each [B, H, T, headDim / 2]
+  const rotated = tf.concat([tf.neg(x2), x1], 3); // [B, H, T, headDim]
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+}

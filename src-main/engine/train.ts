@@ -1,0 +1,261 @@
+// The training loop: only the adapter's prompts and gates train; the base model is frozen tensors
+// (not variables), so tfjs builds no gradients or optimizer state for it.
+//
+// A step: tidy -> variableGrads over the adapter -> accumulate over micro-batches -> AdamW.
+// Checkpoints hold the adapter, the optimizer moments and the step; the data order of every epoch
+// is a function of (seed, epoch), so resuming from step N replays exactly what an uninterrupted
+// run would have done.
+
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { type Adapter, adapterVariables, disposeAdapter, initAdapter, namedAdapterVariables, topLayers } from './adapter.js';
+import { loadAdapter, saveAdapter } from './adapter-io.js';
+import { type Encoder, epochOrder, type Instruction, makeBatch, tokenizeExample } from './data.js';
+import { CancelledError, EngineError } from './errors.js';
+import type { LoadedModel } from './load.js';
+import { crossEntropy, shiftedTargets } from './loss.js';
+import { forward } from './model.js';
+import { type AdamWState, adamWStep, disposeAdamWState, learningRate, newAdamWState } from './optimizer.js';
+import { peakLearningRate, type Recipe, validateRecipe } from './recipe.js';
+import { Rng } from './rng.js';
+import { SafetensorsFile, writeSafetensors } from './safetensors.js';
+
+export type TrainEvent =
+  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; examples: number; trainableParams: number; lr: number; resumedFrom: number | null }
+  | {
+      type: 'step';
+      step: number;
+      totalSteps: number;
+      epoch: number; // fractional
+      loss: number;
+      lr: number;
+      tokensPerSec: number;
+      etaSec: number;
+      rssBytes: number;
+      tensorBytes: number;
+    }
+  | { type: 'checkpoint'; step: number; path: string }
+  | { type: 'done'; step: number; status: 'completed' | 'paused' | 'cancelled'; adapterDir: string | null };
+
+export interface TrainOptions {
+  model: LoadedModel;
+  tokenizer: Encoder & { hash?: string; eosIds: number[] };
+  data: Instruction[];
+  recipe: Recipe;
+  outDir: string;
+  resume?: boolean;
+  signal?: AbortSignal;
+  /** On abort: 'pause' writes a checkpoint to resume from; 'cancel' just stops. */
+  onAbort?: 'pause' | 'cancel';
+  onEvent?: (e: TrainEvent) => void;
+}
+
+export interface TrainResult {
+  status: 'completed' | 'paused' | 'cancelled';
+  steps: number;
+  losses: number[]; // per optimizer step, from the first step of this process
+  adapterDir: string | null;
+}
+
+const STATE_FILE = 'trainer_state.json';
+const OPTIMIZER_FILE = 'optimizer.safetensors';
+
+function dataHash(data: Instruction[]): string {
+  const h = createHash('sha256');
+  for (const ex of data) h.update(JSON.stringify([ex.instruction, ex.input, ex.output]));
+  return h.digest('hex').slice(0, 32);
+}
+
+export function trainableParameterCount(adapter: Adapter): number {
+  return adapterVariables(adapter).reduce((n, v) => n + v.size, 0);
+}
+
+function checkpointDirs(outDir: string): { step: number; path: string }[] {
+  const root = join(outDir, 'checkpoints');
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .map((name) => ({ name, m: /^step-(\d+)$/.exec(name) }))
+    .filter((x) => x.m && existsSync(join(root, x.name, STATE_FILE)))
+    .map((x) => ({ step: Number(x.m![1]), path: join(root, x.name) }))
+    .sort((a, b) => a.step - b.step);
+}
+
+export function latestCheckpoint(outDir: string): { step: number; path: string } | null {
+  return checkpointDirs(outDir).at(-1) ?? null;
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { model, tokenizer, data, outDir } = opts;
+  const c = model.config;
+  const recipe = validateRecipe(opts.recipe, c);
+  if (data.length === 0) throw new EngineError('the training dataset has no examples');
+  if (tokenizer.eosIds.length === 0) throw new EngineError(`${model.dir}: config.json names no eos_token_id; training needs one to end responses`);
+  const padId = tokenizer.eosIds[0];
+  const examples = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen));
+  const trainable = examples.filter((e) => e.ids.length > e.promptLength);
+  if (trainable.length === 0) throw new EngineError(`every example's prompt fills maxSeqLen (${recipe.maxSeqLen}); nothing is left to learn from`);
+
+  const microPerEpoch = Math.ceil(examples.length / recipe.batchSize);
+  const stepsPerEpoch = Math.ceil(microPerEpoch / recipe.accumSteps);
+  const plannedSteps = Math.ceil(stepsPerEpoch * recipe.epochs);
+  const totalSteps = recipe.maxSteps === null ? plannedSteps : Math.min(plannedSteps, recipe.maxSteps);
+  const peakLr = peakLearningRate(recipe);
+  const hashOfData = dataHash(data);
+
+  // Fresh start or resume.
+  let adapter: Adapter;
+  let optState: AdamWState;
+  let step = 0;
+  let resumedFrom: number | null = null;
+  const rng = new Rng(recipe.seed);
+  const latest = opts.resume ? latestCheckpoint(outDir) : null;
+  if (opts.resume && !latest) throw new EngineError(`${outDir}: --resume was given but there is no checkpoint to resume from`);
+  if (latest) {
+    const state = JSON.parse(readFileSync(join(latest.path, STATE_FILE), 'utf8'));
+    if (state.dataHash !== hashOfData) throw new EngineError(`${latest.path}: the dataset differs from the one this run was trained on; resume needs the same data`);
+    const { maxSteps: _a, checkpointEvery: _b, ...savedCore } = state.recipe as Recipe;
+    const { maxSteps: _c, checkpointEvery: _d, ...nowCore } = recipe;
+    if (JSON.stringify(savedCore) !== JSON.stringify(nowCore)) {
+      throw new EngineError(`${latest.path}: the recipe differs from the checkpoint's (${JSON.stringify(savedCore)}); resume needs the same recipe`);
+    }
+    adapter = loadAdapter(latest.path, model);
+    optState = readOptimizerState(join(latest.path, OPTIMIZER_FILE), adapter, state.optimizerStep);
+    step = state.step;
+    resumedFrom = step;
+  } else {
+    const layers = topLayers(c.nLayers, recipe.adapterLayers);
+    adapter = initAdapter(c, { adapterLen: recipe.adapterLen, layers, gateMode: recipe.gateMode }, rng);
+    optState = newAdamWState(adapterVariables(adapter));
+  }
+  const vars = adapterVariables(adapter);
+  const meta = { baseFingerprint: model.fingerprint, baseModelPath: model.dir, tokenizerHash: tokenizer.hash ?? null, recipe };
+  opts.onEvent?.({ type: 'start', totalSteps, stepsPerEpoch, examples: examples.length, trainableParams: trainableParameterCount(adapter), lr: peakLr, resumedFrom });
+
+  const saveCheckpoint = async () => {
+    const root = join(outDir, 'checkpoints');
+    const final = join(root, `step-${String(step).padStart(6, '0')}`);
+    const tmp = `${final}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    await saveAdapter(tmp, adapter, c, meta);
+    await writeOptimizerState(join(tmp, OPTIMIZER_FILE), adapter, optState);
+    writeFileSync(join(tmp, STATE_FILE), JSON.stringify({ step, optimizerStep: optState.step, recipe, dataHash: hashOfData, rng: rng.state() }, null, 2));
+    rmSync(final, { recursive: true, force: true });
+    renameSync(tmp, final); // a checkpoint folder exists whole or not at all
+    // Keep the two newest: enough to survive a crash during the next write.
+    for (const old of checkpointDirs(outDir).slice(0, -2)) rmSync(old.path, { recursive: true, force: true });
+    opts.onEvent?.({ type: 'checkpoint', step, path: final });
+  };
+
+  const losses: number[] = [];
+  const started = performance.now();
+  let tokensSeen = 0;
+  let status: TrainResult['status'] = 'completed';
+  try {
+    while (step < totalSteps) {
+      if (opts.signal?.aborted) {
+        status = opts.onAbort === 'pause' ? 'paused' : 'cancelled';
+        break;
+      }
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const groupInEpoch = step % stepsPerEpoch;
+      const order = epochOrder(examples.length, recipe.seed, epoch);
+      const firstMicro = groupInEpoch * recipe.accumSteps;
+      const micros = Math.min(recipe.accumSteps, microPerEpoch - firstMicro);
+      const lr = learningRate(epoch + firstMicro / microPerEpoch, { lr: peakLr, minLr: recipe.minLr, warmupEpochs: recipe.warmupEpochs, epochs: recipe.epochs });
+
+      let summed: Record<string, tf.Tensor> | null = null;
+      let lossSum = 0;
+      for (let m = 0; m < micros; m++) {
+        const start = (firstMicro + m) * recipe.batchSize;
+        const batch = makeBatch(order.slice(start, start + recipe.batchSize).map((i) => examples[i]), padId);
+        const targets = shiftedTargets(batch.labels, batch.B, batch.T);
+        const ids = tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32');
+        const { value, grads } = tf.variableGrads(() => crossEntropy(forward(model, ids, { adapter }), targets), vars);
+        tf.dispose([ids, targets.labels, targets.mask]);
+        const loss = (await value.data())[0];
+        value.dispose();
+        if (!Number.isFinite(loss)) {
+          tf.dispose(Object.values(grads));
+          throw new EngineError(`training diverged: the loss is ${loss} at step ${step + 1} (epoch ${epoch + 1}); lower the learning rate or check the data`);
+        }
+        lossSum += loss;
+        tokensSeen += batch.tokens;
+        if (summed === null) summed = grads;
+        else {
+          const prev: Record<string, tf.Tensor> = summed;
+          summed = Object.fromEntries(Object.keys(grads).map((k) => [k, tf.add(prev[k], grads[k])]));
+          tf.dispose([...Object.values(prev), ...Object.values(grads)]);
+        }
+      }
+      const meanGrads = tf.tidy(() => Object.fromEntries(Object.entries(summed!).map(([k, g]) => [k, tf.div(g, micros)])));
+      tf.dispose(Object.values(summed!));
+      adamWStep(vars, meanGrads, optState, lr, { betas: recipe.betas, eps: recipe.eps, weightDecay: recipe.weightDecay });
+      tf.dispose(Object.values(meanGrads));
+      step += 1;
+      const loss = lossSum / micros;
+      losses.push(loss);
+
+      const elapsed = (performance.now() - started) / 1000;
+      const stepsDone = step - (resumedFrom ?? 0);
+      opts.onEvent?.({
+        type: 'step',
+        step,
+        totalSteps,
+        epoch: step / stepsPerEpoch,
+        loss,
+        lr,
+        tokensPerSec: tokensSeen / Math.max(elapsed, 1e-9),
+        etaSec: (elapsed / stepsDone) * (totalSteps - step),
+        rssBytes: process.memoryUsage().rss,
+        tensorBytes: tf.memory().numBytes,
+      });
+      if (recipe.checkpointEvery > 0 && step % recipe.checkpointEvery === 0 && step < totalSteps) await saveCheckpoint();
+    }
+    if (status === 'paused') await saveCheckpoint();
+    let adapterDir: string | null = null;
+    if (status === 'completed') {
+      await saveAdapter(outDir, adapter, c, meta);
+      adapterDir = outDir;
+    }
+    opts.onEvent?.({ type: 'done', step, status, adapterDir });
+    return { status, steps: step, losses, adapterDir };
+  } finally {
+    disposeAdapter(adapter);
+    disposeAdamWState(optState);
+  }
+}
+
+// Moments are stored under the adapter's stable keys (m.layers.{i}.prompt, ...), not tfjs names.
+async function writeOptimizerState(path: string, adapter: Adapter, state: AdamWState): Promise<void> {
+  const tensors = [];
+  for (const [key, v] of namedAdapterVariables(adapter)) {
+    tensors.push({ name: `m.${key}`, shape: v.shape, data: new Float32Array(await state.m.get(v.name)!.data()) });
+    tensors.push({ name: `v.${key}`, shape: v.shape, data: new Float32Array(await state.v.get(v.name)!.data()) });
+  }
+  writeSafetensors(path, tensors, { step: String(state.step) });
+}
+
+function readOptimizerState(path: string, adapter: Adapter, step: number): AdamWState {
+  const file = SafetensorsFile.open(path);
+  try {
+    const state: AdamWState = { step, m: new Map(), v: new Map() };
+    for (const [key, v] of namedAdapterVariables(adapter)) {
+      for (const kind of ['m', 'v'] as const) {
+        const name = `${kind}.${key}`;
+        if (!file.has(name)) throw new EngineError(`${path}: optimizer state "${name}" is missing`);
+        state[kind].set(v.name, tf.tensor(file.readF32(name), v.shape));
+      }
+    }
+    return state;
+  } finally {
+    file.close();
+  }
+}
+
+/** Make a CancelledError-aware abort check for loops outside the trainer (generation, eval). */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new CancelledError(what);
+}

@@ -1,0 +1,20 @@
+// The normalised text hash behind exact-duplicate detection. Two examples are exact duplicates when they differ
+// only in case, Unicode compatibility forms (NFKC: full-width letters, ligatures) and whitespace.
+
+import { createHash } from 'node:crypto';
+
+export function normalizeText(text: string): string {
+  return text.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim();
+}
+
+/** sha1 of the normalised instruction, input and output. Each part is length-prefixed so that text moving
+ * from one field to the next ("ab" + "" versus "a" + "b") changes the hash. */
+export function contentHash(instruction: string, input: string, output: string): string {
+  const h = createHash('sha1');
+  for (const part of [instruction, input, output]) {
+    const normalized = normalizeText(part);
+    h.update(`${normalized.length}:`);
+    h.update(normalized);
+  }
+  return h.digest('hex');
+}

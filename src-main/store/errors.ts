@@ -1,0 +1,15 @@
+/**
+ * An error the user can act on: an unknown dataset, a run in the wrong state, a workspace written by a newer
+ * version. Bugs and SQLite failures stay ordinary errors.
+ */
+export class StoreError extends Error {
+  override name = 'StoreError';
+}
+
+/** The named thing does not exist (a dataset id, a run id, ...). */
+export class NotFoundError extends StoreError {
+  override name = 'NotFoundError';
+  constructor(what: string, id: string | number) {
+    super(`${what} ${JSON.stringify(id)} not found`);
+  }
+}

@@ -1,0 +1,454 @@
+"""Writes the PyTorch reference fixtures that the TypeScript engine is checked against.
+
+For each tiny LLaMA config in CASES it writes test/fixtures/parity/<case>/:
+
+  model/             a Hugging Face folder (config.json + model.safetensors) from LlamaForCausalLM.save_pretrained,
+                     float32, random weights from a fixed seed (std 0.1; norm weights 1 + 0.1 * randn).
+  peft_adapter/      PEFT's own save of an AdaptionPromptConfig adapter (adapter_config.json +
+                     adapter_model.safetensors), for testing the PEFT importer.
+  fixture.json       inputs, and the outputs of three models on them:
+                       base       the plain model (transformers),
+                       peft       PEFT's adaption prompt (one raw gate per layer, no tanh),
+                       tanh       LLaMA-Adapter v1 as in the official code (one gate per head, scaled by tanh),
+                                  computed by the hand-written forward in tools/reference_llama_adapter.py,
+                     with logits, loss and the gradients of the loss w.r.t. the prompts and gates.
+                     The exact layout is in the docstring of `build_case`.
+
+Before writing anything, each case proves its reference: the hand forward equals transformers' logits with no
+adapter, equals PEFT's logits and gradients with PEFT's gate convention, and PEFT with zero gates equals the base
+model. The measured differences are stored under "checks"; the script stops if one exceeds its tolerance.
+
+Rerun (about half a minute on 2 cores; overwrites only test/fixtures/parity/<case>/ for the cases below):
+
+    python3 tools/make_parity_fixtures.py
+
+Needs torch, transformers 5.x, peft, safetensors, numpy. Not run by the tests; the tests read its output.
+Floats are written as the shortest decimal that reads back as the same float32, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import peft
+import safetensors
+import torch
+import transformers
+from peft import AdaptionPromptConfig, PeftModel, get_peft_model
+from safetensors import safe_open
+from transformers import LlamaConfig, LlamaForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_llama_adapter import (  # noqa: E402
+    AdapterWeights,
+    LlamaShape,
+    causal_lm_loss,
+    forward,
+    rope_inv_freq,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OUT_ROOT = REPO_ROOT / "test" / "fixtures" / "parity"
+FORMAT_VERSION = 1
+
+ADAPTER_LEN = 4  # K prompt vectors per adapted layer
+ADAPTER_LAYERS = 2  # adapt the top L layers, as PEFT and the paper do
+# Non-zero PEFT gates (top layers, bottom to top) so the prompt path shows in logits and gradients.
+PEFT_GATES = [0.3, -0.2]
+
+# Tolerances for the checks that prove the reference (float32, tiny models).
+TOL_HAND_VS_HF = 1e-5
+TOL_HAND_VS_PEFT = 1e-5
+TOL_GRAD_VS_PEFT = 1e-5
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    seed: int
+    seq_len: int  # T; both rows are all real tokens (no padding)
+    prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
+    config: dict = field(default_factory=dict)  # LlamaConfig keyword arguments
+
+
+GQA = dict(
+    vocab_size=80,
+    hidden_size=48,
+    intermediate_size=96,
+    num_hidden_layers=3,
+    num_attention_heads=6,
+    num_key_value_heads=2,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+)
+
+CASES = [
+    # Plain multi-head attention.
+    Case(
+        "mha",
+        seed=1001,
+        seq_len=9,
+        prompt_lens=(3, 4),
+        config=dict(
+            vocab_size=96,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            rope_theta=10000.0,
+            rms_norm_eps=1e-6,
+        ),
+    ),
+    # Grouped-query attention: 3 query heads per kv head.
+    Case("gqa", seed=1002, seq_len=11, prompt_lens=(4, 2), config=GQA),
+    # Odd sizes (head_dim 12), a single kv head, a non-integer theta, tied embeddings; every layer is adapted.
+    Case(
+        "odd",
+        seed=1003,
+        seq_len=7,
+        prompt_lens=(2, 3),
+        config=dict(
+            vocab_size=77,
+            hidden_size=36,
+            intermediate_size=52,
+            num_hidden_layers=2,
+            num_attention_heads=3,
+            num_key_value_heads=1,
+            rope_theta=1234.5,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+        ),
+    ),
+    # Llama 3.1 RoPE scaling with a tiny original context (16) so that the 24 positions run past it.
+    # With head_dim 8 and theta 5e5 one frequency falls in the smoothed band and three are divided by `factor`.
+    Case(
+        "llama3rope",
+        seed=1004,
+        seq_len=24,
+        prompt_lens=(5, 8),
+        config=dict(
+            GQA,
+            max_position_embeddings=128,
+            rope_scaling=dict(
+                rope_type="llama3",
+                factor=8.0,
+                low_freq_factor=1.0,
+                high_freq_factor=4.0,
+                original_max_position_embeddings=16,
+            ),
+        ),
+    ),
+    # Llama 3.1 RoPE with head_dim 16 and theta 1e4, so all three bands occur: wavelength 6.3 (< 8, kept),
+    # 19.9 (between 8 and 32, smoothed) and 62.8 and up (> 32, divided by `factor`).
+    Case(
+        "llama3bands",
+        seed=1005,
+        seq_len=20,
+        prompt_lens=(6, 3),
+        config=dict(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            rope_theta=10000.0,
+            rms_norm_eps=1e-5,
+            max_position_embeddings=128,
+            rope_scaling=dict(
+                rope_type="llama3",
+                factor=8.0,
+                low_freq_factor=1.0,
+                high_freq_factor=4.0,
+                original_max_position_embeddings=32,
+            ),
+        ),
+    ),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def f32_list(t: torch.Tensor):
+    """Nested lists of floats, each the shortest decimal that reads back as the same float32."""
+    a = t.detach().to(torch.float32).cpu().numpy()
+    if a.ndim == 0:
+        return float(str(np.float32(a)))
+    return [f32_list(torch.from_numpy(row)) for row in a] if a.ndim > 1 else [float(str(x)) for x in a]
+
+
+def max_abs(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.detach() - b.detach()).abs().max())
+
+
+def require(ok: bool, what: str) -> None:
+    if not ok:
+        raise SystemExit(f"reference check failed: {what}")
+
+
+def reinit_weights(model: LlamaForCausalLM, generator: torch.Generator) -> None:
+    """Weights big enough that attention is far from uniform: N(0, 0.1^2); norm weights 1 + 0.1 * N(0, 1)."""
+    with torch.no_grad():
+        for name, param in model.named_parameters():  # a tied lm_head is listed once, as the embedding
+            noise = torch.randn(param.shape, generator=generator)
+            if name.endswith("norm.weight"):
+                param.copy_(1.0 + 0.1 * noise)
+            else:
+                param.copy_(0.1 * noise)
+
+
+def layer_of(param_name: str) -> int:
+    match = re.search(r"\.layers\.(\d+)\.", param_name)
+    if match is None:
+        raise ValueError(f"no layer index in parameter name {param_name!r}")
+    return int(match.group(1))
+
+
+def peft_params(peft_model, suffix: str) -> dict[int, torch.nn.Parameter]:
+    """PEFT's adaption_prompt / adaption_gate parameters by layer index."""
+    found = {layer_of(n): p for n, p in peft_model.named_parameters() if n.endswith(suffix)}
+    return dict(sorted(found.items()))
+
+
+def legacy_config(config: LlamaConfig) -> dict:
+    """The same config as transformers 4.x (and most hub checkpoints) write it: rope_theta and rope_scaling at
+    the top level, instead of 5.x's rope_parameters. Lets the TS loader be tested on both spellings."""
+    d = json.loads(config.to_json_string())
+    rope = dict(d.pop("rope_parameters"))
+    d["rope_theta"] = rope.pop("rope_theta")
+    d["rope_scaling"] = rope if rope.get("rope_type", "default") != "default" else None
+    return d
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One case
+
+
+def build_case(case: Case) -> dict:
+    """Builds the model and the three adapted variants of one case, checks them, writes the folders and
+    returns the fixture (also written as fixture.json):
+
+    {
+      "format_version": 1, "case": str, "generated_by": {...versions...},
+      "config": {the model's config.json as saved}, "legacy_config": {same, transformers 4.x spelling},
+      "rope_inv_freq": [headDim/2],                  after llama3 scaling when configured
+      "adapter_len": K, "adapter_layers": [layer indices adapted, ascending],
+      "input_ids": [B][T] ints, "labels": [B][T] ints (-100 = ignored; loss shifts them inside),
+      "base": {"logits": [B][T][V], "loss": float},
+      "peft": {"prompts": {"<layer>": [K][hidden]}, "gates": {"<layer>": float},
+               "logits": [B][T][V], "loss": float,
+               "grads": {"prompts": {"<layer>": [K][hidden]}, "gates": {"<layer>": float}}},
+      "zero_gate": {"max_abs_diff": float},          PEFT with all gates 0 vs base logits
+      "tanh": {"prompts": {"<layer>": [K][hidden]}, "gates": {"<layer>": [nHeads]},
+               "logits": [B][T][V], "loss": float,
+               "grads": {"prompts": {"<layer>": [K][hidden]}, "gates": {"<layer>": [nHeads]}}},
+      "checks": {max abs diffs that prove the reference}
+    }
+    """
+    case_dir = OUT_ROOT / case.name
+    if case_dir.exists():
+        shutil.rmtree(case_dir)
+    case_dir.mkdir(parents=True)
+
+    torch.manual_seed(case.seed)
+    generator = torch.Generator().manual_seed(case.seed)
+    config = LlamaConfig(**case.config, attn_implementation="eager")
+    model = LlamaForCausalLM(config).eval()
+    reinit_weights(model, generator)
+    model.save_pretrained(case_dir / "model", safe_serialization=True)
+    shape = LlamaShape.from_hf_config(model.config)
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    B, T = 2, case.seq_len
+    input_ids = torch.randint(0, shape.vocab_size, (B, T), generator=generator)  # [B, T]
+    labels = input_ids.clone()
+    for row, n in enumerate(case.prompt_lens):
+        labels[row, :n] = -100  # the "prompt" part of the row is not trained on
+
+    adapter_layers = list(range(shape.num_layers))[-ADAPTER_LAYERS:]
+    checks: dict[str, float] = {}
+
+    # --- base model: transformers vs the hand forward
+    inv_freq = rope_inv_freq(shape)
+    checks["rope_inv_freq_vs_transformers"] = max_abs(inv_freq, model.model.rotary_emb.inv_freq)
+    require(checks["rope_inv_freq_vs_transformers"] < 1e-7, "RoPE inverse frequencies differ from transformers")
+    with torch.no_grad():
+        base_out = model(input_ids=input_ids, labels=labels)
+        base_logits = base_out.logits  # [B, T, V]
+        hand_logits = forward(weights, shape, input_ids)
+        checks["hand_vs_transformers_logits"] = max_abs(hand_logits, base_logits)
+        checks["hand_vs_transformers_loss"] = abs(float(causal_lm_loss(hand_logits, labels) - base_out.loss))
+        zero_tanh = AdapterWeights(
+            prompts={i: torch.randn(ADAPTER_LEN, shape.hidden_size, generator=generator) for i in adapter_layers},
+            gates={i: torch.zeros(shape.num_heads) for i in adapter_layers},
+            gate_fn="tanh",
+        )
+        checks["hand_tanh_zero_gate_vs_transformers_logits"] = max_abs(
+            forward(weights, shape, input_ids, zero_tanh), base_logits
+        )
+    require(checks["hand_vs_transformers_logits"] < TOL_HAND_VS_HF, "hand forward != transformers")
+    require(checks["hand_vs_transformers_loss"] < TOL_HAND_VS_HF, "hand loss != transformers loss")
+    require(checks["hand_tanh_zero_gate_vs_transformers_logits"] < TOL_HAND_VS_HF, "zero tanh gates != base")
+
+    # --- PEFT adaption prompt (wraps the attention modules of `model` in place)
+    peft_config = AdaptionPromptConfig(
+        adapter_len=ADAPTER_LEN, adapter_layers=ADAPTER_LAYERS, task_type="CAUSAL_LM"
+    )
+    peft_model = get_peft_model(model, peft_config).eval()
+    prompts = peft_params(peft_model, "adaption_prompt")  # layer -> [1, K, hidden]
+    gates = peft_params(peft_model, "adaption_gate")  # layer -> [1]
+    require(list(prompts) == adapter_layers, f"PEFT adapted layers {list(prompts)}, expected {adapter_layers}")
+    with torch.no_grad():
+        for layer in adapter_layers:
+            prompts[layer].copy_(torch.randn(prompts[layer].shape, generator=generator))
+            gates[layer].zero_()
+        zero_gate_logits = peft_model(input_ids=input_ids).logits
+        checks["peft_zero_gate_vs_base_logits"] = max_abs(zero_gate_logits, base_logits)
+        require(checks["peft_zero_gate_vs_base_logits"] < 1e-6, "PEFT with zero gates != base model")
+        for layer, value in zip(adapter_layers, PEFT_GATES[-len(adapter_layers):]):
+            gates[layer].fill_(value)
+
+    peft_out = peft_model(input_ids=input_ids, labels=labels)
+    peft_model.zero_grad()
+    peft_out.loss.backward()
+
+    # The hand forward with PEFT's convention (same raw gate for every head, no tanh) must match PEFT,
+    # gradients included: d loss / d gate_layer = sum over heads of d loss / d gate_head.
+    as_peft = AdapterWeights(
+        prompts={i: prompts[i].detach()[0].clone().requires_grad_() for i in adapter_layers},
+        gates={i: gates[i].detach().expand(shape.num_heads).clone().requires_grad_() for i in adapter_layers},
+        gate_fn="identity",
+    )
+    hand_peft_logits = forward(weights, shape, input_ids, as_peft)
+    hand_peft_loss = causal_lm_loss(hand_peft_logits, labels)
+    hand_peft_loss.backward()
+    checks["hand_vs_peft_logits"] = max_abs(hand_peft_logits, peft_out.logits)
+    checks["hand_vs_peft_loss"] = abs(float(hand_peft_loss.detach() - peft_out.loss.detach()))
+    checks["hand_vs_peft_prompt_grads"] = max(
+        max_abs(as_peft.prompts[i].grad, prompts[i].grad[0]) for i in adapter_layers
+    )
+    checks["hand_vs_peft_gate_grads"] = max(
+        abs(float(as_peft.gates[i].grad.sum() - gates[i].grad[0])) for i in adapter_layers
+    )
+    checks["peft_vs_base_logits"] = max_abs(peft_out.logits, base_logits)  # must be far from 0
+    require(checks["hand_vs_peft_logits"] < TOL_HAND_VS_PEFT, "hand forward != PEFT logits")
+    require(checks["hand_vs_peft_loss"] < TOL_HAND_VS_PEFT, "hand loss != PEFT loss")
+    require(checks["hand_vs_peft_prompt_grads"] < TOL_GRAD_VS_PEFT, "hand prompt grads != PEFT")
+    require(checks["hand_vs_peft_gate_grads"] < TOL_GRAD_VS_PEFT, "hand gate grads != PEFT")
+    require(checks["peft_vs_base_logits"] > 1e-3, "non-zero PEFT gates barely change the logits")
+
+    peft_model.save_pretrained(case_dir / "peft_adapter")
+    (case_dir / "peft_adapter" / "README.md").unlink()  # PEFT's model-card template; not part of the format
+    checks.update(check_saved_folders(case_dir, input_ids, base_logits, peft_out.logits))
+
+    # --- LLaMA-Adapter v1, official training form: per-head gates through tanh
+    tanh_adapter = AdapterWeights(
+        prompts={
+            i: torch.randn(ADAPTER_LEN, shape.hidden_size, generator=generator).requires_grad_()
+            for i in adapter_layers
+        },
+        gates={i: (0.5 * torch.randn(shape.num_heads, generator=generator)).requires_grad_() for i in adapter_layers},
+        gate_fn="tanh",
+    )
+    tanh_logits = forward(weights, shape, input_ids, tanh_adapter)
+    tanh_loss = causal_lm_loss(tanh_logits, labels)
+    tanh_loss.backward()
+    checks["tanh_vs_base_logits"] = max_abs(tanh_logits, base_logits)
+    require(checks["tanh_vs_base_logits"] > 1e-3, "tanh gates barely change the logits")
+
+    def by_layer(tensors: dict[int, torch.Tensor]) -> dict[str, object]:
+        return {str(i): f32_list(t) for i, t in tensors.items()}
+
+    fixture = {
+        "format_version": FORMAT_VERSION,
+        "case": case.name,
+        "generated_by": {
+            "script": "tools/make_parity_fixtures.py",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "safetensors": safetensors.__version__,
+        },
+        "config": json.loads((case_dir / "model" / "config.json").read_text()),
+        "legacy_config": legacy_config(model.config),
+        "rope_inv_freq": f32_list(inv_freq),
+        "adapter_len": ADAPTER_LEN,
+        "adapter_layers": adapter_layers,
+        "input_ids": input_ids.tolist(),
+        "labels": labels.tolist(),
+        "base": {"logits": f32_list(base_logits), "loss": f32_list(base_out.loss)},
+        "peft": {
+            "prompts": by_layer({i: p[0] for i, p in prompts.items()}),
+            "gates": {str(i): f32_list(g[0]) for i, g in gates.items()},
+            "logits": f32_list(peft_out.logits),
+            "loss": f32_list(peft_out.loss),
+            "grads": {
+                "prompts": by_layer({i: p.grad[0] for i, p in prompts.items()}),
+                "gates": {str(i): f32_list(g.grad[0]) for i, g in gates.items()},
+            },
+        },
+        "zero_gate": {"max_abs_diff": checks["peft_zero_gate_vs_base_logits"]},
+        "tanh": {
+            "prompts": by_layer(tanh_adapter.prompts),
+            "gates": by_layer(tanh_adapter.gates),
+            "logits": f32_list(tanh_logits),
+            "loss": f32_list(tanh_loss),
+            "grads": {
+                "prompts": by_layer({i: p.grad for i, p in tanh_adapter.prompts.items()}),
+                "gates": by_layer({i: g.grad for i, g in tanh_adapter.gates.items()}),
+            },
+        },
+        "checks": checks,
+    }
+    (case_dir / "fixture.json").write_text(json.dumps(fixture, separators=(",", ":")) + "\n")
+    return fixture
+
+
+def check_saved_folders(
+    case_dir: Path, input_ids: torch.Tensor, base_logits: torch.Tensor, peft_logits: torch.Tensor
+) -> dict[str, float]:
+    """What was written reads back to the same model: the HF folder, and it plus PEFT's adapter folder."""
+    reloaded = LlamaForCausalLM.from_pretrained(case_dir / "model", attn_implementation="eager").eval()
+    with torch.no_grad():
+        base_diff = max_abs(reloaded(input_ids=input_ids).logits, base_logits)
+        with_adapter = PeftModel.from_pretrained(reloaded, case_dir / "peft_adapter").eval()
+        peft_diff = max_abs(with_adapter(input_ids=input_ids).logits, peft_logits)
+    require(base_diff == 0.0, "model/ does not reload to the same logits")
+    require(peft_diff == 0.0, "peft_adapter/ does not reload to the same logits")
+    return {"reloaded_model_vs_base_logits": base_diff, "reloaded_peft_adapter_vs_peft_logits": peft_diff}
+
+
+def describe_peft_adapter(case_dir: Path) -> None:
+    adapter_dir = case_dir / "peft_adapter"
+    with safe_open(adapter_dir / "adapter_model.safetensors", framework="pt") as f:
+        for key in sorted(f.keys()):
+            print(f"    {key} {list(f.get_slice(key).get_shape())}")
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    transformers.utils.logging.disable_progress_bar()
+    total = 0
+    for case in CASES:
+        fixture = build_case(case)
+        case_dir = OUT_ROOT / case.name
+        size = sum(p.stat().st_size for p in case_dir.rglob("*") if p.is_file())
+        total += size
+        worst = {k: f"{v:.2e}" for k, v in fixture["checks"].items()}
+        print(f"{case.name}: {size / 1024:.0f} KiB, checks {worst}")
+        print("  PEFT adapter keys:")
+        describe_peft_adapter(case_dir)
+    print(f"total {total / 1024:.0f} KiB under {OUT_ROOT.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""A plain PyTorch forward of a LLaMA model with LLaMA-Adapter prompts, written out step by step.
+
+This is the reference that the TypeScript engine (src-main/engine/) is checked against. It does not use
+transformers' or PEFT's modules for the math: it reads the weights of a Hugging Face `LlamaForCausalLM`
+(a state dict with HF key names) and computes
+
+    embedding -> [RMSNorm -> attention (+ adapter prompt) -> residual -> RMSNorm -> SwiGLU MLP -> residual] x n
+              -> final RMSNorm -> lm_head
+
+The adapter follows LLaMA-Adapter v1 (Zhang et al. 2023, "LLaMA-Adapter: Efficient Fine-tuning of Language
+Models with Zero-init Attention", arXiv:2303.16199; official training code
+github.com/OpenGVLab/LLaMA-Adapter, alpaca_finetuning_v1/llama/model.py): in each adapted layer, K learned prompt
+vectors P [K, hidden] are projected with the layer's own k_proj / v_proj (no RoPE, no mask), every query attends
+to them with a softmax of their own, and that output, scaled by a zero-initialised gate, is added to the token
+attention output before o_proj:
+
+    out_h = softmax(q_h k_h^T / sqrt(d) + causal) v_h  +  g_h * softmax(q_h kp_h^T / sqrt(d)) vp_h
+
+The official code uses one gate per head with g_h = tanh(gate_h). PEFT's `AdaptionPromptConfig` uses one raw
+scalar gate per layer (g_h = gate for every head, no tanh); both are covered by `AdapterWeights.gate_fn`.
+
+Used by tools/make_parity_fixtures.py; importable by other checks (e.g. loading official .pth adapters).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+GateFn = Literal["tanh", "identity"]
+
+
+@dataclass(frozen=True)
+class LlamaShape:
+    """The numbers of a LLaMA config.json that the forward needs."""
+
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rms_norm_eps: float
+    rope_theta: float
+    # None for plain RoPE; else the llama3 keys: factor, low_freq_factor, high_freq_factor,
+    # original_max_position_embeddings.
+    rope_llama3: dict | None
+    tie_word_embeddings: bool
+
+    @staticmethod
+    def from_hf_config(config) -> "LlamaShape":
+        """Reads a transformers LlamaConfig (5.x keeps RoPE settings in `rope_parameters`)."""
+        rope = dict(getattr(config, "rope_parameters", None) or {})
+        rope_theta = rope.get("rope_theta", getattr(config, "rope_theta", None))
+        if rope_theta is None:
+            raise ValueError("config has no rope_theta (neither top-level nor in rope_parameters)")
+        rope_type = rope.get("rope_type", "default")
+        if rope_type not in ("default", "llama3"):
+            raise ValueError(f"rope_type {rope_type!r} is not covered by this reference")
+        return LlamaShape(
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            intermediate_size=config.intermediate_size,
+            num_layers=config.num_hidden_layers,
+            num_heads=config.num_attention_heads,
+            num_kv_heads=config.num_key_value_heads,
+            head_dim=getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
+            rms_norm_eps=config.rms_norm_eps,
+            rope_theta=float(rope_theta),
+            rope_llama3=rope if rope_type == "llama3" else None,
+            tie_word_embeddings=bool(config.tie_word_embeddings),
+        )
+
+
+@dataclass
+class AdapterWeights:
+    """Adapter prompts and gates for the adapted layers (keys: layer index)."""
+
+    prompts: dict[int, Tensor]  # layer -> [K, hidden]
+    gates: dict[int, Tensor]  # layer -> [nHeads] raw gate values (before gate_fn)
+    gate_fn: GateFn = "tanh"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# RoPE
+
+
+def rope_inv_freq(shape: LlamaShape) -> Tensor:
+    """Inverse frequencies theta^(-2i/d), i < d/2; with llama3 scaling when configured. -> [headDim/2]"""
+    d = shape.head_dim
+    inv_freq = 1.0 / (shape.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float32) / d))  # [d/2]
+    if shape.rope_llama3 is None:
+        return inv_freq
+    # Llama 3.1 "frequency-dependent" scaling: long wavelengths (beyond the original context) are slowed down by
+    # `factor`, short ones are kept, and the band between is interpolated smoothly.
+    r = shape.rope_llama3
+    factor = r["factor"]
+    low_freq_factor = r["low_freq_factor"]
+    high_freq_factor = r["high_freq_factor"]
+    old_context_len = r["original_max_position_embeddings"]
+    low_freq_wavelen = old_context_len / low_freq_factor
+    high_freq_wavelen = old_context_len / high_freq_factor
+    wavelen = 2 * math.pi / inv_freq  # [d/2]
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    is_medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+    return torch.where(is_medium, smoothed, scaled)
+
+
+def rope_cos_sin(inv_freq: Tensor, seq_len: int) -> tuple[Tensor, Tensor]:
+    """cos/sin tables for positions 0..T-1 in HF's half-split layout. -> ([T, headDim], [T, headDim])"""
+    positions = torch.arange(seq_len, dtype=torch.float32)  # [T]
+    freqs = positions[:, None] * inv_freq[None, :]  # [T, d/2]
+    angles = torch.cat([freqs, freqs], dim=-1)  # [T, d]: dims i and i + d/2 share a frequency
+    return angles.cos(), angles.sin()
+
+
+def rotate_half(x: Tensor) -> Tensor:
+    """HF's rotation: (x1, x2) -> (-x2, x1) over the two halves of the last dim."""
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x [B, heads, T, d]; cos, sin [T, d] -> [B, heads, T, d]"""
+    return x * cos + rotate_half(x) * sin
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Blocks
+
+
+def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    """x [..., hidden] -> [..., hidden]"""
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+
+def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
+    """[B, kvHeads, S, d] -> [B, kvHeads * n_rep, S, d]; query head h reads kv head h // n_rep."""
+    return x.repeat_interleave(n_rep, dim=1)
+
+
+def split_heads(x: Tensor, n_heads: int, head_dim: int) -> Tensor:
+    """[B, S, n_heads * d] -> [B, n_heads, S, d]"""
+    b, s, _ = x.shape
+    return x.view(b, s, n_heads, head_dim).transpose(1, 2)
+
+
+GATE_FUNCTIONS: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "identity": lambda g: g}
+
+
+def attention(
+    w: dict[str, Tensor],
+    prefix: str,
+    shape: LlamaShape,
+    x: Tensor,
+    cos: Tensor,
+    sin: Tensor,
+    prompt: Tensor | None,
+    gate: Tensor | None,
+    gate_fn: GateFn,
+) -> Tensor:
+    """One attention block on normed input x [B, T, hidden] -> [B, T, hidden] (after o_proj)."""
+    B, T, _ = x.shape
+    H, KV, d = shape.num_heads, shape.num_kv_heads, shape.head_dim
+    n_rep = H // KV
+    q = split_heads(x @ w[f"{prefix}.q_proj.weight"].T, H, d)  # [B, H, T, d]
+    k = split_heads(x @ w[f"{prefix}.k_proj.weight"].T, KV, d)  # [B, KV, T, d]
+    v = split_heads(x @ w[f"{prefix}.v_proj.weight"].T, KV, d)  # [B, KV, T, d]
+    q = apply_rope(q, cos, sin)
+    k = apply_rope(k, cos, sin)
+    k = repeat_kv(k, n_rep)  # [B, H, T, d]
+    v = repeat_kv(v, n_rep)  # [B, H, T, d]
+
+    scale = 1.0 / math.sqrt(d)
+    causal = torch.full((T, T), float("-inf")).triu(1)  # [T, T]: 0 on and below the diagonal
+    scores = (q @ k.transpose(-1, -2)) * scale + causal  # [B, H, T, T]
+    out = F.softmax(scores, dim=-1) @ v  # [B, H, T, d]
+
+    if prompt is not None:
+        K = prompt.shape[0]
+        # The prompt goes through this layer's key/value projections as if it were K extra tokens, but with no
+        # position (no RoPE) and visible to every query (no mask).
+        kp = (prompt @ w[f"{prefix}.k_proj.weight"].T).view(1, K, KV, d).transpose(1, 2)  # [1, KV, K, d]
+        vp = (prompt @ w[f"{prefix}.v_proj.weight"].T).view(1, K, KV, d).transpose(1, 2)  # [1, KV, K, d]
+        kp = repeat_kv(kp, n_rep)  # [1, H, K, d]
+        vp = repeat_kv(vp, n_rep)  # [1, H, K, d]
+        prompt_scores = (q @ kp.transpose(-1, -2)) * scale  # [B, H, T, K]
+        prompt_out = F.softmax(prompt_scores, dim=-1) @ vp  # [B, H, T, d]
+        head_gate = GATE_FUNCTIONS[gate_fn](gate).view(1, H, 1, 1)  # [1, H, 1, 1]
+        out = out + head_gate * prompt_out
+
+    out = out.transpose(1, 2).reshape(B, T, H * d)  # [B, T, hidden]
+    return out @ w[f"{prefix}.o_proj.weight"].T  # [B, T, hidden]
+
+
+def mlp(w: dict[str, Tensor], prefix: str, x: Tensor) -> Tensor:
+    """SwiGLU: down(silu(gate(x)) * up(x)). x [B, T, hidden] -> [B, T, hidden]"""
+    gate = x @ w[f"{prefix}.gate_proj.weight"].T  # [B, T, inter]
+    up = x @ w[f"{prefix}.up_proj.weight"].T  # [B, T, inter]
+    return (F.silu(gate) * up) @ w[f"{prefix}.down_proj.weight"].T
+
+
+def forward(
+    w: dict[str, Tensor], shape: LlamaShape, input_ids: Tensor, adapter: AdapterWeights | None = None
+) -> Tensor:
+    """Logits of a LlamaForCausalLM given its HF-named weights. input_ids [B, T] -> logits [B, T, vocab]"""
+    if adapter is not None:
+        for layer in adapter.prompts:
+            if not 0 <= layer < shape.num_layers:
+                raise ValueError(f"adapter layer {layer} is outside 0..{shape.num_layers - 1}")
+            if layer not in adapter.gates:
+                raise ValueError(f"adapter layer {layer} has a prompt but no gate")
+    T = input_ids.shape[1]
+    cos, sin = rope_cos_sin(rope_inv_freq(shape), T)  # [T, d] each
+    h = w["model.embed_tokens.weight"][input_ids]  # [B, T, hidden]
+    eps = shape.rms_norm_eps
+    for i in range(shape.num_layers):
+        p = f"model.layers.{i}"
+        adapted = adapter is not None and i in adapter.prompts
+        x = rms_norm(h, w[f"{p}.input_layernorm.weight"], eps)
+        h = h + attention(
+            w,
+            f"{p}.self_attn",
+            shape,
+            x,
+            cos,
+            sin,
+            prompt=adapter.prompts[i] if adapted else None,
+            gate=adapter.gates[i] if adapted else None,
+            gate_fn=adapter.gate_fn if adapted else "identity",
+        )
+        h = h + mlp(w, f"{p}.mlp", rms_norm(h, w[f"{p}.post_attention_layernorm.weight"], eps))
+    h = rms_norm(h, w["model.norm.weight"], eps)
+    lm_head = w["model.embed_tokens.weight"] if shape.tie_word_embeddings else w["lm_head.weight"]
+    return h @ lm_head.T  # [B, T, vocab]
+
+
+def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """HF convention: position t predicts labels[t + 1]; mean cross-entropy over targets that are not -100.
+    logits [B, T, V], labels [B, T] -> scalar"""
+    V = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1), ignore_index=-100)
