@@ -258,9 +258,15 @@ describe('gradients through native matmuls', () => {
     const gradients = async (backend: string) => {
       await tf.setBackend(backend);
       const tensors = inputs.map((x) => tf.tensor(x.values, x.shape));
-      // loss = sum(tanh(x @ w1 @ w2^T + b)^2): BatchMatMul, transposed _FusedMatMul with bias, then elementwise.
-      const loss = (x: tf.Tensor, w1: tf.Tensor, w2: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(tf.square(tf.tanh(tf.fused.matMul({ a: tf.matMul(x, w1), b: w2, transposeB: true, bias: b }))));
+      // Weights multiply 2-D activations: tfjs's matMul gradients do not sum over broadcast batch dims, so a
+      // [2, 5, 7] x [7, 6] product would get a [2, 7, 6] gradient for its weight (on every backend).
+      const loss = (x: tf.Tensor, w1: tf.Tensor, w2: tf.Tensor, b: tf.Tensor) => {
+        const h = tf.matMul(tf.reshape(x, [10, 7]), w1); // [10, 6]
+        const z = tf.fused.matMul({ a: h, b: w2, transposeB: true, bias: b }); // [10, 4]
+        const z3 = tf.reshape(z, [2, 5, 4]);
+        const gram = tf.matMul(z3, z3, true, false); // [2, 4, 4]: batched with transposed A
+        return tf.sum(tf.square(tf.tanh(gram)));
+      };
       const grads = tf.grads(loss)(tensors);
       const values = await Promise.all(grads.map((g) => g.data() as Promise<Float32Array>));
       tf.dispose([...grads, ...tensors]);

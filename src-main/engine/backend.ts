@@ -34,11 +34,12 @@ async function startTensorflow(): Promise<void> {
       errors.push(`${pkg}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
-  throw new Error(`not installed (${errors.join('; ')})`);
+  const missing = errors.every((e) => /Cannot find (package|module)/.test(e));
+  throw new Error(missing ? 'not installed' : errors.join('; '));
 }
 
 async function startWebgpu(): Promise<void> {
-  throw new Error('not part of this build yet');
+  throw new Error('unavailable');
 }
 
 async function startNative(): Promise<void> {
@@ -89,6 +90,6 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
 }
 
 export function describeBackend(r: BackendReport): string {
-  const fallbacks = r.skipped.length ? ` (skipped ${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : '';
+  const fallbacks = r.skipped.length ? ` (not used: ${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : '';
   return `backend: ${r.name}${fallbacks}`;
 }

@@ -509,7 +509,7 @@ export class CheckpointReader {
     const files: SafetensorsFile[] = [];
     const fileOf = new Map<string, SafetensorsFile>();
     try {
-      for (const [shard, names] of byShard) {
+      for (const [shard, names] of [...byShard].sort(([a], [b]) => (a < b ? -1 : 1))) {
         const shardPath = path.join(dir, shard);
         if (!fs.existsSync(shardPath)) {
           throw new EngineError(

@@ -44,7 +44,7 @@ export async function loadTokenizer(dir: string, ids?: { bosId: number | null; e
   const file = path.join(dir, 'tokenizer.json');
   let bytes: Buffer;
   try {
-    bytes = fs.readFileSync(file);
+    bytes = await fs.promises.readFile(file);
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
     throw new EngineError(`cannot read tokenizer ${file}: ${why}`);
@@ -52,7 +52,7 @@ export async function loadTokenizer(dir: string, ids?: { bosId: number | null; e
   const json = parseJsonObject(bytes.toString('utf8'), file);
 
   const configFile = path.join(dir, 'tokenizer_config.json');
-  const config = fs.existsSync(configFile) ? parseJsonObject(fs.readFileSync(configFile, 'utf8'), configFile) : {};
+  const config = fs.existsSync(configFile) ? parseJsonObject(await fs.promises.readFile(configFile, 'utf8'), configFile) : {};
 
   let tokenizer: Tokenizer;
   try {

@@ -1,0 +1,63 @@
+// `adapter-studio`: the headless entry point (also what a GPU server runs).
+
+import { CancelledError, EngineError } from '../engine/errors.js';
+import { forwardCommand, generateCommand, infoCommand, trainCommand } from './engine-commands.js';
+import type { IO } from './flags.js';
+
+const USAGE = `adapter-studio <command> [flags]
+
+Commands:
+  info      --model DIR [--json]                     config, parameter count, memory estimate, backend
+  train     --model DIR --data FILE --out DIR         fine-tune a LLaMA-Adapter (paper preset; override with
+            [--adapter-len K] [--adapter-layers L] [--gate-mode per-head-tanh|per-head|per-layer]
+            [--epochs N] [--warmup-epochs N] [--blr X | --lr X] [--min-lr X] [--weight-decay X]
+            [--batch-size N] [--accum-steps N] [--max-seq-len N] [--seed N] [--checkpoint-every N]
+            [--max-steps N] [--resume] [--json]
+  generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--template alpaca|none]
+            [--temperature X] [--top-k N] [--top-p X] [--repetition-penalty X] [--max-new-tokens N]
+            [--stop S]... [--seed N] [--json]
+  forward   --model DIR [--adapter DIR] --input-ids 1,2,3[;4,5,6] [--labels ...] --json
+            logits (and loss + adapter gradients with --labels), to check against a reference
+
+Every command takes --backend auto|tensorflow|webgpu|native|wasm|cpu (default auto).
+`;
+
+type Command = (args: string[], io: IO) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  info: infoCommand,
+  train: trainCommand,
+  generate: generateCommand,
+  forward: forwardCommand,
+};
+
+export async function main(argv: string[], io: IO): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.stderr(`unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await command(args, io);
+  } catch (e) {
+    if (e instanceof EngineError) {
+      io.stderr(`error: ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof CancelledError) {
+      io.stderr(`${e.message}\n`);
+      return 130;
+    }
+    throw e;
+  }
+}
+
+export const processIO: IO = {
+  stdout: (s) => void process.stdout.write(s),
+  stderr: (s) => void process.stderr.write(s),
+};

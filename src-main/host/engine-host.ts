@@ -1,0 +1,285 @@
+// The engine host: a process of its own that runs training and generation, so the UI's process (the
+// Electron main process or the serve-mode HTTP server) never blocks on tensor work and survives an engine
+// crash or out-of-memory. Started with child_process.fork (serve mode) or Electron's utilityProcess.fork
+// (desktop app); `connectToParent` hides the difference. Bundled to dist/engine-host.mjs.
+//
+// One process either trains one run (then exits) or serves inference requests, keeping recently used
+// models and adapters loaded.
+
+import type { Adapter } from '../engine/adapter.js';
+import { disposeAdapter } from '../engine/adapter.js';
+import { loadAdapter } from '../engine/adapter-io.js';
+import { type BackendChoice, initBackend } from '../engine/backend.js';
+import { parameterCount } from '../engine/config.js';
+import { CancelledError, EngineError } from '../engine/errors.js';
+import { type LoadedModel, loadModel, memoryEstimate } from '../engine/load.js';
+import { disposeModel } from '../engine/model.js';
+import { Rng } from '../engine/rng.js';
+import { generate } from '../engine/sample.js';
+import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.js';
+import { latestCheckpoint, train } from '../engine/train.js';
+import { connectToParent, type ParentPort } from './channel.js';
+import { renderPrompt, TURN_STOPS } from './prompt.js';
+import type { FromHost, GenerateResultMessage, JobId, ModelFacts, ResultOf, ToHost } from './protocol.js';
+
+interface Loaded {
+  model: LoadedModel;
+  tokenizer: TextTokenizer;
+}
+
+/** Models kept loaded for inference; a 7B model is ~27 GB as float32, so few. */
+const MAX_LOADED_MODELS = 2;
+const MAX_LOADED_ADAPTERS = 6;
+
+class EngineHost {
+  private ready: Promise<void> | null = null;
+  private readonly models = new Map<string, Promise<Loaded>>();
+  private readonly adapters = new Map<string, { modelDir: string; adapter: Adapter }>();
+  private readonly aborts = new Map<JobId, { controller: AbortController; mode: 'pause' | 'cancel' }>();
+  /** Jobs that use a model right now: it is not evicted under them. */
+  private readonly inUse = new Map<string, number>();
+
+  constructor(private readonly port: ParentPort) {}
+
+  handle(msg: ToHost): void {
+    switch (msg.kind) {
+      case 'init':
+        this.ready = this.init(msg.backend, msg.threads);
+        return;
+      case 'abort': {
+        const job = this.aborts.get(msg.job);
+        if (job) {
+          job.mode = msg.mode;
+          job.controller.abort();
+        }
+        return;
+      }
+      case 'shutdown':
+        this.shutdown();
+        return;
+      case 'inspect':
+        this.run(msg.job, () => this.inspect(msg.modelDir));
+        return;
+      case 'train':
+        this.run(msg.job, () => this.train(msg));
+        return;
+      case 'generate':
+        this.run(msg.job, () => this.generate(msg));
+        return;
+      case 'tokenLengths':
+        this.run(msg.job, () => this.tokenLengths(msg.modelDir, msg.texts));
+        return;
+    }
+  }
+
+  private send(msg: FromHost): void {
+    this.port.send(msg);
+  }
+
+  private async init(backend: BackendChoice, threads: number): Promise<void> {
+    try {
+      const report = await initBackend(backend);
+      if (report.name === 'native' && threads > 0) {
+        const { loadNativeAddon } = await import('../engine/backends/native.js');
+        loadNativeAddon().setThreads(threads);
+      }
+      this.send({ kind: 'ready', backend: { name: report.name, skipped: report.skipped } });
+    } catch (e) {
+      this.send({ kind: 'initFailed', message: (e as Error).message });
+      throw e;
+    }
+  }
+
+  /** Runs one job after start-up and answers it with exactly one result or error. */
+  private run<T>(job: JobId, work: () => Promise<T>): void {
+    const started = this.ready ?? Promise.reject(new Error('the engine host got a request before init'));
+    started
+      .then(work)
+      .then(
+        (value) => this.send({ kind: 'result', job, value }),
+        (e: unknown) => {
+          const err = e as Error;
+          const user = err instanceof EngineError || err instanceof CancelledError;
+          this.send({ kind: 'error', job, message: user ? err.message : `${err.message}\n${err.stack ?? ''}`, user });
+        },
+      );
+  }
+
+  private async load(modelDir: string): Promise<Loaded> {
+    let entry = this.models.get(modelDir);
+    if (!entry) {
+      this.evictModels();
+      entry = (async () => {
+        const model = loadModel(modelDir);
+        const tokenizer = await loadTokenizer(modelDir, { bosId: model.config.bosId, eosIds: model.config.eosIds });
+        return { model, tokenizer };
+      })();
+      this.models.set(modelDir, entry);
+      entry.catch(() => this.models.delete(modelDir));
+    } else {
+      // Most recently used last.
+      this.models.delete(modelDir);
+      this.models.set(modelDir, entry);
+    }
+    return entry;
+  }
+
+  private evictModels(): void {
+    for (const [dir, entry] of this.models) {
+      if (this.models.size < MAX_LOADED_MODELS) return;
+      if ((this.inUse.get(dir) ?? 0) > 0) continue;
+      this.models.delete(dir);
+      for (const [key, a] of this.adapters) {
+        if (a.modelDir === dir) {
+          disposeAdapter(a.adapter);
+          this.adapters.delete(key);
+        }
+      }
+      void entry.then((l) => disposeModel(l.model), () => undefined);
+    }
+  }
+
+  private async withModel<T>(modelDir: string, fn: (l: Loaded) => Promise<T>): Promise<T> {
+    this.inUse.set(modelDir, (this.inUse.get(modelDir) ?? 0) + 1);
+    try {
+      return await fn(await this.load(modelDir));
+    } finally {
+      this.inUse.set(modelDir, (this.inUse.get(modelDir) ?? 1) - 1);
+    }
+  }
+
+  private async inspect(modelDir: string): Promise<ResultOf['inspect']> {
+    return this.withModel(modelDir, async ({ model }) => {
+      const c = model.config;
+      const facts: ModelFacts = {
+        fingerprint: model.fingerprint,
+        config: { ...c },
+        parameters: parameterCount(c),
+        memory: memoryEstimate(c, 1, Math.min(512, c.maxPositions)),
+      };
+      return facts;
+    });
+  }
+
+  private adapterFor(modelDir: string, adapterDir: string, model: LoadedModel): Adapter {
+    const key = `${modelDir}\u0000${adapterDir}`;
+    const hit = this.adapters.get(key);
+    if (hit) return hit.adapter;
+    if (this.adapters.size >= MAX_LOADED_ADAPTERS) {
+      const [oldest, entry] = this.adapters.entries().next().value!;
+      disposeAdapter(entry.adapter);
+      this.adapters.delete(oldest);
+    }
+    const adapter = loadAdapter(adapterDir, model);
+    this.adapters.set(key, { modelDir, adapter });
+    return adapter;
+  }
+
+  private async generate(msg: Extract<ToHost, { kind: 'generate' }>): Promise<GenerateResultMessage> {
+    const controller = new AbortController();
+    this.aborts.set(msg.job, { controller, mode: 'cancel' });
+    try {
+      return await this.withModel(msg.modelDir, async ({ model, tokenizer }) => {
+        const adapter = msg.adapterDir ? this.adapterFor(msg.modelDir, msg.adapterDir, model) : null;
+        const promptIds = tokenizer.encode(renderPrompt(msg.prompt), { bos: true });
+        const stop = msg.prompt.template === 'none' ? msg.sampling.stop : [...new Set([...msg.sampling.stop, ...TURN_STOPS])];
+        let streamed = '';
+        try {
+          const result = await generate({
+            model,
+            adapter,
+            promptIds,
+            sampling: { ...msg.sampling, stop },
+            rng: new Rng(msg.seed),
+            eosIds: tokenizer.eosIds,
+            tokenizer,
+            signal: controller.signal,
+            onText: (delta) => {
+              streamed += delta;
+              this.send({ kind: 'delta', job: msg.job, text: delta });
+            },
+          });
+          return {
+            text: result.text.trim(),
+            finishReason: result.finishReason,
+            promptTokens: result.promptTokens,
+            newTokens: result.ids.length,
+            tokensPerSec: result.tokensPerSec,
+          };
+        } catch (e) {
+          if (!(e instanceof CancelledError)) throw e;
+          return { text: streamed.trim(), finishReason: 'cancelled', promptTokens: promptIds.length, newTokens: 0, tokensPerSec: 0 };
+        }
+      });
+    } finally {
+      this.aborts.delete(msg.job);
+    }
+  }
+
+  private async train(msg: Extract<ToHost, { kind: 'train' }>): Promise<ResultOf['train']> {
+    const controller = new AbortController();
+    const abort = { controller, mode: 'pause' as 'pause' | 'cancel' };
+    this.aborts.set(msg.job, abort);
+    try {
+      const { model, tokenizer } = await this.load(msg.modelDir);
+      const resume = msg.resume && latestCheckpoint(msg.outDir) !== null;
+      const result = await train({
+        model,
+        tokenizer,
+        data: msg.data,
+        recipe: msg.recipe,
+        outDir: msg.outDir,
+        resume,
+        signal: controller.signal,
+        // Read when training stops, so a cancel sent after a pause request still wins.
+        get onAbort() {
+          return abort.mode;
+        },
+        onEvent: (event) => this.send({ kind: 'train', job: msg.job, event }),
+      });
+      return { status: result.status, steps: result.steps, adapterDir: result.adapterDir };
+    } finally {
+      this.aborts.delete(msg.job);
+    }
+  }
+
+  private async tokenLengths(modelDir: string, texts: string[]): Promise<number[]> {
+    const tokenizer = await loadTokenizerOnly(modelDir);
+    return texts.map((t) => tokenizer.encode(t, { bos: true, eos: true }).length);
+  }
+
+  private shutdown(): void {
+    for (const { controller } of this.aborts.values()) controller.abort();
+    for (const { adapter } of this.adapters.values()) disposeAdapter(adapter);
+    this.adapters.clear();
+    for (const entry of this.models.values()) void entry.then((l) => disposeModel(l.model), () => undefined);
+    this.models.clear();
+    this.port.close();
+    // Let pending messages flush, then go.
+    setTimeout(() => process.exit(0), 50);
+  }
+}
+
+/** Token counts need only the tokenizer, not the weights. */
+const tokenizers = new Map<string, Promise<TextTokenizer>>();
+async function loadTokenizerOnly(modelDir: string): Promise<TextTokenizer> {
+  let t = tokenizers.get(modelDir);
+  if (!t) {
+    const { readModelConfig } = await import('../engine/load.js');
+    const config = readModelConfig(modelDir);
+    t = loadTokenizer(modelDir, { bosId: config.bosId, eosIds: config.eosIds });
+    tokenizers.set(modelDir, t);
+    t.catch(() => tokenizers.delete(modelDir));
+  }
+  return t;
+}
+
+const port = connectToParent();
+const host = new EngineHost(port);
+port.onMessage((msg) => host.handle(msg as ToHost));
+// Nothing left to do once the parent is gone: exit instead of running on as an orphan.
+port.onDisconnect(() => process.exit(0));
+process.on('uncaughtException', (e) => {
+  port.send({ kind: 'log', level: 'error', message: `engine host crashed: ${e.stack ?? e.message}` } satisfies FromHost);
+  setTimeout(() => process.exit(70), 50);
+});

@@ -1,0 +1,81 @@
+// Messages between the main process and an engine host process (src-main/host/engine-host.ts).
+//
+// The same messages travel over Node's child_process IPC (serve mode) and Electron's utilityProcess
+// MessagePort (desktop app); both carry structured-cloneable values. Every request has a job id; the host
+// answers each with exactly one `result` or `error` and, before that, any number of `train` / `delta`
+// messages for the same job.
+
+import type { BackendChoice, BackendName, BackendReport } from '../engine/backend.js';
+import type { Instruction } from '../engine/data.js';
+import type { Recipe } from '../engine/recipe.js';
+import type { SamplingOptions } from '../engine/sample.js';
+import type { TrainEvent } from '../engine/train.js';
+
+export type JobId = string;
+
+/** What to put around the user's text before generation. */
+export type PromptSpec =
+  | { template: 'alpaca'; instruction: string; input: string }
+  | { template: 'none'; text: string }
+  /** A conversation rendered as consecutive Alpaca turns (see prompt.ts). */
+  | { template: 'chat'; system: string; turns: { role: 'user' | 'assistant'; content: string }[] };
+
+export interface ModelFacts {
+  fingerprint: string;
+  /** The engine's LlamaConfig (plain JSON). */
+  config: Record<string, unknown>;
+  parameters: number;
+  memory: { weightsBytes: number; activationBytes: number };
+}
+
+export type ToHost =
+  | { kind: 'init'; backend: BackendChoice; threads: number }
+  | { kind: 'inspect'; job: JobId; modelDir: string }
+  | {
+      kind: 'train';
+      job: JobId;
+      modelDir: string;
+      data: Instruction[];
+      recipe: Recipe;
+      outDir: string;
+      /** Continue from the newest checkpoint in outDir when there is one. */
+      resume: boolean;
+    }
+  | { kind: 'abort'; job: JobId; mode: 'pause' | 'cancel' }
+  | {
+      kind: 'generate';
+      job: JobId;
+      modelDir: string;
+      adapterDir: string | null;
+      prompt: PromptSpec;
+      sampling: SamplingOptions;
+      seed: number;
+    }
+  | { kind: 'tokenLengths'; job: JobId; modelDir: string; texts: string[] }
+  | { kind: 'shutdown' };
+
+export type GenerateResultMessage = {
+  text: string;
+  finishReason: 'eos' | 'stop' | 'length' | 'cancelled';
+  promptTokens: number;
+  newTokens: number;
+  tokensPerSec: number;
+};
+
+export type FromHost =
+  | { kind: 'ready'; backend: { name: BackendName; skipped: BackendReport['skipped'] } }
+  | { kind: 'initFailed'; message: string }
+  | { kind: 'train'; job: JobId; event: TrainEvent }
+  | { kind: 'delta'; job: JobId; text: string }
+  | { kind: 'result'; job: JobId; value: unknown }
+  /** `user`: caused by the input (bad folder, diverged loss) rather than a bug. */
+  | { kind: 'error'; job: JobId; message: string; user: boolean }
+  | { kind: 'log'; level: 'info' | 'warn' | 'error'; message: string };
+
+/** The result value of each request kind. */
+export interface ResultOf {
+  inspect: ModelFacts;
+  train: { status: 'completed' | 'paused' | 'cancelled'; steps: number; adapterDir: string | null };
+  generate: GenerateResultMessage;
+  tokenLengths: number[];
+}

@@ -1,0 +1,14 @@
+// The workspace store: open a workspace folder and use its stores (workspace.datasets, .runs, ...).
+
+export { openWorkspace, defaultWorkspaceDir, migrate, Workspace, DATABASE_FILE, type RecoveryReport } from './workspace.js';
+export { SCHEMA_VERSION, MIGRATIONS } from './schema.js';
+export { StoreError, NotFoundError } from './errors.js';
+export { contentHash, normalizeText } from './content-hash.js';
+export type * from './ids.js';
+export * from './datasets.js';
+export * from './runs.js';
+export * from './models.js';
+export * from './evaluations.js';
+export * from './comparisons.js';
+export * from './chats.js';
+export { SettingsStore } from './settings.js';

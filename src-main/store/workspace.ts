@@ -1,0 +1,167 @@
+// A workspace is one folder: `workspace.sqlite` (everything the app records) plus the files that rows point
+// to (models, adapters, checkpoints), stored relative to the folder so that it can be moved as a whole.
+//
+// One Workspace object per process owns the connection. better-sqlite3 is synchronous: every call here
+// finishes before it returns, and a transaction cannot be interleaved with other work on the same connection.
+
+import Database from 'better-sqlite3';
+import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { ChatStore } from './chats.js';
+import { ComparisonStore } from './comparisons.js';
+import { DatasetStore } from './datasets.js';
+import { StoreError } from './errors.js';
+import { EvaluationStore } from './evaluations.js';
+import type { CheckpointId, RunId } from './ids.js';
+import { ModelStore } from './models.js';
+import { RunStore } from './runs.js';
+import { MIGRATIONS, SCHEMA_VERSION, type Migration } from './schema.js';
+import { SettingsStore } from './settings.js';
+
+export type Db = Database.Database;
+
+export const DATABASE_FILE = 'workspace.sqlite';
+
+/** 'ADST' in the SQLite header: tells our database apart from any other SQLite file at open. */
+const APPLICATION_ID = 0x41445354;
+
+export interface RecoveryReport {
+  /** Runs found `running` at open (their process died) and now `interrupted`, with the checkpoint to resume. */
+  interruptedRuns: { runId: RunId; checkpointId: CheckpointId | null }[];
+  /** Schema versions migrated at this open, oldest first (empty when the database was current). */
+  migrated: number[];
+}
+
+export class Workspace {
+  readonly models: ModelStore;
+  readonly datasets: DatasetStore;
+  readonly runs: RunStore;
+  readonly evaluations: EvaluationStore;
+  readonly comparisons: ComparisonStore;
+  readonly chats: ChatStore;
+  readonly settings: SettingsStore;
+
+  constructor(
+    readonly dir: string,
+    readonly db: Db,
+    readonly recovery: RecoveryReport,
+  ) {
+    this.models = new ModelStore(db, this);
+    this.datasets = new DatasetStore(db);
+    this.runs = new RunStore(db, this);
+    this.evaluations = new EvaluationStore(db);
+    this.comparisons = new ComparisonStore(db);
+    this.chats = new ChatStore(db);
+    this.settings = new SettingsStore(db);
+  }
+
+  /** Runs `fn` in one transaction (nested calls become savepoints); a throw rolls everything back. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /** Where a run keeps its files (checkpoints, exported adapters). */
+  runDir(runId: RunId): string {
+    return join(this.dir, 'runs', runId);
+  }
+
+  /** Paths inside the workspace are stored relative to it; others stay absolute. */
+  toStoredPath(path: string): string {
+    const abs = resolve(this.dir, path);
+    const rel = relative(this.dir, abs);
+    return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? abs : rel.split(sep).join('/');
+  }
+
+  fromStoredPath(stored: string): string {
+    return isAbsolute(stored) ? stored : join(this.dir, stored);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+/** The workspace folder: $ADAPTER_STUDIO_WORKSPACE, else ~/.adapter-studio. */
+export function defaultWorkspaceDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.ADAPTER_STUDIO_WORKSPACE || join(homedir(), '.adapter-studio');
+}
+
+/**
+ * Opens (creating if needed) the workspace in `dir`: runs missing migrations in order, then marks runs that a
+ * crash left `running` as `interrupted`.
+ */
+export function openWorkspace(dir: string): Workspace {
+  const root = resolve(dir);
+  mkdirSync(root, { recursive: true });
+  const file = join(root, DATABASE_FILE);
+  if (existsSync(file)) checkSqliteHeader(file);
+
+  const db = new Database(file);
+  try {
+    configureConnection(db);
+    const migrated = migrate(db, file);
+    const ws = new Workspace(root, db, { interruptedRuns: [], migrated });
+    ws.recovery.interruptedRuns = ws.runs.recoverInterrupted();
+    return ws;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export function configureConnection(db: Db): void {
+  db.pragma('journal_mode = WAL');
+  // FULL: a committed transaction survives power loss too, not only a crashed process; metrics are written
+  // once per step, so the extra fsync does not matter.
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  // A CLI command and the app may share a workspace: wait for the other writer instead of failing at once.
+  db.pragma('busy_timeout = 5000');
+}
+
+/**
+ * Runs the migrations after the database's user_version, up to `upTo` (the newest by default; tests build
+ * an older database by stopping early). Returns the versions applied.
+ */
+export function migrate(db: Db, file = db.name, upTo: number = SCHEMA_VERSION, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  if (current === 0) {
+    const tables = db.prepare(`SELECT count(*) AS n FROM sqlite_schema WHERE type = 'table'`).get() as { n: number };
+    if (tables.n > 0) throw new StoreError(`${file}: this SQLite database is not an Adapter Studio workspace (it has tables but no schema version)`);
+  } else if (appId !== APPLICATION_ID) {
+    throw new StoreError(`${file}: this SQLite database is not an Adapter Studio workspace`);
+  }
+  if (current > SCHEMA_VERSION) {
+    throw new StoreError(
+      `${file}: workspace schema version ${current} is newer than this build understands (${SCHEMA_VERSION}); ` +
+        'update Adapter Studio to open it',
+    );
+  }
+  const applied: number[] = [];
+  for (const m of migrations) {
+    if (m.version <= current || m.version > upTo) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      if (m.version === 1) db.pragma(`application_id = ${APPLICATION_ID}`);
+      db.pragma(`user_version = ${m.version}`);
+    })();
+    applied.push(m.version);
+  }
+  return applied;
+}
+
+function checkSqliteHeader(file: string): void {
+  const header = Buffer.alloc(16);
+  const fd = openSync(file, 'r');
+  let length: number;
+  try {
+    length = readSync(fd, header, 0, 16, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (length > 0 && header.toString('latin1') !== 'SQLite format 3\u0000') {
+    throw new StoreError(`${file}: not a SQLite database, so not an Adapter Studio workspace`);
+  }
+}

@@ -1,0 +1,700 @@
+// The one API between the UI and the main process. Both transports carry exactly these methods and events:
+// Electron IPC (a preload exposes one function per method) and HTTP + server-sent events (serve mode).
+//
+// Every method is a request/response pair of zod schemas. The main process parses each request with its
+// schema before any handler runs, so handlers only ever see valid input; a bad request is answered with an
+// `invalid_input` error naming the method, the field path and what was expected (see `describeIssues`).
+// Long work (training, generation, imports) answers at once with an id and reports through `ApiEvent`s.
+//
+// This module runs in the renderer, the preload and Node: it imports nothing but zod.
+
+import { z } from 'zod';
+
+// --- common --------------------------------------------------------------------------------------------------------
+
+const id = z.string().min(1, 'must not be empty').max(200);
+const text = z.string().max(1_000_000);
+const name = z.string().trim().min(1, 'must not be empty').max(200);
+const count = z.number().int().min(0);
+const timestamp = z.number(); // milliseconds since the epoch
+
+export const SPLITS = ['train', 'val', 'test'] as const;
+export const Split = z.enum(SPLITS);
+export type Split = z.infer<typeof Split>;
+
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'native', 'wasm', 'cpu'] as const;
+export const BackendChoice = z.enum(BACKEND_CHOICES);
+export type BackendChoice = z.infer<typeof BackendChoice>;
+
+export const RUN_STATUSES = ['queued', 'running', 'paused', 'completed', 'failed', 'interrupted', 'cancelled'] as const;
+export const RunStatus = z.enum(RUN_STATUSES);
+export type RunStatus = z.infer<typeof RunStatus>;
+/** A run in one of these states will not change again by itself. */
+export const FINISHED_STATUSES: readonly RunStatus[] = ['completed', 'failed', 'cancelled'];
+
+export const GATE_MODES = ['per-head-tanh', 'per-head', 'per-layer'] as const;
+
+// --- settings -------------------------------------------------------------------------------------------------------
+
+export const Settings = z.object({
+  /** The workspace folder (database, adapters, checkpoints). Changed with `settings.switchWorkspace`. */
+  workspace: z.string(),
+  /** tfjs backend for new engine processes; 'auto' picks the fastest that starts. */
+  backend: BackendChoice,
+  /** BLAS threads per engine process; 0 lets the library decide. */
+  threads: z.number().int().min(0).max(256),
+  theme: z.enum(['system', 'light', 'dark']),
+  /** An OpenAI-compatible endpoint for self-instruct generation (optional). */
+  openai: z.object({ url: z.string().max(2000), model: z.string().max(200), apiKey: z.string().max(500) }),
+});
+export type Settings = z.infer<typeof Settings>;
+export const SettingsPatch = Settings.omit({ workspace: true }).partial().strict();
+
+// --- models ---------------------------------------------------------------------------------------------------------
+
+export const ModelConfigSummary = z.object({
+  vocabSize: count,
+  dim: count,
+  ffnDim: count,
+  nLayers: count,
+  nHeads: count,
+  nKvHeads: count,
+  headDim: count,
+  maxPositions: count,
+  ropeTheta: z.number(),
+  tieEmbeddings: z.boolean(),
+});
+export type ModelConfigSummary = z.infer<typeof ModelConfigSummary>;
+
+export const ModelSummary = z.object({
+  id,
+  name: z.string(),
+  path: z.string(),
+  fingerprint: z.string(),
+  parameters: count,
+  addedAt: timestamp,
+  /** False when the folder has gone missing or stopped loading since it was added. */
+  available: z.boolean(),
+  problem: z.string().nullable(),
+});
+export type ModelSummary = z.infer<typeof ModelSummary>;
+
+export const AdapterSummary = z.object({
+  runId: id,
+  runName: z.string(),
+  path: z.string(),
+  method: z.string(),
+  trainableParameters: count.nullable(),
+  finishedAt: timestamp.nullable(),
+});
+export type AdapterSummary = z.infer<typeof AdapterSummary>;
+
+export const BackendInfo = z.object({
+  /** The backend the engine runs on now, or null before an engine process has started. */
+  name: z.string().nullable(),
+  requested: BackendChoice,
+  skipped: z.array(z.object({ name: z.string(), reason: z.string() })),
+});
+export type BackendInfo = z.infer<typeof BackendInfo>;
+
+export const ModelInfo = ModelSummary.extend({
+  config: ModelConfigSummary,
+  /** float32 weights plus a rough training-activation estimate at batch 1 and the model's context. */
+  memory: z.object({ weightsBytes: count, activationBytes: count }),
+  backend: BackendInfo,
+  adapters: z.array(AdapterSummary),
+});
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+// --- datasets -------------------------------------------------------------------------------------------------------
+
+export const DATASET_FORMATS = ['auto', 'alpaca-json', 'jsonl', 'csv', 'tsv', 'sharegpt'] as const;
+export const DatasetFormat = z.enum(DATASET_FORMATS);
+
+/** Where imported records come from: a file on the main process's disk, or text the UI read from a dropped file. */
+export const ImportSource = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('path'), path: z.string().min(1) }),
+  z.object({ kind: z.literal('text'), fileName: name, text: z.string().max(512 * 1024 * 1024) }),
+]);
+export type ImportSource = z.infer<typeof ImportSource>;
+
+/** For CSV/TSV: which column holds each field (by header name). */
+export const ColumnMapping = z.object({ instruction: z.string(), input: z.string().optional(), output: z.string() }).partial();
+
+export const ImportProblem = z.object({
+  /** The file name, record position and field, e.g. "data.jsonl: line 7: field \"output\"". */
+  where: z.string(),
+  line: z.number().int().nullable(),
+  index: z.number().int().nullable(),
+  field: z.string().nullable(),
+  message: z.string(),
+});
+export type ImportProblem = z.infer<typeof ImportProblem>;
+
+export const ImportReport = z.object({
+  fileName: z.string(),
+  format: z.string(),
+  records: count,
+  valid: count,
+  invalid: count,
+  /** The first problems (capped), each with file, position and field. */
+  problems: z.array(ImportProblem),
+  /** Problems that stop the whole file (not JSON at all, not UTF-8, truncated). */
+  fatal: z.string().nullable(),
+  columns: z.array(z.string()).optional(),
+});
+export type ImportReport = z.infer<typeof ImportReport>;
+
+export const DatasetSummary = z.object({
+  id,
+  name: z.string(),
+  description: z.string(),
+  version: count,
+  examples: count,
+  splits: z.object({ train: count, val: count, test: count, unassigned: count }),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+export type DatasetSummary = z.infer<typeof DatasetSummary>;
+
+export const Example = z.object({
+  id: z.number().int(),
+  instruction: z.string(),
+  input: z.string(),
+  output: z.string(),
+  tags: z.array(z.string()),
+  split: Split.nullable(),
+  source: z.string(),
+  sourceLine: z.number().int().nullable(),
+});
+export type Example = z.infer<typeof Example>;
+
+export const ExampleQuery = z.object({
+  datasetId: id,
+  search: z.string().max(500).optional(),
+  split: z.union([Split, z.literal('none')]).optional(),
+  tags: z.array(z.string()).max(20).optional(),
+  minChars: count.optional(),
+  maxChars: count.optional(),
+  hasInput: z.boolean().optional(),
+  offset: count.default(0),
+  limit: z.number().int().min(1).max(500).default(100),
+});
+
+export const ExamplePatch = z
+  .object({
+    instruction: text.refine((s) => s.trim() !== '', 'must not be empty'),
+    input: text,
+    output: text.refine((s) => s.trim() !== '', 'must not be empty'),
+    tags: z.array(z.string().trim().min(1)).max(100),
+    split: Split.nullable(),
+  })
+  .partial()
+  .strict();
+
+export const DatasetVersion = z.object({
+  version: count,
+  kind: z.string(),
+  summary: z.string(),
+  reverts: z.number().int().nullable(),
+  revertedBy: z.number().int().nullable(),
+  createdAt: timestamp,
+  changes: count,
+});
+export type DatasetVersion = z.infer<typeof DatasetVersion>;
+
+export const DuplicateGroup = z.object({
+  kind: z.enum(['exact', 'near']),
+  /** Estimated similarity for near duplicates (1 for exact). */
+  similarity: z.number(),
+  examples: z.array(Example),
+});
+export type DuplicateGroup = z.infer<typeof DuplicateGroup>;
+
+export const DatasetStats = z.object({
+  examples: count,
+  /** Token counts of prompt + response with the chosen model's tokenizer (characters / 4 without a model). */
+  tokenizer: z.string(),
+  histogram: z.object({ binEdges: z.array(z.number()), counts: z.array(count) }),
+  mean: z.number(),
+  p50: z.number(),
+  p95: z.number(),
+  max: z.number(),
+  maxSeqLen: count,
+  /** Examples longer than maxSeqLen, which training would cut. */
+  truncated: count,
+});
+export type DatasetStats = z.infer<typeof DatasetStats>;
+
+// --- runs -----------------------------------------------------------------------------------------------------------
+
+/** Every hyper-parameter of an adapter run (the engine's Recipe). */
+export const Recipe = z.object({
+  method: z.literal('adapter'),
+  adapterLen: z.number().int().min(1).max(1024),
+  adapterLayers: z.number().int().min(1).max(1024),
+  gateMode: z.enum(GATE_MODES),
+  epochs: z.number().positive().max(1000),
+  warmupEpochs: z.number().min(0).max(1000),
+  blr: z.number().min(0).max(10),
+  lr: z.number().positive().max(10).nullable(),
+  minLr: z.number().min(0).max(10),
+  weightDecay: z.number().min(0).max(10),
+  betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]),
+  eps: z.number().min(0).max(1),
+  batchSize: z.number().int().min(1).max(4096),
+  accumSteps: z.number().int().min(1).max(4096),
+  maxSeqLen: z.number().int().min(2).max(1_000_000),
+  seed: z.number().int().min(0),
+  checkpointEvery: z.number().int().min(0),
+  maxSteps: z.number().int().min(1).nullable(),
+});
+export type Recipe = z.infer<typeof Recipe>;
+
+export const RunProgress = z.object({
+  step: count,
+  totalSteps: count,
+  epoch: z.number(),
+  loss: z.number().nullable(),
+  lr: z.number().nullable(),
+  tokensPerSec: z.number().nullable(),
+  etaSec: z.number().nullable(),
+});
+export type RunProgress = z.infer<typeof RunProgress>;
+
+export const RunSummary = z.object({
+  id,
+  name: z.string(),
+  method: z.string(),
+  status: RunStatus,
+  modelId: z.string().nullable(),
+  modelName: z.string().nullable(),
+  datasetId: z.string().nullable(),
+  datasetName: z.string().nullable(),
+  datasetVersion: z.number().int().nullable(),
+  split: z.union([Split, z.literal('all')]),
+  backend: z.string(),
+  error: z.string().nullable(),
+  createdAt: timestamp,
+  startedAt: timestamp.nullable(),
+  finishedAt: timestamp.nullable(),
+  /** 1 for the next run to start, null when not queued. */
+  queuePosition: z.number().int().nullable(),
+  progress: RunProgress.nullable(),
+  /** The trained adapter folder, once the run completed. */
+  adapterPath: z.string().nullable(),
+});
+export type RunSummary = z.infer<typeof RunSummary>;
+
+export const MetricPoint = z.object({
+  step: count,
+  loss: z.number().nullable(),
+  lr: z.number().nullable(),
+  tokensPerSec: z.number().nullable(),
+  memoryBytes: z.number().nullable(),
+  elapsedMs: z.number().nullable(),
+});
+export type MetricPoint = z.infer<typeof MetricPoint>;
+
+export const RunDetail = RunSummary.extend({
+  recipe: Recipe,
+  trainableParameters: count.nullable(),
+  examples: count.nullable(),
+  checkpoints: z.array(z.object({ step: count, path: z.string(), createdAt: timestamp })),
+  /** Seconds spent training (over all sessions of a paused and resumed run). */
+  trainingSeconds: z.number().nullable(),
+});
+export type RunDetail = z.infer<typeof RunDetail>;
+
+export const RunPlan = z.object({
+  recipe: Recipe,
+  trainableParameters: count,
+  peakLr: z.number(),
+  examples: count,
+  stepsPerEpoch: count,
+  totalSteps: count,
+  memory: z.object({ weightsBytes: count, activationBytes: count, adapterBytes: count }),
+  /** Field-level problems; the run can start only when this is empty. */
+  problems: z.array(z.object({ field: z.string(), message: z.string() })),
+});
+export type RunPlan = z.infer<typeof RunPlan>;
+
+const RunRequest = z.object({
+  name: z.string().trim().max(200).optional(),
+  modelId: id,
+  datasetId: id,
+  /** Which examples to train on: one split, or all of them. */
+  split: z.union([Split, z.literal('all')]).default('all'),
+  /** Fields to change from the paper preset for this model. */
+  recipe: Recipe.partial().default({}),
+});
+
+// --- generation: chat and compare ------------------------------------------------------------------------------------
+
+export const Sampling = z.object({
+  temperature: z.number().min(0).max(10).default(0.7),
+  topK: z.number().int().min(0).max(100_000).default(40),
+  topP: z.number().gt(0).max(1).default(0.95),
+  repetitionPenalty: z.number().positive().max(10).default(1.1),
+  maxNewTokens: z.number().int().min(1).max(8192).default(128),
+  seed: z.number().int().min(0).optional(),
+});
+export type Sampling = z.infer<typeof Sampling>;
+
+/** A model to generate with: a base model, optionally with an adapter from a completed run. */
+export const ModelRef = z.object({ modelId: id, adapterRunId: id.nullable().default(null) });
+export type ModelRef = z.infer<typeof ModelRef>;
+
+export const GenerationResult = z.object({
+  text: z.string(),
+  finishReason: z.enum(['eos', 'stop', 'length', 'cancelled']),
+  promptTokens: count,
+  newTokens: count,
+  tokensPerSec: z.number(),
+});
+export type GenerationResult = z.infer<typeof GenerationResult>;
+
+export const ChatMessage = z.object({
+  id: z.number().int(),
+  role: z.enum(['system', 'user', 'assistant']),
+  content: z.string(),
+  createdAt: timestamp,
+  meta: z.record(z.string(), z.unknown()),
+});
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+export const ChatSummary = z.object({
+  id,
+  title: z.string(),
+  model: ModelRef.nullable(),
+  systemPrompt: z.string(),
+  sampling: Sampling,
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+export type ChatSummary = z.infer<typeof ChatSummary>;
+
+/** One column of a side-by-side comparison. Issue 7 adds other kinds (full fine-tunes, imported references). */
+export const CompareSide = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('model'), label: z.string().max(100).optional(), model: ModelRef }),
+]);
+export type CompareSide = z.infer<typeof CompareSide>;
+
+export const ComparisonCell = z.object({
+  prompt: z.number().int(),
+  side: z.number().int(),
+  text: z.string(),
+  done: z.boolean(),
+  error: z.string().nullable(),
+});
+
+export const Comparison = z.object({
+  id,
+  name: z.string(),
+  sides: z.array(z.object({ label: z.string() })),
+  prompts: z.array(z.string()),
+  cells: z.array(ComparisonCell),
+  createdAt: timestamp,
+});
+export type Comparison = z.infer<typeof Comparison>;
+
+/**
+ * A blind A/B item: two outputs for one prompt with the sides hidden and the order randomised. The side
+ * indices are revealed only in the rating's answer.
+ */
+export const BlindPair = z.object({
+  itemId: z.number().int(),
+  prompt: z.string(),
+  a: z.string(),
+  b: z.string(),
+});
+export type BlindPair = z.infer<typeof BlindPair>;
+
+export const RATINGS = ['a', 'b', 'tie', 'both_bad'] as const;
+
+export const Tally = z.object({
+  sides: z.array(z.string()),
+  /** wins[i] counts ratings where side i won; ties and both-bad are counted apart. */
+  wins: z.array(count),
+  ties: count,
+  bothBad: count,
+  rated: count,
+  unrated: count,
+});
+export type Tally = z.infer<typeof Tally>;
+
+// --- system ---------------------------------------------------------------------------------------------------------
+
+export const SystemInfo = z.object({
+  version: z.string(),
+  transport: z.enum(['ipc', 'http']),
+  workspace: z.string(),
+  backend: BackendInfo,
+  /** What an engine process is doing: idle, training a run, loading a model. */
+  engine: z.object({ training: z.string().nullable(), inference: z.enum(['stopped', 'starting', 'ready', 'busy']) }),
+  recovered: z.object({ interruptedRuns: z.array(z.string()) }),
+});
+export type SystemInfo = z.infer<typeof SystemInfo>;
+
+// --- the method table -----------------------------------------------------------------------------------------------
+
+function method<I extends z.ZodType, O extends z.ZodType>(input: I, output: O, summary: string) {
+  return { input, output, summary };
+}
+
+const none = z.object({}).strict();
+const ok = z.object({ ok: z.literal(true) });
+const byDataset = z.object({ datasetId: id }).strict();
+const byRun = z.object({ runId: id }).strict();
+const streamStarted = z.object({ streamId: id });
+
+export const API = {
+  'system.info': method(none, SystemInfo, 'version, workspace, engine state and backend'),
+
+  'settings.get': method(none, Settings, 'current settings'),
+  'settings.update': method(SettingsPatch, Settings, 'change settings; backend and threads apply to new engine processes'),
+  'settings.switchWorkspace': method(z.object({ path: z.string().min(1) }).strict(), Settings, 'open (or create) another workspace folder; refused while a run trains'),
+
+  'models.add': method(z.object({ path: z.string().min(1), name: z.string().trim().max(200).optional() }).strict(), ModelInfo, 'check a Hugging Face LLaMA folder and add it'),
+  'models.list': method(none, z.array(ModelSummary), 'added models'),
+  'models.info': method(z.object({ modelId: id }).strict(), ModelInfo, 'config, parameters, memory estimate, backend, adapters trained on it'),
+  'models.remove': method(z.object({ modelId: id }).strict(), ok, 'forget a model (its folder is left alone)'),
+
+  'datasets.validate': method(
+    z.object({ source: ImportSource, format: DatasetFormat.default('auto'), mapping: ColumnMapping.optional() }).strict(),
+    ImportReport,
+    'read a file and report every bad record without importing anything',
+  ),
+  'datasets.import': method(
+    z
+      .object({
+        source: ImportSource,
+        name,
+        format: DatasetFormat.default('auto'),
+        mapping: ColumnMapping.optional(),
+        /** 'valid': import the valid records and skip the rest; 'all': import only if every record is valid. */
+        mode: z.enum(['valid', 'all']).default('all'),
+      })
+      .strict(),
+    z.object({ dataset: DatasetSummary, report: ImportReport }),
+    'import a file as a new dataset',
+  ),
+  'datasets.list': method(none, z.array(DatasetSummary), 'datasets with example and split counts'),
+  'datasets.get': method(byDataset, DatasetSummary, 'one dataset'),
+  'datasets.remove': method(byDataset, ok, 'delete a dataset no run uses'),
+  'datasets.query': method(ExampleQuery.strict(), z.object({ total: count, items: z.array(Example) }), 'one page of examples matching a search and filters'),
+  'datasets.tags': method(byDataset, z.array(z.object({ tag: z.string(), count })), 'tags in use, most used first'),
+  'datasets.addExample': method(
+    z.object({ datasetId: id, example: z.object({ instruction: ExamplePatch.shape.instruction.unwrap(), input: text.default(''), output: ExamplePatch.shape.output.unwrap(), tags: z.array(z.string()).default([]), split: Split.nullable().default(null) }) }).strict(),
+    DatasetVersion,
+    'add one example by hand',
+  ),
+  'datasets.editExample': method(z.object({ datasetId: id, exampleId: z.number().int(), patch: ExamplePatch }).strict(), DatasetVersion.nullable(), 'edit one example (a new version; null when nothing changed)'),
+  'datasets.deleteExamples': method(z.object({ datasetId: id, exampleIds: z.array(z.number().int()).min(1).max(100_000) }).strict(), DatasetVersion.nullable(), 'delete examples (a new version)'),
+  'datasets.tag': method(
+    z.object({ datasetId: id, exampleIds: z.array(z.number().int()).min(1), add: z.array(z.string().trim().min(1)).default([]), remove: z.array(z.string().trim().min(1)).default([]) }).strict(),
+    DatasetVersion.nullable(),
+    'add or remove tags on examples',
+  ),
+  'datasets.undo': method(byDataset, DatasetVersion, 'undo the latest change that has not been undone'),
+  'datasets.history': method(byDataset, z.array(DatasetVersion), 'every version, newest first'),
+  'datasets.duplicates': method(
+    z.object({ datasetId: id, near: z.boolean().default(true), threshold: z.number().min(0.1).max(1).default(0.8) }).strict(),
+    z.array(DuplicateGroup),
+    'exact and near-duplicate groups for review',
+  ),
+  'datasets.split': method(
+    z
+      .object({ datasetId: id, val: z.number().min(0).max(0.9), test: z.number().min(0).max(0.9), seed: z.number().int().min(0).default(0) })
+      .strict()
+      .refine((s) => s.val + s.test < 1, { message: 'val + test must leave some examples for train', path: ['val'] }),
+    DatasetSummary,
+    'assign seeded train/val/test splits',
+  ),
+  'datasets.stats': method(
+    z.object({ datasetId: id, modelId: id.nullable().default(null), maxSeqLen: z.number().int().min(2).default(512), bins: z.number().int().min(2).max(100).default(20) }).strict(),
+    DatasetStats,
+    'token-length statistics and histogram',
+  ),
+  'datasets.export': method(
+    z.object({ datasetId: id, format: z.enum(['alpaca-json', 'jsonl']), split: z.union([Split, z.literal('all')]).default('all') }).strict(),
+    z.object({ fileName: z.string(), mimeType: z.string(), content: z.string(), examples: count }),
+    'the dataset as Alpaca JSON or JSONL text',
+  ),
+  'datasets.selfInstruct': method(
+    z
+      .object({
+        datasetId: id,
+        count: z.number().int().min(1).max(10_000),
+        generator: z.discriminatedUnion('kind', [z.object({ kind: z.literal('local'), model: ModelRef }), z.object({ kind: z.literal('openai') })]),
+        seedTasks: z.enum(['bundled', 'dataset']).default('bundled'),
+      })
+      .strict(),
+    z.object({ taskId: id }),
+    'generate new examples in the Self-Instruct style (progress as task events)',
+  ),
+
+  'runs.defaults': method(z.object({ modelId: id }).strict(), Recipe, "the paper's preset for this model"),
+  'runs.plan': method(RunRequest.strict(), RunPlan, 'validate a run and estimate its size before launching'),
+  'runs.start': method(RunRequest.strict(), RunSummary, 'queue a training run; it starts when no other run trains'),
+  'runs.list': method(z.object({ search: z.string().max(200).optional(), status: RunStatus.optional() }).strict(), z.array(RunSummary), 'run history, newest first'),
+  'runs.get': method(byRun, RunDetail, 'one run with recipe, checkpoints and timings'),
+  'runs.metrics': method(z.object({ runId: id, afterStep: count.optional() }).strict(), z.array(MetricPoint), 'per-step metrics recorded so far'),
+  'runs.pause': method(byRun, RunSummary, 'checkpoint and stop (a queued run leaves the queue)'),
+  'runs.resume': method(byRun, RunSummary, 'queue a paused or interrupted run again; it continues from its checkpoint'),
+  'runs.cancel': method(byRun, RunSummary, 'stop a run for good'),
+  'runs.remove': method(byRun, ok, 'delete a finished run and its files'),
+
+  'generate.start': method(
+    z.object({ model: ModelRef, prompt: text.refine((s) => s.trim() !== '', 'must not be empty'), input: text.default(''), template: z.enum(['alpaca', 'none']).default('alpaca'), sampling: Sampling.default(Sampling.parse({})) }).strict(),
+    streamStarted,
+    'generate one response; text arrives as stream events',
+  ),
+  'streams.cancel': method(z.object({ streamId: id }).strict(), ok, 'stop a generation or comparison'),
+
+  'chats.list': method(none, z.array(ChatSummary), 'saved conversations, newest first'),
+  'chats.create': method(
+    z.object({ title: z.string().trim().max(200).default('New chat'), model: ModelRef.nullable().default(null), systemPrompt: z.string().max(20_000).default(''), sampling: Sampling.default(Sampling.parse({})) }).strict(),
+    ChatSummary,
+    'start a conversation',
+  ),
+  'chats.get': method(z.object({ chatId: id }).strict(), z.object({ chat: ChatSummary, messages: z.array(ChatMessage) }), 'a conversation with its messages'),
+  'chats.update': method(
+    z.object({ chatId: id, title: z.string().trim().min(1).max(200).optional(), model: ModelRef.nullable().optional(), systemPrompt: z.string().max(20_000).optional(), sampling: Sampling.optional() }).strict(),
+    ChatSummary,
+    'rename or change model, system prompt and sampling',
+  ),
+  'chats.remove': method(z.object({ chatId: id }).strict(), ok, 'delete a conversation'),
+  'chats.send': method(
+    z.object({ chatId: id, content: text.refine((s) => s.trim() !== '', 'must not be empty') }).strict(),
+    z.object({ streamId: id, userMessage: ChatMessage }),
+    'add a user message and stream the reply (saved when it ends)',
+  ),
+
+  'compare.start': method(
+    z
+      .object({
+        name: z.string().trim().max(200).default('Comparison'),
+        prompts: z.array(text.refine((s) => s.trim() !== '', 'must not be empty')).min(1).max(200),
+        sides: z.array(CompareSide).min(2).max(8),
+        sampling: Sampling.default(Sampling.parse({ temperature: 0 })),
+      })
+      .strict(),
+    z.object({ comparisonId: id, streamId: id }),
+    'run every prompt through every side; cells stream as events keyed "prompt:side"',
+  ),
+  'compare.list': method(none, z.array(Comparison.omit({ cells: true, prompts: true }).extend({ prompts: count })), 'saved comparisons'),
+  'compare.get': method(z.object({ comparisonId: id }).strict(), Comparison, 'a comparison with all outputs'),
+  'compare.blind': method(
+    z.object({ comparisonId: id, sides: z.tuple([z.number().int().min(0), z.number().int().min(0)]).default([0, 1]) }).strict(),
+    z.array(BlindPair),
+    'unrated A/B pairs between two sides, order randomised per item',
+  ),
+  'compare.rate': method(
+    z.object({ comparisonId: id, itemId: z.number().int(), rating: z.enum(RATINGS), note: z.string().max(5000).default('') }).strict(),
+    z.object({ itemId: z.number().int(), a: z.string(), b: z.string(), winner: z.string().nullable() }),
+    'store a blind rating; answers which side A and B were',
+  ),
+  'compare.tally': method(z.object({ comparisonId: id }).strict(), Tally, 'win/tie/loss counts of the blind ratings'),
+} as const;
+
+export type ApiTable = typeof API;
+export type ApiMethod = keyof ApiTable;
+export const API_METHODS = Object.keys(API) as ApiMethod[];
+
+/** What a caller passes (defaults may be left out). */
+export type ApiInput<M extends ApiMethod> = z.input<ApiTable[M]['input']>;
+/** What a handler receives: parsed, defaults filled in. */
+export type ApiParsedInput<M extends ApiMethod> = z.output<ApiTable[M]['input']>;
+export type ApiOutput<M extends ApiMethod> = z.output<ApiTable[M]['output']>;
+
+/** The server side: one async function per method. */
+export type ApiHandlers = { [M in ApiMethod]: (input: ApiParsedInput<M>) => Promise<ApiOutput<M>> };
+
+/** The UI side: the same methods, as the client calls them. */
+export type ApiClient = { [M in ApiMethod]: (input: ApiInput<M>) => Promise<ApiOutput<M>> };
+
+// --- events ---------------------------------------------------------------------------------------------------------
+
+export const ApiEvent = z.discriminatedUnion('type', [
+  /** First event on every connection; a client that reconnects refetches what it shows. */
+  z.object({ type: z.literal('hello'), at: timestamp }),
+  z.object({ type: z.literal('run.updated'), run: RunSummary }),
+  z.object({ type: z.literal('run.metric'), runId: id, point: MetricPoint, progress: RunProgress }),
+  z.object({ type: z.literal('run.log'), runId: id, level: z.enum(['info', 'warn', 'error']), message: z.string() }),
+  /** Streamed text. `key` tells the parts of one stream apart ("prompt:side" in a comparison, "reply" in chat). */
+  z.object({ type: z.literal('stream.delta'), streamId: id, key: z.string(), text: z.string() }),
+  z.object({ type: z.literal('stream.end'), streamId: id, key: z.string(), result: GenerationResult }),
+  z.object({ type: z.literal('stream.error'), streamId: id, key: z.string(), message: z.string() }),
+  /** The whole stream finished (every key ended or failed). */
+  z.object({ type: z.literal('stream.closed'), streamId: id }),
+  z.object({ type: z.literal('task.progress'), taskId: id, label: z.string(), done: count, total: count, finished: z.boolean(), error: z.string().nullable() }),
+  z.object({ type: z.literal('datasets.changed'), datasetId: id.nullable() }),
+  z.object({ type: z.literal('models.changed') }),
+  z.object({ type: z.literal('engine.status'), backend: BackendInfo, inference: z.enum(['stopped', 'starting', 'ready', 'busy']), training: z.string().nullable() }),
+]);
+export type ApiEvent = z.infer<typeof ApiEvent>;
+export type ApiEventOf<T extends ApiEvent['type']> = Extract<ApiEvent, { type: T }>;
+
+// --- the wire envelope and errors -----------------------------------------------------------------------------------
+
+export const ERROR_CODES = ['invalid_input', 'not_found', 'conflict', 'user', 'unauthorized', 'internal'] as const;
+export type ApiErrorCode = (typeof ERROR_CODES)[number];
+
+export interface ApiErrorBody {
+  code: ApiErrorCode;
+  /** A sentence a user can act on. */
+  message: string;
+  /** For invalid_input: each bad field. */
+  issues?: { path: string; message: string }[];
+}
+
+export type ApiResponse<T> = { ok: true; value: T } | { ok: false; error: ApiErrorBody };
+
+/** An error that crossed a transport; `code` says whose fault it was. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  readonly code: ApiErrorCode;
+  readonly issues: { path: string; message: string }[];
+  constructor(body: ApiErrorBody) {
+    super(body.message);
+    this.code = body.code;
+    this.issues = body.issues ?? [];
+  }
+  toBody(): ApiErrorBody {
+    return { code: this.code, message: this.message, ...(this.issues.length ? { issues: this.issues } : {}) };
+  }
+}
+
+export function isApiMethod(name: string): name is ApiMethod {
+  return Object.prototype.hasOwnProperty.call(API, name);
+}
+
+/** zod issues as `field "recipe.lr": expected number, received string`, one per bad field. */
+export function describeIssues(issues: readonly z.core.$ZodIssue[]): { path: string; message: string }[] {
+  return issues.map((issue) => ({ path: issue.path.map(String).join('.') || '(request)', message: issue.message }));
+}
+
+/** Parses a request for `method`; throws an invalid_input ApiError naming every bad field. */
+export function parseRequest<M extends ApiMethod>(method: M, input: unknown): ApiParsedInput<M> {
+  const result = API[method].input.safeParse(input ?? {});
+  if (result.success) return result.data as ApiParsedInput<M>;
+  const issues = describeIssues(result.error.issues);
+  const list = issues.map((i) => (i.path === '(request)' ? i.message : `field "${i.path}": ${i.message}`)).join('; ');
+  throw new ApiError({ code: 'invalid_input', message: `${method}: ${list}`, issues });
+}
+
+/** Checks a handler's answer against the contract (a failure here is a bug in the main process). */
+export function checkResponse<M extends ApiMethod>(method: M, value: unknown): ApiOutput<M> {
+  const result = API[method].output.safeParse(value);
+  if (result.success) return result.data as ApiOutput<M>;
+  const list = describeIssues(result.error.issues)
+    .map((i) => `${i.path}: ${i.message}`)
+    .join('; ');
+  throw new ApiError({ code: 'internal', message: `${method} produced an answer that breaks the API contract (${list})` });
+}
+
+/** Validates an event before it is sent (and, in development, when it arrives). */
+export function parseEvent(value: unknown): ApiEvent {
+  return ApiEvent.parse(value);
+}
