@@ -108,40 +108,58 @@ export type ModelInfo = z.infer<typeof ModelInfo>;
 
 // --- datasets -------------------------------------------------------------------------------------------------------
 
-export const DATASET_FORMATS = ['auto', 'alpaca-json', 'jsonl', 'csv', 'tsv', 'sharegpt'] as const;
+export const DATASET_FORMATS = ['auto', 'json', 'jsonl', 'csv', 'tsv'] as const;
 export const DatasetFormat = z.enum(DATASET_FORMATS);
 
 /** Where imported records come from: a file on the main process's disk, or text the UI read from a dropped file. */
 export const ImportSource = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('path'), path: z.string().min(1) }),
-  z.object({ kind: z.literal('text'), fileName: name, text: z.string().max(512 * 1024 * 1024) }),
+  z.object({
+    kind: z.literal('text'),
+    fileName: name.refine((n) => !/[\\/]/.test(n) && n !== '.' && n !== '..', 'must be a file name without folders'),
+    text: z.string().max(512 * 1024 * 1024),
+  }),
 ]);
 export type ImportSource = z.infer<typeof ImportSource>;
 
-/** For CSV/TSV: which column holds each field (by header name). */
-export const ColumnMapping = z.object({ instruction: z.string(), input: z.string().optional(), output: z.string() }).partial();
+/** How records are read: container format, record shape, and which key/column holds each field. */
+export const ImportOptions = z
+  .object({
+    format: DatasetFormat.default('auto'),
+    /** 'auto' reads records with "conversations"/"messages" as chats (ShareGPT), the rest as Alpaca. */
+    shape: z.enum(['auto', 'alpaca', 'conversation']).default('auto'),
+    /** Our field -> the key or CSV column holding it, when the usual names do not match. */
+    fieldMap: z.object({ instruction: z.string(), input: z.string(), output: z.string(), tags: z.string(), split: z.string() }).partial().default({}),
+    /** A conversation gives one example from its last reply, or one per reply. */
+    conversation: z.enum(['last-turn', 'each-turn']).default('last-turn'),
+  })
+  .strict();
 
 export const ImportProblem = z.object({
-  /** The file name, record position and field, e.g. "data.jsonl: line 7: field \"output\"". */
-  where: z.string(),
+  file: z.string(),
+  /** 1-based line where the record starts, when the format has lines. */
   line: z.number().int().nullable(),
+  /** 0-based position of the record in the file. */
   index: z.number().int().nullable(),
+  /** The field at fault (`output`, `conversations[2].value`), or null for the record or file as a whole. */
   field: z.string().nullable(),
   message: z.string(),
 });
 export type ImportProblem = z.infer<typeof ImportProblem>;
 
 export const ImportReport = z.object({
-  fileName: z.string(),
+  file: z.string(),
   format: z.string(),
+  /** Records read, valid or not. */
   records: count,
-  valid: count,
-  invalid: count,
-  /** The first problems (capped), each with file, position and field. */
-  problems: z.array(ImportProblem),
-  /** Problems that stop the whole file (not JSON at all, not UTF-8, truncated). */
-  fatal: z.string().nullable(),
-  columns: z.array(z.string()).optional(),
+  /** Examples the valid records give (a conversation may give several). */
+  examples: count,
+  invalidRecords: count,
+  /** The first problems with single records (the rest are counted in issuesOmitted). */
+  issues: z.array(ImportProblem),
+  issuesOmitted: count,
+  /** A problem with the whole file (not UTF-8, truncated, not a list): nothing in it can be imported. */
+  fatal: ImportProblem.nullable(),
 });
 export type ImportReport = z.infer<typeof ImportReport>;
 
@@ -461,7 +479,7 @@ export const API = {
   'models.remove': method(z.object({ modelId: id }).strict(), ok, 'forget a model (its folder is left alone)'),
 
   'datasets.validate': method(
-    z.object({ source: ImportSource, format: DatasetFormat.default('auto'), mapping: ColumnMapping.optional() }).strict(),
+    z.object({ source: ImportSource, options: ImportOptions.default(ImportOptions.parse({})) }).strict(),
     ImportReport,
     'read a file and report every bad record without importing anything',
   ),
@@ -469,15 +487,16 @@ export const API = {
     z
       .object({
         source: ImportSource,
-        name,
-        format: DatasetFormat.default('auto'),
-        mapping: ColumnMapping.optional(),
-        /** 'valid': import the valid records and skip the rest; 'all': import only if every record is valid. */
-        mode: z.enum(['valid', 'all']).default('all'),
+        options: ImportOptions.default(ImportOptions.parse({})),
+        /** A new dataset's name; or add to an existing dataset as a new version with `into`. */
+        name: name.optional(),
+        into: id.optional(),
+        /** 'skip': import the valid records and skip the invalid; 'reject': import nothing unless every record is valid. */
+        onInvalid: z.enum(['skip', 'reject']).default('reject'),
       })
       .strict(),
-    z.object({ dataset: DatasetSummary, report: ImportReport }),
-    'import a file as a new dataset',
+    z.object({ dataset: DatasetSummary, report: ImportReport, imported: count }),
+    'import a file as a new dataset (or a new version of one) in one transaction',
   ),
   'datasets.list': method(none, z.array(DatasetSummary), 'datasets with example and split counts'),
   'datasets.get': method(byDataset, DatasetSummary, 'one dataset'),

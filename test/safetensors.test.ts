@@ -4,16 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { expectedWeights } from '../src-main/engine/config.js';
 import { EngineError } from '../src-main/engine/errors.js';
 import { Rng } from '../src-main/engine/rng.js';
-import {
-  CheckpointReader,
-  SafetensorsFile,
-  bf16ToF32,
-  f16ToF32,
-  f32ToBf16,
-  f32ToF16,
-  writeAtomically,
-  writeSafetensors,
-} from '../src-main/engine/safetensors.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../src-main/engine/half.js';
+import { CheckpointReader, SafetensorsFile, writeAtomically, writeSafetensors } from '../src-main/engine/safetensors.js';
 import { writeTinyLlama } from './helpers/tiny-model.js';
 import { makeTempDir } from './helpers/tmp.js';
 

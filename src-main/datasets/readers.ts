@@ -48,19 +48,30 @@ const enum C {
 
 const isSpace = (c: number) => c === C.Space || c === C.Newline || c === C.Tab || c === C.Return;
 
+// Inside an element only a few characters matter; a regex jumps to the next one, which is what makes the
+// scan fast (a character-by-character loop was 6x slower than JSON.parse of the same text).
+const STRING_STOP = /["\\]/g;
+const STRUCTURE_STOP = /["{}[\]]/g;
+
+function countNewlines(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let at = text.indexOf('\n', from); at !== -1 && at < to; at = text.indexOf('\n', at + 1)) n++;
+  return n;
+}
+
 /** Reads `[ elem, elem, ... ]`, yielding each element with its index and starting line. */
 export async function* readJsonList(file: string, chunks: AsyncIterable<string>, limits: ReaderLimits): AsyncGenerator<RawRecord> {
   type State = 'start' | 'expectElement' | 'element' | 'afterElement' | 'end';
   let state: State = 'start';
-  let line = 1;
+  let line = 1; // the line at position `counted` of the current chunk
   let index = 0;
   // The element being scanned.
   let startLine = 0;
   let depth = 0; // open { and [ inside the element
   let inString = false;
-  let escaped = false;
-  let scalar = false; // a top-level number/literal: ends at , ] or whitespace
-  let parts: string[] = [];
+  let escaped = false; // a backslash ended the previous chunk
+  let scalar = false; // a top-level number or literal: ends at "," "]" or whitespace
+  let parts: string[] = []; // its text from earlier chunks
   let partsLength = 0;
   let oversized = false;
 
@@ -75,92 +86,111 @@ export async function* readJsonList(file: string, chunks: AsyncIterable<string>,
   };
 
   for await (const chunk of chunks) {
+    let counted = 0;
+    const lineAt = (pos: number) => {
+      line += countNewlines(chunk, counted, pos);
+      counted = pos;
+      return line;
+    };
     let elementFrom = state === 'element' ? 0 : -1; // where the element's text starts in this chunk
     const out: RawRecord[] = [];
-    for (let i = 0; i < chunk.length; i++) {
+    const endElement = (end: number) => {
+      out.push(finish(oversized ? '' : parts.join('') + chunk.slice(elementFrom, end)));
+      parts = [];
+      elementFrom = -1;
+      state = 'afterElement';
+    };
+
+    let i = 0;
+    while (i < chunk.length) {
+      if (state === 'element') {
+        if (escaped) {
+          escaped = false;
+          i++;
+        } else if (inString) {
+          STRING_STOP.lastIndex = i;
+          const m = STRING_STOP.exec(chunk);
+          if (!m) break;
+          i = m.index;
+          if (chunk.charCodeAt(i) === C.Backslash) {
+            if (i + 1 < chunk.length) i += 2;
+            else {
+              escaped = true;
+              i++;
+            }
+          } else {
+            inString = false;
+            i++;
+            if (depth === 0) endElement(i);
+          }
+        } else if (scalar) {
+          const c = chunk.charCodeAt(i);
+          if (c === C.Comma || c === C.CloseBracket || isSpace(c)) endElement(i); // afterElement reads c
+          else i++;
+        } else {
+          STRUCTURE_STOP.lastIndex = i;
+          const m = STRUCTURE_STOP.exec(chunk);
+          if (!m) break;
+          i = m.index;
+          const c = chunk.charCodeAt(i++);
+          if (c === C.Quote) inString = true;
+          else if (c === C.OpenBrace || c === C.OpenBracket) depth++;
+          else if (--depth === 0) endElement(i);
+        }
+        continue;
+      }
+
       const c = chunk.charCodeAt(i);
-      if (c === C.Newline) line++;
-      switch (state) {
+      if (isSpace(c)) {
+        i++;
+        continue;
+      }
+      switch (state as State) {
         case 'start':
-          if (isSpace(c)) continue;
           if (c !== C.OpenBracket) {
             const got = c === C.OpenBrace ? 'an object' : JSON.stringify(chunk[i]);
-            throw fatal(file, line, `expected a JSON list of records starting with "[", got ${got} (for one JSON object per line use a .jsonl file)`);
+            throw fatal(file, lineAt(i), `expected a JSON list of records starting with "[", got ${got} (for one JSON object per line use a .jsonl file)`);
           }
           state = 'expectElement';
-          continue;
+          break;
         case 'expectElement':
-          if (isSpace(c)) continue;
           if (c === C.CloseBracket && index === 0) {
             state = 'end';
-            continue;
+            break;
           }
-          if (c === C.Comma || c === C.CloseBracket) throw fatal(file, line, `expected a record after "," but found ${JSON.stringify(chunk[i])}`, index);
+          if (c === C.Comma || c === C.CloseBracket) throw fatal(file, lineAt(i), `expected a record after "," but found ${JSON.stringify(chunk[i])}`, index);
           state = 'element';
-          startLine = line;
+          startLine = lineAt(i);
           elementFrom = i;
           parts = [];
           partsLength = 0;
           oversized = false;
-          depth = 0;
-          inString = false;
-          escaped = false;
-          scalar = !(c === C.OpenBrace || c === C.OpenBracket || c === C.Quote);
-          if (c === C.OpenBrace || c === C.OpenBracket) depth = 1;
-          else if (c === C.Quote) inString = true;
-          continue;
-        case 'element': {
-          let ended = false;
-          let endAt = i + 1; // exclusive end of the element text
-          if (inString) {
-            if (escaped) escaped = false;
-            else if (c === C.Backslash) escaped = true;
-            else if (c === C.Quote) {
-              inString = false;
-              if (depth === 0) ended = true;
-            }
-          } else if (scalar) {
-            if (c === C.Comma || c === C.CloseBracket || isSpace(c)) {
-              ended = true;
-              endAt = i;
-              i--; // let afterElement see this character
-              if (c === C.Newline) line--;
-            }
-          } else if (c === C.Quote) inString = true;
-          else if (c === C.OpenBrace || c === C.OpenBracket) depth++;
-          else if (c === C.CloseBrace || c === C.CloseBracket) {
-            depth--;
-            if (depth === 0) ended = true;
-          }
-          if (ended) {
-            const text = oversized ? '' : parts.join('') + chunk.slice(elementFrom, endAt);
-            out.push(finish(text));
-            parts = [];
-            elementFrom = -1;
-            state = 'afterElement';
-          }
-          continue;
-        }
+          inString = c === C.Quote;
+          depth = c === C.OpenBrace || c === C.OpenBracket ? 1 : 0;
+          scalar = !inString && depth === 0;
+          if (scalar) continue; // the scalar loop reads this character too
+          break;
         case 'afterElement':
-          if (isSpace(c)) continue;
           if (c === C.Comma) state = 'expectElement';
           else if (c === C.CloseBracket) state = 'end';
-          else throw fatal(file, line, `expected "," or "]" after record ${index - 1}, found ${JSON.stringify(chunk[i])}`);
-          continue;
+          else throw fatal(file, lineAt(i), `expected "," or "]" after record ${index - 1}, found ${JSON.stringify(chunk[i])}`);
+          break;
         case 'end':
-          if (isSpace(c)) continue;
-          throw fatal(file, line, `unexpected ${JSON.stringify(chunk[i])} after the closing "]" of the list`);
+          throw fatal(file, lineAt(i), `unexpected ${JSON.stringify(chunk[i])} after the closing "]" of the list`);
       }
+      i++;
     }
-    if (state === 'element' && elementFrom >= 0) {
+
+    if (state === 'element') {
       // The element continues in the next chunk: keep its text unless it is already too long.
       const piece = chunk.slice(elementFrom);
       partsLength += piece.length;
       if (partsLength > limits.maxRecordChars) {
         oversized = true;
         parts = [];
-      } else parts.push(piece);
+      } else if (!oversized) parts.push(piece);
     }
+    lineAt(chunk.length);
     yield* out;
   }
 
@@ -168,7 +198,7 @@ export async function* readJsonList(file: string, chunks: AsyncIterable<string>,
     yield finish(parts.join(''));
     state = 'afterElement';
   }
-  switch (state) {
+  switch (state as State) {
     case 'start':
       throw fatal(file, null, 'the file is empty; expected a JSON list of records');
     case 'element':
@@ -305,6 +335,8 @@ export async function* readDelimited(
       throw fatal(file, line, message);
     }
     throw err;
+  } finally {
+    input.destroy(); // closes the file when reading stops early
   }
   if (!header) throw fatal(file, null, 'the file is empty; expected a header row and records');
   if (index === 0) throw fatal(file, null, 'the file has a header row but no records');

@@ -66,6 +66,7 @@ export function makeAdapter(spec: AdapterSpec, values: (layer: number) => { prom
       prompt: tf.variable(v.prompt, true, `adapter${id}.layers.${layer}.prompt`),
       gate: tf.variable(v.gate, true, `adapter${id}.layers.${layer}.gate`),
     });
+    tf.dispose([v.prompt, v.gate]); // the variables hold their own references to the data
   }
   return { spec, byLayer };
 }

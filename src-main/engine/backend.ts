@@ -16,11 +16,14 @@ export type BackendChoice = BackendName | 'auto';
 
 export interface BackendReport {
   name: BackendName;
+  /** The device it runs on, when the backend can tell (webgpu: GPU name and limits). */
+  device?: string;
   /** Why each backend tried before this one did not start (empty when the first choice ran). */
   skipped: { name: BackendName; reason: string }[];
 }
 
-type Starter = () => Promise<void>;
+/** Starts one backend; `requested` is true when the user named it. May return a description of the device. */
+type Starter = (requested: boolean) => Promise<string | void>;
 
 async function startTensorflow(): Promise<void> {
   // Optional dependencies: present only where their native libtensorflow could be installed.
@@ -38,8 +41,15 @@ async function startTensorflow(): Promise<void> {
   throw new Error(missing ? 'not installed' : errors.join('; '));
 }
 
-async function startWebgpu(): Promise<void> {
-  throw new Error('unavailable');
+/**
+ * Dawn through the `webgpu` package. Asked for by name it accepts a software adapter (lavapipe on CI);
+ * chosen automatically it does not, since the CPU backends beat a GPU emulated on the CPU.
+ */
+async function startWebgpu(requested: boolean): Promise<string> {
+  const { initWebgpuBackend, formatWebgpuDevice } = await import('./backends/webgpu.js');
+  const status = await initWebgpuBackend({ allowSoftware: requested });
+  if (!status.ok) throw new Error(status.reason);
+  return formatWebgpuDevice(status.info);
 }
 
 async function startNative(): Promise<void> {
@@ -79,8 +89,8 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   const skipped: BackendReport['skipped'] = [];
   for (const name of order) {
     try {
-      await STARTERS[name]();
-      return { name, skipped };
+      const device = await STARTERS[name](choice !== 'auto');
+      return device ? { name, device, skipped } : { name, skipped };
     } catch (e) {
       skipped.push({ name, reason: (e as Error).message });
     }
@@ -91,5 +101,5 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
 
 export function describeBackend(r: BackendReport): string {
   const fallbacks = r.skipped.length ? ` (not used: ${r.skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : '';
-  return `backend: ${r.name}${fallbacks}`;
+  return `backend: ${r.name}${r.device ? ` on ${r.device}` : ''}${fallbacks}`;
 }

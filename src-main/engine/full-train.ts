@@ -17,7 +17,7 @@ import { forward, type LayerWeights, type LlamaModel, type LlamaWeights } from '
 import { type AdamWState, adamWStep, disposeAdamWState, learningRate, newAdamWState } from './optimizer.js';
 import { Rng } from './rng.js';
 import { writeAtomically, writeSafetensors, type TensorToWrite, type WritableDtype } from './safetensors.js';
-import { epochOrder } from './data.js';
+import { type Encoder, epochOrder } from './data.js';
 
 // ---------------------------------------------------------------------------------------------
 // Initial weights
@@ -131,6 +131,11 @@ export function withOneHotGatherGradient<T>(fn: () => T): T {
 
 // ---------------------------------------------------------------------------------------------
 // Data: documents packed into fixed-length windows
+
+/** Each text as BOS + tokens + EOS: the unit that packDocuments concatenates. */
+export function tokenizeDocuments(tok: Encoder, texts: string[]): number[][] {
+  return texts.map((t) => tok.encode(t, { bos: true, eos: true }));
+}
 
 /**
  * Concatenate tokenised documents (each already BOS ... EOS) into one stream and cut it into

@@ -45,7 +45,7 @@ export function paperRecipe(c: LlamaConfig): Recipe {
     eps: 1e-8,
     batchSize: 4,
     accumSteps: 8,
-    maxSeqLen: 512,
+    maxSeqLen: Math.min(512, c.maxPositions), // the paper's 512, or less for short-context models
     seed: 0,
     checkpointEvery: 0,
     maxSteps: null,

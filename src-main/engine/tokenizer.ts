@@ -154,9 +154,9 @@ class HfTextTokenizer implements TextTokenizer {
  * (The windowing scheme is the one text-generation-inference uses.)
  */
 export class StreamingDecoder {
-  private ids: number[] = [];
-  private prefixStart = 0; // window start: context that is re-decoded but already emitted
-  private readStart = 0; // ids before this index have been emitted
+  // The window: ids already emitted (context for the decoder) followed by pending ids.
+  private window: number[] = [];
+  private emitted = 0; // window[0 .. emitted) has been emitted
 
   constructor(
     private readonly tokenizer: TextTokenizer,
@@ -165,29 +165,27 @@ export class StreamingDecoder {
 
   /** Add one generated id; returns the new text it completes ('' when it is held back). */
   push(id: number): string {
-    this.ids.push(id);
-    const prefix = this.decodeRange(this.prefixStart, this.readStart);
-    const full = this.decodeRange(this.prefixStart, this.ids.length);
-    if (full.length > prefix.length && !full.endsWith('\uFFFD')) {
-      // Slide the window: the ids just emitted become the next push's context.
-      this.ids = this.ids.slice(this.readStart);
-      this.prefixStart = 0;
-      this.readStart = this.ids.length;
-      return full.slice(prefix.length);
-    }
-    return '';
+    this.window.push(id);
+    const delta = this.pending();
+    if (delta === '' || delta.endsWith('\uFFFD')) return '';
+    // Slide: the ids just emitted become the next push's context.
+    this.window = this.window.slice(this.emitted);
+    this.emitted = this.window.length;
+    return delta;
   }
 
   /** Emit whatever is held back (an incomplete character comes out as U+FFFD) and reset. */
   flush(): string {
-    const prefix = this.decodeRange(this.prefixStart, this.readStart);
-    const full = this.decodeRange(this.prefixStart, this.ids.length);
-    this.ids = [];
-    this.prefixStart = this.readStart = 0;
-    return full.slice(prefix.length);
+    const delta = this.pending();
+    this.window = [];
+    this.emitted = 0;
+    return delta;
   }
 
-  private decodeRange(start: number, end: number): string {
-    return start === end ? '' : this.tokenizer.decode(this.ids.slice(start, end), this.opts);
+  /** Text the pending ids add after the emitted context. */
+  private pending(): string {
+    const context = this.emitted === 0 ? '' : this.tokenizer.decode(this.window.slice(0, this.emitted), this.opts);
+    const full = this.tokenizer.decode(this.window, this.opts);
+    return full.length > context.length ? full.slice(context.length) : '';
   }
 }

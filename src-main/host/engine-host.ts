@@ -11,8 +11,9 @@ import { disposeAdapter } from '../engine/adapter.js';
 import { loadAdapter } from '../engine/adapter-io.js';
 import { type BackendChoice, initBackend } from '../engine/backend.js';
 import { parameterCount } from '../engine/config.js';
+import { type Instruction, tokenizeExample } from '../engine/data.js';
 import { CancelledError, EngineError } from '../engine/errors.js';
-import { type LoadedModel, loadModel, memoryEstimate } from '../engine/load.js';
+import { type LoadedModel, loadModel, memoryEstimate, readModelConfig } from '../engine/load.js';
 import { disposeModel } from '../engine/model.js';
 import { Rng } from '../engine/rng.js';
 import { generate } from '../engine/sample.js';
@@ -67,7 +68,7 @@ class EngineHost {
         this.run(msg.job, () => this.generate(msg));
         return;
       case 'tokenLengths':
-        this.run(msg.job, () => this.tokenLengths(msg.modelDir, msg.texts));
+        this.run(msg.job, () => this.tokenLengths(msg.modelDir, msg.examples));
         return;
     }
   }
@@ -243,9 +244,9 @@ class EngineHost {
     }
   }
 
-  private async tokenLengths(modelDir: string, texts: string[]): Promise<number[]> {
+  private async tokenLengths(modelDir: string, examples: Instruction[]): Promise<number[]> {
     const tokenizer = await loadTokenizerOnly(modelDir);
-    return texts.map((t) => tokenizer.encode(t, { bos: true, eos: true }).length);
+    return examples.map((ex) => tokenizeExample(tokenizer, ex, Number.MAX_SAFE_INTEGER).ids.length);
   }
 
   private shutdown(): void {
@@ -265,7 +266,6 @@ const tokenizers = new Map<string, Promise<TextTokenizer>>();
 async function loadTokenizerOnly(modelDir: string): Promise<TextTokenizer> {
   let t = tokenizers.get(modelDir);
   if (!t) {
-    const { readModelConfig } = await import('../engine/load.js');
     const config = readModelConfig(modelDir);
     t = loadTokenizer(modelDir, { bosId: config.bosId, eosIds: config.eosIds });
     tokenizers.set(modelDir, t);

@@ -51,7 +51,8 @@ export type ToHost =
       sampling: SamplingOptions;
       seed: number;
     }
-  | { kind: 'tokenLengths'; job: JobId; modelDir: string; texts: string[] }
+  /** Tokens per example as training sees them: BOS + Alpaca prompt + response + EOS. */
+  | { kind: 'tokenLengths'; job: JobId; modelDir: string; examples: Instruction[] }
   | { kind: 'shutdown' };
 
 export type GenerateResultMessage = {

@@ -162,6 +162,9 @@ interface VersionRow {
 /** A before-image as stored in dataset_changes.before (column names, tags as an array). */
 type BeforeImage = Partial<Omit<ExampleRow, 'id' | 'dataset_id' | 'tags' | 'content_hash'>> & { tags?: string[] };
 
+/** From this many inserted rows on, search indexing is done in one statement (see applyInTransaction). */
+const BULK_INSERT_ROWS = 200;
+
 /** Thrown inside a change transaction to roll it back when the change set turned out to change nothing. */
 class NothingChanged extends Error {}
 
@@ -318,6 +321,10 @@ export class DatasetStore {
           content_hash = @content_hash, updated_version = @updated_version
         WHERE id = @id`),
       deleteExample: db.prepare('DELETE FROM examples WHERE id = ?'),
+      deferFts: db.prepare('UPDATE fts_sync SET deferred = ?'),
+      indexFtsFrom: db.prepare(`
+        INSERT INTO examples_fts (rowid, instruction, input, output)
+        SELECT id, instruction, input, output FROM examples WHERE dataset_id = ? AND id >= ?`),
       tagCounts: db.prepare<[string], { tag: string; n: number }>(`
         SELECT j.value AS tag, count(*) AS n FROM examples e, json_each(e.tags) j
         WHERE e.dataset_id = ? GROUP BY j.value ORDER BY n DESC, tag`),
@@ -546,6 +553,11 @@ export class DatasetStore {
 
     const inserts = change.inserts ?? [];
     const every = options.progressEvery ?? 1000;
+    // Many rows: index them for search in one statement at the end instead of one trigger call per row
+    // (see fts_sync in schema.ts).
+    const bulk = inserts.length >= BULK_INSERT_ROWS;
+    if (bulk) this.s.deferFts.run(1);
+    let firstInserted: number | bigint | null = null;
     inserts.forEach((ex, i) => {
       const where = `new example ${i + 1}`;
       const instruction = checkText(ex.instruction, 'instruction', where, false);
@@ -564,10 +576,17 @@ export class DatasetStore {
         created_version: version,
         updated_version: version,
       });
+      firstInserted ??= lastInsertRowid;
       this.s.insertChange.run(datasetId, version, lastInsertRowid, null);
       changed++;
       if (options.onProgress && (i + 1) % every === 0) options.onProgress(i + 1, inserts.length);
     });
+    if (bulk) {
+      // ids only grow (AUTOINCREMENT) and this transaction is the only writer, so id >= the first new id is
+      // exactly the rows inserted above.
+      this.s.indexFtsFrom.run(datasetId, firstInserted);
+      this.s.deferFts.run(0);
+    }
 
     // "Nothing changed" is a normal answer (re-running a split with the same seed): throwing rolls back the
     // version row, and applyChange turns it into null.

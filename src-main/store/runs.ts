@@ -182,7 +182,7 @@ export class RunStore {
       delete: db.prepare('DELETE FROM runs WHERE id = ?'),
       // A run found `running` at open lost its process: it resumes from its newest checkpoint.
       recover: db.prepare<[number], { id: string; resume_checkpoint_id: string | null }>(`
-        UPDATE runs SET status = 'interrupted', updated_at = ?1,
+        UPDATE runs SET status = 'interrupted', updated_at = ?,
           resume_checkpoint_id = (SELECT c.id FROM checkpoints c WHERE c.run_id = runs.id ORDER BY c.step DESC LIMIT 1)
         WHERE status = 'running'
         RETURNING id, resume_checkpoint_id`),

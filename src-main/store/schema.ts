@@ -65,8 +65,9 @@ export const MIGRATIONS: readonly Migration[] = [
         created_version INTEGER NOT NULL,
         updated_version INTEGER NOT NULL
       );
+      -- No index on content_hash: a random-keyed index doubles import time, and finding duplicates is one
+      -- GROUP BY over a dataset's rows.
       CREATE INDEX examples_by_dataset ON examples(dataset_id, id);
-      CREATE INDEX examples_by_hash ON examples(dataset_id, content_hash);
 
       -- Before-images: what each version changed, enough to step back over it. before is NULL when the version
       -- inserted the example, the whole row when it deleted it, and the changed fields when it edited it.
@@ -138,7 +139,12 @@ export const MIGRATIONS: readonly Migration[] = [
         content = 'examples', content_rowid = 'id',
         tokenize = 'unicode61 remove_diacritics 2'
       );
-      CREATE TRIGGER examples_fts_insert AFTER INSERT ON examples BEGIN
+      -- A bulk insert (an import) sets deferred = 1 inside its transaction, inserts its rows, then indexes them
+      -- with one INSERT ... SELECT and resets the flag before committing: about 3x faster than a trigger per
+      -- row. The flag is transactional, so a crash cannot leave it set.
+      CREATE TABLE fts_sync (deferred INTEGER NOT NULL);
+      INSERT INTO fts_sync (deferred) VALUES (0);
+      CREATE TRIGGER examples_fts_insert AFTER INSERT ON examples WHEN (SELECT deferred FROM fts_sync) = 0 BEGIN
         INSERT INTO examples_fts (rowid, instruction, input, output)
         VALUES (new.id, new.instruction, new.input, new.output);
       END;

@@ -16,6 +16,11 @@ export interface TinyLlamaOptions {
   dtype?: WritableDtype; // stored dtype of every weight
   shards?: number; // 1: model.safetensors; N > 1: N shards plus model.safetensors.index.json
   tokenizer?: TinyTokenizerStyle;
+  /**
+   * Multiplies the final norm's weights. A random tiny model's logits span only about sqrt(dim),
+   * too little to become confident about anything; training tests raise it so learning shows.
+   */
+  finalNormScale?: number;
 }
 
 /**
@@ -74,7 +79,7 @@ export function writeTinyLlama(dir: string, opts: TinyLlamaOptions = {}): LlamaC
   const tensors: TensorToWrite[] = [...expectedWeights(config)].map(([name, shape]) => ({
     name,
     shape,
-    data: randomWeight(name, shape, rng),
+    data: name === 'model.norm.weight' ? randomWeight(name, shape, rng).map((v) => v * (opts.finalNormScale ?? 1)) : randomWeight(name, shape, rng),
     dtype: opts.dtype ?? 'F32',
   }));
   // transformers refuses safetensors files without this metadata.

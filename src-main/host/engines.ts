@@ -1,0 +1,119 @@
+// The engine processes the main process runs: one long-lived inference host (models stay loaded between
+// chats and comparisons) and one short-lived training host per run. Training in a process of its own means a
+// crash or out-of-memory ends that run only, and chat keeps working while a run trains.
+
+import type { BackendChoice, BackendInfo } from '../../src-shared/api.js';
+import { EngineProcess, type HostSpawner } from './engine-process.js';
+import type { GenerateResultMessage, ModelFacts, PromptSpec } from './protocol.js';
+import type { SamplingOptions } from '../engine/sample.js';
+import type { Instruction } from '../engine/data.js';
+
+export interface EngineSettings {
+  backend: BackendChoice;
+  threads: number;
+}
+
+export type InferenceState = 'stopped' | 'starting' | 'ready' | 'busy';
+
+export class Engines {
+  private inference: EngineProcess | null = null;
+  private inferenceSettings: EngineSettings | null = null;
+  private lastBackend: { name: string; skipped: { name: string; reason: string }[] } | null = null;
+  private readonly stateListeners: (() => void)[] = [];
+
+  constructor(
+    private readonly spawn: HostSpawner,
+    private settings: EngineSettings,
+  ) {}
+
+  /** New settings apply to processes started from now on; an idle inference host is restarted. */
+  configure(settings: EngineSettings): void {
+    this.settings = { ...settings };
+    if (this.inference && !this.inference.busy) {
+      void this.inference.shutdown();
+      this.inference = null;
+      this.changed();
+    }
+  }
+
+  onStateChange(cb: () => void): void {
+    this.stateListeners.push(cb);
+  }
+
+  private changed(): void {
+    for (const cb of this.stateListeners) cb();
+  }
+
+  backendInfo(): BackendInfo {
+    return { name: this.lastBackend?.name ?? null, requested: this.settings.backend, skipped: this.lastBackend?.skipped ?? [] };
+  }
+
+  inferenceState(): InferenceState {
+    if (!this.inference || this.inference.state === 'exited') return 'stopped';
+    if (this.inference.state === 'starting') return 'starting';
+    return this.inference.busy ? 'busy' : 'ready';
+  }
+
+  /** The inference host, started (or restarted after a crash) on demand. */
+  private async inferenceHost(): Promise<EngineProcess> {
+    const current = this.inference;
+    if (current && current.state !== 'exited' && this.inferenceSettings === this.settings) {
+      await current.ready();
+      return current;
+    }
+    const proc = new EngineProcess(this.spawn, 'inference', this.settings);
+    this.inference = proc;
+    this.inferenceSettings = this.settings;
+    proc.onExit(() => {
+      if (this.inference === proc) this.inference = null;
+      this.changed();
+    });
+    this.changed();
+    this.lastBackend = await proc.ready();
+    this.changed();
+    return proc;
+  }
+
+  /** Starts a process for one training run. */
+  async startTrainingHost(): Promise<EngineProcess> {
+    const proc = new EngineProcess(this.spawn, 'train', this.settings);
+    this.lastBackend = await proc.ready();
+    this.changed();
+    return proc;
+  }
+
+  async inspect(modelDir: string): Promise<ModelFacts> {
+    const host = await this.inferenceHost();
+    return this.tracked(host.request('inspect', { modelDir }).result);
+  }
+
+  async tokenLengths(modelDir: string, examples: Instruction[]): Promise<number[]> {
+    const host = await this.inferenceHost();
+    return this.tracked(host.request('tokenLengths', { modelDir, examples }).result);
+  }
+
+  /** Starts a generation; `cancel` stops it early (the result then has finishReason 'cancelled'). */
+  async generate(
+    req: { modelDir: string; adapterDir: string | null; prompt: PromptSpec; sampling: SamplingOptions; seed: number },
+    onDelta: (text: string) => void,
+  ): Promise<{ result: Promise<GenerateResultMessage>; cancel: () => void }> {
+    const host = await this.inferenceHost();
+    const { job, result } = host.request('generate', req, { onDelta });
+    return { result: this.tracked(result), cancel: () => host.abort(job, 'cancel') };
+  }
+
+  private tracked<T>(p: Promise<T>): Promise<T> {
+    this.changed();
+    p.then(
+      () => this.changed(),
+      () => this.changed(),
+    );
+    return p;
+  }
+
+  async close(): Promise<void> {
+    const proc = this.inference;
+    this.inference = null;
+    if (proc) await proc.shutdown();
+  }
+}

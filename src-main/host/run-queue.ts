@@ -1,0 +1,328 @@
+// The training queue: any number of runs wait, one trains at a time (one device), each in an engine
+// process of its own. Status lives in the workspace database, so a reloaded or reopened window finds every
+// run where it is; the live part (progress, the process handle) lives here.
+//
+// Pause asks the engine to write a checkpoint and stop; resume puts the run back in line and it continues
+// from that checkpoint. If the engine process dies mid-run the run becomes `interrupted` (resumable from its
+// last checkpoint) or `failed` (nothing to resume from), and the next run starts.
+
+import type { RunProgress } from '../../src-shared/api.js';
+import type { Instruction } from '../engine/data.js';
+import type { Recipe } from '../engine/recipe.js';
+import type { TrainEvent } from '../engine/train.js';
+import type { RunId, Workspace } from '../store/index.js';
+import { EngineJobError, type EngineProcess } from './engine-process.js';
+import type { Engines } from './engines.js';
+
+/** What the queue needs to train a run, read from the store when the run starts. */
+export interface TrainingJob {
+  modelDir: string;
+  data: Instruction[];
+  recipe: Recipe;
+  outDir: string;
+}
+
+export interface RunQueueHooks {
+  /** Everything changed about a run (status, queue position, progress): the UI refreshes it. */
+  runChanged(runId: RunId): void;
+  /** One optimizer step happened. */
+  metric(runId: RunId, progress: RunProgress, point: { step: number; loss: number; lr: number; tokensPerSec: number; memoryBytes: number; elapsedMs: number }): void;
+  log(runId: RunId, level: 'info' | 'warn' | 'error', message: string): void;
+}
+
+interface ActiveRun {
+  runId: RunId;
+  engine: EngineProcess | null;
+  job: string | null;
+  stopping: 'pause' | 'cancel' | null;
+  progress: RunProgress | null;
+  /** Training time recorded before this session (a resumed run continues its clock). */
+  elapsedBeforeMs: number;
+  sessionStartedAt: number;
+  trainableParameters: number | null;
+  examples: number | null;
+}
+
+/** Facts learned from the engine's start event, kept for the run page while the process lives. */
+export interface RunLiveFacts {
+  trainableParameters: number | null;
+  examples: number | null;
+}
+
+export class RunQueue {
+  /** Runs waiting to resume (paused or interrupted in the store), in the order resume was asked. */
+  private readonly resumeLine: RunId[] = [];
+  private active: ActiveRun | null = null;
+  private pumping = false;
+  private closed = false;
+  /** Why a run stopped when the store has no place for it (an interrupted run keeps no error). */
+  private readonly lastReasons = new Map<RunId, string>();
+  private readonly facts = new Map<RunId, RunLiveFacts>();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly ws: () => Workspace,
+    private readonly engines: Engines,
+    private readonly prepare: (runId: RunId) => TrainingJob,
+    private readonly hooks: RunQueueHooks,
+  ) {}
+
+  /** The run training now, if any. */
+  get activeRunId(): RunId | null {
+    return this.active?.runId ?? null;
+  }
+
+  progressOf(runId: RunId): RunProgress | null {
+    return this.active?.runId === runId ? this.active.progress : null;
+  }
+
+  factsOf(runId: RunId): RunLiveFacts | null {
+    return this.facts.get(runId) ?? null;
+  }
+
+  reasonOf(runId: RunId): string | null {
+    return this.lastReasons.get(runId) ?? null;
+  }
+
+  /** 1-based place in line, or null when the run is not waiting. */
+  positionOf(runId: RunId): number | null {
+    const line = this.line();
+    const i = line.indexOf(runId);
+    return i < 0 ? null : i + 1;
+  }
+
+  /** Waiting runs in start order: fresh runs by creation time, resumed runs in the order resume was asked. */
+  private line(): RunId[] {
+    const queued = this.ws()
+      .runs.list('queued')
+      .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
+      .map((r) => r.id);
+    return [...this.resumeLine, ...queued].filter((id) => id !== this.active?.runId);
+  }
+
+  /** A new run was queued in the store, or a paused one should continue: start it when its turn comes. */
+  wake(): void {
+    void this.pump();
+  }
+
+  resume(runId: RunId): void {
+    const run = this.ws().runs.get(runId);
+    if (run.status !== 'paused' && run.status !== 'interrupted') throw new EngineJobError(`run "${run.name}" is ${run.status}; only paused or interrupted runs can be resumed`, true);
+    if (!this.resumeLine.includes(runId)) this.resumeLine.push(runId);
+    this.lastReasons.delete(runId);
+    this.hooks.runChanged(runId);
+    void this.pump();
+  }
+
+  pause(runId: RunId): void {
+    const run = this.ws().runs.get(runId);
+    const inLine = this.resumeLine.indexOf(runId);
+    if (inLine >= 0) {
+      // Asked to resume, not started yet: it simply stays paused.
+      this.resumeLine.splice(inLine, 1);
+      this.hooks.runChanged(runId);
+      this.notifyLineChanged();
+      return;
+    }
+    if (this.active?.runId !== runId) {
+      const hint = run.status === 'queued' ? ' (it has not started; cancel it to take it out of the queue)' : '';
+      throw new EngineJobError(`run "${run.name}" is ${run.status}, not training; only a training run can be paused${hint}`, true);
+    }
+    this.stop('pause');
+  }
+
+  cancel(runId: RunId): void {
+    const ws = this.ws();
+    const run = ws.runs.get(runId);
+    if (this.active?.runId === runId) {
+      this.stop('cancel');
+      return;
+    }
+    const inLine = this.resumeLine.indexOf(runId);
+    if (inLine >= 0) this.resumeLine.splice(inLine, 1);
+    if (run.status === 'completed' || run.status === 'failed' || run.status === 'cancelled') {
+      throw new EngineJobError(`run "${run.name}" is already ${run.status}`, true);
+    }
+    ws.runs.setStatus(runId, 'cancelled');
+    this.hooks.runChanged(runId);
+    this.notifyLineChanged();
+  }
+
+  private stop(mode: 'pause' | 'cancel'): void {
+    const active = this.active!;
+    // Cancel overrides an earlier pause request; a pause never downgrades a cancel.
+    if (active.stopping === 'cancel') return;
+    active.stopping = mode;
+    if (active.engine && active.job) active.engine.abort(active.job, mode);
+    this.hooks.log(active.runId, 'info', mode === 'pause' ? 'pausing: writing a checkpoint after the current step' : 'cancelling after the current step');
+    this.hooks.runChanged(active.runId);
+    if (mode === 'cancel' && active.engine) {
+      // A step of a big model can take minutes: a cancel that is not answered soon ends the process.
+      const engine = active.engine;
+      setTimeout(() => {
+        if (this.active === active) engine.kill();
+      }, 10_000).unref?.();
+    }
+  }
+
+  private notifyLineChanged(): void {
+    for (const id of this.line()) this.hooks.runChanged(id);
+  }
+
+  /** Starts the next run while none is training. */
+  private async pump(): Promise<void> {
+    if (this.pumping || this.active || this.closed) return;
+    this.pumping = true;
+    try {
+      while (!this.active && !this.closed) {
+        const next = this.line()[0];
+        if (!next) break;
+        const inLine = this.resumeLine.indexOf(next);
+        if (inLine >= 0) this.resumeLine.splice(inLine, 1);
+        await this.runOne(next);
+      }
+    } finally {
+      this.pumping = false;
+      if (!this.active) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async runOne(runId: RunId): Promise<void> {
+    const ws = this.ws();
+    const stored = ws.runs.get(runId);
+    const resuming = stored.status === 'paused' || stored.status === 'interrupted';
+    const active: ActiveRun = {
+      runId,
+      engine: null,
+      job: null,
+      stopping: null,
+      progress: null,
+      elapsedBeforeMs: 0,
+      sessionStartedAt: Date.now(),
+      trainableParameters: null,
+      examples: null,
+    };
+    this.active = active;
+    let job: TrainingJob;
+    try {
+      job = this.prepare(runId);
+      if (resuming) {
+        const { checkpoint } = ws.runs.resume(runId);
+        const before = ws.runs.metrics(runId).filter((m) => m.step <= (checkpoint?.step ?? 0));
+        active.elapsedBeforeMs = before.at(-1)?.elapsedMs ?? 0;
+      } else {
+        ws.runs.start(runId);
+      }
+    } catch (e) {
+      this.fail(runId, (e as Error).message);
+      this.active = null;
+      return;
+    }
+    this.notifyLineChanged();
+    this.hooks.runChanged(runId);
+    this.hooks.log(runId, 'info', resuming ? 'resuming from the last checkpoint' : 'starting the engine');
+
+    let outcome: { status: 'completed' | 'paused' | 'cancelled' } | { error: string; crashed: boolean };
+    try {
+      const engine = await this.engines.startTrainingHost();
+      active.engine = engine;
+      engine.onLog((level, message) => this.hooks.log(runId, level, message));
+      const request = engine.request(
+        'train',
+        { modelDir: job.modelDir, data: job.data, recipe: job.recipe, outDir: job.outDir, resume: resuming },
+        { onTrain: (event) => this.onTrainEvent(active, event) },
+      );
+      active.job = request.job;
+      // A stop asked for while the engine was starting is passed on now.
+      if (active.stopping) engine.abort(request.job, active.stopping);
+      try {
+        const result = await request.result;
+        outcome = { status: result.status };
+      } finally {
+        void engine.shutdown();
+      }
+    } catch (e) {
+      const err = e as Error;
+      outcome = { error: err.message, crashed: !(err instanceof EngineJobError) };
+    }
+    this.finish(active, outcome);
+    this.active = null;
+  }
+
+  private onTrainEvent(active: ActiveRun, event: TrainEvent): void {
+    const ws = this.ws();
+    switch (event.type) {
+      case 'start':
+        active.trainableParameters = event.trainableParams;
+        active.examples = event.examples;
+        this.facts.set(active.runId, { trainableParameters: event.trainableParams, examples: event.examples });
+        active.progress = { step: event.resumedFrom ?? 0, totalSteps: event.totalSteps, epoch: 0, loss: null, lr: event.lr, tokensPerSec: null, etaSec: null };
+        this.hooks.log(active.runId, 'info', `training ${event.trainableParams.toLocaleString('en')} parameters on ${event.examples} examples, ${event.totalSteps} steps`);
+        this.hooks.runChanged(active.runId);
+        return;
+      case 'step': {
+        const elapsedMs = active.elapsedBeforeMs + (Date.now() - active.sessionStartedAt);
+        const point = { step: event.step, loss: event.loss, lr: event.lr, tokensPerSec: event.tokensPerSec, memoryBytes: event.rssBytes, elapsedMs };
+        ws.runs.appendMetrics(active.runId, [point]);
+        active.progress = { step: event.step, totalSteps: event.totalSteps, epoch: event.epoch, loss: event.loss, lr: event.lr, tokensPerSec: event.tokensPerSec, etaSec: event.etaSec };
+        this.hooks.metric(active.runId, active.progress, point);
+        return;
+      }
+      case 'checkpoint':
+        ws.runs.addCheckpoint(active.runId, { step: event.step, path: event.path });
+        this.hooks.log(active.runId, 'info', `checkpoint at step ${event.step}`);
+        return;
+      case 'done':
+        return;
+    }
+  }
+
+  private finish(active: ActiveRun, outcome: { status: 'completed' | 'paused' | 'cancelled' } | { error: string; crashed: boolean }): void {
+    const ws = this.ws();
+    const { runId } = active;
+    if ('status' in outcome) {
+      ws.runs.setStatus(runId, outcome.status);
+      this.hooks.log(runId, 'info', `run ${outcome.status}`);
+    } else if (active.stopping === 'cancel') {
+      // Killed because it did not stop in time: that is still the cancel the user asked for.
+      ws.runs.setStatus(runId, 'cancelled');
+    } else if (this.closed && outcome.crashed) {
+      // The app is quitting and the step did not finish in time: resumable, from a checkpoint or from the start.
+      ws.runs.setStatus(runId, 'interrupted');
+    } else if (outcome.crashed && ws.runs.checkpoints(runId).length > 0) {
+      ws.runs.setStatus(runId, 'interrupted');
+      this.lastReasons.set(runId, `${outcome.error}; resume to continue from the last checkpoint`);
+      this.hooks.log(runId, 'error', `${outcome.error}; the run can resume from its last checkpoint`);
+    } else {
+      this.fail(runId, outcome.error);
+    }
+    this.hooks.runChanged(runId);
+  }
+
+  private fail(runId: RunId, error: string): void {
+    const ws = this.ws();
+    ws.runs.setStatus(runId, 'failed', { error });
+    this.hooks.log(runId, 'error', error);
+    this.hooks.runChanged(runId);
+  }
+
+  /** Resolves when no run trains (used at shutdown and by tests). */
+  whenIdle(): Promise<void> {
+    if (!this.active && !this.pumping) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops taking new runs; a training run is paused (checkpointed) if it stops within `graceMs`, otherwise
+   * its process is killed and the run is marked interrupted.
+   */
+  async close(graceMs = 15_000): Promise<void> {
+    this.closed = true;
+    const active = this.active;
+    if (!active) return;
+    this.stop('pause');
+    const timer = setTimeout(() => active.engine?.kill(), graceMs);
+    await this.whenIdle();
+    clearTimeout(timer);
+  }
+}

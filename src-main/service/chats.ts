@@ -1,0 +1,111 @@
+// chats.* and generate.start: saved conversations with streamed replies, and one-off generations.
+
+import { type ApiHandlers, type ChatMessage, type ChatSummary, ModelRef, Sampling } from '../../src-shared/api.js';
+import type { Chat, ChatId, Message, ModelId, RunId } from '../store/index.js';
+import type { ServiceContext } from './context.js';
+import { userError } from './errors.js';
+import { resolveModel, streamGeneration } from './generation.js';
+
+/** What a chat's settings column holds. The model is kept here too, so that it can change mid-conversation. */
+interface ChatSettings {
+  model: ModelRef | null;
+  systemPrompt: string;
+  sampling: Sampling;
+}
+
+function chatSettings(chat: Chat): ChatSettings {
+  const s = chat.settings as Partial<ChatSettings>;
+  const fallbackModel = chat.modelId ? { modelId: chat.modelId, adapterRunId: chat.runId } : null;
+  return {
+    model: s.model === undefined ? fallbackModel : s.model,
+    systemPrompt: typeof s.systemPrompt === 'string' ? s.systemPrompt : '',
+    sampling: Sampling.parse(s.sampling ?? {}),
+  };
+}
+
+function toChatSummary(chat: Chat): ChatSummary {
+  const s = chatSettings(chat);
+  return { id: chat.id, title: chat.title, model: s.model, systemPrompt: s.systemPrompt, sampling: s.sampling, createdAt: chat.createdAt, updatedAt: chat.updatedAt };
+}
+
+function toMessage(m: Message): ChatMessage {
+  return { id: m.id, role: m.role, content: m.content, createdAt: m.createdAt, meta: m.meta };
+}
+
+export function chatHandlers(ctx: ServiceContext): Pick<
+  ApiHandlers,
+  'chats.list' | 'chats.create' | 'chats.get' | 'chats.update' | 'chats.remove' | 'chats.send' | 'generate.start' | 'streams.cancel'
+> {
+  const chats = () => ctx.ws().chats;
+  return {
+    'chats.list': async () => chats().list().map(toChatSummary),
+    'chats.create': async ({ title, model, systemPrompt, sampling }) => {
+      if (model) resolveModel(ctx, model); // refuse a model or adapter that cannot be used, now rather than at the first message
+      const settings: ChatSettings = { model, systemPrompt, sampling };
+      const chat = chats().create({
+        title,
+        modelId: (model?.modelId ?? null) as ModelId | null,
+        runId: (model?.adapterRunId ?? null) as RunId | null,
+        settings: settings as unknown as Record<string, unknown>,
+      });
+      return toChatSummary(chat);
+    },
+    'chats.get': async ({ chatId }) => {
+      const chat = chats().get(chatId as ChatId);
+      return { chat: toChatSummary(chat), messages: chats().messages(chat.id).map(toMessage) };
+    },
+    'chats.update': async ({ chatId, title, model, systemPrompt, sampling }) => {
+      const chat = chats().get(chatId as ChatId);
+      const current = chatSettings(chat);
+      if (model) resolveModel(ctx, model);
+      const next: ChatSettings = {
+        model: model === undefined ? current.model : model,
+        systemPrompt: systemPrompt ?? current.systemPrompt,
+        sampling: sampling ?? current.sampling,
+      };
+      return toChatSummary(chats().update(chat.id, { title, settings: next as unknown as Record<string, unknown> }));
+    },
+    'chats.remove': async ({ chatId }) => {
+      chats().delete(chatId as ChatId);
+      return { ok: true as const };
+    },
+    'chats.send': async ({ chatId, content }) => {
+      const chat = chats().get(chatId as ChatId);
+      const settings = chatSettings(chat);
+      if (!settings.model) throw userError('choose a model for this chat first');
+      const model = resolveModel(ctx, settings.model);
+      const history = chats().messages(chat.id);
+      const userMessage = chats().addMessage(chat.id, { role: 'user', content });
+      // The first message names a chat that still has the default title.
+      if (history.length === 0 && chat.title === 'New chat') chats().update(chat.id, { title: content.trim().slice(0, 60) });
+      const turns = [...history, userMessage]
+        .filter((m) => m.role !== 'system')
+        .map((m) => ({ role: m.role as 'user' | 'assistant', content: m.content }));
+      const stream = ctx.streams.open();
+      void (async () => {
+        const outcome = await streamGeneration(ctx, stream, 'reply', model, { template: 'chat', system: settings.systemPrompt, turns }, settings.sampling);
+        if ('result' in outcome && (outcome.result.text !== '' || outcome.result.finishReason !== 'cancelled')) {
+          const result = outcome.result;
+          chats().addMessage(chat.id, {
+            role: 'assistant',
+            content: result.text,
+            meta: { model: model.label, finishReason: result.finishReason, tokensPerSec: result.tokensPerSec, newTokens: result.newTokens },
+          });
+        }
+        stream.close();
+      })();
+      return { streamId: stream.id, userMessage: toMessage(userMessage) };
+    },
+    'generate.start': async ({ model: ref, prompt, input, template, sampling }) => {
+      const model = resolveModel(ctx, ref);
+      const stream = ctx.streams.open();
+      const spec = template === 'alpaca' ? { template, instruction: prompt, input } : { template, text: input ? `${prompt}\n${input}` : prompt };
+      void streamGeneration(ctx, stream, 'output', model, spec, sampling).finally(() => stream.close());
+      return { streamId: stream.id };
+    },
+    'streams.cancel': async ({ streamId }) => {
+      ctx.streams.cancel(streamId);
+      return { ok: true as const };
+    },
+  };
+}

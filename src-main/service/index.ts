@@ -1,0 +1,172 @@
+// The API implementation both transports share: Electron IPC (src-main/electron/main.ts) and HTTP
+// (src-main/server/). A transport hands `call` a method name and the raw request; `call` validates it against
+// the contract, runs the handler and answers with the contract's envelope, never a raw exception.
+
+import { join, resolve } from 'node:path';
+import {
+  API_METHODS,
+  type ApiHandlers,
+  type ApiMethod,
+  type ApiResponse,
+  checkResponse,
+  isApiMethod,
+  parseRequest,
+  Settings,
+  SettingsPatch,
+} from '../../src-shared/api.js';
+import { Engines } from '../host/engines.js';
+import type { HostSpawner } from '../host/engine-process.js';
+import { RunQueue } from '../host/run-queue.js';
+import { openWorkspace, type Workspace } from '../store/index.js';
+import { chatHandlers } from './chats.js';
+import { compareHandlers } from './compare.js';
+import type { ServiceContext } from './context.js';
+import { datasetHandlers } from './datasets.js';
+import { toErrorBody, userError } from './errors.js';
+import { EventHub } from './events.js';
+import { modelHandlers } from './models.js';
+import { RunViews, runHandlers, trainingJobFor } from './runs.js';
+import { Streams } from './streams.js';
+
+export interface AppServiceOptions {
+  workspaceDir: string;
+  /** How engine processes start: forkSpawner(entry) in serve mode, a utilityProcess spawner in Electron. */
+  spawnHost: HostSpawner;
+  transport: 'ipc' | 'http';
+  version: string;
+  /** Remember a workspace the user switched to (Electron keeps it in its user-data folder). */
+  rememberWorkspace?: (dir: string) => void;
+  log?: (message: string) => void;
+}
+
+const SETTINGS_KEY = 'app.settings';
+const DEFAULT_SETTINGS = { backend: 'auto', threads: 0, theme: 'system', openai: { url: '', model: '', apiKey: '' } } as const;
+
+export interface AppService {
+  readonly events: EventHub;
+  /** Validates, runs and answers one request. Never throws. */
+  call(method: string, input: unknown): Promise<ApiResponse<unknown>>;
+  readonly handlers: ApiHandlers;
+  /** Stops the queue (checkpointing a training run), the engine processes, and closes the workspace. */
+  close(): Promise<void>;
+}
+
+export function createAppService(opts: AppServiceOptions): AppService {
+  const log = opts.log ?? ((m: string) => console.error(m));
+  let ws: Workspace = openWorkspace(opts.workspaceDir);
+  const events = new EventHub();
+  const streams = new Streams(events);
+
+  const readSettings = (): Settings =>
+    Settings.parse({ ...DEFAULT_SETTINGS, ...(ws.settings.get<Record<string, unknown>>(SETTINGS_KEY) ?? {}), workspace: ws.dir });
+
+  const engines = new Engines(opts.spawnHost, { backend: readSettings().backend, threads: readSettings().threads });
+
+  // Filled in below; the queue and views need each other only through these late-bound hooks.
+  let views!: RunViews;
+  const queue = new RunQueue(
+    () => ws,
+    engines,
+    (runId) => trainingJobFor(ws, runId),
+    {
+      runChanged: (runId) => {
+        try {
+          events.emit({ type: 'run.updated', run: views.summary(ws.runs.get(runId)) });
+        } catch (e) {
+          log(`cannot report run ${runId}: ${(e as Error).message}`);
+        }
+      },
+      metric: (runId, progress, point) => events.emit({ type: 'run.metric', runId, progress, point }),
+      log: (runId, level, message) => events.emit({ type: 'run.log', runId, level, message }),
+    },
+  );
+
+  const ctx: ServiceContext = {
+    ws: () => ws,
+    settings: readSettings,
+    engines,
+    queue,
+    events,
+    streams,
+    transport: opts.transport,
+    version: opts.version,
+    uploadsDir: () => join(ws.dir, 'uploads'),
+  };
+  views = new RunViews(ctx);
+
+  const emitEngineStatus = () =>
+    events.emit({ type: 'engine.status', backend: engines.backendInfo(), inference: engines.inferenceState(), training: queue.activeRunId });
+  engines.onStateChange(emitEngineStatus);
+
+  const handlers: ApiHandlers = {
+    'system.info': async () => ({
+      version: opts.version,
+      transport: opts.transport,
+      workspace: ws.dir,
+      backend: engines.backendInfo(),
+      engine: { training: queue.activeRunId, inference: engines.inferenceState() },
+      recovered: { interruptedRuns: ws.recovery.interruptedRuns.map((r) => r.runId) },
+    }),
+    'settings.get': async () => readSettings(),
+    'settings.update': async (patch) => {
+      const current = readSettings();
+      const { workspace: _w, ...rest } = { ...current, ...SettingsPatch.parse(patch) };
+      ws.settings.set(SETTINGS_KEY, rest);
+      const next = readSettings();
+      if (next.backend !== current.backend || next.threads !== current.threads) engines.configure({ backend: next.backend, threads: next.threads });
+      return next;
+    },
+    'settings.switchWorkspace': async ({ path }) => {
+      const dir = resolve(path);
+      if (dir === ws.dir) return readSettings();
+      if (queue.activeRunId) throw userError('a run is training; pause or cancel it before switching workspaces');
+      if (streams.active > 0) throw userError('a generation is running; stop it before switching workspaces');
+      const next = openWorkspace(dir); // throws (and keeps the current one) if the folder cannot be a workspace
+      ws.close();
+      ws = next;
+      opts.rememberWorkspace?.(dir);
+      events.emit({ type: 'models.changed' });
+      events.emit({ type: 'datasets.changed', datasetId: null });
+      queue.wake();
+      return readSettings();
+    },
+    ...modelHandlers(ctx),
+    ...datasetHandlers(ctx),
+    ...runHandlers(ctx, views),
+    ...chatHandlers(ctx),
+    ...compareHandlers(ctx),
+    'datasets.split': async () => {
+      throw userError('splitting is not available yet');
+    },
+    'datasets.selfInstruct': async () => {
+      throw userError('self-instruct generation is not available yet');
+    },
+  };
+
+  // Every contract method has a handler (the type says so; this guards against a stray cast).
+  for (const m of API_METHODS) if (typeof handlers[m] !== 'function') throw new Error(`no handler for API method ${m}`);
+
+  // Runs queued before the last shutdown start again.
+  queue.wake();
+
+  return {
+    events,
+    handlers,
+    async call(method, input) {
+      if (!isApiMethod(method)) return { ok: false, error: { code: 'not_found', message: `unknown API method "${method}"` } };
+      try {
+        const parsed = parseRequest(method, input);
+        const value = await (handlers[method] as (i: unknown) => Promise<unknown>)(parsed);
+        return { ok: true, value: checkResponse(method as ApiMethod, value) };
+      } catch (e) {
+        return { ok: false, error: toErrorBody(e, method, log) };
+      }
+    },
+    async close() {
+      streams.cancelAll();
+      await queue.close();
+      await engines.close();
+      ws.close();
+    },
+  };
+}

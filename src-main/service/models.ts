@@ -1,0 +1,111 @@
+// models.*: add a Hugging Face LLaMA folder (checked by reading it the way training will), list, inspect.
+
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import type { AdapterSummary, ApiHandlers, ModelConfigSummary, ModelInfo, ModelSummary } from '../../src-shared/api.js';
+import type { LlamaConfig } from '../engine/config.js';
+import { readModelConfig } from '../engine/load.js';
+import type { ModelFacts } from '../host/protocol.js';
+import type { Model, ModelId } from '../store/index.js';
+import type { ServiceContext } from './context.js';
+import { userError } from './errors.js';
+
+/** What the models table's config column holds for us. */
+interface StoredModelFacts {
+  llama: LlamaConfig;
+  parameters: number;
+  memory: ModelFacts['memory'];
+}
+
+export function configSummary(c: LlamaConfig): ModelConfigSummary {
+  return {
+    vocabSize: c.vocabSize,
+    dim: c.dim,
+    ffnDim: c.ffnDim,
+    nLayers: c.nLayers,
+    nHeads: c.nHeads,
+    nKvHeads: c.nKvHeads,
+    headDim: c.headDim,
+    maxPositions: c.maxPositions,
+    ropeTheta: c.ropeTheta,
+    tieEmbeddings: c.tieEmbeddings,
+  };
+}
+
+export function storedFacts(m: Model): StoredModelFacts {
+  return m.config as unknown as StoredModelFacts;
+}
+
+function modelProblem(m: Model): string | null {
+  if (!existsSync(m.path)) return `the folder ${m.path} no longer exists`;
+  if (!existsSync(join(m.path, 'config.json'))) return `${m.path} has no config.json any more`;
+  return null;
+}
+
+export function toModelSummary(m: Model): ModelSummary {
+  const problem = modelProblem(m);
+  return {
+    id: m.id,
+    name: m.name,
+    path: m.path,
+    fingerprint: m.fingerprint,
+    parameters: storedFacts(m).parameters ?? 0,
+    addedAt: m.addedAt,
+    available: problem === null,
+    problem,
+  };
+}
+
+function adaptersOf(ctx: ServiceContext, modelId: string): AdapterSummary[] {
+  const ws = ctx.ws();
+  return ws.runs
+    .list('completed')
+    .filter((r) => r.modelId === modelId)
+    .map((r) => {
+      const recipe = r.recipe as { adapterLayers?: number; adapterLen?: number };
+      const m = ws.models.get(r.modelId as ModelId);
+      const c = storedFacts(m).llama;
+      const trainable = recipe.adapterLayers && recipe.adapterLen ? recipe.adapterLayers * (recipe.adapterLen * c.dim + c.nHeads) : null;
+      return { runId: r.id, runName: r.name, path: ws.runDir(r.id), method: r.method, trainableParameters: trainable, finishedAt: r.finishedAt };
+    });
+}
+
+export function modelInfo(ctx: ServiceContext, m: Model): ModelInfo {
+  const facts = storedFacts(m);
+  return {
+    ...toModelSummary(m),
+    config: configSummary(facts.llama),
+    memory: facts.memory,
+    backend: ctx.engines.backendInfo(),
+    adapters: adaptersOf(ctx, m.id),
+  };
+}
+
+export function modelHandlers(ctx: ServiceContext): Pick<ApiHandlers, 'models.add' | 'models.list' | 'models.info' | 'models.remove'> {
+  return {
+    'models.add': async ({ path, name }) => {
+      const dir = resolve(path);
+      if (!existsSync(dir)) throw userError(`${dir}: no such folder`);
+      // The config is checked here, at once; weights and tokenizer are read by the engine process.
+      readModelConfig(dir);
+      if (!existsSync(join(dir, 'tokenizer.json'))) throw userError(`${dir}: no tokenizer.json (a Hugging Face model folder has one beside config.json)`);
+      const facts = await ctx.engines.inspect(dir);
+      const stored: StoredModelFacts = { llama: facts.config as unknown as LlamaConfig, parameters: facts.parameters, memory: facts.memory };
+      const model = ctx.ws().models.register({
+        name: name?.trim() || basename(dir),
+        path: dir,
+        fingerprint: facts.fingerprint,
+        config: stored as unknown as Record<string, unknown>,
+      });
+      ctx.events.emit({ type: 'models.changed' });
+      return modelInfo(ctx, model);
+    },
+    'models.list': async () => ctx.ws().models.list().map(toModelSummary),
+    'models.info': async ({ modelId }) => modelInfo(ctx, ctx.ws().models.get(modelId as ModelId)),
+    'models.remove': async ({ modelId }) => {
+      ctx.ws().models.remove(modelId as ModelId);
+      ctx.events.emit({ type: 'models.changed' });
+      return { ok: true as const };
+    },
+  };
+}

@@ -1,0 +1,263 @@
+// runs.*: plan and queue training runs, follow them, and read their history. The queue itself (one run trains
+// at a time, in an engine process of its own) is src-main/host/run-queue.ts.
+
+import { existsSync, rmSync } from 'node:fs';
+import { ApiError, type ApiHandlers, type MetricPoint, type Recipe as ApiRecipe, Recipe as RecipeSchema, type RunDetail, type RunPlan, type RunSummary } from '../../src-shared/api.js';
+import type { LlamaConfig } from '../engine/config.js';
+import { EngineError } from '../engine/errors.js';
+import { memoryEstimate } from '../engine/load.js';
+import { paperRecipe, peakLearningRate, type Recipe, validateRecipe } from '../engine/recipe.js';
+import type { TrainingJob } from '../host/run-queue.js';
+import type { DatasetId, ModelId, Run, RunId, Split, Workspace } from '../store/index.js';
+import type { ServiceContext } from './context.js';
+import { conflict } from './errors.js';
+import { storedFacts } from './models.js';
+
+type SplitChoice = Split | 'all';
+
+/** What a run's recipe column holds: the engine recipe plus which examples it trains on. */
+type StoredRecipe = Recipe & { split: SplitChoice };
+
+/** Adapter parameters: K prompt vectors of width dim, and a gate (per head, or one per layer), on each of L layers. */
+export function adapterParameterCount(c: Pick<LlamaConfig, 'dim' | 'nHeads'>, r: Pick<Recipe, 'adapterLayers' | 'adapterLen' | 'gateMode'>): number {
+  return r.adapterLayers * (r.adapterLen * c.dim + (r.gateMode === 'per-layer' ? 1 : c.nHeads));
+}
+
+function examplesIn(ws: Workspace, datasetId: DatasetId, split: SplitChoice): number {
+  const summary = ws.datasets.list().find((d) => d.id === datasetId);
+  if (!summary) ws.datasets.get(datasetId); // throws the not-found error
+  return split === 'all' ? summary!.examples : summary!.splits[split];
+}
+
+/** `recipe field "lr" must be ...` -> field lr, for the form to show the message beside the field. */
+function recipeProblem(e: EngineError): { field: string; message: string } {
+  const m = /^recipe field "([^"]+)" (.*)$/.exec(e.message);
+  return m ? { field: m[1], message: m[2] } : { field: '', message: e.message };
+}
+
+interface PlanInput {
+  modelId: string;
+  datasetId: string;
+  split: SplitChoice;
+  recipe: Partial<ApiRecipe>;
+}
+
+export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config: LlamaConfig } {
+  const ws = ctx.ws();
+  const model = ws.models.get(req.modelId as ModelId);
+  const config = storedFacts(model).llama;
+  const recipe: Recipe = { ...paperRecipe(config), ...req.recipe } as Recipe;
+  const problems: RunPlan['problems'] = [];
+  try {
+    validateRecipe(recipe, config);
+  } catch (e) {
+    if (!(e instanceof EngineError)) throw e;
+    problems.push(recipeProblem(e));
+  }
+  const examples = examplesIn(ws, req.datasetId as DatasetId, req.split);
+  if (examples === 0) {
+    problems.push({ field: 'split', message: req.split === 'all' ? 'the dataset has no examples' : `the dataset has no examples in the ${req.split} split; split it first or train on all` });
+  }
+  const microPerEpoch = Math.ceil(examples / recipe.batchSize);
+  const stepsPerEpoch = Math.ceil(microPerEpoch / recipe.accumSteps);
+  const planned = Math.ceil(stepsPerEpoch * recipe.epochs);
+  const totalSteps = recipe.maxSteps === null ? planned : Math.min(planned, recipe.maxSteps);
+  const trainable = adapterParameterCount(config, recipe);
+  const mem = memoryEstimate(config, recipe.batchSize, recipe.maxSeqLen);
+  return {
+    recipe: RecipeSchema.parse(recipe),
+    trainableParameters: trainable,
+    peakLr: problems.length ? 0 : peakLearningRate(recipe),
+    examples,
+    stepsPerEpoch,
+    totalSteps,
+    // Adapter weights plus AdamW's two moments, float32.
+    memory: { ...mem, adapterBytes: trainable * 4 * 3 },
+    problems,
+    config,
+  };
+}
+
+export class RunViews {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  summary(run: Run): RunSummary {
+    const ws = this.ctx.ws();
+    const q = this.ctx.queue;
+    const name = <T extends { name: string }>(get: () => T): string | null => {
+      try {
+        return get().name;
+      } catch {
+        return null;
+      }
+    };
+    const recipe = run.recipe as Partial<StoredRecipe>;
+    const adapterPath = run.status === 'completed' && existsSync(ws.runDir(run.id)) ? ws.runDir(run.id) : null;
+    return {
+      id: run.id,
+      name: run.name,
+      method: run.method,
+      status: run.status,
+      modelId: run.modelId,
+      modelName: run.modelId ? name(() => ws.models.get(run.modelId!)) : null,
+      datasetId: run.datasetId,
+      datasetName: run.datasetId ? name(() => ws.datasets.get(run.datasetId!)) : null,
+      datasetVersion: run.datasetVersion,
+      split: recipe.split ?? 'all',
+      backend: run.backend,
+      error: run.error ?? q.reasonOf(run.id),
+      createdAt: run.createdAt,
+      startedAt: run.startedAt,
+      finishedAt: run.finishedAt,
+      queuePosition: q.positionOf(run.id),
+      progress: q.progressOf(run.id) ?? this.storedProgress(run),
+      adapterPath,
+    };
+  }
+
+  /** For a run not training now: its last recorded step. */
+  private storedProgress(run: Run): RunSummary['progress'] {
+    const ws = this.ctx.ws();
+    const last = ws.runs.metrics(run.id, -1).at(-1);
+    if (!last) return null;
+    const plan = plannedSteps(ws, run);
+    return {
+      step: last.step,
+      totalSteps: Math.max(last.step, plan?.total ?? last.step),
+      epoch: plan ? last.step / plan.perEpoch : 0,
+      loss: last.loss,
+      lr: last.lr,
+      tokensPerSec: last.tokensPerSec,
+      etaSec: null,
+    };
+  }
+
+  detail(run: Run): RunDetail {
+    const ws = this.ctx.ws();
+    const facts = this.ctx.queue.factsOf(run.id);
+    let trainable: number | null = facts?.trainableParameters ?? null;
+    if (trainable === null && run.modelId) {
+      try {
+        trainable = adapterParameterCount(storedFacts(ws.models.get(run.modelId)).llama, run.recipe as unknown as Recipe);
+      } catch {
+        trainable = null;
+      }
+    }
+    const metrics = ws.runs.metrics(run.id);
+    return {
+      ...this.summary(run),
+      recipe: RecipeSchema.parse(run.recipe),
+      trainableParameters: trainable,
+      examples: facts?.examples ?? null,
+      checkpoints: ws.runs
+        .checkpoints(run.id)
+        .filter((c) => existsSync(c.path))
+        .map((c) => ({ step: c.step, path: c.path, createdAt: c.createdAt })),
+      trainingSeconds: metrics.length ? (metrics.at(-1)!.elapsedMs ?? 0) / 1000 : null,
+    };
+  }
+}
+
+function plannedSteps(ws: Workspace, run: Run): { total: number; perEpoch: number } | null {
+  const r = run.recipe as Partial<StoredRecipe>;
+  if (!run.datasetId || !r.batchSize || !r.accumSteps || !r.epochs) return null;
+  try {
+    const n = examplesIn(ws, run.datasetId, r.split ?? 'all');
+    const perEpoch = Math.max(1, Math.ceil(Math.ceil(n / r.batchSize) / r.accumSteps));
+    const total = Math.ceil(perEpoch * r.epochs);
+    return { total: r.maxSteps ? Math.min(total, r.maxSteps) : total, perEpoch };
+  } catch {
+    return null;
+  }
+}
+
+/** Reads what the engine needs for a queued run: the model folder and the exact dataset version it was queued with. */
+export function trainingJobFor(ws: Workspace, runId: RunId): TrainingJob {
+  const run = ws.runs.get(runId);
+  if (!run.modelId || !run.datasetId || run.datasetVersion === null) throw new EngineError(`run ${run.name} has no model or dataset`);
+  const model = ws.models.get(run.modelId);
+  const { split, ...recipe } = run.recipe as unknown as StoredRecipe;
+  const examples = ws.datasets.examplesAt(run.datasetId, run.datasetVersion).filter((e) => split === 'all' || e.split === split);
+  return {
+    modelDir: model.path,
+    data: examples.map((e) => ({ instruction: e.instruction, input: e.input, output: e.output })),
+    recipe,
+    outDir: ws.runDir(runId),
+  };
+}
+
+function toMetricPoint(m: { step: number; loss: number | null; lr: number | null; tokensPerSec: number | null; memoryBytes: number | null; elapsedMs: number | null }): MetricPoint {
+  return { step: m.step, loss: m.loss, lr: m.lr, tokensPerSec: m.tokensPerSec, memoryBytes: m.memoryBytes, elapsedMs: m.elapsedMs };
+}
+
+export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
+  ApiHandlers,
+  'runs.defaults' | 'runs.plan' | 'runs.start' | 'runs.list' | 'runs.get' | 'runs.metrics' | 'runs.pause' | 'runs.resume' | 'runs.cancel' | 'runs.remove'
+> {
+  const get = (id: string) => ctx.ws().runs.get(id as RunId);
+  return {
+    'runs.defaults': async ({ modelId }) => RecipeSchema.parse(paperRecipe(storedFacts(ctx.ws().models.get(modelId as ModelId)).llama)),
+    'runs.plan': async (req) => {
+      const { config: _config, ...plan } = planRun(ctx, req);
+      return plan;
+    },
+    'runs.start': async (req) => {
+      const ws = ctx.ws();
+      const plan = planRun(ctx, req);
+      if (plan.problems.length) {
+        throw new ApiError({
+          code: 'invalid_input',
+          message: `runs.start: ${plan.problems.map((p) => (p.field ? `field "recipe.${p.field}": ${p.message}` : p.message)).join('; ')}`,
+          issues: plan.problems.map((p) => ({ path: p.field ? `recipe.${p.field}` : '(request)', message: p.message })),
+        });
+      }
+      const dataset = ws.datasets.get(req.datasetId as DatasetId);
+      const stored: StoredRecipe = { ...(plan.recipe as Recipe), split: req.split };
+      const run = ws.runs.create({
+        name: req.name,
+        method: 'adapter',
+        recipe: stored as unknown as Record<string, unknown>,
+        datasetId: dataset.id,
+        datasetVersion: dataset.version,
+        modelId: req.modelId as ModelId,
+        backend: ctx.settings().backend,
+      });
+      ctx.queue.wake();
+      const summary = views.summary(ws.runs.get(run.id));
+      ctx.events.emit({ type: 'run.updated', run: summary });
+      return summary;
+    },
+    'runs.list': async ({ search, status }) => {
+      const needle = search?.trim().toLowerCase();
+      return ctx
+        .ws()
+        .runs.list(status)
+        .map((r) => views.summary(r))
+        .filter((r) => !needle || [r.name, r.modelName, r.datasetName, r.status, r.id].some((f) => f?.toLowerCase().includes(needle)));
+    },
+    'runs.get': async ({ runId }) => views.detail(get(runId)),
+    'runs.metrics': async ({ runId, afterStep }) => ctx.ws().runs.metrics(get(runId).id, afterStep ?? -1).map(toMetricPoint),
+    'runs.pause': async ({ runId }) => {
+      ctx.queue.pause(get(runId).id);
+      return views.summary(get(runId));
+    },
+    'runs.resume': async ({ runId }) => {
+      ctx.queue.resume(get(runId).id);
+      return views.summary(get(runId));
+    },
+    'runs.cancel': async ({ runId }) => {
+      ctx.queue.cancel(get(runId).id);
+      return views.summary(get(runId));
+    },
+    'runs.remove': async ({ runId }) => {
+      const ws = ctx.ws();
+      const run = get(runId);
+      if (ctx.queue.activeRunId === run.id || run.status === 'queued' || ctx.queue.positionOf(run.id) !== null) {
+        throw conflict(`run "${run.name}" is ${run.status === 'running' ? 'training' : 'waiting in the queue'}; cancel it before deleting it`);
+      }
+      ws.runs.delete(run.id);
+      rmSync(ws.runDir(run.id), { recursive: true, force: true });
+      return { ok: true as const };
+    },
+  };
+}

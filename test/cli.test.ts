@@ -1,0 +1,95 @@
+// The `adapter-studio` CLI: `forward` against the transformers + PEFT fixtures (in-process), and
+// the bundled command as a real process: info, train (JSON progress), generate, and errors.
+
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../src-main/cli/main.js';
+import { COLOR_DATA } from './helpers/color-task.js';
+import { writeTinyLlama } from './helpers/tiny-model.js';
+import { makeTempDir } from './helpers/tmp.js';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..');
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'parity');
+
+async function cli(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s) });
+  return { code, stdout, stderr };
+}
+
+const maxAbsDiff = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const flat = (x: unknown) => (x as number[]).flat(Infinity as 1) as number[];
+
+describe('adapter-studio forward (in process, cpu backend)', () => {
+  it.each(['mha', 'gqa'])('%s: logits, loss and gradients of a PEFT adapter match transformers + PEFT within 1e-4', async (name) => {
+    const f = JSON.parse(readFileSync(join(FIXTURES, name, 'fixture.json'), 'utf8'));
+    const rows = (m: number[][]) => m.map((r) => r.join(',')).join(';');
+    const { code, stdout, stderr } = await cli([
+      'forward', '--backend', 'cpu', '--json',
+      '--model', join(FIXTURES, name, 'model'), '--adapter', join(FIXTURES, name, 'peft_adapter'),
+      `--input-ids=${rows(f.input_ids)}`, `--labels=${rows(f.labels)}`, // '=' because label rows start with -100
+    ]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout);
+    expect(maxAbsDiff(flat(out.logits), flat(f.peft.logits))).toBeLessThan(1e-4);
+    expect(Math.abs(out.loss - f.peft.loss)).toBeLessThan(1e-4);
+    for (const layer of f.adapter_layers) {
+      expect(maxAbsDiff(flat(out.grads[`layers.${layer}.prompt`]), flat(f.peft.grads.prompts[layer]))).toBeLessThan(1e-4);
+      expect(Math.abs(flat(out.grads[`layers.${layer}.gate`])[0] - f.peft.grads.gates[layer])).toBeLessThan(1e-4);
+    }
+  });
+
+  it('rejects malformed ids with the flag named', async () => {
+    const r = await cli(['forward', '--backend', 'cpu', '--model', join(FIXTURES, 'mha', 'model'), '--input-ids', '1,x,3', '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--input-ids: row 1, item 2 \("x"\) is not an integer/);
+  });
+});
+
+describe('the bundled command, as a real process', () => {
+  let dir: string;
+  const bin = join(ROOT, 'bin', 'adapter-studio.mjs');
+  beforeAll(async () => {
+    await run(process.execPath, [join(ROOT, 'tools', 'build.mjs')], { cwd: ROOT });
+    dir = makeTempDir('cli');
+    writeTinyLlama(join(dir, 'model'), { seed: 3, finalNormScale: 3 });
+    writeFileSync(join(dir, 'colors.json'), JSON.stringify(COLOR_DATA));
+  });
+
+  it('info --json reports the config and the backend in use', async () => {
+    const { stdout } = await run(process.execPath, [bin, 'info', '--model', join(dir, 'model'), '--json']);
+    const info = JSON.parse(stdout);
+    expect(info.config).toMatchObject({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2 });
+    expect(info.backend).toBe('native');
+  });
+
+  it('train --json streams progress events, then generate uses the adapter', async () => {
+    const out = join(dir, 'adapter');
+    const { stdout } = await run(process.execPath, [
+      bin, 'train', '--model', join(dir, 'model'), '--data', join(dir, 'colors.json'), '--out', out,
+      '--adapter-len', '10', '--adapter-layers', '2', '--epochs', '4', '--warmup-epochs', '1', '--lr', '0.3',
+      '--batch-size', '3', '--accum-steps', '2', '--json',
+    ]);
+    const events = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events[0]).toMatchObject({ type: 'start', totalSteps: 4, examples: 6 });
+    expect(events.filter((e) => e.type === 'step').map((e) => e.step)).toEqual([1, 2, 3, 4]);
+    expect(events.at(-1)).toMatchObject({ type: 'done', status: 'completed', adapterDir: out });
+    const gen = await run(process.execPath, [bin, 'generate', '--model', join(dir, 'model'), '--adapter', out, '--prompt', 'What color is sky?', '--max-new-tokens', '3', '--json']);
+    const result = JSON.parse(gen.stdout);
+    expect(result.ids.length).toBeGreaterThan(0);
+    expect(result.promptTokens).toBeGreaterThan(20); // the Alpaca template was applied
+  });
+
+  it('a missing data file fails with exit code 1 and names the file', async () => {
+    const missing = join(dir, 'nope.json');
+    const err = await run(process.execPath, [bin, 'train', '--model', join(dir, 'model'), '--data', missing, '--out', join(dir, 'x')]).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toContain(`error: ${missing}: file not found`);
+  });
+});

@@ -1,0 +1,111 @@
+// Bad input gets a clear error naming the file and the field: model folders, datasets, adapters.
+
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initAdapter } from '../src-main/engine/adapter.js';
+import { loadAdapter, saveAdapter } from '../src-main/engine/adapter-io.js';
+import { initBackend } from '../src-main/engine/backend.js';
+import { readInstructionFile } from '../src-main/engine/data.js';
+import { loadModel } from '../src-main/engine/load.js';
+import { Rng } from '../src-main/engine/rng.js';
+import { writeSafetensors } from '../src-main/engine/safetensors.js';
+import { writeTinyLlama } from './helpers/tiny-model.js';
+import { makeTempDir } from './helpers/tmp.js';
+
+let dir: string;
+beforeAll(async () => {
+  await initBackend('cpu');
+  dir = makeTempDir('engine-errors');
+});
+
+function freshModel(name: string, opts: Parameters<typeof writeTinyLlama>[1] = {}): string {
+  const d = join(dir, name);
+  writeTinyLlama(d, opts);
+  return d;
+}
+
+describe('model folders', () => {
+  it('a missing shard names the shard and the index', () => {
+    const d = freshModel('sharded', { shards: 2 });
+    rmSync(join(d, 'model-00002-of-00002.safetensors'));
+    expect(() => loadModel(d)).toThrow(/model-00002-of-00002\.safetensors/);
+  });
+
+  it('a tensor of the wrong shape names the tensor and both shapes', () => {
+    const d = freshModel('wrong-shape');
+    const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+    cfg.intermediate_size = 80; // the weights on disk say 64
+    writeFileSync(join(d, 'config.json'), JSON.stringify(cfg));
+    expect(() => loadModel(d)).toThrow(/"model\.layers\.0\.mlp\.gate_proj\.weight" has shape \[64,32\], but config\.json implies \[80,32\]/);
+  });
+
+  it('a missing tensor is named', () => {
+    const d = freshModel('missing-tensor');
+    writeSafetensors(join(d, 'model.safetensors'), [{ name: 'model.embed_tokens.weight', shape: [2, 2], data: new Float32Array(4) }]);
+    expect(() => loadModel(d)).toThrow(/missing tensor "model\.embed_tokens\.weight"|has shape \[2,2\]/);
+  });
+
+  it.each([
+    ['not JSON', '{ "hidden_size": ', /config\.json: invalid JSON/],
+    ['a bad field', JSON.stringify({ model_type: 'llama', hidden_size: -3 }), /config\.json: field "hidden_size" must be a positive integer/],
+    ['heads that do not divide', JSON.stringify({ hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 3, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 10 }), /"num_key_value_heads" \(3\) must divide/],
+    ['another architecture', JSON.stringify({ model_type: 'gpt2' }), /only "llama" models/],
+  ])('config.json with %s', (_, text, message) => {
+    const d = freshModel(`bad-config-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(join(d, 'config.json'), text);
+    expect(() => loadModel(d)).toThrow(message);
+  });
+
+  it('a folder without config.json says so', () => {
+    mkdirSync(join(dir, 'empty'), { recursive: true });
+    expect(() => loadModel(join(dir, 'empty'))).toThrow(/not a model folder \(no config\.json\)/);
+  });
+});
+
+describe('datasets', () => {
+  const write = (name: string, text: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  it.each([
+    ['empty.json', '', /the file is empty/],
+    ['truncated.json', '[{"instruction": "a", "output": "b"}, {"instr', /truncated\.json: invalid JSON/],
+    ['bad-line.jsonl', '{"instruction": "a", "output": "b"}\n{oops}\n', /bad-line\.jsonl: line 2: invalid JSON/],
+    ['no-output.json', '[{"instruction": "a", "output": "b"}, {"instruction": "c"}]', /no-output\.json: record 1: field "output" is missing/],
+    ['wrong-type.jsonl', '{"instruction": "a", "input": 5, "output": "b"}\n', /line 1: field "input" must be a string, got number/],
+    ['empty-output.json', '[{"instruction": "a", "output": "  "}]', /record 0: field "output" is empty/],
+    ['not-object.json', '[1]', /record 0: expected an object/],
+  ])('%s', (name, text, message) => {
+    expect(() => readInstructionFile(write(name, text))).toThrow(message);
+  });
+  it('non-UTF-8 bytes', () => {
+    const p = join(dir, 'latin1.json');
+    writeFileSync(p, Buffer.from([0x5b, 0x22, 0xe9, 0x22, 0x5d]));
+    expect(() => readInstructionFile(p)).toThrow(/latin1\.json: not valid UTF-8/);
+  });
+});
+
+describe('adapters', () => {
+  it('an adapter trained on another base model is refused, naming both', async () => {
+    const a = loadModel(freshModel('base-a', { seed: 1 }));
+    const b = loadModel(freshModel('base-b', { seed: 2 }));
+    const adapter = initAdapter(a.config, { adapterLen: 2, layers: [1], gateMode: 'per-head-tanh' }, new Rng(0));
+    await saveAdapter(join(dir, 'adapter-a'), adapter, a.config, { baseFingerprint: a.fingerprint, baseModelPath: a.dir });
+    expect(() => loadAdapter(join(dir, 'adapter-a'), b)).toThrow(new RegExp(`different base model .*${a.fingerprint}.*${b.fingerprint}`));
+    expect(loadAdapter(join(dir, 'adapter-a'), a).spec.layers).toEqual([1]);
+  });
+
+  it('a damaged adapter config names the field', async () => {
+    const a = loadModel(freshModel('base-c', { seed: 1 }));
+    const adapter = initAdapter(a.config, { adapterLen: 2, layers: [1], gateMode: 'per-head-tanh' }, new Rng(0));
+    const d = join(dir, 'adapter-c');
+    await saveAdapter(d, adapter, a.config, { baseFingerprint: a.fingerprint });
+    const cfg = JSON.parse(readFileSync(join(d, 'adapter_config.json'), 'utf8'));
+    writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, formatVersion: 99 }));
+    expect(() => loadAdapter(d, a)).toThrow(/field "formatVersion" is 99/);
+    writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, gateMode: 'sideways' }));
+    expect(() => loadAdapter(d, a)).toThrow(/field "gateMode" must be one of/);
+  });
+});

@@ -1,0 +1,329 @@
+// Builds the starter workspace in assets/starter/ from Debian's WordNet package, with nothing
+// downloaded: the text (corpus, held-out text, demo instructions), a byte-level BPE tokenizer, a
+// small LLaMA pre-trained from scratch by the engine, the before/after adapter demo, and the model
+// card. Run through tools/build-starter.mjs (`npm run build:starter`), which bundles this file.
+//
+//   node tools/build-starter.mjs [--stage all|data|tokenizer|pretrain|demo|card] [--steps N]
+//                                [--backend native|wasm|cpu] [--wordnet DIR]
+//
+// Stages read what the earlier ones wrote (scratch files under dist/starter-build/), so a stage can
+// be rerun alone. Everything is seeded: the same WordNet and settings give the same files (up to
+// floating-point differences between BLAS builds in the trained weights).
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
+import { describeBackend, initBackend, type BackendChoice } from '../../src-main/engine/backend.js';
+import { parameterCount, type LlamaConfig } from '../../src-main/engine/config.js';
+import { formatAlpacaPrompt, readInstructionFile } from '../../src-main/engine/data.js';
+import { formatDemoTable, runDemo, starterRecipe } from '../../src-main/engine/demo.js';
+import {
+  DEFAULT_PRETRAIN,
+  evaluateLoss,
+  packDocuments,
+  pretrain,
+  tokenizeDocuments,
+  writeModelFolder,
+  type PretrainSettings,
+} from '../../src-main/engine/full-train.js';
+import { loadModel } from '../../src-main/engine/load.js';
+import { disposeModel } from '../../src-main/engine/model.js';
+import { writeAtomically } from '../../src-main/engine/safetensors.js';
+import { heldOutLoss, STARTER } from '../../src-main/engine/starter.js';
+import { loadTokenizer } from '../../src-main/engine/tokenizer.js';
+import { buildStarterText, DEMO_TASKS, type DemoExample } from './corpus.js';
+import { readWordNet } from './wordnet.js';
+import { renderModelCard } from './model-card.js';
+
+const ROOT = process.cwd();
+const WORK = path.join(ROOT, 'dist', 'starter-build');
+const OUT = path.join(ROOT, STARTER.dir);
+const MODEL_DIR = path.join(ROOT, STARTER.modelDir);
+const REPORT = path.join(ROOT, STARTER.report);
+
+const SEED = 20240601;
+const VOCAB_SIZE = 4096;
+
+/**
+ * The starter model. Sized from measured step times on a shared 2-core EPYC (native backend, one
+ * BLAS thread): about 2-3 s per 2048-token step, so ~1500 steps fit in an hour. Multi-head
+ * attention (no GQA): tfjs's Tile gradient, which GQA's key/value repetition needs, cost a third
+ * of the step. Tied embeddings save 1M parameters; 128 positions hold an Alpaca prompt + answer.
+ */
+function starterConfig(vocabSize: number): LlamaConfig {
+  return {
+    vocabSize,
+    dim: 256,
+    ffnDim: 688, // ~8/3 * dim, rounded to a multiple of 16 (LLaMA's SwiGLU sizing)
+    nLayers: 6,
+    nHeads: 8,
+    nKvHeads: 8,
+    headDim: 32,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    ropeScaling: null,
+    maxPositions: 128,
+    tieEmbeddings: true,
+    bosId: 1, // <s>
+    eosIds: [2], // </s>
+  };
+}
+
+const PRETRAIN: PretrainSettings = {
+  ...DEFAULT_PRETRAIN,
+  seqLen: 128,
+  batchSize: 16,
+  epochs: 2.4,
+  lr: 3e-3,
+  minLr: 3e-4,
+  warmupSteps: 100,
+  seed: SEED,
+};
+
+const TEXT_OPTIONS = {
+  seed: SEED,
+  heldOutDocuments: 250,
+  testPerTask: 30,
+  trainPerTask: { define: 700, synonym: 600, hypernym: 700, antonym: 400, sentence: 600 },
+};
+
+// ---------------------------------------------------------------------------------------------
+
+type Report = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function readReport(): Report {
+  return fs.existsSync(REPORT) ? JSON.parse(fs.readFileSync(REPORT, 'utf8')) : {};
+}
+
+function updateReport(section: string, value: unknown): void {
+  const report = readReport();
+  report[section] = value;
+  writeText(REPORT, JSON.stringify(report, null, 2) + '\n');
+}
+
+function writeText(file: string, text: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const bytes = Buffer.from(text, 'utf8');
+  writeAtomically(file, (fd) => {
+    for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
+  });
+}
+
+function log(message: string): void {
+  console.log(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+function debianPackageVersion(pkg: string): string | null {
+  try {
+    return execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' }).trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages
+
+function stageData(wordnetDir: string): void {
+  log(`reading WordNet from ${wordnetDir}`);
+  const wn = readWordNet(wordnetDir);
+  const text = buildStarterText(wn, TEXT_OPTIONS);
+  fs.mkdirSync(WORK, { recursive: true });
+  writeText(path.join(WORK, 'corpus.txt'), text.documents.join('\n') + '\n');
+  writeText(path.join(ROOT, STARTER.heldOut), text.heldOut.join('\n') + '\n');
+  writeText(path.join(ROOT, STARTER.demoTrain), JSON.stringify(text.train, null, 1) + '\n');
+  writeText(path.join(ROOT, STARTER.demoTest), JSON.stringify(text.test, null, 1) + '\n');
+  const licence = path.join(wordnetDir, '..', 'doc', 'wordnet-base', 'copyright');
+  const perTask = (list: DemoExample[]) => Object.fromEntries(DEMO_TASKS.map((t) => [t, list.filter((e) => e.task === t).length]));
+  updateReport('data', {
+    source: 'Princeton WordNet 3.0 (Debian package wordnet-base)',
+    debianVersion: debianPackageVersion('wordnet-base'),
+    licence: 'WordNet 3.0 licence (permissive, BSD-like); text in LICENSE-WordNet.txt',
+    synsets: wn.synsets.size,
+    taggedSynsets: text.documents.length + text.heldOut.length,
+    corpusDocuments: text.documents.length,
+    corpusCharacters: text.documents.reduce((n, d) => n + d.length + 1, 0),
+    heldOutDocuments: text.heldOut.length,
+    demoTrain: perTask(text.train),
+    demoTest: perTask(text.test),
+  });
+  // The WordNet licence asks for its notice on every copy: beside the data and inside the model folder.
+  if (!fs.existsSync(licence)) throw new Error(`${licence} not found: the WordNet licence text must ship with the starter`);
+  fs.copyFileSync(licence, path.join(ROOT, STARTER.licence));
+  fs.mkdirSync(MODEL_DIR, { recursive: true });
+  fs.copyFileSync(licence, path.join(MODEL_DIR, 'LICENSE-WordNet.txt'));
+  log(`corpus: ${text.documents.length} documents; held out ${text.heldOut.length}; demo ${text.train.length} train / ${text.test.length} test`);
+}
+
+async function stageTokenizer(): Promise<void> {
+  const corpus = path.join(WORK, 'corpus.txt');
+  // The app's prompts are Alpaca templates: repeating them in the tokenizer's training text gives
+  // their words single tokens (a 57-token prompt becomes ~35).
+  const template = [formatAlpacaPrompt('{instruction}'), formatAlpacaPrompt('{instruction}', '{input}')].join('\n');
+  const templates = path.join(WORK, 'templates.txt');
+  writeText(templates, Array(100).fill(template).join('\n') + '\n');
+  log('training the byte-level BPE tokenizer (Python tokenizers)');
+  execFileSync('python3', [path.join(ROOT, 'tools', 'starter', 'train_tokenizer.py'), 'train', corpus, MODEL_DIR, String(VOCAB_SIZE), templates], { stdio: 'inherit' });
+
+  // Parity: the engine's JS tokenizer must give the Python library's ids.
+  const heldOut = fs.readFileSync(path.join(ROOT, STARTER.heldOut), 'utf8').split('\n').filter(Boolean);
+  const test = readInstructionFile(path.join(ROOT, STARTER.demoTest));
+  const texts = [
+    ...heldOut.slice(0, 40),
+    ...test.slice(0, 40).map((e) => formatAlpacaPrompt(e.instruction, e.input) + e.output),
+    'Naïve café, Zürich — 10 € (approx.) 🦙\n\ttabs  and  spaces ',
+    '',
+  ];
+  const textsFile = path.join(WORK, 'parity-texts.json');
+  writeText(textsFile, JSON.stringify(texts));
+  const pythonIds = JSON.parse(
+    execFileSync('python3', [path.join(ROOT, 'tools', 'starter', 'train_tokenizer.py'), 'encode', path.join(MODEL_DIR, 'tokenizer.json'), textsFile], { encoding: 'utf8', maxBuffer: 1 << 26 }),
+  ).ids as number[][];
+  const tok = await loadTokenizer(MODEL_DIR);
+  texts.forEach((t, i) => {
+    const js = tok.encode(t, { bos: false });
+    if (JSON.stringify(js) !== JSON.stringify(pythonIds[i])) {
+      throw new Error(`tokenizer parity failed on text ${i} (${JSON.stringify(t.slice(0, 60))}): JS ${JSON.stringify(js.slice(0, 20))} vs Python ${JSON.stringify(pythonIds[i].slice(0, 20))}`);
+    }
+    if (tok.decode(js) !== t) throw new Error(`tokenizer round trip failed on text ${i}`);
+  });
+  writeText(path.join(ROOT, STARTER.tokenizerCheck), JSON.stringify({ texts, ids: pythonIds }) + '\n');
+  const version = execFileSync('python3', ['-c', 'import tokenizers; print(tokenizers.__version__)'], { encoding: 'utf8' }).trim();
+  const corpusTokens = tokenizeDocuments(tok, fs.readFileSync(corpus, 'utf8').split('\n').filter(Boolean)).reduce((n, d) => n + d.length, 0);
+  updateReport('tokenizer', { kind: 'byte-level BPE', vocabSize: tok.vocabSize, trainedWith: `tokenizers ${version} (Python)`, parityTexts: texts.length, corpusTokens });
+  log(`tokenizer: ${tok.vocabSize} tokens; ids match Python on ${texts.length} texts; corpus = ${corpusTokens} tokens`);
+}
+
+async function stagePretrain(backend: BackendChoice, steps: number | undefined): Promise<void> {
+  const report = describeBackend(await initBackend(backend));
+  log(report);
+  const tok = await loadTokenizer(MODEL_DIR, { bosId: 1, eosIds: [2] });
+  const config = starterConfig(tok.vocabSize);
+  const docs = tokenizeDocuments(tok, fs.readFileSync(path.join(WORK, 'corpus.txt'), 'utf8').split('\n').filter(Boolean));
+  const { windows, count } = packDocuments(docs, PRETRAIN.seqLen);
+  log(`${count} windows of ${PRETRAIN.seqLen} tokens; model ${parameterCount(config)} parameters`);
+  const started = Date.now();
+  const result = await pretrain({
+    config,
+    windows,
+    settings: PRETRAIN,
+    maxSteps: steps,
+    onEvent: (e) => {
+      if (e.type === 'start') log(`pre-training: ${e.totalSteps} steps (${e.stepsPerEpoch} per epoch)`);
+      else if (e.step % 10 === 0 || e.step === e.totalSteps) {
+        log(`step ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)} lr ${e.lr.toExponential(2)} |g| ${e.gradNorm.toFixed(2)} ${e.stepSeconds.toFixed(2)} s/step eta ${(e.etaSec / 60).toFixed(1)} min`);
+      }
+    },
+  });
+  const seconds = (Date.now() - started) / 1000;
+  await writeModelFolder(MODEL_DIR, result.model, {
+    dtype: 'F16',
+    generation: { max_new_tokens: 48, do_sample: false },
+    metadata: { source: 'adapter-studio starter model, trained from scratch on WordNet 3.0 text' },
+  });
+  disposeModel(result.model);
+  writeText(path.join(WORK, 'pretrain-losses.json'), JSON.stringify(result.losses) + '\n');
+
+  // The held-out loss of the folder as written (float16 weights), read back through load.ts.
+  const loaded = loadModel(MODEL_DIR);
+  const heldOut = await heldOutLoss(loaded, tok, fs.readFileSync(path.join(ROOT, STARTER.heldOut), 'utf8'));
+  const trainSample = await evaluateLoss(loaded, windows.subarray(0, Math.min(count, 64) * PRETRAIN.seqLen), PRETRAIN.seqLen);
+  disposeModel(loaded);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+  updateReport('pretraining', {
+    backend: report,
+    config: { dim: config.dim, layers: config.nLayers, heads: config.nHeads, kvHeads: config.nKvHeads, ffn: config.ffnDim, vocab: config.vocabSize, positions: config.maxPositions, tiedEmbeddings: config.tieEmbeddings },
+    parameters: parameterCount(config),
+    settings: PRETRAIN,
+    windows: count,
+    steps: result.steps,
+    tokensSeen: result.steps * PRETRAIN.batchSize * PRETRAIN.seqLen,
+    seconds: Math.round(seconds),
+    firstLoss: result.losses[0],
+    finalLossMean50: mean(result.losses.slice(-50)),
+    trainSampleLoss: trainSample,
+    heldOutLoss: heldOut.loss,
+    heldOutTokens: heldOut.tokens,
+    modelBytes: fs.statSync(path.join(MODEL_DIR, 'model.safetensors')).size,
+  });
+  log(`pre-training done in ${(seconds / 60).toFixed(1)} min; held-out loss ${heldOut.loss.toFixed(4)} over ${heldOut.tokens} tokens`);
+}
+
+async function stageDemo(backend: BackendChoice): Promise<void> {
+  log(describeBackend(await initBackend(backend)));
+  const model = loadModel(MODEL_DIR);
+  const tok = await loadTokenizer(MODEL_DIR, { bosId: model.config.bosId, eosIds: model.config.eosIds });
+  const trainSet = readInstructionFile(path.join(ROOT, STARTER.demoTrain));
+  const test = JSON.parse(fs.readFileSync(path.join(ROOT, STARTER.demoTest), 'utf8')) as DemoExample[];
+  const outDir = path.join(WORK, 'demo-adapter');
+  fs.rmSync(outDir, { recursive: true, force: true });
+  const result = await runDemo({
+    model,
+    tokenizer: tok,
+    train: trainSet,
+    test,
+    outDir,
+    onTrainEvent: (e) => {
+      if (e.type === 'start') log(`adapter training: ${e.totalSteps} steps, ${e.trainableParams} trainable parameters, lr ${e.lr}`);
+      if (e.type === 'step' && (e.step % 20 === 0 || e.step === e.totalSteps)) {
+        log(`adapter step ${e.step}/${e.totalSteps} loss ${e.loss.toFixed(4)} ${Math.round(e.tokensPerSec)} tok/s eta ${(e.etaSec / 60).toFixed(1)} min`);
+      }
+    },
+  });
+  console.log(formatDemoTable(result, 12));
+  writeText(path.join(ROOT, STARTER.demoResults), JSON.stringify(result.rows, null, 1) + '\n');
+  const summary = (r: typeof result.base) => ({ exactMatch: r.exactMatch, rougeL: r.rougeL, byTask: r.byTask, seconds: Math.round(r.seconds) });
+  updateReport('demo', {
+    recipe: result.recipe,
+    trainExamples: trainSet.length,
+    testExamples: test.length,
+    trainSteps: result.training.steps,
+    trainSeconds: Math.round(result.trainSeconds),
+    firstLoss: result.training.losses[0],
+    finalLossMean20: result.training.losses.slice(-20).reduce((a, b) => a + b, 0) / Math.min(20, result.training.losses.length),
+    base: summary(result.base),
+    adapter: summary(result.adapted),
+  });
+  disposeModel(model);
+  if (tf.memory().numTensors > 0) log(`note: ${tf.memory().numTensors} tensors still allocated at exit`);
+}
+
+function stageCard(): void {
+  writeText(path.join(ROOT, STARTER.modelCard), renderModelCard(readReport()));
+  log(`wrote ${STARTER.modelCard}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      stage: { type: 'string', default: 'all' },
+      steps: { type: 'string' },
+      backend: { type: 'string', default: 'native' },
+      wordnet: { type: 'string', default: '/usr/share/wordnet' },
+    },
+  });
+  const stages = values.stage === 'all' ? ['data', 'tokenizer', 'pretrain', 'demo', 'card'] : values.stage!.split(',');
+  const backend = values.backend as BackendChoice;
+  const steps = values.steps === undefined ? undefined : Number(values.steps);
+  if (steps !== undefined && !(Number.isInteger(steps) && steps > 0)) throw new Error(`--steps must be a positive integer, got ${values.steps}`);
+  fs.mkdirSync(OUT, { recursive: true });
+  for (const stage of stages) {
+    const t0 = Date.now();
+    if (stage === 'data') stageData(values.wordnet!);
+    else if (stage === 'tokenizer') await stageTokenizer();
+    else if (stage === 'pretrain') await stagePretrain(backend, steps);
+    else if (stage === 'demo') await stageDemo(backend);
+    else if (stage === 'card') stageCard();
+    else throw new Error(`unknown stage "${stage}"; stages: data, tokenizer, pretrain, demo, card (comma-separated) or all`);
+    log(`stage ${stage} took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? `build-starter failed: ${e.message}` : e);
+  process.exit(1);
+});
