@@ -2,7 +2,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { namedAdapterVariables } from '../engine/adapter.js';
-import { loadAdapter } from '../engine/adapter-io.js';
+import { loadFineTune } from '../engine/adapter-io.js';
 import { type BackendReport, describeBackend, initBackend } from '../engine/backend.js';
 import { parameterCount } from '../engine/config.js';
 import { formatAlpacaPrompt, readInstructionFile } from '../engine/data.js';
@@ -10,7 +10,8 @@ import { EngineError } from '../engine/errors.js';
 import { loadModel, memoryEstimate, readModelConfig } from '../engine/load.js';
 import { crossEntropy, shiftedTargets } from '../engine/loss.js';
 import { forward } from '../engine/model.js';
-import { paperRecipe, peakLearningRate, type Recipe } from '../engine/recipe.js';
+import { METHODS, type Method, paperRecipe, peakLearningRate, PRESETS, type PresetName, presetFor, type Recipe } from '../engine/recipe.js';
+import type { LoraTarget } from '../engine/lora.js';
 import { Rng } from '../engine/rng.js';
 import { DEFAULT_SAMPLING, generate, type SamplingOptions } from '../engine/sample.js';
 import { loadTokenizer } from '../engine/tokenizer.js';
@@ -63,22 +64,31 @@ const RECIPE_FLAGS = {
   seed: ['seed', 'int'],
   'checkpoint-every': ['checkpointEvery', 'int'],
   'max-steps': ['maxSteps', 'int'],
+  'lora-rank': ['loraRank', 'int'],
+  'lora-alpha': ['loraAlpha', 'number'],
+  'lora-dropout': ['loraDropout', 'number'],
 } as const;
 
 export async function trainCommand(args: string[], io: IO): Promise<number> {
-  const spec: Record<string, 'string' | 'boolean'> = { model: 'string', data: 'string', out: 'string', preset: 'string', 'gate-mode': 'string', resume: 'boolean', json: 'boolean', backend: 'string' };
+  const spec: Record<string, 'string' | 'boolean'> = { model: 'string', data: 'string', out: 'string', method: 'string', preset: 'string', 'gate-mode': 'string', 'lora-targets': 'string', resume: 'boolean', json: 'boolean', backend: 'string' };
   for (const name of Object.keys(RECIPE_FLAGS)) spec[name] = 'string';
   const flags = parseFlags(args, spec);
   const modelDir = requireFlag(flags, 'model');
   const dataFile = requireFlag(flags, 'data');
   const outDir = requireFlag(flags, 'out');
-  const preset = flag(flags, 'preset') ?? 'paper';
-  if (preset !== 'paper') throw new EngineError(`unknown --preset "${preset}"; available: paper`);
+  const method = flag(flags, 'method') as Method | undefined;
+  if (method !== undefined && !METHODS.includes(method)) throw new EngineError(`--method must be one of ${METHODS.join(', ')}, got "${method}"`);
+  const preset = flag(flags, 'preset') as PresetName | undefined;
+  if (preset !== undefined && !(preset in PRESETS)) throw new EngineError(`unknown --preset "${preset}"; available: ${Object.keys(PRESETS).join(', ')}`);
   const data = readInstructionFile(dataFile); // fail on bad data before the slow model load
   await startBackend(flags, io);
   const model = loadModel(modelDir);
   const tokenizer = await loadTokenizer(modelDir, { bosId: model.config.bosId, eosIds: model.config.eosIds });
-  const recipe: Recipe = paperRecipe(model.config);
+  // A preset names the whole recipe; --method alone starts from that method's own preset.
+  const recipe: Recipe = preset ? PRESETS[preset](model.config) : presetFor(method ?? 'adapter', model.config);
+  if (method) recipe.method = method;
+  const targets = flag(flags, 'lora-targets');
+  if (targets !== undefined) recipe.loraTargets = targets.split(',').map((t) => t.trim().replace(/_proj$/, '')) as LoraTarget[];
   for (const [name, [key, kind]] of Object.entries(RECIPE_FLAGS)) {
     const v = numberFlag(flags, name, kind);
     if (v !== undefined) (recipe as unknown as Record<string, number>)[key] = v;
@@ -113,7 +123,7 @@ export async function trainCommand(args: string[], io: IO): Promise<number> {
 function formatEvent(e: TrainEvent, recipe: Recipe): string {
   switch (e.type) {
     case 'start':
-      return `training ${e.trainableParams} adapter parameters on ${e.examples} examples: ${e.totalSteps} steps (${e.stepsPerEpoch}/epoch), peak lr ${peakLearningRate(recipe).toExponential(3)}${e.resumedFrom !== null ? `, resumed at step ${e.resumedFrom}` : ''}\n`;
+      return `${recipe.method}: training ${e.trainableParams} parameters on ${e.examples} examples: ${e.totalSteps} steps (${e.stepsPerEpoch}/epoch), peak lr ${peakLearningRate(recipe).toExponential(3)}${e.resumedFrom !== null ? `, resumed at step ${e.resumedFrom}` : ''}\n`;
     case 'step':
       return `step ${e.step}/${e.totalSteps}  epoch ${e.epoch.toFixed(2)}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toExponential(2)}  ${e.tokensPerSec.toFixed(0)} tok/s  eta ${Math.round(e.etaSec)}s  rss ${(e.rssBytes / 2 ** 20).toFixed(0)} MiB\n`;
     case 'checkpoint':
@@ -150,7 +160,7 @@ export async function generateCommand(args: string[], io: IO): Promise<number> {
   await startBackend(flags, io);
   const model = loadModel(modelDir);
   const tokenizer = await loadTokenizer(modelDir, { bosId: model.config.bosId, eosIds: model.config.eosIds });
-  const adapter = adapterDir ? loadAdapter(adapterDir, model, { gateMode: flag(flags, 'gate-mode') as never }) : null;
+  const fineTune = adapterDir ? loadFineTune(adapterDir, model, { gateMode: flag(flags, 'gate-mode') as never }) : null;
   const text = template === 'alpaca' ? formatAlpacaPrompt(prompt, flag(flags, 'input') ?? '') : prompt;
   const controller = new AbortController();
   const onSignal = () => controller.abort();
@@ -158,7 +168,8 @@ export async function generateCommand(args: string[], io: IO): Promise<number> {
   try {
     const result = await generate({
       model,
-      adapter,
+      adapter: fineTune?.kind === 'adapter' ? fineTune.adapter : null,
+      lora: fineTune?.kind === 'lora' ? fineTune.lora : null,
       promptIds: tokenizer.encode(text, { bos: true }),
       sampling,
       rng: new Rng(numberFlag(flags, 'seed', 'int') ?? 0),
@@ -202,7 +213,9 @@ export async function forwardCommand(args: string[], io: IO): Promise<number> {
     if (id < 0 || id >= model.config.vocabSize) throw new EngineError(`--input-ids: token ${id} is outside the vocabulary (0..${model.config.vocabSize - 1})`);
   }
   const adapterDir = flag(flags, 'adapter');
-  const adapter = adapterDir ? loadAdapter(adapterDir, model, { gateMode: flag(flags, 'gate-mode') as never }) : null;
+  const fineTune = adapterDir ? loadFineTune(adapterDir, model, { gateMode: flag(flags, 'gate-mode') as never }) : null;
+  const adapter = fineTune?.kind === 'adapter' ? fineTune.adapter : null;
+  if (fineTune?.kind === 'lora') throw new EngineError('forward checks LLaMA-Adapter folders; this folder holds a LoRA');
   const [B, T] = [ids.length, ids[0].length];
   const input = tf.tensor2d(ids, [B, T], 'int32');
   const out: Record<string, unknown> = { backend: backend.name, shape: [B, T, model.config.vocabSize] };

@@ -8,15 +8,19 @@ const USAGE = `adapter-studio <command> [flags]
 
 Commands:
   info      --model DIR [--json]                     config, parameter count, memory estimate, backend
-  train     --model DIR --data FILE --out DIR         fine-tune a LLaMA-Adapter (paper preset; override with
+  train     --model DIR --data FILE --out DIR         fine-tune: LLaMA-Adapter by default (the paper preset),
+            [--method adapter|lora|full] [--preset paper|alpaca-lora|alpaca]   or the Alpaca baselines
             [--adapter-len K] [--adapter-layers L] [--gate-mode per-head-tanh|per-head|per-layer]
+            [--lora-rank R] [--lora-alpha A] [--lora-dropout P] [--lora-targets q,v]
             [--epochs N] [--warmup-epochs N] [--blr X | --lr X] [--min-lr X] [--weight-decay X]
             [--batch-size N] [--accum-steps N] [--max-seq-len N] [--seed N] [--checkpoint-every N]
             [--max-steps N] [--resume] [--json]
-  generate  --model DIR [--adapter DIR] --prompt TEXT [--input TEXT] [--template alpaca|none]
+  generate  --model DIR [--adapter DIR] --prompt TEXT  (--adapter: an adapter or LoRA folder; a full
+            fine-tune is a model folder: pass it as --model)
+            [--input TEXT] [--template alpaca|none]
             [--temperature X] [--top-k N] [--top-p X] [--repetition-penalty X] [--max-new-tokens N]
             [--stop S]... [--seed N] [--json]
-  forward   --model DIR [--adapter DIR] --input-ids 1,2,3[;4,5,6] [--labels ...] --json
+  forward   --model DIR [--adapter DIR] --input-ids 1,2,3[;4,5,6] [--labels=-100,5,6] --json
             logits (and loss + adapter gradients with --labels), to check against a reference
 
 Every command takes --backend auto|tensorflow|webgpu|native|wasm|cpu (default auto).

@@ -42,15 +42,17 @@ export interface FieldProblem {
   message: string;
 }
 
+/** A record that looks like a chat: it has a "conversations" or "messages" key (a list or not: a wrong type is
+ * then reported as a chat problem, not as missing Alpaca fields). */
 export function isConversation(value: Record<string, unknown>): boolean {
-  return Array.isArray(value.conversations) || Array.isArray(value.messages);
+  return value.conversations !== undefined || value.messages !== undefined;
 }
 
 export function conversationToExamples(
   record: Record<string, unknown>,
   mode: ConversationMode,
 ): { examples: Omit<NewExample, 'source' | 'sourceLine'>[]; problems: FieldProblem[] } {
-  const key = Array.isArray(record.conversations) ? 'conversations' : 'messages';
+  const key = record.conversations !== undefined ? 'conversations' : 'messages';
   const turns = record[key];
   const problems: FieldProblem[] = [];
   if (!Array.isArray(turns)) return { examples: [], problems: [{ field: key, message: 'expected a list of turns' }] };

@@ -32,6 +32,8 @@ export interface ReadOptions {
   maxRecordChars?: number;
   /** Issues kept in the report (the rest are counted). Default 1000. */
   maxIssues?: number;
+  /** Bytes read per chunk (default 1 MiB); tests use tiny chunks to cross every boundary. */
+  chunkBytes?: number;
   signal?: AbortSignal;
 }
 
@@ -81,7 +83,7 @@ export async function readDatasetFile(file: string, options: ReadOptions = {}): 
     for (const draft of result.examples) examples.push({ ...draft, source: name, sourceLine: line });
   };
 
-  const source = openTextSource(file, { signal: options.signal });
+  const source = openTextSource(file, { signal: options.signal, chunkBytes: options.chunkBytes });
   try {
     if (format === 'csv' || format === 'tsv') {
       if (recordOptions.shape === 'conversation') throw new FatalFileIssue({ file: name, line: null, index: null, field: null, message: 'conversations cannot be read from CSV/TSV; use JSON or JSONL' });

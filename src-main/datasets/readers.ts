@@ -205,7 +205,7 @@ export async function* readJsonList(file: string, chunks: AsyncIterable<string>,
       throw fatal(file, startLine, `the file ends inside record ${index} (started on line ${startLine}): truncated, or a string or bracket is never closed`, index);
     case 'expectElement':
     case 'afterElement':
-      throw fatal(file, line, `the file ends before the list is closed with "]" (truncated after record ${index - 1}?)`);
+      throw fatal(file, line, `the file ends before the list is closed with "]" (truncated${index > 0 ? ` after record ${index - 1}` : ''}?)`);
     case 'end':
       return;
   }
@@ -228,11 +228,15 @@ export async function* readJsonLines(file: string, chunks: AsyncIterable<string>
     }
     const trimmed = text.trim();
     if (trimmed === '') return null;
+    const at = { index: index++, line };
     try {
-      return { index: index++, line, value: JSON.parse(trimmed) };
+      return { ...at, value: JSON.parse(trimmed) };
     } catch (err) {
+      if (at.index === 0 && trimmed.startsWith('[')) {
+        throw fatal(file, line, 'this looks like a JSON list, not JSON Lines (one record per line); give the file a .json extension');
+      }
       const hint = lastLine ? '; the last line has no newline, so the file may be truncated' : '';
-      return { index: index++, line, problem: parseError(err) + hint };
+      return { ...at, problem: parseError(err) + hint };
     }
   };
 

@@ -47,7 +47,7 @@ export function recordToExamples(value: unknown, options: RecordOptions): { exam
     if (!conversation) return { examples: [], problems: [{ field: 'conversations', message: 'missing; expected a "conversations" or "messages" list' }] };
     const result = conversationToExamples(value, options.conversation);
     const problems = [...result.problems];
-    const key = Array.isArray(value.conversations) ? 'conversations' : 'messages';
+    const key = value.conversations !== undefined ? 'conversations' : 'messages';
     for (const ex of result.examples) problems.push(...checkLengths(ex, options.maxFieldChars, (f) => `${key} (as ${f})`));
     return problems.length ? { examples: [], problems } : result;
   }
@@ -114,7 +114,7 @@ function alpacaFields(
   if (tags !== undefined && tags !== null && tags !== '') {
     if (typeof tags === 'string') draft.tags = tags.split(/[;,]/).map((t) => t.trim()).filter(Boolean);
     else if (Array.isArray(tags) && tags.every((t) => typeof t === 'string')) draft.tags = (tags as string[]).map((t) => t.trim()).filter(Boolean);
-    else problems.push({ field: tagsKey, message: `expected a list of text tags, got ${typeName(tags)}` });
+    else problems.push({ field: tagsKey, message: `expected a list of text tags (or text separated by "," or ";"), got ${JSON.stringify(tags).slice(0, 60)}` });
   }
 
   const splitKey = keyFor('split');

@@ -119,12 +119,11 @@ export async function findInvalidUtf8(file: string): Promise<InvalidUtf8 | null>
         if (b === 0xf4) hi = 0x8f; // above U+10FFFF
       } else return { offset: offset + i, line, byte: b, truncated: false };
       if (i + need >= bytes.length) break; // may continue in the next chunk
+      // Report the sequence's first byte: that is the odd character an editor shows.
       const second = bytes[i + 1]!;
-      if (second < lo || second > hi) return { offset: offset + i + 1, line, byte: second, truncated: false };
-      for (let k = 2; k <= need; k++) {
-        const c = bytes[i + k]!;
-        if (c < 0x80 || c > 0xbf) return { offset: offset + i + k, line, byte: c, truncated: false };
-      }
+      let valid = second >= lo && second <= hi;
+      for (let k = 2; valid && k <= need; k++) valid = bytes[i + k]! >= 0x80 && bytes[i + k]! <= 0xbf;
+      if (!valid) return { offset: offset + i, line, byte: b, truncated: false };
       i += need + 1;
     }
     carry = Buffer.from(bytes.subarray(i));

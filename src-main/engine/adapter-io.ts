@@ -14,9 +14,11 @@ import { type Adapter, type AdapterSpec, GATE_MODES, type GateMode, gateSize, ma
 import type { LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
 import type { LoadedModel } from './load.js';
+import { HF_MODULE_OF, type Lora, type LoraSpec, type LoraTarget, makeLora, namedLoraVariables } from './lora.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
 
 export const ADAPTER_FORMAT = 'adapter-studio.llama-adapter';
+export const LORA_FORMAT = 'adapter-studio.lora';
 export const ADAPTER_FORMAT_VERSION = 1;
 const CONFIG_FILE = 'adapter_config.json';
 const WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -205,4 +207,75 @@ export async function exportPeftAdapter(dir: string, adapter: Adapter, c: LlamaC
     base_model_name_or_path: baseModelPath,
     inference_mode: true,
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoRA folders: adapter_config.json (format adapter-studio.lora) + `layers.{i}.{target}.a` [in, r]
+// and `.b` [r, out] in the engine's [in, out] orientation. exportPeftLora writes PEFT's layout.
+
+export async function saveLora(dir: string, lora: Lora, c: LlamaConfig, meta: AdapterMeta): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const tensors = [];
+  for (const [key, v] of namedLoraVariables(lora)) tensors.push({ name: key, shape: v.shape as number[], data: await tensorData(v) });
+  writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: LORA_FORMAT });
+  writeJsonAtomic(join(dir, CONFIG_FILE), { format: LORA_FORMAT, formatVersion: ADAPTER_FORMAT_VERSION, method: 'lora', ...lora.spec, dim: c.dim, ...meta });
+}
+
+export function loadLora(dir: string, model: LoadedModel): Lora {
+  const cfgFile = join(dir, CONFIG_FILE);
+  const cfg = readJson(cfgFile);
+  if (cfg.format !== LORA_FORMAT) throw new EngineError(`${cfgFile}: field "format" is ${JSON.stringify(cfg.format)}; expected "${LORA_FORMAT}"`);
+  if (cfg.baseFingerprint !== model.fingerprint) {
+    throw new EngineError(`${dir}: this LoRA was trained on a different base model (fingerprint ${cfg.baseFingerprint}) than ${model.dir} (fingerprint ${model.fingerprint})`);
+  }
+  const spec: LoraSpec = { rank: cfg.rank as number, alpha: cfg.alpha as number, dropout: cfg.dropout as number, targets: cfg.targets as LoraTarget[] };
+  const file = SafetensorsFile.open(join(dir, WEIGHTS_FILE));
+  try {
+    const values = new Map<string, Float32Array>();
+    for (let layer = 0; layer < model.config.nLayers; layer++) {
+      for (const target of spec.targets) {
+        for (const part of ['a', 'b']) {
+          const name = `layers.${layer}.${target}.${part}`;
+          if (!file.has(name)) throw new EngineError(`${file.path}: tensor "${name}" is missing`);
+          values.set(name, file.readF32(name));
+        }
+      }
+    }
+    return makeLora(model.config, model.weights.layers, spec, (layer, target, inDim, outDim) => ({
+      a: tf.tensor2d(values.get(`layers.${layer}.${target}.a`)!, [inDim, spec.rank]),
+      b: tf.tensor2d(values.get(`layers.${layer}.${target}.b`)!, [spec.rank, outDim]),
+    }));
+  } finally {
+    file.close();
+  }
+}
+
+/** PEFT's LoRA layout: lora_A [r, in] and lora_B [out, r] per module (transposed from ours). */
+export async function exportPeftLora(dir: string, lora: Lora, baseModelPath = ''): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const tensors = [];
+  for (const [layer, pairs] of lora.layers.entries()) {
+    for (const [target, p] of pairs) {
+      const prefix = `base_model.model.model.layers.${layer}.${HF_MODULE_OF[target]}`;
+      for (const [part, t] of [['lora_A', p.a], ['lora_B', p.b]] as const) {
+        const transposed = tf.transpose(t); // [in, r] -> [r, in]; [r, out] -> [out, r]
+        tensors.push({ name: `${prefix}.${part}.weight`, shape: transposed.shape as number[], data: await tensorData(transposed) });
+        transposed.dispose();
+      }
+    }
+  }
+  writeSafetensors(join(dir, WEIGHTS_FILE), tensors, { format: 'pt' });
+  writeJsonAtomic(join(dir, CONFIG_FILE), {
+    peft_type: 'LORA', task_type: 'CAUSAL_LM', r: lora.spec.rank, lora_alpha: lora.spec.alpha, lora_dropout: lora.spec.dropout,
+    target_modules: lora.spec.targets.map((t) => HF_MODULE_OF[t].split('.')[1]), bias: 'none', base_model_name_or_path: baseModelPath, inference_mode: true,
+  });
+}
+
+/** What a fine-tune folder attaches to its base model: an adapter (ours or PEFT's) or a LoRA. */
+export type FineTune = { kind: 'adapter'; adapter: Adapter } | { kind: 'lora'; lora: Lora };
+
+export function loadFineTune(dir: string, model: LoadedModel, opts: LoadAdapterOptions = {}): FineTune {
+  const cfg = readJson(join(dir, CONFIG_FILE));
+  if (cfg.format === LORA_FORMAT) return { kind: 'lora', lora: loadLora(dir, model) };
+  return { kind: 'adapter', adapter: loadAdapter(dir, model, opts) };
 }

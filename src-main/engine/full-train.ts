@@ -31,12 +31,18 @@ let modelInstances = 0;
  */
 export function initTrainableWeights(c: LlamaConfig, rng: Rng, std = 0.02): LlamaWeights {
   const id = modelInstances++;
-  const normal = (shape: [number, number], scale: number, name: string): tf.Variable<tf.Rank.R2> => {
+  // tf.variable keeps its own reference to the initial value's data: dispose the initial tensor.
+  const variable = <R extends tf.Rank>(initial: tf.Tensor<R>, name: string): tf.Variable<R> => {
+    const v = tf.variable(initial, true, `full${id}.${name}`);
+    initial.dispose();
+    return v;
+  };
+  const normal = (shape: [number, number], scale: number, name: string) => {
     const data = new Float32Array(shape[0] * shape[1]);
     for (let i = 0; i < data.length; i++) data[i] = scale * rng.normal();
-    return tf.variable(tf.tensor2d(data, shape), true, `full${id}.${name}`);
+    return variable(tf.tensor2d(data, shape), name);
   };
-  const ones = (n: number, name: string) => tf.variable(tf.ones([n]) as tf.Tensor1D, true, `full${id}.${name}`);
+  const ones = (n: number, name: string) => variable(tf.ones([n]) as tf.Tensor1D, name);
   const residualStd = std / Math.sqrt(2 * c.nLayers);
   const q = c.nHeads * c.headDim;
   const kv = c.nKvHeads * c.headDim;

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
 import { type Adapter, gatedPromptAttention, promptKeysValues, repeatKvHeads } from './adapter.js';
+import { type Lora, loraDelta, type LoraTarget } from './lora.js';
 import { applyRope, ropeTables } from './rope.js';
 
 export interface LayerWeights {
@@ -46,6 +47,7 @@ export interface KVCache {
 
 export interface ForwardOptions {
   adapter?: Adapter | null;
+  lora?: Lora | null; // the LoRA baseline: low-rank updates on chosen projections
   cache?: KVCache; // read and extended in place (decoding)
   promptBias?: tf.Tensor3D; // [B, K, dim] multi-modal term added to every adapted layer's prompt
 }
@@ -76,10 +78,16 @@ export function causalMask(T: number, past: number): tf.Tensor2D {
   return tf.tensor2d(m, [T, S]);
 }
 
-/** Linear layer on [..., in] activations with [in, out] weights. */
-function linear(x: tf.Tensor, w: tf.Tensor2D): tf.Tensor {
+/** A LoRA-able projection: which layer, which weight. */
+type Site = { lora?: Lora | null; layer: number; target: LoraTarget };
+
+/** Linear layer on [..., in] activations with [in, out] weights, plus a LoRA update at `site`. */
+function linear(x: tf.Tensor, w: tf.Tensor2D, site?: Site): tf.Tensor {
   const lead = x.shape.slice(0, -1);
-  const y = tf.matMul(tf.reshape(x, [-1, w.shape[0]]), w); // [N, out]
+  const flat = tf.reshape(x, [-1, w.shape[0]]) as tf.Tensor2D; // [N, in]
+  let y = tf.matMul(flat, w); // [N, out]
+  const delta = site ? loraDelta(site.lora, site.layer, site.target, flat) : null;
+  if (delta) y = tf.add(y, delta);
   return tf.reshape(y, [...lead, w.shape[1]]);
 }
 
@@ -106,9 +114,10 @@ function attention(
   const c = model.config;
   const w = model.weights.layers[layer];
   const [B, T] = x.shape;
-  const q = applyRope(splitHeads(linear(x, w.wq), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
-  let k = applyRope(splitHeads(linear(x, w.wk), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
-  let v = splitHeads(linear(x, w.wv), c.nKvHeads, c.headDim); // [B, nKv, T, hd]
+  const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
+  const q = applyRope(splitHeads(linear(x, w.wq, at('q')), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
+  let k = applyRope(splitHeads(linear(x, w.wk, at('k')), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
+  let v = splitHeads(linear(x, w.wv, at('v')), c.nKvHeads, c.headDim); // [B, nKv, T, hd]
 
   const cache = opts.cache;
   if (cache) {
@@ -138,13 +147,14 @@ function attention(
     out = tf.add(out, gated) as tf.Tensor4D; // summed before wo, as in the paper
   }
   const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.nHeads * c.headDim]);
-  return linear(merged, w.wo) as tf.Tensor3D;
+  return linear(merged, w.wo, at('o')) as tf.Tensor3D;
 }
 
-function mlp(w: LayerWeights, x: tf.Tensor): tf.Tensor {
-  const gate = linear(x, w.wGate); // [B, T, ffn]
-  const up = linear(x, w.wUp);
-  return linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w.wDown); // SwiGLU: silu(gate) * up
+function mlp(w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): tf.Tensor {
+  const at = (target: LoraTarget): Site => ({ lora, layer, target });
+  const gate = linear(x, w.wGate, at('gate')); // [B, T, ffn]
+  const up = linear(x, w.wUp, at('up'));
+  return linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w.wDown, at('down')); // SwiGLU: silu(gate) * up
 }
 
 /**
@@ -163,7 +173,7 @@ export function forward(model: LlamaModel, ids: tf.Tensor2D, opts: ForwardOption
     for (let i = 0; i < c.nLayers; i++) {
       const lw = w.layers[i];
       h = tf.add(h, attention(model, i, rmsNorm(h, lw.attnNorm, c.normEps) as tf.Tensor3D, rope, mask, opts)) as tf.Tensor3D;
-      h = tf.add(h, mlp(lw, rmsNorm(h, lw.mlpNorm, c.normEps)));
+      h = tf.add(h, mlp(lw, rmsNorm(h, lw.mlpNorm, c.normEps), i, opts.lora));
     }
     const normed = rmsNorm(h, w.norm, c.normEps);
     const flat = tf.reshape(normed, [-1, c.dim]); // [B * T, dim]

@@ -1,14 +1,26 @@
-// Training recipes: every hyper-parameter of an adapter run, the paper's preset, and validation.
+// Training recipes: every hyper-parameter of a run, the presets (the LLaMA-Adapter paper's, and
+// the Alpaca and Alpaca-LoRA baselines it is compared with), and validation naming the field.
 
 import { GATE_MODES, type GateMode } from './adapter.js';
 import type { LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
+import { type LoraTarget, validateLoraSpec } from './lora.js';
+
+export const METHODS = ['adapter', 'lora', 'full'] as const;
+export type Method = (typeof METHODS)[number];
 
 export interface Recipe {
-  method: 'adapter';
+  method: Method;
+  // adapter (LLaMA-Adapter)
   adapterLen: number; // K prompt vectors per layer
   adapterLayers: number; // L: the top L layers are adapted
   gateMode: GateMode;
+  // lora (Alpaca-LoRA)
+  loraRank: number;
+  loraAlpha: number;
+  loraDropout: number;
+  loraTargets: LoraTarget[];
+  // every method
   epochs: number;
   warmupEpochs: number;
   blr: number; // base lr; the peak lr is blr * effective batch / 256 (the official scaling rule)
@@ -35,6 +47,7 @@ export function paperRecipe(c: LlamaConfig): Recipe {
     adapterLen: 10,
     adapterLayers: Math.max(1, c.nLayers - 2),
     gateMode: 'per-head-tanh',
+    ...LORA_DEFAULTS,
     epochs: 5,
     warmupEpochs: 2,
     blr: 9e-3,
@@ -50,6 +63,54 @@ export function paperRecipe(c: LlamaConfig): Recipe {
     checkpointEvery: 0,
     maxSteps: null,
   };
+}
+
+// Alpaca-LoRA's defaults (tloen/alpaca-lora finetune.py): r 8, alpha 16, dropout 0.05 on q and v.
+const LORA_DEFAULTS = { loraRank: 8, loraAlpha: 16, loraDropout: 0.05, loraTargets: ['q', 'v'] as LoraTarget[] };
+
+/**
+ * Alpaca-LoRA: lr 3e-4, 3 epochs, effective batch 128 (micro-batch 4), cutoff 256 tokens, AdamW
+ * without weight decay. Its 100 warmup steps become a warmup share of the first epoch here.
+ */
+export function alpacaLoraRecipe(c: LlamaConfig): Recipe {
+  return {
+    ...paperRecipe(c),
+    method: 'lora',
+    epochs: 3,
+    warmupEpochs: 0.1,
+    blr: 3e-4 * (256 / 128),
+    weightDecay: 0,
+    betas: [0.9, 0.999],
+    batchSize: 4,
+    accumSteps: 32,
+    maxSeqLen: Math.min(256, c.maxPositions),
+  };
+}
+
+/**
+ * Stanford Alpaca (full fine-tune of every weight): lr 2e-5, 3 epochs, cosine with warmup ratio
+ * 0.03, weight decay 0, effective batch 128, max length 512, HF Trainer's AdamW betas.
+ */
+export function alpacaFullRecipe(c: LlamaConfig): Recipe {
+  return {
+    ...paperRecipe(c),
+    method: 'full',
+    epochs: 3,
+    warmupEpochs: 0.03 * 3,
+    blr: 2e-5 * (256 / 128),
+    weightDecay: 0,
+    betas: [0.9, 0.999],
+    batchSize: 4,
+    accumSteps: 32,
+  };
+}
+
+export const PRESETS = { paper: paperRecipe, 'alpaca-lora': alpacaLoraRecipe, alpaca: alpacaFullRecipe } as const;
+export type PresetName = keyof typeof PRESETS;
+
+/** The preset that goes with a method: what the Train page and `--method` start from. */
+export function presetFor(method: Method, c: LlamaConfig): Recipe {
+  return method === 'adapter' ? paperRecipe(c) : method === 'lora' ? alpacaLoraRecipe(c) : alpacaFullRecipe(c);
 }
 
 export function effectiveBatch(r: Recipe): number {
@@ -71,8 +132,9 @@ export function validateRecipe(r: Recipe, c: LlamaConfig): Recipe {
   const nonNeg = (f: keyof Recipe) => {
     if (typeof r[f] !== 'number' || !Number.isFinite(r[f]) || (r[f] as number) < 0) fail(f, 'a number >= 0', r[f]);
   };
-  if (r.method !== 'adapter') fail('method', '"adapter"', r.method);
+  if (!METHODS.includes(r.method)) fail('method', `one of ${METHODS.join(', ')}`, r.method);
   (['adapterLen', 'batchSize', 'accumSteps', 'maxSeqLen'] as const).forEach(posInt);
+  if (r.method === 'lora') validateLoraSpec({ rank: r.loraRank, alpha: r.loraAlpha, dropout: r.loraDropout, targets: r.loraTargets });
   (['epochs', 'warmupEpochs', 'blr', 'minLr', 'weightDecay', 'eps', 'seed', 'checkpointEvery'] as const).forEach(nonNeg);
   if (!Number.isInteger(r.adapterLayers) || r.adapterLayers < 1 || r.adapterLayers > c.nLayers) {
     fail('adapterLayers', `an integer from 1 to ${c.nLayers} (the model's layers)`, r.adapterLayers);

@@ -2,6 +2,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from './adapter.js';
+import type { Lora } from './lora.js';
 import { CancelledError, EngineError } from './errors.js';
 import { disposeKVCache, forward, type LlamaModel, newKVCache } from './model.js';
 import type { Rng } from './rng.js';
@@ -69,6 +70,7 @@ export interface TextCodec {
 export interface GenerateOptions {
   model: LlamaModel;
   adapter?: Adapter | null;
+  lora?: Lora | null;
   promptIds: number[];
   sampling: SamplingOptions;
   rng: Rng;
@@ -103,8 +105,9 @@ export async function generate(o: GenerateOptions): Promise<GenerateResult> {
   try {
     let input = o.promptIds;
     for (let step = 0; step < maxNew; step++) {
+      await new Promise((resolve) => setImmediate(resolve)); // let a cancel request arrive
       if (o.signal?.aborted) throw new CancelledError('generation');
-      const logits = forward(o.model, tf.tensor2d([input], [1, input.length], 'int32'), { adapter: o.adapter, cache });
+      const logits = forward(o.model, tf.tensor2d([input], [1, input.length], 'int32'), { adapter: o.adapter, lora: o.lora, cache });
       const last = tf.tidy(() => tf.reshape(tf.slice(logits, [0, input.length - 1, 0], [1, 1, c.vocabSize]), [c.vocabSize]));
       const row = (await last.data()) as Float32Array;
       tf.dispose([logits, last]);

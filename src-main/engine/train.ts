@@ -1,17 +1,16 @@
-// The training loop: only the adapter's prompts and gates train; the base model is frozen tensors
-// (not variables), so tfjs builds no gradients or optimizer state for it.
+// The training loop, shared by the three methods (trainable.ts): for the adapter and LoRA only
+// their small tensors are variables and the base model stays frozen tensors, so tfjs builds no
+// gradients or optimizer state for it; `full` makes every weight a variable.
 //
-// A step: tidy -> variableGrads over the adapter -> accumulate over micro-batches -> AdamW.
-// Checkpoints hold the adapter, the optimizer moments and the step; the data order of every epoch
-// is a function of (seed, epoch), so resuming from step N replays exactly what an uninterrupted
-// run would have done.
+// A step: variableGrads over the method's variables -> accumulate over micro-batches -> AdamW.
+// Checkpoints hold the trainable values, the optimizer moments and the step; the data order of
+// every epoch is a function of (seed, epoch), so resuming from step N replays exactly what an
+// uninterrupted run would have done.
 
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type Adapter, adapterVariables, disposeAdapter, initAdapter, namedAdapterVariables, topLayers } from './adapter.js';
-import { loadAdapter, saveAdapter } from './adapter-io.js';
 import { type Encoder, epochOrder, type Instruction, makeBatch, tokenizeExample } from './data.js';
 import { CancelledError, EngineError } from './errors.js';
 import type { LoadedModel } from './load.js';
@@ -21,6 +20,7 @@ import { type AdamWState, adamWStep, disposeAdamWState, learningRate, newAdamWSt
 import { peakLearningRate, type Recipe, validateRecipe } from './recipe.js';
 import { Rng } from './rng.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
+import { createTrainable, type SavedValues, type Trainable } from './trainable.js';
 
 export type TrainEvent =
   | { type: 'start'; totalSteps: number; stepsPerEpoch: number; examples: number; trainableParams: number; lr: number; resumedFrom: number | null }
@@ -61,6 +61,7 @@ export interface TrainResult {
 
 const STATE_FILE = 'trainer_state.json';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
+const VALUES_FILE = 'trainable.safetensors';
 
 function dataHash(data: Instruction[]): string {
   const h = createHash('sha256');
@@ -68,8 +69,8 @@ function dataHash(data: Instruction[]): string {
   return h.digest('hex').slice(0, 32);
 }
 
-export function trainableParameterCount(adapter: Adapter): number {
-  return adapterVariables(adapter).reduce((n, v) => n + v.size, 0);
+export function trainableParameterCount(t: Trainable): number {
+  return t.named.reduce((n, [, v]) => n + v.size, 0);
 }
 
 function checkpointDirs(outDir: string): { step: number; path: string }[] {
@@ -94,8 +95,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (tokenizer.eosIds.length === 0) throw new EngineError(`${model.dir}: config.json names no eos_token_id; training needs one to end responses`);
   const padId = tokenizer.eosIds[0];
   const examples = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen));
-  const trainable = examples.filter((e) => e.ids.length > e.promptLength);
-  if (trainable.length === 0) throw new EngineError(`every example's prompt fills maxSeqLen (${recipe.maxSeqLen}); nothing is left to learn from`);
+  if (!examples.some((e) => e.ids.length > e.promptLength)) throw new EngineError(`every example's prompt fills maxSeqLen (${recipe.maxSeqLen}); nothing is left to learn from`);
 
   const microPerEpoch = Math.ceil(examples.length / recipe.batchSize);
   const stepsPerEpoch = Math.ceil(microPerEpoch / recipe.accumSteps);
@@ -105,7 +105,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const hashOfData = dataHash(data);
 
   // Fresh start or resume.
-  let adapter: Adapter;
+  let trainable: Trainable;
   let optState: AdamWState;
   let step = 0;
   let resumedFrom: number | null = null;
@@ -120,18 +120,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (JSON.stringify(savedCore) !== JSON.stringify(nowCore)) {
       throw new EngineError(`${latest.path}: the recipe differs from the checkpoint's (${JSON.stringify(savedCore)}); resume needs the same recipe`);
     }
-    adapter = loadAdapter(latest.path, model);
-    optState = readOptimizerState(join(latest.path, OPTIMIZER_FILE), adapter, state.optimizerStep);
+    trainable = createTrainable(model, recipe, rng, readValues(join(latest.path, VALUES_FILE)));
+    optState = readOptimizerState(join(latest.path, OPTIMIZER_FILE), trainable, state.optimizerStep);
     step = state.step;
     resumedFrom = step;
   } else {
-    const layers = topLayers(c.nLayers, recipe.adapterLayers);
-    adapter = initAdapter(c, { adapterLen: recipe.adapterLen, layers, gateMode: recipe.gateMode }, rng);
-    optState = newAdamWState(adapterVariables(adapter));
+    trainable = createTrainable(model, recipe, rng);
+    optState = newAdamWState(trainable.named.map(([, v]) => v));
   }
-  const vars = adapterVariables(adapter);
+  const vars = trainable.named.map(([, v]) => v);
   const meta = { baseFingerprint: model.fingerprint, baseModelPath: model.dir, tokenizerHash: tokenizer.hash ?? null, recipe };
-  opts.onEvent?.({ type: 'start', totalSteps, stepsPerEpoch, examples: examples.length, trainableParams: trainableParameterCount(adapter), lr: peakLr, resumedFrom });
+  opts.onEvent?.({ type: 'start', totalSteps, stepsPerEpoch, examples: examples.length, trainableParams: trainableParameterCount(trainable), lr: peakLr, resumedFrom });
 
   const saveCheckpoint = async () => {
     const root = join(outDir, 'checkpoints');
@@ -139,8 +138,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const tmp = `${final}.tmp`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
-    await saveAdapter(tmp, adapter, c, meta);
-    await writeOptimizerState(join(tmp, OPTIMIZER_FILE), adapter, optState);
+    await writeValues(join(tmp, VALUES_FILE), trainable);
+    await writeOptimizerState(join(tmp, OPTIMIZER_FILE), trainable, optState);
     writeFileSync(join(tmp, STATE_FILE), JSON.stringify({ step, optimizerStep: optState.step, recipe, dataHash: hashOfData, rng: rng.state() }, null, 2));
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final); // a checkpoint folder exists whole or not at all
@@ -169,11 +168,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       let summed: Record<string, tf.Tensor> | null = null;
       let lossSum = 0;
       for (let m = 0; m < micros; m++) {
+        await yieldToEventLoop(); // lets cancel/pause messages and progress I/O through between micro-steps
         const start = (firstMicro + m) * recipe.batchSize;
         const batch = makeBatch(order.slice(start, start + recipe.batchSize).map((i) => examples[i]), padId);
         const targets = shiftedTargets(batch.labels, batch.B, batch.T);
         const ids = tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32');
-        const { value, grads } = tf.variableGrads(() => crossEntropy(forward(model, ids, { adapter }), targets), vars);
+        trainable.beginMicroStep(recipe.seed * 1_000_003 + (step * recipe.accumSteps + m));
+        const { value, grads } = trainable.withGradients(() =>
+          tf.variableGrads(() => crossEntropy(forward(trainable.model, ids, trainable.options), targets), vars),
+        );
         tf.dispose([ids, targets.labels, targets.mask]);
         const loss = (await value.data())[0];
         value.dispose();
@@ -214,35 +217,52 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       });
       if (recipe.checkpointEvery > 0 && step % recipe.checkpointEvery === 0 && step < totalSteps) await saveCheckpoint();
     }
+    trainable.endTraining();
     if (status === 'paused') await saveCheckpoint();
     let adapterDir: string | null = null;
     if (status === 'completed') {
-      await saveAdapter(outDir, adapter, c, meta);
+      await trainable.save(outDir, meta);
       adapterDir = outDir;
     }
     opts.onEvent?.({ type: 'done', step, status, adapterDir });
     return { status, steps: step, losses, adapterDir };
   } finally {
-    disposeAdapter(adapter);
+    trainable.dispose();
     disposeAdamWState(optState);
   }
 }
 
-// Moments are stored under the adapter's stable keys (m.layers.{i}.prompt, ...), not tfjs names.
-async function writeOptimizerState(path: string, adapter: Adapter, state: AdamWState): Promise<void> {
+// Values and moments are stored under stable keys (layers.{i}.prompt, m.layers.{i}.prompt, ...),
+// never tfjs variable names, which differ from process to process.
+async function writeValues(path: string, t: Trainable): Promise<void> {
   const tensors = [];
-  for (const [key, v] of namedAdapterVariables(adapter)) {
+  for (const [key, v] of t.named) tensors.push({ name: key, shape: v.shape, data: new Float32Array(await v.data()) });
+  writeSafetensors(path, tensors);
+}
+
+function readValues(path: string): SavedValues {
+  const file = SafetensorsFile.open(path);
+  try {
+    return new Map(file.tensors().map((t) => [t.name, file.readF32(t.name)]));
+  } finally {
+    file.close();
+  }
+}
+
+async function writeOptimizerState(path: string, t: Trainable, state: AdamWState): Promise<void> {
+  const tensors = [];
+  for (const [key, v] of t.named) {
     tensors.push({ name: `m.${key}`, shape: v.shape, data: new Float32Array(await state.m.get(v.name)!.data()) });
     tensors.push({ name: `v.${key}`, shape: v.shape, data: new Float32Array(await state.v.get(v.name)!.data()) });
   }
   writeSafetensors(path, tensors, { step: String(state.step) });
 }
 
-function readOptimizerState(path: string, adapter: Adapter, step: number): AdamWState {
+function readOptimizerState(path: string, t: Trainable, step: number): AdamWState {
   const file = SafetensorsFile.open(path);
   try {
     const state: AdamWState = { step, m: new Map(), v: new Map() };
-    for (const [key, v] of namedAdapterVariables(adapter)) {
+    for (const [key, v] of t.named) {
       for (const kind of ['m', 'v'] as const) {
         const name = `${kind}.${key}`;
         if (!file.has(name)) throw new EngineError(`${path}: optimizer state "${name}" is missing`);
@@ -253,6 +273,11 @@ function readOptimizerState(path: string, adapter: Adapter, step: number): AdamW
   } finally {
     file.close();
   }
+}
+
+/** A macrotask boundary: awaiting tensor data alone only runs microtasks, which starves I/O. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Make a CancelledError-aware abort check for loops outside the trainer (generation, eval). */

@@ -79,7 +79,9 @@ let starting: Promise<WebgpuStatus> | null = null;
  */
 export function initWebgpuBackend(opts: WebgpuStartOptions = {}): Promise<WebgpuStatus> {
   if (opened && !opened.lostReason) {
-    return activate().then(() => ({ ok: true as const, info: opened!.info }), failure);
+    if (opened.info.software && !opts.allowSoftware) return Promise.resolve({ ok: false, reason: softwareRefusal(opened.info) });
+    const info = opened.info;
+    return activate().then(() => ({ ok: true as const, info }), failure);
   }
   starting ??= start(opts).finally(() => {
     starting = null;
@@ -117,7 +119,7 @@ async function start(opts: WebgpuStartOptions): Promise<WebgpuStatus> {
     }
     const info = deviceInfo(adapter);
     if (info.software && !opts.allowSoftware) {
-      throw new Error(`only a software adapter was found (${info.device || info.description}); it is slower than the CPU backends, so it is used only when the webgpu backend is asked for by name`);
+      throw new Error(softwareRefusal(info));
     }
     device = await adapter.requestDevice({
       requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
@@ -154,6 +156,10 @@ async function start(opts: WebgpuStartOptions): Promise<WebgpuStatus> {
     gpu = null;
     return failure(error);
   }
+}
+
+function softwareRefusal(info: WebgpuDeviceInfo): string {
+  return `only a software adapter was found (${info.device || info.description}); it is slower than the CPU backends, so it is used only when the webgpu backend is asked for by name`;
 }
 
 function deviceInfo(adapter: GPUAdapter): WebgpuDeviceInfo {

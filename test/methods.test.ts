@@ -1,0 +1,78 @@
+// The baselines beside the adapter, in the same trainer: LoRA (Alpaca-LoRA) and full fine-tuning
+// (Alpaca). Each learns, leaves the base model untouched, saves a loadable result, and resumes
+// exactly (LoRA's dropout included).
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { exportPeftLora, loadFineTune } from '../src-main/engine/adapter-io.js';
+import { initBackend } from '../src-main/engine/backend.js';
+import { loadModel } from '../src-main/engine/load.js';
+import { mergedLayerWeights } from '../src-main/engine/lora.js';
+import { forward } from '../src-main/engine/model.js';
+import { alpacaFullRecipe, alpacaLoraRecipe } from '../src-main/engine/recipe.js';
+import { SafetensorsFile } from '../src-main/engine/safetensors.js';
+import { train } from '../src-main/engine/train.js';
+import { COLOR_DATA, type TinyTrainer, tinyTrainer } from './helpers/color-task.js';
+import { expectPauseResumeReplays } from './helpers/resume-check.js';
+import { makeTempDir } from './helpers/tmp.js';
+
+let dir: string;
+let t: TinyTrainer;
+let IDS: tf.Tensor2D;
+const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+
+beforeAll(async () => {
+  await initBackend('native');
+  IDS = tf.tensor2d([[1, 40, 50, 60, 70]], [1, 5], 'int32');
+  dir = makeTempDir('methods');
+  t = await tinyTrainer(dir);
+});
+
+describe('lora', () => {
+  const recipe = () => ({ ...alpacaLoraRecipe(t.model.config), epochs: 40, warmupEpochs: 1, lr: 0.05, batchSize: 3, accumSteps: 2, loraDropout: 0.1 });
+  let losses: number[];
+
+  it('learns, keeps the base model unchanged, and saves a LoRA that loads and merges', async () => {
+    const baseLogits = forward(t.model, IDS);
+    const result = await train({ model: t.model, tokenizer: t.tokenizer, data: COLOR_DATA, recipe: recipe(), outDir: join(dir, 'lora') });
+    losses = result.losses;
+    expect(losses.at(-1)!).toBeLessThan(losses[0] * 0.5);
+    expect(maxDiff(forward(t.model, IDS), baseLogits)).toBe(0);
+    const ft = loadFineTune(join(dir, 'lora'), t.model);
+    if (ft.kind !== 'lora') throw new Error('expected a LoRA');
+    expect(ft.lora.spec).toMatchObject({ rank: 8, alpha: 16, targets: ['q', 'v'] });
+    const adapted = forward(t.model, IDS, { lora: ft.lora });
+    expect(maxDiff(adapted, baseLogits)).toBeGreaterThan(1e-3);
+    // Merging A B into the weights gives the same function.
+    const merged = { config: t.model.config, weights: { ...t.model.weights, layers: mergedLayerWeights(ft.lora, t.model.weights.layers) } };
+    expect(maxDiff(forward(merged, IDS), adapted)).toBeLessThan(1e-4);
+    await exportPeftLora(join(dir, 'lora-peft'), ft.lora);
+    const peft = SafetensorsFile.open(join(dir, 'lora-peft', 'adapter_model.safetensors'));
+    expect(peft.info('base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight').shape).toEqual([8, 32]);
+    expect(peft.info('base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight').shape).toEqual([16, 8]);
+    peft.close();
+    expect(JSON.parse(readFileSync(join(dir, 'lora-peft', 'adapter_config.json'), 'utf8'))).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] });
+  });
+
+  it('resumes exactly, dropout included', async () => {
+    const r = recipe();
+    const trainer = { ...t, recipe: () => r };
+    await expectPauseResumeReplays(trainer, join(dir, 'lora-paused'), 15, losses);
+  });
+});
+
+describe('full fine-tune', () => {
+  it('learns, leaves the loaded base untouched, and saves an HF folder that loads as a model', async () => {
+    const baseLogits = forward(t.model, IDS);
+    const recipe = { ...alpacaFullRecipe(t.model.config), epochs: 20, warmupEpochs: 1, lr: 3e-3, batchSize: 3, accumSteps: 2 };
+    const result = await train({ model: t.model, tokenizer: t.tokenizer, data: COLOR_DATA, recipe, outDir: join(dir, 'full') });
+    expect(result.losses.at(-1)!).toBeLessThan(result.losses[0] * 0.5);
+    expect(maxDiff(forward(t.model, IDS), baseLogits)).toBe(0);
+    expect(existsSync(join(dir, 'full', 'tokenizer.json'))).toBe(true);
+    const tuned = loadModel(join(dir, 'full'));
+    expect(tuned.fingerprint).not.toBe(t.model.fingerprint);
+    expect(maxDiff(forward(tuned, IDS), baseLogits)).toBeGreaterThan(1e-3);
+  });
+});
