@@ -5,9 +5,14 @@
   "targets": [
     {
       "target_name": "adapter_native",
-      "sources": ["src/addon.c", "src/args.c", "src/gemm.c", "src/epilogue.c"],
+      "sources": [
+        "src/addon.c", "src/args.c", "src/gemm.c", "src/epilogue.c", "src/pool.c",
+        "src/norm.c", "src/rope.c", "src/swiglu.c", "src/xent.c", "src/attention.c"
+      ],
       "defines": ["NAPI_VERSION=8"],
-      "cflags_c": ["-std=c11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      # -fopenmp-simd: only the `omp simd` loop hints (vectorised reductions); no OpenMP runtime is linked.
+      "cflags_c": ["-std=c11", "-O3", "-fopenmp-simd", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-lpthread"],
       "conditions": [
         ["OS=='linux'", {
           "defines": ["ADAPTER_BLAS_OPENBLAS"],
@@ -17,14 +22,16 @@
             "/usr/include/aarch64-linux-gnu/openblas-pthread",
             "/usr/include/openblas"
           ],
-          "libraries": ["-lopenblas"]
+          "libraries": ["-lopenblas"],
+          # The machine that installs is the machine that runs: use its vector units (AVX2/FMA, NEON).
+          "cflags_c": ["-march=native"]
         }],
         ["OS=='mac'", {
           "defines": ["ADAPTER_BLAS_ACCELERATE"],
           "libraries": ["-framework Accelerate"],
           "xcode_settings": {
             "GCC_OPTIMIZATION_LEVEL": "3",
-            "OTHER_CFLAGS": ["-std=c11"],
+            "OTHER_CFLAGS": ["-std=c11", "-fopenmp-simd"],
             "MACOSX_DEPLOYMENT_TARGET": "11.0"
           }
         }]

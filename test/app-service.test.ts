@@ -152,8 +152,9 @@ describe('runs', () => {
     await app.call('runs.cancel', { runId: b.id });
     await app.waitFor(runEvent(b.id, 'cancelled'));
 
+    const since = app.events.length;
     await app.call('runs.resume', { runId: a.id });
-    await app.waitFor(runEvent(a.id, 'running'));
+    await app.waitFor(runEvent(a.id, 'running'), { since });
     const resumedStep = await app.waitFor((e): e is ApiEventOf<'run.metric'> => e.type === 'run.metric' && e.runId === a.id && e.point.step > pausedAt);
     expect(resumedStep.point.step).toBe(pausedAt + 1);
     await app.call('runs.cancel', { runId: a.id });

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DatasetImportError, formatIssue, importDataset, readDatasetFile } from '../src-main/datasets/index.js';
-import { alpacaRecords, tempWorkspace, writeFile, writeJsonFile, writeJsonlFile } from './helpers/store-fixtures.js';
+import { alpacaRecords, checkSearchIndex, tempWorkspace, writeFile, writeJsonFile, writeJsonlFile } from './helpers/store-fixtures.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 const dir = makeTempDir('datasets-import');
@@ -234,6 +234,7 @@ describe('validation', () => {
     const second = await importDataset(ws, writeJsonFile(dir, 'second.json', alpacaRecords(3, 100)), { into: first.dataset.id });
     expect(second.version.version).toBe(2);
     expect(ws.datasets.count(first.dataset.id)).toBe(5);
+    checkSearchIndex(ws);
     await expect(importDataset(ws, writeJsonFile(dir, 'third.json', alpacaRecords(1)), { name: 'grow' })).rejects.toThrow(/already exists/);
     ws.datasets.undo(first.dataset.id);
     expect(ws.datasets.count(first.dataset.id)).toBe(2);

@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildSelfInstructPrompt,
+  endpointGeneratorFromSettings,
+  GENERATOR_ENDPOINT_SETTING,
   GeneratorError,
   importDataset,
   loadSeedTasks,
@@ -111,9 +113,11 @@ describe('self-instruct against an OpenAI-compatible server', () => {
     ws.close();
   });
 
-  it('the same seed gives the same examples', async () => {
+  it('the same seed gives the same examples (endpoint from the workspace settings)', async () => {
     const { ws } = tempWorkspace('selfinstruct-repeat');
-    const generator = new OpenAICompatibleGenerator({ baseUrl: server.baseUrl, model: 'tiny-llama', apiKey: KEY });
+    expect(() => endpointGeneratorFromSettings(ws)).toThrow(/no generator endpoint configured/);
+    ws.settings.set(GENERATOR_ENDPOINT_SETTING, { baseUrl: server.baseUrl, model: 'tiny-llama', apiKey: KEY });
+    const generator = endpointGeneratorFromSettings(ws);
     const a = ws.datasets.create('a');
     const b = ws.datasets.create('b');
     const ra = await selfInstruct(ws, { datasetId: a.id, generator, target: 5, seed: 11 });

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { contentHash, type Example, type ExampleId, type Workspace } from '../src-main/store/index.js';
-import { tempWorkspace } from './helpers/store-fixtures.js';
+import { checkSearchIndex, tempWorkspace } from './helpers/store-fixtures.js';
 
 function texts(examples: Example[]) {
   return examples.map((e) => `${e.instruction}|${e.input}|${e.output}|${e.tags.join(',')}|${e.split ?? '-'}`);
@@ -45,6 +45,7 @@ describe('dataset versions and undo', () => {
     // Search sees the restored rows again.
     expect(ws.datasets.query(ds.id, { search: 'grass' }).total).toBe(1);
     expect(ws.datasets.query(ds.id, { search: 'light' }).total).toBe(0);
+    checkSearchIndex(ws);
 
     // Undo walks back through the remaining real changes: v2 (the adds); the creation cannot be undone.
     ws.datasets.undo(ds.id);

@@ -171,6 +171,7 @@ describe('runs', () => {
     expect(() => ws.datasets.delete(ds.id)).toThrow(/used by 1 run/);
     expect(() => ws.models.remove(model.id)).toThrow(/used by 1 run/);
     expect(() => ws.runs.create({ method: 'adapter', recipe: {}, backend: 'cpu', datasetId: 'ds_missing' as DatasetId })).toThrow(/does not exist/);
+    expect(() => ws.runs.create({ method: 'adapter', recipe: {}, backend: 'cpu', datasetId: ds.id, datasetVersion: 7 })).toThrow(/version 7 of dataset .* does not exist/);
     ws.close();
   });
 });

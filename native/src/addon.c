@@ -7,11 +7,14 @@
  */
 #include <node_api.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "args.h"
 #include "blas.h"
 #include "epilogue.h"
 #include "gemm.h"
+#include "kernels.h"
+#include "pool.h"
 
 #if defined(ADAPTER_BLAS_OPENBLAS)
 void blas_set_threads(int threads) { openblas_set_num_threads(threads); }
@@ -31,21 +34,54 @@ int blas_get_threads(void) {
 const char *blas_describe(void) { return "Accelerate (threads managed by macOS)"; }
 #endif
 
-/* setThreads(n): how many threads the BLAS may use; 1..1024. */
+/*
+ * Threads: the pool (pool.h) runs every kernel and, by default, splits large products into blocks that each run
+ * single-threaded BLAS; the BLAS's own threads stay at one so the two never compete for cores. With
+ * setGemmThreading('blas') the BLAS threads large products itself instead, with as many threads as the pool.
+ */
+static void apply_threads(int threads) {
+  pool_set_threads(threads);
+  blas_set_threads(gemm_get_threading() == GEMM_THREADS_BLAS ? threads : 1);
+}
+
+/* setThreads(n): threads for kernels and products, 1..POOL_MAX_THREADS. */
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t threads;
   if (!args_get(env, info, "setThreads", 1, argv) ||
-      !arg_int(env, argv[0], "setThreads", "threads", 1, 1024, &threads)) {
+      !arg_int(env, argv[0], "setThreads", "threads", 1, POOL_MAX_THREADS, &threads)) {
     return NULL;
   }
-  blas_set_threads((int)threads);
+  apply_threads((int)threads);
   return NULL;
 }
 
 static napi_value GetThreads(napi_env env, napi_callback_info info) {
   napi_value result;
-  napi_create_int32(env, blas_get_threads(), &result);
+  napi_create_int32(env, pool_threads(), &result);
+  return result;
+}
+
+/* setGemmThreading('pool' | 'blas') */
+static napi_value SetGemmThreading(napi_env env, napi_callback_info info) {
+  const char *fn = "setGemmThreading";
+  napi_value argv[1];
+  char mode[8] = {0};
+  size_t length = 0;
+  if (!args_get(env, info, fn, 1, argv)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[0], mode, sizeof mode, &length) != napi_ok ||
+      (strcmp(mode, "pool") != 0 && strcmp(mode, "blas") != 0)) {
+    napi_throw_type_error(env, NULL, "setGemmThreading: argument 'mode' must be 'pool' or 'blas'");
+    return NULL;
+  }
+  gemm_set_threading(strcmp(mode, "blas") == 0 ? GEMM_THREADS_BLAS : GEMM_THREADS_POOL);
+  apply_threads(pool_threads());
+  return NULL;
+}
+
+static napi_value GetGemmThreading(napi_env env, napi_callback_info info) {
+  napi_value result;
+  napi_create_string_utf8(env, gemm_get_threading() == GEMM_THREADS_BLAS ? "blas" : "pool", NAPI_AUTO_LENGTH, &result);
   return result;
 }
 
@@ -73,6 +109,21 @@ static napi_value Init(napi_env env, napi_value exports) {
   set_function(env, exports, "biasActivation", BiasActivation);
   set_function(env, exports, "setThreads", SetThreads);
   set_function(env, exports, "getThreads", GetThreads);
+  set_function(env, exports, "setGemmThreading", SetGemmThreading);
+  set_function(env, exports, "getGemmThreading", GetGemmThreading);
+  set_function(env, exports, "rmsNorm", RmsNorm);
+  set_function(env, exports, "rmsNormBackward", RmsNormBackward);
+  set_function(env, exports, "rmsNormWeightGrad", RmsNormWeightGrad);
+  set_function(env, exports, "rope", Rope);
+  set_function(env, exports, "swiglu", SwiGlu);
+  set_function(env, exports, "swigluBackward", SwiGluBackward);
+  set_function(env, exports, "crossEntropy", CrossEntropy);
+  set_function(env, exports, "crossEntropyBackward", CrossEntropyBackward);
+  set_function(env, exports, "lmHeadCrossEntropy", LmHeadCrossEntropy);
+  set_function(env, exports, "scaleRows", ScaleRows);
+  set_function(env, exports, "attention", Attention);
+  set_function(env, exports, "attentionBackward", AttentionBackward);
+  apply_threads(pool_default_threads());
   set_function(env, exports, "blasInfo", BlasInfo);
 
   /* tfjs activation names -> codes for biasActivation, so JavaScript never hard-codes the numbers. */

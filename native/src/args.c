@@ -74,6 +74,28 @@ bool arg_f32(napi_env env, napi_value value, const char *fn, const char *name, b
   return true;
 }
 
+bool arg_i32(napi_env env, napi_value value, const char *fn, const char *name, I32View *out) {
+  bool is_typed_array = false;
+  napi_is_typedarray(env, value, &is_typed_array);
+  if (!is_typed_array) return throw_type(env, fn, name, "an Int32Array");
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, NULL, NULL) != napi_ok) return false;
+  if (type != napi_int32_array) return throw_type(env, fn, name, "an Int32Array");
+  out->data = (int32_t *)data;
+  out->length = (int64_t)length;
+  return true;
+}
+
+bool arg_f32_min(napi_env env, const char *fn, const char *name, F32View view, int64_t needed) {
+  if (view.length >= needed) return true;
+  char message[192];
+  snprintf(message, sizeof message, "%s holds %lld floats but the shapes given need %lld", name,
+           (long long)view.length, (long long)needed);
+  return throw_range(env, fn, message);
+}
+
 int64_t matrix_extent(int64_t rows, int64_t cols, int64_t ld) {
   if (rows == 0 || cols == 0) return 0;
   return (rows - 1) * ld + cols;

@@ -30,6 +30,16 @@ bool arg_float(napi_env env, napi_value value, const char *fn, const char *name,
 /* A Float32Array; when `optional`, null/undefined give {NULL, 0}. */
 bool arg_f32(napi_env env, napi_value value, const char *fn, const char *name, bool optional, F32View *out);
 
+/* An Int32Array's data (token ids). */
+typedef struct {
+  int32_t *data;
+  int64_t length;
+} I32View;
+
+bool arg_i32(napi_env env, napi_value value, const char *fn, const char *name, I32View *out);
+/* Checks that `view` holds at least `needed` floats; throws naming the argument otherwise. */
+bool arg_f32_min(napi_env env, const char *fn, const char *name, F32View view, int64_t needed);
+
 /* Throws a RangeError "<fn>: <message>" and returns false. */
 bool throw_range(napi_env env, const char *fn, const char *message);
 

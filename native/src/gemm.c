@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "blas.h"
+#include "pool.h"
 
 /* Arguments of one (possibly batched) product, after validation. */
 typedef struct {
@@ -22,6 +23,78 @@ typedef struct {
   int64_t stride_a, stride_b, stride_c;
   int64_t batch;
 } GemmArgs;
+
+
+/* ---- One product, threaded over the pool or by the BLAS itself ---- */
+
+static GemmThreading threading = GEMM_THREADS_POOL;
+
+void gemm_set_threading(GemmThreading mode) { threading = mode; }
+GemmThreading gemm_get_threading(void) { return threading; }
+
+/* Below this many multiply-adds a product runs on the calling thread: splitting it costs more than it saves. */
+#define PARALLEL_MIN_WORK (1 << 20)
+
+typedef struct {
+  bool ta, tb;
+  int64_t m, n, k;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+  int64_t lda, ldb, ldc;
+  int64_t parts;
+  bool split_rows; /* split M (rows of C) rather than N */
+} Split;
+
+static void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                      const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if (m == 1 && !ta) {
+    /* One row (decoding): a matrix-vector product streams B once instead of packing it. c = alpha a op(B) + beta c,
+     * as op(B)^T a^T: B [k, n] row-major read transposed, or B^T stored [n, k] read as is. */
+    cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, (int)(tb ? n : k), (int)(tb ? k : n), alpha, b, (int)ldb,
+                a, 1, beta, c, 1);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
+              alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+static void split_part(void *ctx, int64_t begin, int64_t end, int worker) {
+  const Split *s = ctx;
+  for (int64_t part = begin; part < end; part++) {
+    if (s->split_rows) {
+      /* Rows of C in multiples of 8, so every part keeps whole register blocks. */
+      int64_t step = ((s->m + s->parts - 1) / s->parts + 7) / 8 * 8;
+      int64_t r0 = part * step, r1 = r0 + step < s->m ? r0 + step : s->m;
+      if (r0 >= r1) continue;
+      const float *a = s->ta ? s->a + r0 : s->a + r0 * s->lda;
+      blas_gemm(s->ta, s->tb, r1 - r0, s->n, s->k, s->alpha, a, s->lda, s->b, s->ldb, s->beta, s->c + r0 * s->ldc,
+                s->ldc);
+    } else {
+      int64_t step = ((s->n + s->parts - 1) / s->parts + 15) / 16 * 16;
+      int64_t c0 = part * step, c1 = c0 + step < s->n ? c0 + step : s->n;
+      if (c0 >= c1) continue;
+      const float *b = s->tb ? s->b + c0 * s->ldb : s->b + c0;
+      blas_gemm(s->ta, s->tb, s->m, c1 - c0, s->k, s->alpha, s->a, s->lda, b, s->ldb, s->beta, s->c + c0, s->ldc);
+    }
+  }
+}
+
+void gemm_product(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                  const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  const int threads = pool_threads();
+  if (threading == GEMM_THREADS_BLAS || threads == 1 || m * n * k < PARALLEL_MIN_WORK) {
+    blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  /* Each thread multiplies its own block of C with single-threaded BLAS: split the longer side of C, and the
+   * columns for a single row. */
+  Split s = {ta, tb, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, threads, m >= 2 * n && m >= 8 * threads};
+  int before = blas_get_threads();
+  if (before != 1) blas_set_threads(1);
+  pool_for(threads, 1, split_part, &s);
+  if (before != 1) blas_set_threads(before);
+}
 
 static bool check_operand(napi_env env, const char *fn, const char *name, F32View view, int64_t rows, int64_t cols,
                           int64_t ld, int64_t stride, int64_t batch) {
@@ -76,9 +149,8 @@ static void run(const GemmArgs *g) {
       }
       continue;
     }
-    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans, g->trans_b ? CblasTrans : CblasNoTrans,
-                (int)g->m, (int)g->n, (int)g->k, (float)g->alpha, g->a.data + i * g->stride_a, (int)g->lda,
-                g->b.data + i * g->stride_b, (int)g->ldb, (float)g->beta, c, (int)g->ldc);
+    gemm_product(g->trans_a, g->trans_b, g->m, g->n, g->k, (float)g->alpha, g->a.data + i * g->stride_a, g->lda,
+                 g->b.data + i * g->stride_b, g->ldb, (float)g->beta, c, g->ldc);
   }
 }
 

@@ -50,9 +50,12 @@ static void run_chunks(int worker) {
   }
 }
 
+static int start_generation; /* the generation when workers were started: the first one they wait past */
+
 static void *worker_main(void *arg) {
   int worker = (int)(intptr_t)arg;
-  int seen = atomic_load(&generation);
+  /* Not atomic_load(&generation): a job may already have been posted by the time this thread first runs. */
+  int seen = start_generation;
   for (;;) {
     int now = seen;
     for (int i = 0; i < SPIN_POLLS && (now = atomic_load_explicit(&generation, memory_order_acquire)) == seen; i++) {
@@ -83,6 +86,7 @@ static void stop_workers(void) {
 }
 
 static void start_workers(int count) {
+  start_generation = atomic_load(&generation);
   for (int i = 0; i < count; i++) {
     if (pthread_create(&workers[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0) break;
     started_workers++;

@@ -18,6 +18,8 @@ export {
   buildSelfInstructPrompt,
   parseGeneratedTasks,
   DEFAULT_BANNED_WORDS,
+  GENERATOR_ENDPOINT_SETTING,
+  endpointGeneratorFromSettings,
   type SelfInstructOptions,
   type SelfInstructResult,
   type RejectReason,

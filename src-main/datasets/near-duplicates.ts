@@ -32,16 +32,28 @@ export interface NearDuplicateGroup<Id> {
 
 export function shingles(text: string, unit: 'char' | 'word' = 'char', size = unit === 'char' ? 5 : 3): Uint32Array {
   const normalized = normalizeText(text);
-  const set = new Set<number>();
+  let hashes: Uint32Array;
   if (unit === 'char') {
-    if (normalized.length <= size) set.add(fnv1a(normalized));
-    else for (let i = 0; i + size <= normalized.length; i++) set.add(fnv1a(normalized.slice(i, i + size)));
+    if (normalized.length <= size) hashes = Uint32Array.of(fnv1a(normalized));
+    else {
+      // FNV-1a over each window, straight from the string (no substring per shingle).
+      hashes = new Uint32Array(normalized.length - size + 1);
+      for (let i = 0; i < hashes.length; i++) {
+        let h = 0x811c9dc5;
+        for (let k = i; k < i + size; k++) h = Math.imul(h ^ normalized.charCodeAt(k), 0x01000193);
+        hashes[i] = h;
+      }
+    }
   } else {
     const words = normalized.match(/[\p{L}\p{N}]+/gu) ?? [];
-    if (words.length <= size) set.add(fnv1a(words.join(' ')));
-    else for (let i = 0; i + size <= words.length; i++) set.add(fnv1a(words.slice(i, i + size).join(' ')));
+    if (words.length <= size) hashes = Uint32Array.of(fnv1a(words.join(' ')));
+    else hashes = Uint32Array.from({ length: words.length - size + 1 }, (_, i) => fnv1a(words.slice(i, i + size).join(' ')));
   }
-  return Uint32Array.from(set).sort();
+  // Sorted and without repeats: a set, as jaccard() expects.
+  hashes.sort();
+  let n = 0;
+  for (let i = 0; i < hashes.length; i++) if (i === 0 || hashes[i] !== hashes[i - 1]) hashes[n++] = hashes[i]!;
+  return hashes.slice(0, n);
 }
 
 /** Exact Jaccard index of two sorted hash sets. */
@@ -71,19 +83,29 @@ function fmix32(h: number): number {
   return h >>> 0;
 }
 
-/** The MinHash signature: for each of numPerm hash functions h_k(x) = fmix32(x ^ salt_k), the minimum over the set. */
-export function minhash(set: Uint32Array, salts: Uint32Array): Uint32Array {
-  const sig = new Uint32Array(salts.length).fill(0xffffffff);
-  for (let k = 0; k < salts.length; k++) {
-    const salt = salts[k]!;
-    let min = 0xffffffff;
-    for (let i = 0; i < set.length; i++) {
-      const h = fmix32(set[i]! ^ salt);
-      if (h < min) min = h;
+/**
+ * The MinHash signature. Each shingle hash is mixed once (fmix32), then hash function k is the cheap
+ * h_k(x) = a_k * x + b_k (mod 2^32) with a_k odd: a permutation of the 32-bit values. Mixing first makes the
+ * multiply-add family behave well enough, at two operations per function instead of a full mix each.
+ */
+export function minhash(set: Uint32Array, salts: { a: Uint32Array; b: Uint32Array }): Uint32Array {
+  const { a, b } = salts;
+  const n = a.length;
+  const sig = new Uint32Array(n).fill(0xffffffff);
+  for (let i = 0; i < set.length; i++) {
+    const x = fmix32(set[i]!);
+    for (let k = 0; k < n; k++) {
+      const h = (Math.imul(a[k]!, x) + b[k]!) >>> 0;
+      if (h < sig[k]!) sig[k] = h;
     }
-    sig[k] = min;
   }
   return sig;
+}
+
+export function minhashSalts(numPerm: number, seed: number): { a: Uint32Array; b: Uint32Array } {
+  const random = seededRandom(seed);
+  const word = () => Math.floor(random() * 0x100000000) >>> 0;
+  return { a: Uint32Array.from({ length: numPerm }, () => (word() | 1) >>> 0), b: Uint32Array.from({ length: numPerm }, word) };
 }
 
 /**
@@ -114,8 +136,8 @@ export function findNearDuplicateGroups<Id>(items: { id: Id; text: string }[], o
   const numPerm = options.numPerm ?? 128;
   const unit = options.shingle ?? 'char';
   const size = options.shingleSize ?? (unit === 'char' ? 5 : 3);
-  const random = seededRandom(options.seed ?? 1);
-  const salts = Uint32Array.from({ length: numPerm }, () => Math.floor(random() * 0x100000000));
+  if (!Number.isInteger(numPerm) || numPerm < 1) throw new RangeError(`numPerm must be a positive whole number, got ${numPerm}`);
+  const salts = minhashSalts(numPerm, options.seed ?? 1);
   const { bands, rows } = lshBands(numPerm, threshold);
 
   const sets = items.map((it) => shingles(it.text, unit, size));
@@ -135,9 +157,13 @@ export function findNearDuplicateGroups<Id>(items: { id: Id; text: string }[], o
 
   const signatures = sets.map((s) => minhash(s, salts));
   for (let band = 0; band < bands; band++) {
-    const buckets = new Map<string, number[]>();
+    // A band's rows hashed to one number. Two different bands colliding only adds a candidate pair, which
+    // the exact Jaccard check below then drops.
+    const buckets = new Map<number, number[]>();
     for (let i = 0; i < items.length; i++) {
-      const key = signatures[i]!.subarray(band * rows, (band + 1) * rows).join(',');
+      const sig = signatures[i]!;
+      let key = 0x811c9dc5;
+      for (let r = band * rows; r < (band + 1) * rows; r++) key = fmix32(Math.imul(key ^ sig[r]!, 0x01000193));
       const bucket = buckets.get(key);
       if (bucket) bucket.push(i);
       else buckets.set(key, [i]);

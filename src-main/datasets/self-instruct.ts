@@ -17,7 +17,7 @@ import type { DatasetVersion, ExampleText, NewExample } from '../store/datasets.
 import { StoreError } from '../store/errors.js';
 import type { DatasetId } from '../store/ids.js';
 import type { Workspace } from '../store/workspace.js';
-import type { TextGenerator } from './generator.js';
+import { OpenAICompatibleGenerator, type OpenAICompatibleConfig, type TextGenerator } from './generator.js';
 import { readDatasetFile } from './import.js';
 import { formatIssue } from './issues.js';
 import { seededRandom, sample } from './rng.js';
@@ -68,6 +68,18 @@ export interface SelfInstructResult {
 
 export interface ParsedTask extends ExampleText {
   number: number;
+}
+
+/** The settings key holding the OpenAI-compatible endpoint ({ baseUrl, model, apiKey? }) for self-instruct. */
+export const GENERATOR_ENDPOINT_SETTING = 'selfInstruct.endpoint';
+
+/** The generator for the endpoint saved in the workspace settings. */
+export function endpointGeneratorFromSettings(ws: Workspace): OpenAICompatibleGenerator {
+  const config = ws.settings.get<Partial<OpenAICompatibleConfig>>(GENERATOR_ENDPOINT_SETTING);
+  if (!config?.baseUrl || !config.model) {
+    throw new StoreError(`no generator endpoint configured: set ${GENERATOR_ENDPOINT_SETTING} to { baseUrl, model, apiKey }`);
+  }
+  return new OpenAICompatibleGenerator({ baseUrl: config.baseUrl, model: config.model, apiKey: config.apiKey, timeoutMs: config.timeoutMs });
 }
 
 /** The bundled seed set, as a path (found next to the source tree or next to a bundled build). */

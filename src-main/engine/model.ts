@@ -3,10 +3,15 @@
 //
 // Linear weights are held as [in, out] (transposed from HF's [out, in] once, at load) so that every
 // forward product is a plain x @ W: the fastest form on every tfjs backend.
+//
+// On the native backend, RMSNorm, linear layers, SwiGLU and the whole attention run as fused kernels
+// (kernels.ts); the composite tfjs ops below are the reference they are tested against, and what every
+// other backend runs.
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
 import { type Adapter, gatedPromptAttention, promptKeysValues, repeatKvHeads } from './adapter.js';
+import { type FusedOps, fusedKernels } from './kernels.js';
 import { type Lora, loraDelta, type LoraTarget } from './lora.js';
 import { applyRope, ropeTables } from './rope.js';
 
@@ -36,13 +41,15 @@ export interface LlamaModel {
 
 /**
  * Keys and values of every token seen so far, per layer, before GQA repetition, plus each adapted
- * layer's prompt keys/values, computed once per generation.
+ * layer's prompt keys/values, computed once per generation. Layouts follow the path that made them:
+ * composite [B, nKv, length, hd] (prompt [B|1, nHeads, K, hd]); fused [B, length, nKv * hd]
+ * (prompt [K, nKv * hd] or [B, K, nKv * hd]).
  */
 export interface KVCache {
   length: number; // tokens cached
-  keys: (tf.Tensor4D | null)[]; // per layer [B, nKv, length, hd]
-  values: (tf.Tensor4D | null)[];
-  prompt: Map<number, { kp: tf.Tensor4D; vp: tf.Tensor4D }>;
+  keys: (tf.Tensor | null)[]; // per layer
+  values: (tf.Tensor | null)[];
+  prompt: Map<number, { kp: tf.Tensor; vp: tf.Tensor }>;
 }
 
 export interface ForwardOptions {
@@ -66,6 +73,8 @@ export function disposeKVCache(cache: KVCache): void {
 }
 
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+  const fused = fusedKernels();
+  if (fused) return fused.rmsNorm(x, weight, eps);
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
 }
@@ -83,6 +92,12 @@ type Site = { lora?: Lora | null; layer: number; target: LoraTarget };
 
 /** Linear layer on [..., in] activations with [in, out] weights, plus a LoRA update at `site`. */
 function linear(x: tf.Tensor, w: tf.Tensor2D, site?: Site): tf.Tensor {
+  const fused = fusedKernels();
+  if (fused) {
+    const y = fused.linear(x, w); // [..., out], no reshapes
+    const delta = site?.lora ? loraDelta(site.lora, site.layer, site.target, tf.reshape(x, [-1, w.shape[0]]) as tf.Tensor2D) : null;
+    return delta ? tf.add(y, tf.reshape(delta, y.shape)) : y;
+  }
   const lead = x.shape.slice(0, -1);
   const flat = tf.reshape(x, [-1, w.shape[0]]) as tf.Tensor2D; // [N, in]
   let y = tf.matMul(flat, w); // [N, out]
@@ -111,6 +126,8 @@ function attention(
   mask: tf.Tensor2D,
   opts: ForwardOptions,
 ): tf.Tensor3D {
+  const fused = fusedKernels();
+  if (fused) return fusedAttention(fused, model, layer, x, rope, opts);
   const c = model.config;
   const w = model.weights.layers[layer];
   const [B, T] = x.shape;
@@ -143,18 +160,72 @@ function attention(
       promptKV = promptKeysValues(c, adapted.prompt as tf.Tensor2D, w.wk, w.wv, opts.promptBias);
       if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
     }
-    const gated = gatedPromptAttention(q, promptKV.kp, promptKV.vp, adapted.gate as tf.Tensor1D, opts.adapter!.spec.gateMode);
+    const [kp, vp] = [promptKV.kp, promptKV.vp] as tf.Tensor4D[];
+    const gated = gatedPromptAttention(q, kp, vp, adapted.gate as tf.Tensor1D, opts.adapter!.spec.gateMode);
     out = tf.add(out, gated) as tf.Tensor4D; // summed before wo, as in the paper
   }
   const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.nHeads * c.headDim]);
   return linear(merged, w.wo, at('o')) as tf.Tensor3D;
 }
 
+/**
+ * `attention` on the fused kernels: the same steps in the projections' layout [B, T, heads * hd], so
+ * heads are never split, repeated or merged; one kernel does both softmaxes, the gate and the sum.
+ */
+function fusedAttention(
+  fused: FusedOps,
+  model: LlamaModel,
+  layer: number,
+  x: tf.Tensor3D, // [B, T, dim], normed
+  rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
+  opts: ForwardOptions,
+): tf.Tensor3D {
+  const c = model.config;
+  const w = model.weights.layers[layer];
+  const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
+  const q = fused.rope(linear(x, w.wq, at('q')), rope.cos, rope.sin, c.headDim) as tf.Tensor3D; // [B, T, H * hd]
+  let k = fused.rope(linear(x, w.wk, at('k')), rope.cos, rope.sin, c.headDim) as tf.Tensor3D; // [B, T, nKv * hd]
+  let v = linear(x, w.wv, at('v')) as tf.Tensor3D; // [B, T, nKv * hd]
+
+  const cache = opts.cache;
+  const past = cache?.length ?? 0;
+  if (cache) {
+    const pastK = cache.keys[layer];
+    const pastV = cache.values[layer];
+    if (pastK && pastV) {
+      k = tf.concat([pastK as tf.Tensor3D, k], 1); // [B, past + T, nKv * hd]
+      v = tf.concat([pastV as tf.Tensor3D, v], 1);
+    }
+    cache.keys[layer] = tf.keep(k);
+    cache.values[layer] = tf.keep(v);
+    pastK?.dispose();
+    pastV?.dispose();
+  }
+
+  const adapted = opts.adapter?.byLayer.get(layer);
+  let prompt;
+  if (adapted) {
+    let promptKV = cache?.prompt.get(layer);
+    if (!promptKV) {
+      // The prompt [K, dim] (plus the per-example bias [B, K, dim]) through the frozen wk / wv, no RoPE.
+      const p = opts.promptBias ? tf.add(adapted.prompt, opts.promptBias) : adapted.prompt;
+      promptKV = { kp: fused.linear(p, w.wk), vp: fused.linear(p, w.wv) }; // [B|-, K, nKv * hd]
+      if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
+    }
+    prompt = { ...promptKV, gate: adapted.gate as tf.Tensor1D, gateMode: opts.adapter!.spec.gateMode };
+  }
+  const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, past };
+  const out = fused.attention(q, k as tf.Tensor3D, v as tf.Tensor3D, shape, prompt); // [B, T, H * hd]
+  return linear(out, w.wo, at('o')) as tf.Tensor3D;
+}
+
 function mlp(w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): tf.Tensor {
   const at = (target: LoraTarget): Site => ({ lora, layer, target });
   const gate = linear(x, w.wGate, at('gate')); // [B, T, ffn]
   const up = linear(x, w.wUp, at('up'));
-  return linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), w.wDown, at('down')); // SwiGLU: silu(gate) * up
+  const fused = fusedKernels();
+  const act = fused ? fused.swiglu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // SwiGLU: silu(gate) * up
+  return linear(act, w.wDown, at('down'));
 }
 
 /**
@@ -162,26 +233,39 @@ function mlp(w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): 
  * sequence and the cache is extended.
  */
 export function forward(model: LlamaModel, ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+  return tf.tidy(() => {
+    const normed = forwardHidden(model, ids, opts); // [B, T, dim]
+    const w = model.weights;
+    const fused = fusedKernels();
+    if (fused) return fused.linear(normed, w.lmHead ?? w.embed, w.lmHead === null) as tf.Tensor3D;
+    const flat = tf.reshape(normed, [-1, model.config.dim]); // [B * T, dim]
+    const out = w.lmHead ? tf.matMul(flat, w.lmHead) : tf.matMul(flat, w.embed, false, true); // [B * T, vocab]
+    return tf.reshape(out, [ids.shape[0], ids.shape[1], model.config.vocabSize]) as tf.Tensor3D;
+  });
+}
+
+/**
+ * The final normed hidden states [B, T, dim]: everything before the vocabulary projection (the loss
+ * can fuse that projection with the softmax; see loss.ts nextTokenLoss). Extends the cache like forward.
+ */
+export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
   const c = model.config;
   const w = model.weights;
   const [, T] = ids.shape;
   const past = opts.cache?.length ?? 0;
-  const logits = tf.tidy(() => {
+  const hidden = tf.tidy(() => {
     const rope = ropeTables(c, past, T);
-    const mask = causalMask(T, past);
+    const mask = fusedKernels() ? null : causalMask(T, past); // the fused attention masks as it goes
     let h = tf.gather(w.embed, ids) as tf.Tensor as tf.Tensor3D; // [B, T, dim]
     for (let i = 0; i < c.nLayers; i++) {
       const lw = w.layers[i];
-      h = tf.add(h, attention(model, i, rmsNorm(h, lw.attnNorm, c.normEps) as tf.Tensor3D, rope, mask, opts)) as tf.Tensor3D;
+      h = tf.add(h, attention(model, i, rmsNorm(h, lw.attnNorm, c.normEps) as tf.Tensor3D, rope, mask!, opts)) as tf.Tensor3D;
       h = tf.add(h, mlp(lw, rmsNorm(h, lw.mlpNorm, c.normEps), i, opts.lora));
     }
-    const normed = rmsNorm(h, w.norm, c.normEps);
-    const flat = tf.reshape(normed, [-1, c.dim]); // [B * T, dim]
-    const out = w.lmHead ? tf.matMul(flat, w.lmHead) : tf.matMul(flat, w.embed, false, true); // [B * T, vocab]
-    return tf.reshape(out, [ids.shape[0], T, c.vocabSize]) as tf.Tensor3D;
+    return rmsNorm(h, w.norm, c.normEps) as tf.Tensor3D;
   });
   if (opts.cache) opts.cache.length = past + T;
-  return logits;
+  return hidden;
 }
 
 export function disposeModel(model: LlamaModel): void {

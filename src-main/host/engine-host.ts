@@ -62,15 +62,22 @@ class EngineHost {
         this.run(msg.job, () => this.inspect(msg.modelDir));
         return;
       case 'train':
-        this.run(msg.job, () => this.train(msg));
+        this.run(msg.job, () => this.train(msg, this.abortable(msg.job, 'pause')));
         return;
       case 'generate':
-        this.run(msg.job, () => this.generate(msg));
+        this.run(msg.job, () => this.generate(msg, this.abortable(msg.job, 'cancel')));
         return;
       case 'tokenLengths':
         this.run(msg.job, () => this.tokenLengths(msg.modelDir, msg.examples));
         return;
     }
+  }
+
+  /** Registered when the request arrives, so that an abort sent right after it (before start-up ends) is not lost. */
+  private abortable(job: JobId, mode: 'pause' | 'cancel'): { controller: AbortController; mode: 'pause' | 'cancel' } {
+    const entry = { controller: new AbortController(), mode };
+    this.aborts.set(job, entry);
+    return entry;
   }
 
   private send(msg: FromHost): void {
@@ -176,9 +183,8 @@ class EngineHost {
     return adapter;
   }
 
-  private async generate(msg: Extract<ToHost, { kind: 'generate' }>): Promise<GenerateResultMessage> {
-    const controller = new AbortController();
-    this.aborts.set(msg.job, { controller, mode: 'cancel' });
+  private async generate(msg: Extract<ToHost, { kind: 'generate' }>, abort: { controller: AbortController }): Promise<GenerateResultMessage> {
+    const { controller } = abort;
     try {
       return await this.withModel(msg.modelDir, async ({ model, tokenizer }) => {
         const adapter = msg.adapterDir ? this.adapterFor(msg.modelDir, msg.adapterDir, model) : null;
@@ -217,10 +223,8 @@ class EngineHost {
     }
   }
 
-  private async train(msg: Extract<ToHost, { kind: 'train' }>): Promise<ResultOf['train']> {
-    const controller = new AbortController();
-    const abort = { controller, mode: 'pause' as 'pause' | 'cancel' };
-    this.aborts.set(msg.job, abort);
+  private async train(msg: Extract<ToHost, { kind: 'train' }>, abort: { controller: AbortController; mode: 'pause' | 'cancel' }): Promise<ResultOf['train']> {
+    const { controller } = abort;
     try {
       const { model, tokenizer } = await this.load(msg.modelDir);
       const resume = msg.resume && latestCheckpoint(msg.outDir) !== null;

@@ -156,11 +156,10 @@ export class RunQueue {
     if (active.engine && active.job) active.engine.abort(active.job, mode);
     this.hooks.log(active.runId, 'info', mode === 'pause' ? 'pausing: writing a checkpoint after the current step' : 'cancelling after the current step');
     this.hooks.runChanged(active.runId);
-    if (mode === 'cancel' && active.engine) {
+    if (mode === 'cancel') {
       // A step of a big model can take minutes: a cancel that is not answered soon ends the process.
-      const engine = active.engine;
       setTimeout(() => {
-        if (this.active === active) engine.kill();
+        if (this.active === active) active.engine?.kill();
       }, 10_000).unref?.();
     }
   }

@@ -75,6 +75,11 @@ export class TorchFile {
       throw new EngineError(`${this.path}: tensor "${name}" reaches element ${last} of storage ${t.storage.key}, which holds ${values.length}`);
     }
     const contiguous = t.shape.every((_, i) => t.shape[i] === 1 || t.stride[i] === t.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    if (contiguous && t.offset === 0 && numel === values.length) {
+      // The whole storage: hand it over instead of copying (a 7B embedding is 0.5 GB as float32).
+      this.cachedStorage = null;
+      return values;
+    }
     if (contiguous) return values.slice(t.offset, t.offset + numel);
     const out = new Float32Array(numel);
     const index = new Array(t.shape.length).fill(0);
@@ -104,10 +109,15 @@ export class TorchFile {
     if (raw.length < s.numel * itemBytes) {
       throw new EngineError(`${this.path}: storage ${entry} holds ${raw.length} bytes; ${s.numel} ${s.dtype} elements need ${s.numel * itemBytes}`);
     }
-    // Copy into an aligned buffer: zip entries may start at any byte.
-    const bytes = new Uint8Array(s.numel * itemBytes);
-    bytes.set(raw.subarray(0, bytes.length));
-    const values = toF32(bytes.buffer, s.dtype, s.numel, `${this.path}: tensor "${name}"`);
+    // Typed views need an aligned start; copy only when the entry's bytes do not have one.
+    let buffer = raw.buffer as ArrayBuffer;
+    let start = raw.byteOffset;
+    if (start % itemBytes !== 0) {
+      const copy = new Uint8Array(s.numel * itemBytes);
+      copy.set(raw.subarray(0, copy.length));
+      [buffer, start] = [copy.buffer, 0];
+    }
+    const values = toF32(buffer, start, s.dtype, s.numel, `${this.path}: tensor "${name}"`);
     this.cachedStorage = { key: s.key, values };
     return values;
   }
@@ -124,27 +134,27 @@ function openArchive(file: string): ZipReader {
   }
 }
 
-function toF32(buffer: ArrayBuffer, dtype: TorchDtype, n: number, where: string): Float32Array {
+function toF32(buffer: ArrayBuffer, start: number, dtype: TorchDtype, n: number, where: string): Float32Array {
   switch (dtype) {
     case 'float32':
-      return new Float32Array(buffer, 0, n);
+      return new Float32Array(buffer, start, n); // a view: ZipReader.read returns a buffer of its own
     case 'float16':
-      return f16ToF32(new Uint16Array(buffer, 0, n));
+      return f16ToF32(new Uint16Array(buffer, start, n));
     case 'bfloat16':
-      return bf16ToF32(new Uint16Array(buffer, 0, n));
+      return bf16ToF32(new Uint16Array(buffer, start, n));
     case 'float64':
-      return Float32Array.from(new Float64Array(buffer, 0, n));
+      return Float32Array.from(new Float64Array(buffer, start, n));
     case 'int64':
-      return Float32Array.from(new BigInt64Array(buffer, 0, n), (v) => Number(v));
+      return Float32Array.from(new BigInt64Array(buffer, start, n), (v) => Number(v));
     case 'int32':
-      return Float32Array.from(new Int32Array(buffer, 0, n));
+      return Float32Array.from(new Int32Array(buffer, start, n));
     case 'int16':
-      return Float32Array.from(new Int16Array(buffer, 0, n));
+      return Float32Array.from(new Int16Array(buffer, start, n));
     case 'int8':
-      return Float32Array.from(new Int8Array(buffer, 0, n));
+      return Float32Array.from(new Int8Array(buffer, start, n));
     case 'uint8':
     case 'bool':
-      return Float32Array.from(new Uint8Array(buffer, 0, n));
+      return Float32Array.from(new Uint8Array(buffer, start, n));
     default:
       throw new EngineError(`${where}: unsupported dtype ${dtype}`);
   }

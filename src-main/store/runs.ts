@@ -171,6 +171,7 @@ export class RunStore {
         INSERT INTO runs (id, name, method, recipe, dataset_id, dataset_version, model_id, backend, status, created_at, updated_at)
         VALUES (@id, @name, @method, @recipe, @dataset_id, @dataset_version, @model_id, @backend, 'queued', @now, @now)`),
       get: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
+      versionExists: db.prepare<[string, number], { one: number }>('SELECT 1 AS one FROM dataset_versions WHERE dataset_id = ? AND version = ?'),
       list: db.prepare<[], RunRow>('SELECT * FROM runs ORDER BY created_at DESC, id'),
       listByStatus: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE status = ? ORDER BY created_at DESC, id'),
       setStatus: db.prepare(`
@@ -203,6 +204,9 @@ export class RunStore {
   create(run: NewRun): Run {
     if (!run.method) throw new StoreError('a run needs a method');
     if (!run.backend) throw new StoreError('a run needs a backend');
+    if (run.datasetId && run.datasetVersion != null && !this.s.versionExists.get(run.datasetId, run.datasetVersion)) {
+      throw new StoreError(`run refers to version ${run.datasetVersion} of dataset ${run.datasetId}, which does not exist`);
+    }
     const id = newId<RunId>('run');
     try {
       this.s.insert.run({

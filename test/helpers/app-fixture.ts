@@ -44,9 +44,9 @@ export interface AppFixture {
   events: ApiEvent[];
   /** Calls a method through the service's validating entry point; throws ApiError on an error answer. */
   call<M extends ApiMethod>(method: M, input: ApiInput<M>): Promise<ApiOutput<M>>;
-  /** Resolves with the first event (already seen or future) that matches. */
-  waitFor<T extends ApiEvent>(match: (e: ApiEvent) => e is T, timeoutMs?: number): Promise<T>;
-  waitFor(match: (e: ApiEvent) => boolean, timeoutMs?: number): Promise<ApiEvent>;
+  /** Resolves with the first matching event from event number `since` on (default: all, including past ones). */
+  waitFor<T extends ApiEvent>(match: (e: ApiEvent) => e is T, opts?: { since?: number; timeoutMs?: number }): Promise<T>;
+  waitFor(match: (e: ApiEvent) => boolean, opts?: { since?: number; timeoutMs?: number }): Promise<ApiEvent>;
   close(): Promise<void>;
 }
 
@@ -73,8 +73,8 @@ export function startApp(workspaceDir: string): AppFixture {
     service,
     events,
     call,
-    waitFor: ((match: (e: ApiEvent) => boolean, timeoutMs = 90_000) => {
-      const seen = events.find(match);
+    waitFor: ((match: (e: ApiEvent) => boolean, { since = 0, timeoutMs = 90_000 } = {}) => {
+      const seen = events.slice(since).find(match);
       if (seen) return Promise.resolve(seen);
       return new Promise<ApiEvent>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('timed out waiting for an event')), timeoutMs);

@@ -36,3 +36,8 @@ export function writeJsonFile(dir: string, name: string, value: unknown): string
 export function writeJsonlFile(dir: string, name: string, values: unknown[]): string {
   return writeFile(dir, name, values.map((v) => JSON.stringify(v)).join('\n') + '\n');
 }
+
+/** Throws (SQLITE_CORRUPT_VTAB) unless the FTS5 index matches the examples table row for row. */
+export function checkSearchIndex(ws: Workspace): void {
+  ws.db.prepare(`INSERT INTO examples_fts (examples_fts, rank) VALUES ('integrity-check', 1)`).run();
+}

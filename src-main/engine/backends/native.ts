@@ -7,7 +7,7 @@
 // _FusedMatMul, which call cblas_sgemm on Float32Array views of that heap: no copies in or out.
 //
 // Gradients need nothing here: tfjs-core defines BatchMatMul's gradient with matMul ops, which land on these
-// kernels again.
+// kernels again. On top of that, ./fused.ts registers the engine's fused transformer kernels on this backend.
 
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,6 +29,7 @@ import {
   type _FusedMatMulAttrs,
   type _FusedMatMulInputs,
 } from '@tensorflow/tfjs-core';
+import { registerFusedKernels } from './fused.js';
 import { matrixIndex, planBroadcast, planMatMul, type BatchMap, type BroadcastPlan } from './matmul-plan.js';
 import { findPackageRoot } from './package-root.js';
 import { useInstalledWasmBinaries } from './wasm-paths.js';
@@ -67,13 +68,55 @@ export interface NativeAddon {
     activation: number, leakyreluAlpha: number,
     prelu: Float32Array | null, preluStrideBatch: number, preluStrideRow: number, preluStrideCol: number,
   ): void;
-  /** Threads the BLAS may use per call (1..1024). Accelerate ignores it. */
+  /**
+   * Threads for the fused kernels and large products (1..64; default: the online cores). The addon's own pool
+   * runs everything and, by default, gives each thread a block of a product with single-threaded BLAS, so BLAS
+   * threads and pool threads never compete; setGemmThreading('blas') lets the BLAS thread products instead.
+   */
   setThreads(threads: number): void;
   getThreads(): number;
+  setGemmThreading(mode: 'pool' | 'blas'): void;
+  getGemmThreading(): 'pool' | 'blas';
   /** e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
   blasInfo(): string;
   /** Activation name -> the code biasActivation takes. */
   activations: Readonly<Record<FusedActivation, number>>;
+  /** The fused transformer kernels (native/src/kernels.h); their math and callers are in ./fused.ts. */
+  rmsNorm(x: Float32Array, weight: Float32Array, eps: number, rows: number, cols: number, y: Float32Array, rstd: Float32Array): void;
+  rmsNormBackward(dy: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, rows: number, cols: number, dx: Float32Array): void;
+  rmsNormWeightGrad(dy: Float32Array, x: Float32Array, rstd: Float32Array, rows: number, cols: number, dw: Float32Array): void;
+  rope(x: Float32Array, cos: Float32Array, sin: Float32Array, outer: number, T: number, inner: number, headDim: number, backward: boolean, y: Float32Array): void;
+  swiglu(gate: Float32Array, up: Float32Array, size: number, y: Float32Array): void;
+  swigluBackward(dy: Float32Array, gate: Float32Array, up: Float32Array, size: number, dgate: Float32Array | null, dup: Float32Array | null): void;
+  crossEntropy(
+    logits: Float32Array, labels: Int32Array, mask: Float32Array, rows: number, vocab: number, rowsPerSeq: number,
+    seqStride: number, nll: Float32Array, lse: Float32Array,
+  ): void;
+  crossEntropyBackward(
+    dnll: Float32Array, logits: Float32Array, labels: Int32Array, mask: Float32Array, lse: Float32Array, rows: number,
+    vocab: number, rowsPerSeq: number, seqStride: number, physRows: number, dlogits: Float32Array,
+  ): void;
+  lmHeadCrossEntropy(
+    hidden: Float32Array, weight: Float32Array, transposeW: boolean, labels: Int32Array, mask: Float32Array,
+    rows: number, dim: number, vocab: number, rowsPerSeq: number, seqStride: number, physRows: number,
+    nll: Float32Array, dunit: Float32Array | null,
+  ): void;
+  scaleRows(
+    x: Float32Array, dnll: Float32Array, rows: number, cols: number, rowsPerSeq: number, seqStride: number,
+    physRows: number, y: Float32Array,
+  ): void;
+  /** dims: [B, T, S, H, Hkv, hd, past, K, Bp, gateMode, causal] */
+  attention(
+    q: Float32Array, k: Float32Array, v: Float32Array, kp: Float32Array | null, vp: Float32Array | null,
+    gate: Float32Array | null, dims: number[], scale: number, out: Float32Array, lse: Float32Array,
+    lseP: Float32Array | null,
+  ): void;
+  attentionBackward(
+    dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, kp: Float32Array | null,
+    vp: Float32Array | null, gate: Float32Array | null, lse: Float32Array, lseP: Float32Array | null, dims: number[],
+    scale: number, dq: Float32Array, dk: Float32Array, dv: Float32Array, dkp: Float32Array | null,
+    dvp: Float32Array | null, dgate: Float32Array | null,
+  ): void;
 }
 
 export type NativeBackendStatus =
@@ -138,6 +181,8 @@ function registerNativeBackend(addon: NativeAddon): void {
   }
   registerKernel({ kernelName: BatchMatMul, backendName: NATIVE_BACKEND, kernelFunc: batchMatMulKernel(addon) });
   registerKernel({ kernelName: _FusedMatMul, backendName: NATIVE_BACKEND, kernelFunc: fusedMatMulKernel(addon) });
+  // The engine's own fused kernels (RMSNorm, RoPE, SwiGLU, attention, cross-entropy) and their gradients.
+  registerFusedKernels(addon, NATIVE_BACKEND);
 }
 
 function requireFloat32(kernel: string, ...tensors: (TensorInfo | undefined)[]): void {

@@ -1,0 +1,175 @@
+// The renderer's only way out: the typed API client. Two transports carry the same contract
+// (src-shared/api.ts): the Electron preload bridge (window.adapterStudio) or, in serve mode, HTTP calls plus
+// server-sent events, authorised by the token from the page URL.
+
+import { API_METHODS, ApiError, type ApiClient, type ApiEvent, type ApiMethod, type ApiResponse } from '../../../src-shared/api';
+
+/** What the Electron preload exposes (src-main/electron/preload.ts): one function per method, plus events. */
+export interface PreloadBridge {
+  methods: Record<ApiMethod, (input: unknown) => Promise<ApiResponse<unknown>>>;
+  onEvent(cb: (event: ApiEvent) => void): () => void;
+}
+
+declare global {
+  interface Window {
+    adapterStudio?: PreloadBridge;
+  }
+}
+
+export type ConnectionState = 'connecting' | 'open' | 'lost';
+
+interface Transport {
+  readonly kind: 'ipc' | 'http';
+  call(method: ApiMethod, input: unknown): Promise<ApiResponse<unknown>>;
+  listen(onEvent: (e: ApiEvent) => void, onState: (s: ConnectionState) => void): void;
+}
+
+const TOKEN_KEY = 'adapter-studio-token';
+
+/** The serve-mode token: from ?token= in the URL (kept for reloads in this tab). */
+export function pageToken(): string | null {
+  const fromUrl = new URLSearchParams(location.search).get('token');
+  if (fromUrl) {
+    sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    return fromUrl;
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+function httpTransport(token: string | null): Transport {
+  return {
+    kind: 'http',
+    async call(method, input) {
+      let res: Response;
+      try {
+        res = await fetch(`api/call/${method}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+          body: JSON.stringify(input ?? {}),
+        });
+      } catch {
+        return { ok: false, error: { code: 'internal', message: 'cannot reach Adapter Studio: is `adapter-studio serve` still running?' } };
+      }
+      try {
+        return (await res.json()) as ApiResponse<unknown>;
+      } catch {
+        return { ok: false, error: { code: 'internal', message: `the server answered ${res.status} ${res.statusText} without a readable body` } };
+      }
+    },
+    listen(onEvent, onState) {
+      onState('connecting');
+      const source = new EventSource(`api/events${token ? `?token=${encodeURIComponent(token)}` : ''}`);
+      source.onopen = () => onState('open');
+      // EventSource reconnects by itself; the server's `hello` on each connection tells the UI to refetch.
+      source.onerror = () => onState(source.readyState === EventSource.CLOSED ? 'lost' : 'connecting');
+      source.onmessage = (m) => onEvent(JSON.parse(m.data) as ApiEvent);
+    },
+  };
+}
+
+function ipcTransport(bridge: PreloadBridge): Transport {
+  return {
+    kind: 'ipc',
+    call: (method, input) => bridge.methods[method](input),
+    listen(onEvent, onState) {
+      bridge.onEvent(onEvent);
+      onState('open');
+      onEvent({ type: 'hello', at: Date.now() });
+    },
+  };
+}
+
+/** `api.models.add(...)` for the method 'models.add'. */
+type GroupOf<M extends string> = M extends `${infer G}.${string}` ? G : never;
+export type GroupedClient = {
+  [G in GroupOf<ApiMethod>]: { [M in ApiMethod as M extends `${G}.${infer N}` ? N : never]: ApiClient[M] };
+};
+
+type Listener = (e: ApiEvent) => void;
+
+/** Stream events kept for a while, so that a caller that subscribes after the first deltas still gets them. */
+const STREAM_REPLAY_MS = 120_000;
+
+export class Connection {
+  readonly api: GroupedClient;
+  readonly transport: 'ipc' | 'http';
+  private readonly listeners = new Set<Listener>();
+  private readonly stateListeners = new Set<(s: ConnectionState) => void>();
+  private readonly streamLog = new Map<string, { at: number; events: ApiEvent[] }>();
+  state: ConnectionState = 'connecting';
+
+  constructor(private readonly t: Transport) {
+    this.transport = t.kind;
+    const api: Record<string, Record<string, unknown>> = {};
+    for (const method of API_METHODS) {
+      const [group, name] = method.split('.') as [string, string];
+      (api[group] ??= {})[name] = (input: unknown) => this.call(method, input);
+    }
+    this.api = api as unknown as GroupedClient;
+    t.listen(
+      (e) => this.dispatch(e),
+      (s) => {
+        this.state = s;
+        for (const l of this.stateListeners) l(s);
+      },
+    );
+  }
+
+  async call(method: ApiMethod, input: unknown): Promise<unknown> {
+    const answer = await this.t.call(method, input ?? {});
+    if (!answer.ok) throw new ApiError(answer.error);
+    return answer.value;
+  }
+
+  /** Every event; returns the unsubscribe function. */
+  on(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  onState(listener: (s: ConnectionState) => void): () => void {
+    this.stateListeners.add(listener);
+    listener(this.state);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** Events of one stream, including those that arrived before this call. */
+  stream(streamId: string, listener: Listener): () => void {
+    for (const e of this.streamLog.get(streamId)?.events ?? []) listener(e);
+    return this.on((e) => {
+      if ('streamId' in e && e.streamId === streamId) listener(e);
+    });
+  }
+
+  private dispatch(e: ApiEvent): void {
+    if ('streamId' in e) {
+      const now = Date.now();
+      const entry = this.streamLog.get(e.streamId) ?? { at: now, events: [] };
+      entry.events.push(e);
+      this.streamLog.set(e.streamId, entry);
+      for (const [id, old] of this.streamLog) if (now - old.at > STREAM_REPLAY_MS) this.streamLog.delete(id);
+    }
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch (err) {
+        console.error('event handler failed', err);
+      }
+    }
+  }
+}
+
+export function connect(): Connection {
+  const bridge = window.adapterStudio;
+  return new Connection(bridge ? ipcTransport(bridge) : httpTransport(pageToken()));
+}
+
+/** The one connection of this window. */
+export const connection = connect();
+export const api = connection.api;
+
+/** An error's message for the user, with the fields an invalid request named. */
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  return e instanceof Error ? e.message : String(e);
+}
