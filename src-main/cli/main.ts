@@ -1,6 +1,7 @@
 // `adapter-studio`: the headless entry point (also what a GPU server runs).
 
 import { CancelledError, EngineError } from '../engine/errors.js';
+import { datasetCommand } from './dataset-command.js';
 import { forwardCommand, generateCommand, infoCommand, trainCommand } from './engine-commands.js';
 import type { IO } from './flags.js';
 
@@ -23,7 +24,10 @@ Commands:
   forward   --model DIR [--adapter DIR] --input-ids 1,2,3[;4,5,6] [--labels=-100,5,6] --json
             logits (and loss + adapter gradients with --labels), to check against a reference
 
-Every command takes --backend auto|tensorflow|webgpu|native|wasm|cpu (default auto).
+  dataset   import|list|export|dedupe|split|undo [--workspace DIR] [--json]   curate datasets in a
+            workspace (run "adapter-studio dataset --help")
+
+Engine commands take --backend auto|tensorflow|webgpu|native|wasm|cpu (default auto).
 `;
 
 type Command = (args: string[], io: IO) => Promise<number>;
@@ -33,6 +37,7 @@ const COMMANDS: Record<string, Command> = {
   train: trainCommand,
   generate: generateCommand,
   forward: forwardCommand,
+  dataset: datasetCommand,
 };
 
 export async function main(argv: string[], io: IO): Promise<number> {

@@ -2,24 +2,18 @@
 // the selected model's tokenizer, as histogram data and the number of examples max_seq_len would cut.
 //
 // The tokenizer and the template come from the caller (the engine owns both): `countTokens` counts a text,
-// `formatExample` builds the full training text. The default template below is the Stanford Alpaca one;
-// pass the engine's own formatter once it exports one so that the counts match training exactly.
+// `formatExample` builds the full training text; by default the engine's own Alpaca template.
 
 import type { ExampleText, Split } from '../store/datasets.js';
 import type { DatasetId } from '../store/ids.js';
 import type { Workspace } from '../store/workspace.js';
+import { formatAlpacaPrompt } from '../engine/data.js';
 
 export type CountTokens = (text: string) => number;
 
-/** Stanford Alpaca's prompt (github.com/tatsu-lab/stanford_alpaca, train.py) followed by the output. */
+/** Stanford Alpaca's prompt followed by the output. */
 export function alpacaTrainingText(ex: ExampleText): string {
-  const prompt = ex.input.trim()
-    ? 'Below is an instruction that describes a task, paired with an input that provides further context. ' +
-      'Write a response that appropriately completes the request.\n\n' +
-      `### Instruction:\n${ex.instruction}\n\n### Input:\n${ex.input}\n\n### Response:\n`
-    : 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n' +
-      `### Instruction:\n${ex.instruction}\n\n### Response:\n`;
-  return prompt + ex.output;
+  return formatAlpacaPrompt(ex.instruction, ex.input) + ex.output; // exactly what training tokenises
 }
 
 export interface TokenStatsOptions {
