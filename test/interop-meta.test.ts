@@ -2,6 +2,7 @@
 // the same logits as the HF model it was made from. Fixtures: tools/make_meta_checkpoint_fixture.py
 // (the inverse q/k permutation and fairscale's model-parallel splits, applied to the parity models).
 
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -71,6 +72,14 @@ describe.each(fs.readdirSync(ROOT).sort())('Meta layout: %s', (name) => {
     expect(model.config.ropeScaling?.factor ?? null).toBe(f.rope_scaling?.factor ?? null);
     expect(maxAbsDiff(logitsOf(model, f.input_ids), f.logits.flat(2))).toBeLessThan(1e-4);
     disposeModel(model);
+  });
+
+  it.runIf(process.env.RUN_SLOW === '1')('transformers loads the converted folder with the same logits (slow tier)', () => {
+    const out = path.join(makeTempDir('meta-hf'), 'hf');
+    convertMetaCheckpoint(src, out, { noTokenizer: true, maxPositions: f.max_position_embeddings, ropeScaling: ropeScaling ?? undefined, maxShardBytes: 60_000 });
+    const report = execFileSync('python3', [path.join(import.meta.dirname, '..', 'tools', 'check_hf_folder.py'), out, JSON.stringify(f.input_ids)], { encoding: 'utf8' });
+    const { logits } = JSON.parse(report) as { logits: number[][][] };
+    expect(maxAbsDiff(logits.flat(2), f.logits.flat(2))).toBeLessThan(1e-4);
   });
 
   it.runIf(f.dtype === 'float32')('gives back every tensor of the original HF model bit for bit', () => {

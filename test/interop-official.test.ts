@@ -83,6 +83,12 @@ describe.each(['mha', 'gqa'])('official adapter: %s', (name) => {
     disposeAdapter(adapter);
   });
 
+  it.each(['adapter_strided.pth', 'adapter_deflated.pth'])('reads %s (strided view / deflated archive) with the same values', (file) => {
+    const { adapter } = importOfficialAdapter(join(dir, file), model);
+    expect(maxAbsDiff(logits(model, f.input_ids, adapter), f.logits.tanh.flat(2))).toBeLessThan(TOLERANCE);
+    disposeAdapter(adapter);
+  });
+
   it("reads a full training checkpoint, taking K from its args and skipping the base weights", () => {
     const { adapter, contents } = importOfficialAdapter(join(dir, 'checkpoint-4.pth'), model);
     expect(contents.adapterLenSource).toBe('checkpoint args');

@@ -74,7 +74,7 @@ describe.runIf(process.env.RUN_SLOW === '1')('scale-out job on CPU (slow tier)',
     const losses = result.metrics.map((m) => m.loss!);
     expect(engineLosses).toHaveLength(8);
     for (let i = 0; i < 8; i++) expect(Math.abs(losses[i] - engineLosses[i])).toBeLessThan(2e-4);
-    timings[`${path.basename(jobDir)} losses`] = losses as never;
+    timings[`${path.basename(jobDir)} max |loss - engine loss|`] = Math.max(...losses.map((l, i) => Math.abs(l - engineLosses[i])));
     // It learned: the comparison is not of two flat lines (each step sees other examples, so compare thirds).
     expect(losses.slice(5).reduce((a, b) => a + b) / 3).toBeLessThan(losses.slice(0, 3).reduce((a, b) => a + b) / 3 - 0.5);
     return result;

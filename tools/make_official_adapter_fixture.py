@@ -7,6 +7,8 @@ For each tiny HF model of test/fixtures/parity/<case>/model it writes test/fixtu
                        and adapter_query.weight [L * K, dim], float32
   adapter_fp16.pth     the same values stored as float16 (what a .half() model saves)
   adapter_bf16.pth     ... as bfloat16
+  adapter_strided.pth  adapter_query.weight saved as a non-contiguous (transposed) view
+  adapter_deflated.pth adapter.pth re-zipped with deflate compression
   checkpoint-4.pth     a full training checkpoint as misc.save_model writes it: {'model': state dict (adapter tensors
                        plus the frozen Meta-named base weights), 'optimizer', 'epoch', 'scaler', 'args': Namespace}
   fixture.json         {adapter_len, adapter_layers, input_ids, logits: {tanh, raw, fp16_tanh, bf16_tanh}, checks}
@@ -124,6 +126,17 @@ def build(case: str, K: int) -> dict:
         narrow = {k: v.to(dtype) for k, v in state.items()}
         torch.save(narrow, out / f"adapter_{name}.pth")
         logits[f"{name}_tanh"] = hf_logits(narrow["adapter_query.weight"], {i: narrow[f"layers.{i}.attention.gate"] for i in range(n)}, "tanh")
+
+    # The same tensors in the two less common shapes a .pth can take: a non-contiguous view (adapter_query as the
+    # transpose of a [dim, L * K] storage, strides (1, L * K)), and an archive re-zipped with deflate compression.
+    strided = dict(state)
+    strided["adapter_query.weight"] = query.t().contiguous().t()
+    assert not strided["adapter_query.weight"].is_contiguous()
+    torch.save(strided, out / "adapter_strided.pth")
+    with zipfile.ZipFile(out / "adapter.pth") as src, zipfile.ZipFile(out / "adapter_deflated.pth", "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    assert torch.equal(torch.load(out / "adapter_deflated.pth", weights_only=True)["adapter_query.weight"], query)
 
     # A training checkpoint: the whole model state dict (base weights in Meta names, frozen) plus optimizer state.
     model_state = dict(meta)

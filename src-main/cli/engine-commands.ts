@@ -17,6 +17,7 @@ import { DEFAULT_SAMPLING, generate, type SamplingOptions } from '../engine/samp
 import { loadTokenizer } from '../engine/tokenizer.js';
 import { train, type TrainEvent } from '../engine/train.js';
 import { type Flags, flag, type IO, numberFlag, parseFlags, requireFlag } from './flags.js';
+import { applyRecipeFlags, recipeFlagSpec } from './recipe-flags.js';
 
 async function startBackend(flags: Flags, io: IO): Promise<BackendReport> {
   const report = await initBackend((flag(flags, 'backend') ?? 'auto') as never);
@@ -49,30 +50,9 @@ export async function infoCommand(args: string[], io: IO): Promise<number> {
   return 0;
 }
 
-const RECIPE_FLAGS = {
-  'adapter-len': ['adapterLen', 'int'],
-  'adapter-layers': ['adapterLayers', 'int'],
-  epochs: ['epochs', 'number'],
-  'warmup-epochs': ['warmupEpochs', 'number'],
-  blr: ['blr', 'number'],
-  lr: ['lr', 'number'],
-  'min-lr': ['minLr', 'number'],
-  'weight-decay': ['weightDecay', 'number'],
-  'batch-size': ['batchSize', 'int'],
-  'accum-steps': ['accumSteps', 'int'],
-  'max-seq-len': ['maxSeqLen', 'int'],
-  seed: ['seed', 'int'],
-  'checkpoint-every': ['checkpointEvery', 'int'],
-  'max-steps': ['maxSteps', 'int'],
-  'lora-rank': ['loraRank', 'int'],
-  'lora-alpha': ['loraAlpha', 'number'],
-  'lora-dropout': ['loraDropout', 'number'],
-} as const;
 
 export async function trainCommand(args: string[], io: IO): Promise<number> {
-  const spec: Record<string, 'string' | 'boolean'> = { model: 'string', data: 'string', out: 'string', method: 'string', preset: 'string', 'gate-mode': 'string', 'lora-targets': 'string', resume: 'boolean', json: 'boolean', backend: 'string' };
-  for (const name of Object.keys(RECIPE_FLAGS)) spec[name] = 'string';
-  const flags = parseFlags(args, spec);
+  const flags = parseFlags(args, { model: 'string', data: 'string', out: 'string', method: 'string', preset: 'string', 'lora-targets': 'string', resume: 'boolean', json: 'boolean', backend: 'string', ...recipeFlagSpec() });
   const modelDir = requireFlag(flags, 'model');
   const dataFile = requireFlag(flags, 'data');
   const outDir = requireFlag(flags, 'out');
@@ -89,11 +69,7 @@ export async function trainCommand(args: string[], io: IO): Promise<number> {
   if (method) recipe.method = method;
   const targets = flag(flags, 'lora-targets');
   if (targets !== undefined) recipe.loraTargets = targets.split(',').map((t) => t.trim().replace(/_proj$/, '')) as LoraTarget[];
-  for (const [name, [key, kind]] of Object.entries(RECIPE_FLAGS)) {
-    const v = numberFlag(flags, name, kind);
-    if (v !== undefined) (recipe as unknown as Record<string, number>)[key] = v;
-  }
-  if (flag(flags, 'gate-mode')) recipe.gateMode = flag(flags, 'gate-mode') as Recipe['gateMode'];
+  applyRecipeFlags(flags, recipe);
 
   const controller = new AbortController();
   const onSignal = () => {

@@ -3,6 +3,7 @@
 import { CancelledError, EngineError } from '../engine/errors.js';
 import { datasetCommand } from './dataset-command.js';
 import { forwardCommand, generateCommand, infoCommand, trainCommand } from './engine-commands.js';
+import { convertMetaCommand, exportJobCommand, exportOfficialCommand, importJobCommand, importOfficialCommand, INTEROP_USAGE } from './interop-commands.js';
 import type { IO } from './flags.js';
 
 const USAGE = `adapter-studio <command> [flags]
@@ -27,6 +28,9 @@ Commands:
   dataset   import|list|export|dedupe|split|undo [--workspace DIR] [--json]   curate datasets in a
             workspace (run "adapter-studio dataset --help")
 
+
+Interoperability:
+${INTEROP_USAGE}
 Engine commands take --backend auto|tensorflow|webgpu|native|wasm|cpu (default auto).
 `;
 
@@ -38,6 +42,11 @@ const COMMANDS: Record<string, Command> = {
   generate: generateCommand,
   forward: forwardCommand,
   dataset: datasetCommand,
+  'import-official': importOfficialCommand,
+  'export-official': exportOfficialCommand,
+  'convert-meta': convertMetaCommand,
+  'export-job': exportJobCommand,
+  'import-job': importJobCommand,
 };
 
 export async function main(argv: string[], io: IO): Promise<number> {

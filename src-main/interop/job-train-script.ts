@@ -177,6 +177,8 @@ def main() -> None:
     examples_raw = [json.loads(line) for line in (job_dir / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
     orders = json.loads((job_dir / "data" / "order.json").read_text())["epochs"]
     base = args.base_model or base_cfg["loadFrom"]
+    if base.startswith((".", "/", "~")) and not Path(base).expanduser().exists():
+        fail(f"base model folder {base} not found; pass --base-model with the model's folder (or hub id) on this machine")
     tok = load_tokenizer(base)
     bos, eos = base_cfg["bosId"], base_cfg["eosIds"][0]
     examples = [tokenize(tok, templates, ex, bos, eos, recipe["maxSeqLen"]) for ex in examples_raw]

@@ -91,6 +91,9 @@ function datasetHash(data: Instruction[]): string {
  */
 export async function exportJob(opts: ExportJobOptions): Promise<ExportJobResult> {
   const c = readModelConfig(opts.modelDir);
+  if (opts.recipe.method !== 'adapter') {
+    throw new EngineError(`a scale-out job trains LLaMA-Adapter (PEFT's adaption prompt); this recipe's method is "${opts.recipe.method}"`);
+  }
   const recipe = validateRecipe(opts.recipe, c);
   if (opts.data.length === 0) throw new EngineError('the dataset has no examples; a job needs at least one');
   if (c.eosIds.length === 0) throw new EngineError(`${opts.modelDir}: config.json names no eos_token_id; training needs one to end responses`);

@@ -12,7 +12,7 @@
 import path from 'node:path';
 import { EngineError } from '../engine/errors.js';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../engine/half.js';
-import { pickleTensorDict, PyObject, PyTuple, type PyKey, type PyValue, type StorageRecord, type TensorRecord, type TorchDtype, unpickle } from './pickle.js';
+import { pickleTensorDict, PyObject, type PyKey, type PyValue, type StorageRecord, type TensorRecord, type TorchDtype, unpickle } from './pickle.js';
 import { writeZip, ZipReader } from './zip.js';
 
 const ITEM_BYTES: Record<TorchDtype, number> = {
@@ -160,14 +160,13 @@ function toF32(buffer: ArrayBuffer, start: number, dtype: TorchDtype, n: number,
   }
 }
 
-/** A value of a plain record (dict key, Namespace attribute) as a JS number/string, or undefined. */
+/** A field of a plain record: a dict's key or a Namespace's attribute (undefined when absent). */
 export function pyAttribute(v: PyValue | undefined, key: PyKey): PyValue | undefined {
   if (v instanceof Map) return v.get(key);
   if (v instanceof PyObject) return v.attributes.get(key);
   return undefined;
 }
 
-export { PyObject, PyTuple };
 
 // ---------------------------------------------------------------------------------------------
 // Writing
