@@ -24,7 +24,13 @@ cleanup() {
 }
 trap cleanup EXIT
 t0=$(date +%s)
-tar -xJf "$BUNDLE" -C "$WORK" || { echo "gpu-check: could not unpack $BUNDLE" >&2; exit 2; }
+# xz may be missing from a minimal image; Python's tarfile reads .tar.xz too.
+if command -v xz >/dev/null 2>&1; then
+  tar -xJf "$BUNDLE" -C "$WORK"
+else
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$BUNDLE" "$WORK"
+fi || { echo "gpu-check: could not unpack $BUNDLE" >&2; exit 2; }
+chmod +x "$WORK/node"
 echo "gpu-check: unpacked $BUNDLE in $(( $(date +%s) - t0 )) s (built from commit $(cat "$WORK/SOURCE_COMMIT"))"
 
 # Node: the machine's own if it is 20 or newer, else the bundled one.

@@ -16,5 +16,11 @@ export default defineConfig({
     sourcemap: true,
     target: 'es2022',
     chunkSizeWarningLimit: 1000,
+    rollupOptions: {
+      // zod's sources carry /* @__PURE__ */ notes in places rollup cannot use; they are harmless.
+      onwarn(warning, warn) {
+        if (warning.code !== 'INVALID_ANNOTATION') warn(warning);
+      },
+    },
   },
 });

@@ -33,6 +33,11 @@ export type RunStatus = z.infer<typeof RunStatus>;
 export const FINISHED_STATUSES: readonly RunStatus[] = ['completed', 'failed', 'cancelled'];
 
 export const GATE_MODES = ['per-head-tanh', 'per-head', 'per-layer'] as const;
+/** adapter: LLaMA-Adapter (the paper); lora: Alpaca-LoRA; full: Stanford Alpaca's full fine-tune. */
+export const METHODS = ['adapter', 'lora', 'full'] as const;
+export const Method = z.enum(METHODS);
+export type Method = z.infer<typeof Method>;
+export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 
 // --- settings -------------------------------------------------------------------------------------------------------
 
@@ -223,35 +228,45 @@ export type DatasetVersion = z.infer<typeof DatasetVersion>;
 
 export const DuplicateGroup = z.object({
   kind: z.enum(['exact', 'near']),
-  /** Estimated similarity for near duplicates (1 for exact). */
-  similarity: z.number(),
-  examples: z.array(Example),
+  /** The member a clean-up keeps (the earliest). */
+  keep: z.number().int(),
+  /** All members, `keep` first, with each one's similarity to `keep` (1 for exact duplicates). */
+  examples: z.array(Example.extend({ similarity: z.number() })),
 });
 export type DuplicateGroup = z.infer<typeof DuplicateGroup>;
 
 export const DatasetStats = z.object({
-  examples: count,
-  /** Token counts of prompt + response with the chosen model's tokenizer (characters / 4 without a model). */
+  /** Token counts of what training reads (BOS + Alpaca prompt + output + EOS) with the model's tokenizer. */
   tokenizer: z.string(),
-  histogram: z.object({ binEdges: z.array(z.number()), counts: z.array(count) }),
+  count,
+  min: count,
+  max: count,
   mean: z.number(),
-  p50: z.number(),
-  p95: z.number(),
-  max: z.number(),
+  p50: count,
+  p90: count,
+  p99: count,
   maxSeqLen: count,
   /** Examples longer than maxSeqLen, which training would cut. */
-  truncated: count,
+  overMaxSeqLen: count,
+  histogram: z.array(z.object({ start: count, end: count, count })),
 });
 export type DatasetStats = z.infer<typeof DatasetStats>;
 
 // --- runs -----------------------------------------------------------------------------------------------------------
 
-/** Every hyper-parameter of an adapter run (the engine's Recipe). */
+/** Every hyper-parameter of a run (the engine's Recipe); fields of other methods are kept but unused. */
 export const Recipe = z.object({
-  method: z.literal('adapter'),
+  method: Method,
+  // adapter
   adapterLen: z.number().int().min(1).max(1024),
   adapterLayers: z.number().int().min(1).max(1024),
   gateMode: z.enum(GATE_MODES),
+  // lora
+  loraRank: z.number().int().min(1).max(4096),
+  loraAlpha: z.number().positive().max(1e6),
+  loraDropout: z.number().min(0).lt(1),
+  loraTargets: z.array(z.enum(LORA_TARGETS)).min(1),
+  // every method
   epochs: z.number().positive().max(1000),
   warmupEpochs: z.number().min(0).max(1000),
   blr: z.number().min(0).max(10),
@@ -343,7 +358,7 @@ const RunRequest = z.object({
   datasetId: id,
   /** Which examples to train on: one split, or all of them. */
   split: z.union([Split, z.literal('all')]).default('all'),
-  /** Fields to change from the paper preset for this model. */
+  /** Fields to change from the preset of `recipe.method` (default adapter: the paper's) for this model. */
   recipe: Recipe.partial().default({}),
 });
 
@@ -518,25 +533,30 @@ export const API = {
   'datasets.undo': method(byDataset, DatasetVersion, 'undo the latest change that has not been undone'),
   'datasets.history': method(byDataset, z.array(DatasetVersion), 'every version, newest first'),
   'datasets.duplicates': method(
-    z.object({ datasetId: id, near: z.boolean().default(true), threshold: z.number().min(0.1).max(1).default(0.8) }).strict(),
+    z.object({ datasetId: id, near: z.boolean().default(true), threshold: z.number().min(0.3).max(1).default(0.8) }).strict(),
     z.array(DuplicateGroup),
-    'exact and near-duplicate groups for review',
+    'exact duplicates, and near duplicates of instruction + input (MinHash, Jaccard >= threshold), in groups for review',
+  ),
+  'datasets.removeDuplicates': method(
+    z.object({ datasetId: id, groups: z.array(z.object({ ids: z.array(z.number().int()).min(2), keep: z.number().int() })).min(1) }).strict(),
+    DatasetVersion.nullable(),
+    'delete every member of each group but the one kept, as one undoable version',
   ),
   'datasets.split': method(
     z
       .object({ datasetId: id, val: z.number().min(0).max(0.9), test: z.number().min(0).max(0.9), seed: z.number().int().min(0).default(0) })
       .strict()
       .refine((s) => s.val + s.test < 1, { message: 'val + test must leave some examples for train', path: ['val'] }),
-    DatasetSummary,
-    'assign seeded train/val/test splits',
+    z.object({ dataset: DatasetSummary, counts: z.object({ train: count, val: count, test: count }), version: DatasetVersion.nullable() }),
+    'assign seeded train/val/test splits (one version; the same seed gives the same split)',
   ),
   'datasets.stats': method(
     z.object({ datasetId: id, modelId: id.nullable().default(null), maxSeqLen: z.number().int().min(2).default(512), bins: z.number().int().min(2).max(100).default(20) }).strict(),
     DatasetStats,
-    'token-length statistics and histogram',
+    "token-length statistics and histogram with a model's tokenizer (characters / 4 without one)",
   ),
   'datasets.export': method(
-    z.object({ datasetId: id, format: z.enum(['alpaca-json', 'jsonl']), split: z.union([Split, z.literal('all')]).default('all') }).strict(),
+    z.object({ datasetId: id, format: z.enum(['json', 'jsonl']), split: z.union([Split, z.literal('all')]).default('all'), includeMeta: z.boolean().default(false) }).strict(),
     z.object({ fileName: z.string(), mimeType: z.string(), content: z.string(), examples: count }),
     'the dataset as Alpaca JSON or JSONL text',
   ),
@@ -545,15 +565,23 @@ export const API = {
       .object({
         datasetId: id,
         count: z.number().int().min(1).max(10_000),
+        /** A local model (optionally with an adapter), or the OpenAI-compatible endpoint in settings. */
         generator: z.discriminatedUnion('kind', [z.object({ kind: z.literal('local'), model: ModelRef }), z.object({ kind: z.literal('openai') })]),
+        /** The bundled seed tasks, or this dataset's own examples. */
         seedTasks: z.enum(['bundled', 'dataset']).default('bundled'),
+        seed: z.number().int().min(0).default(0),
       })
       .strict(),
     z.object({ taskId: id }),
-    'generate new examples in the Self-Instruct style (progress as task events)',
+    'generate new examples in the Self-Instruct style; progress and the result arrive as task events',
   ),
+  'tasks.cancel': method(z.object({ taskId: id }).strict(), ok, 'stop a long dataset task (self-instruct)'),
 
-  'runs.defaults': method(z.object({ modelId: id }).strict(), Recipe, "the paper's preset for this model"),
+  'runs.defaults': method(
+    z.object({ modelId: id, method: Method.default('adapter') }).strict(),
+    Recipe,
+    "the method's preset for this model: the LLaMA-Adapter paper's, Alpaca-LoRA's or Stanford Alpaca's",
+  ),
   'runs.plan': method(RunRequest.strict(), RunPlan, 'validate a run and estimate its size before launching'),
   'runs.start': method(RunRequest.strict(), RunSummary, 'queue a training run; it starts when no other run trains'),
   'runs.list': method(z.object({ search: z.string().max(200).optional(), status: RunStatus.optional() }).strict(), z.array(RunSummary), 'run history, newest first'),

@@ -90,6 +90,28 @@ describe('datasets', () => {
     expect(history.map((v) => v.kind)).toEqual(['undo', 'edit', 'import']);
   });
 
+  it('finds duplicates, removes them as one undoable version, and splits with a seed', async () => {
+    const dup = await app.call('datasets.import', {
+      source: { kind: 'text', fileName: 'dups.jsonl', text: ['{"instruction":"Name a fruit.","output":"apple"}', '{"instruction":"name a  FRUIT.","output":"Apple"}', '{"instruction":"Name a fruit!","output":"pear"}', '{"instruction":"Count to three.","output":"1 2 3"}'].join('\n') },
+      name: 'dups',
+    });
+    const ds = dup.dataset.id;
+    const groups = await app.call('datasets.duplicates', { datasetId: ds, threshold: 0.5 });
+    const exact = groups.find((g) => g.kind === 'exact')!;
+    expect(exact.examples.map((e) => e.output)).toEqual(['apple', 'Apple']);
+    await app.call('datasets.removeDuplicates', { datasetId: ds, groups: [{ ids: exact.examples.map((e) => e.id), keep: exact.keep }] });
+    expect((await app.call('datasets.get', { datasetId: ds })).examples).toBe(3);
+    await app.call('datasets.undo', { datasetId: ds });
+    expect((await app.call('datasets.get', { datasetId: ds })).examples).toBe(4);
+    const split = await app.call('datasets.split', { datasetId: ds, val: 0.25, test: 0.25, seed: 7 });
+    expect(split.counts).toEqual({ train: 2, val: 1, test: 1 });
+    expect(split.dataset.splits.unassigned).toBe(0);
+    const exported = await app.call('datasets.export', { datasetId: ds, format: 'jsonl', split: 'train' });
+    expect(exported.examples).toBe(2);
+    expect(exported.content.trim().split('\n').map((l) => Object.keys(JSON.parse(l)))).toEqual([['instruction', 'input', 'output'], ['instruction', 'input', 'output']]);
+    await app.call('datasets.remove', { datasetId: ds });
+  });
+
   it('rejects bad requests with the field named', async () => {
     const err = await app.call('datasets.query', { datasetId, limit: 0 } as never).catch((e) => e);
     expect(err.code).toBe('invalid_input');
@@ -100,10 +122,13 @@ describe('datasets', () => {
 
   it('token-length statistics use the model tokenizer', async () => {
     const stats = await app.call('datasets.stats', { datasetId, modelId, maxSeqLen: 40, bins: 5 });
-    expect(stats.examples).toBe(6);
-    expect(stats.histogram.counts.reduce((a, b) => a + b, 0)).toBe(6);
-    expect(stats.max).toBeGreaterThan(stats.p50 - 1);
-    expect(stats.truncated).toBe(6); // the Alpaca preamble alone is longer than 40 tokens
+    expect(stats.count).toBe(6);
+    expect(stats.histogram.reduce((n, bin) => n + bin.count, 0)).toBe(6);
+    expect(stats.max).toBeGreaterThanOrEqual(stats.p50);
+    expect(stats.overMaxSeqLen).toBe(6); // the Alpaca preamble alone is longer than 40 tokens
+    const estimate = await app.call('datasets.stats', { datasetId, maxSeqLen: 512 });
+    expect(estimate.tokenizer).toMatch(/estimate/);
+    expect(estimate.overMaxSeqLen).toBe(0);
   });
 });
 

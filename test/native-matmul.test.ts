@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-backend-cpu';
 import { initNativeBackend, loadNativeAddon, NATIVE_BACKEND } from '../src-main/engine/backends/native.js';
 import { batchMap, planBroadcast, planMatMul } from '../src-main/engine/backends/matmul-plan.js';
+import { FUSED_KERNELS } from '../src-main/engine/backends/fused.js';
 
 /** Deterministic uniform [-1, 1) values (mulberry32), so a failure reproduces. */
 function randomValues(size: number, seed: number): Float32Array {
@@ -104,11 +105,13 @@ beforeAll(async () => {
 });
 
 describe('native backend setup', () => {
-  it('replaces the matmul kernels and keeps every other wasm kernel', () => {
+  it('replaces the matmul and identity kernels, keeps every other wasm kernel and adds the fused ones', () => {
     const wasmKernels = tf.getKernelsForBackend('wasm').map((k) => k.kernelName).sort();
     const nativeKernels = tf.getKernelsForBackend(NATIVE_BACKEND).map((k) => k.kernelName).sort();
-    expect(nativeKernels).toEqual(wasmKernels);
-    for (const name of ['BatchMatMul', '_FusedMatMul']) {
+    const fused: string[] = Object.values(FUSED_KERNELS);
+    expect(nativeKernels.filter((name) => !fused.includes(name))).toEqual(wasmKernels);
+    expect(nativeKernels.filter((name) => fused.includes(name)).sort()).toEqual([...fused].sort());
+    for (const name of ['BatchMatMul', '_FusedMatMul', 'Identity']) {
       expect(tf.getKernel(name, NATIVE_BACKEND).kernelFunc).not.toBe(tf.getKernel(name, 'wasm').kernelFunc);
     }
     expect(tf.getKernel('Softmax', NATIVE_BACKEND).kernelFunc).toBe(tf.getKernel('Softmax', 'wasm').kernelFunc);

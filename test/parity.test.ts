@@ -9,7 +9,7 @@ import { type Adapter, disposeAdapter, type GateMode, gateSize, makeAdapter, nam
 import { loadAdapter } from '../src-main/engine/adapter-io.js';
 import { initBackend } from '../src-main/engine/backend.js';
 import { type LoadedModel, loadModel } from '../src-main/engine/load.js';
-import { crossEntropy, shiftedTargets } from '../src-main/engine/loss.js';
+import { crossEntropy, type LossTargets, nextTokenLoss, shiftedTargets } from '../src-main/engine/loss.js';
 import { disposeModel, forward } from '../src-main/engine/model.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'parity');
@@ -59,12 +59,17 @@ function logitsAndLoss(model: LoadedModel, f: Fixture, adapter: Adapter | null) 
   return out;
 }
 
-function gradients(model: LoadedModel, f: Fixture, adapter: Adapter) {
+/** The training loss: the logits path, or nextTokenLoss (on the native backend, the head fused with the loss). */
+type LossFn = (model: LoadedModel, ids: tf.Tensor2D, targets: LossTargets, adapter: Adapter) => tf.Scalar;
+const logitsLoss: LossFn = (model, ids, targets, adapter) => crossEntropy(forward(model, ids, { adapter }), targets);
+const fusedHeadLoss: LossFn = (model, ids, targets, adapter) => nextTokenLoss(model, ids, targets, { adapter });
+
+function gradients(model: LoadedModel, f: Fixture, adapter: Adapter, loss: LossFn = logitsLoss) {
   const [B, T] = [f.input_ids.length, f.input_ids[0].length];
   const ids = tf.tensor2d(f.input_ids, [B, T], 'int32');
   const targets = shiftedTargets(Int32Array.from(f.labels.flat()), B, T);
   const named = namedAdapterVariables(adapter);
-  const { value, grads } = tf.variableGrads(() => crossEntropy(forward(model, ids, { adapter }), targets), named.map(([, v]) => v));
+  const { value, grads } = tf.variableGrads(() => loss(model, ids, targets, adapter), named.map(([, v]) => v));
   const byKey = Object.fromEntries(named.map(([key, v]) => [key, grads[v.name].dataSync().slice()]));
   tf.dispose([ids, targets.labels, targets.mask, value, ...Object.values(grads)]);
   return byKey;
@@ -72,59 +77,64 @@ function gradients(model: LoadedModel, f: Fixture, adapter: Adapter) {
 
 const cases = readdirSync(FIXTURES).sort();
 
-beforeAll(async () => {
-  await initBackend('cpu');
-});
-
-describe.each(cases)('parity: %s', (name) => {
-  const f = JSON.parse(readFileSync(join(FIXTURES, name, 'fixture.json'), 'utf8')) as Fixture;
-  let model: LoadedModel;
-  beforeAll(() => {
-    model = loadModel(join(FIXTURES, name, 'model'));
-    return () => disposeModel(model);
+// cpu runs the composite ops; native runs the fused kernels (kernels.ts), which must give the same numbers.
+describe.each(['cpu', 'native'] as const)('on the %s backend', (backend) => {
+  beforeAll(async () => {
+    await initBackend(backend);
   });
 
-  it('base model logits and loss match transformers', () => {
-    const out = logitsAndLoss(model, f, null);
-    expect(maxAbsDiff(out.logits, flat(f.base.logits))).toBeLessThan(TOLERANCE);
-    expect(Math.abs(out.loss - f.base.loss)).toBeLessThan(TOLERANCE);
-  });
+  describe.each(cases)('parity: %s', (name) => {
+    const f = JSON.parse(readFileSync(join(FIXTURES, name, 'fixture.json'), 'utf8')) as Fixture;
+    let model: LoadedModel;
+    beforeAll(() => {
+      model = loadModel(join(FIXTURES, name, 'model'));
+      return () => disposeModel(model);
+    });
 
-  it.each(['per-head-tanh', 'per-head', 'per-layer'] as GateMode[])('gates at zero (%s) give exactly the base model', (mode) => {
-    const adapter = makeAdapter({ adapterLen: f.adapter_len, layers: f.adapter_layers, gateMode: mode }, (layer) => ({
-      prompt: tf.tensor2d(f.tanh.prompts[layer]),
-      gate: tf.zeros([gateSize(model.config, mode)]),
-    }));
-    const withAdapter = logitsAndLoss(model, f, adapter);
-    const base = logitsAndLoss(model, f, null);
-    expect(maxAbsDiff(withAdapter.logits, base.logits)).toBe(0);
-    disposeAdapter(adapter);
-  });
+    it('base model logits and loss match transformers', () => {
+      const out = logitsAndLoss(model, f, null);
+      expect(maxAbsDiff(out.logits, flat(f.base.logits))).toBeLessThan(TOLERANCE);
+      expect(Math.abs(out.loss - f.base.loss)).toBeLessThan(TOLERANCE);
+    });
 
-  for (const [form, mode] of [['peft', 'per-layer'], ['tanh', 'per-head-tanh']] as const) {
-    it(`${form} adapter (${mode}): logits, loss and gradients match the reference`, () => {
-      const ref = f[form];
-      const adapter = adapterFrom(f, ref, mode);
-      const out = logitsAndLoss(model, f, adapter);
-      expect(maxAbsDiff(out.logits, flat(ref.logits))).toBeLessThan(TOLERANCE);
-      expect(Math.abs(out.loss - ref.loss)).toBeLessThan(TOLERANCE);
-      // Non-zero gates really move the output, so the comparison above is not vacuous.
-      expect(maxAbsDiff(out.logits, flat(f.base.logits))).toBeGreaterThan(1e-2);
-      const grads = gradients(model, f, adapter);
-      for (const layer of f.adapter_layers) {
-        expect(maxAbsDiff(grads[`layers.${layer}.prompt`], flat(ref.grads.prompts[layer]))).toBeLessThan(TOLERANCE);
-        expect(maxAbsDiff(grads[`layers.${layer}.gate`], flat(ref.grads.gates[layer]))).toBeLessThan(TOLERANCE);
-      }
+    it.each(['per-head-tanh', 'per-head', 'per-layer'] as GateMode[])('gates at zero (%s) give exactly the base model', (mode) => {
+      const adapter = makeAdapter({ adapterLen: f.adapter_len, layers: f.adapter_layers, gateMode: mode }, (layer) => ({
+        prompt: tf.tensor2d(f.tanh.prompts[layer]),
+        gate: tf.zeros([gateSize(model.config, mode)]),
+      }));
+      const withAdapter = logitsAndLoss(model, f, adapter);
+      const base = logitsAndLoss(model, f, null);
+      expect(maxAbsDiff(withAdapter.logits, base.logits)).toBe(0);
       disposeAdapter(adapter);
     });
-  }
 
-  it('a PEFT adapter folder saved by peft imports with the same logits', () => {
-    const adapter = loadAdapter(join(FIXTURES, name, 'peft_adapter'), model);
-    expect(adapter.spec.gateMode).toBe('per-layer');
-    expect(adapter.spec.layers).toEqual(f.adapter_layers);
-    const out = logitsAndLoss(model, f, adapter);
-    expect(maxAbsDiff(out.logits, flat(f.peft.logits))).toBeLessThan(TOLERANCE);
-    disposeAdapter(adapter);
+    for (const [form, mode] of [['peft', 'per-layer'], ['tanh', 'per-head-tanh']] as const) {
+      it(`${form} adapter (${mode}): logits, loss and gradients match the reference`, () => {
+        const ref = f[form];
+        const adapter = adapterFrom(f, ref, mode);
+        const out = logitsAndLoss(model, f, adapter);
+        expect(maxAbsDiff(out.logits, flat(ref.logits))).toBeLessThan(TOLERANCE);
+        expect(Math.abs(out.loss - ref.loss)).toBeLessThan(TOLERANCE);
+        // Non-zero gates really move the output, so the comparison above is not vacuous.
+        expect(maxAbsDiff(out.logits, flat(f.base.logits))).toBeGreaterThan(1e-2);
+        for (const loss of [logitsLoss, fusedHeadLoss]) {
+          const grads = gradients(model, f, adapter, loss);
+          for (const layer of f.adapter_layers) {
+            expect(maxAbsDiff(grads[`layers.${layer}.prompt`], flat(ref.grads.prompts[layer]))).toBeLessThan(TOLERANCE);
+            expect(maxAbsDiff(grads[`layers.${layer}.gate`], flat(ref.grads.gates[layer]))).toBeLessThan(TOLERANCE);
+          }
+        }
+        disposeAdapter(adapter);
+      });
+    }
+
+    it('a PEFT adapter folder saved by peft imports with the same logits', () => {
+      const adapter = loadAdapter(join(FIXTURES, name, 'peft_adapter'), model);
+      expect(adapter.spec.gateMode).toBe('per-layer');
+      expect(adapter.spec.layers).toEqual(f.adapter_layers);
+      const out = logitsAndLoss(model, f, adapter);
+      expect(maxAbsDiff(out.logits, flat(f.peft.logits))).toBeLessThan(TOLERANCE);
+      disposeAdapter(adapter);
+    });
   });
 });

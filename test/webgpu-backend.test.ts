@@ -1,11 +1,12 @@
 // Starting the webgpu backend: a missing driver is a clear error and an automatic choice falls back; a
 // software adapter is used only when asked for by name; the device is described; known kernel gaps are
-// routed around.
+// routed around (cumsum along a negative axis, tfjs's split-K product with transposeB, few-row products).
 
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeBackend, initBackend } from '../src-main/engine/backend.js';
 import { describeWebgpuDevice, formatWebgpuDevice, shutdownWebgpu } from '../src-main/engine/backends/webgpu.js';
+import { Rng } from '../src-main/engine/rng.js';
 
 afterAll(() => shutdownWebgpu());
 
@@ -54,6 +55,46 @@ describe('webgpu backend start-up', () => {
     expect(Array.from(await last.data())).toEqual([1, 3, 6, 4, 9, 15]);
     expect(Array.from(await first.data())).toEqual([4, 5, 6, 0, 0, 0]);
     tf.dispose([x, last, first]);
+  });
+
+  it('a product with transposeB over a long inner dimension (tfjs split-K bug) gives the CPU result', async () => {
+    const rng = new Rng(5);
+    const values = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+    const [a, b] = [values(80 * 5000), values(24 * 5000)];
+    const product = async (backend: 'cpu' | 'webgpu') => {
+      await initBackend(backend);
+      const y = tf.matMul(tf.tensor2d(a, [80, 5000]), tf.tensor2d(b, [24, 5000]), false, true); // [80, 24]
+      const out = await y.data();
+      tf.dispose(y);
+      return out;
+    };
+    const want = await product('cpu');
+    const got = await product('webgpu');
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    expect(worst).toBeLessThan(1e-3); // sums of 5000 products of unit normals
+  });
+
+  it.each([
+    [1, 512, 3000],
+    [3, 300, 700],
+    [4, 1000, 257],
+  ])('a product of %i rows (the few-row kernel) x [%i, %i] gives the CPU result', async (M, K, N) => {
+    const rng = new Rng(M * 7 + K);
+    const [a, b] = [Float32Array.from({ length: M * K }, () => rng.normal()), Float32Array.from({ length: K * N }, () => rng.normal())];
+    const product = async (backend: 'cpu' | 'webgpu') => {
+      await initBackend(backend);
+      const y = tf.matMul(tf.tensor2d(a, [M, K]), tf.tensor2d(b, [K, N]));
+      expect(y.shape).toEqual([M, N]);
+      const out = await y.data();
+      tf.dispose(y);
+      return out;
+    };
+    const want = await product('cpu');
+    const got = await product('webgpu');
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+    expect(worst).toBeLessThan(1e-3);
   });
 
   it('shutdown releases the device and removes the globals', async () => {

@@ -72,7 +72,7 @@ git rev-parse HEAD >"$STAGE/SOURCE_COMMIT" 2>/dev/null || echo unknown >"$STAGE/
 
 mkdir -p "$OUT_DIR"
 echo "make-gpu-bundle: compressing (xz -9)"
-tar -C "$STAGE" -cf - . | xz -9e -T0 >"$ARCHIVE.tmp"
+tar -C "$STAGE" -cf - . | xz -9 -T0 >"$ARCHIVE.tmp"
 mv "$ARCHIVE.tmp" "$ARCHIVE"
 size=$(stat -c %s "$ARCHIVE")
 echo "make-gpu-bundle: $ARCHIVE, $((size / 1000000)) MB (node $(cat "$STAGE/NODE_VERSION"), $(du -sh "$STAGE" | cut -f1) unpacked)"

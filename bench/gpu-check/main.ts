@@ -1,7 +1,8 @@
 // The GPU check: on a machine with a GPU (and perhaps no network), start the webgpu backend, run the parity
-// checks against the transformers + PEFT fixtures, then time adapter training and KV-cached decoding on a
-// LLaMA-shaped model with random weights made on the GPU: 7B, or the largest shape that fits the GPU's buffer
-// limits and memory. A plain Node program (bundled by tools/make-gpu-bundle.sh, run by bench/gpu-check.sh).
+// checks against the transformers + PEFT fixtures, then time adapter training, a forward pass and KV-cached
+// decoding on a LLaMA-shaped model with random weights made on the GPU: 7B, or the largest shape that fits the
+// GPU's buffer limits and memory; with the engine's fused WGSL kernels and with tfjs's composite ops. A plain Node
+// program (bundled by tools/make-gpu-bundle.sh, run by bench/gpu-check.sh; docs/GPU.md).
 //
 // Environment (all optional):
 //   GPU_CHECK_SHAPE     auto (default) | 7b | 3b | 1b | small | tiny
@@ -24,6 +25,7 @@ import { describeWebgpuDevice, formatWebgpuDevice, initWebgpuBackend, shutdownWe
 import type { LlamaConfig } from '../../src-main/engine/config.js';
 import { memoryEstimate } from '../../src-main/engine/load.js';
 import { crossEntropy, shiftedTargets } from '../../src-main/engine/loss.js';
+import { fusedKernels, setFusedKernelsEnabled } from '../../src-main/engine/kernels.js';
 import { disposeKVCache, disposeModel, forward, type LlamaModel, newKVCache } from '../../src-main/engine/model.js';
 import { adamWStep, disposeAdamWState, newAdamWState } from '../../src-main/engine/optimizer.js';
 import { Rng } from '../../src-main/engine/rng.js';
@@ -134,10 +136,12 @@ interface BenchResult {
   params: number;
   weightsGiB: number;
   buildSeconds: number;
-  train: { batch: number; seq: number; adaptedLayers: number; adapterLen: number; firstStepSeconds: number; stepSeconds: number[]; tokensPerSec: number; losses: number[] };
-  forwardTokensPerSec: number | null;
-  decode: { promptTokens: number; prefillSeconds: number; tokens: number; tokensPerSec: number } | null;
-  gpuMemory: { afterWeightsGiB: number; peakAllocatedGiB: number };
+  batch: number;
+  seq: number;
+  adaptedLayers: number;
+  adapterLen: number;
+  afterWeightsGiB: number;
+  variants: Partial<Record<'fused' | 'composite', VariantResult>>;
 }
 
 async function bench(plan: Plan): Promise<BenchResult> {
@@ -171,9 +175,8 @@ async function benchModel(plan: Plan, model: LlamaModel, buildSeconds: number): 
   log(`random weights made on the GPU in ${buildSeconds.toFixed(1)} s; GPU memory in use ${gib(afterWeights.inUse)}`);
 
   const rng = new Rng(11);
-  const adaptedLayers = Math.max(1, c.nLayers - 2); // the paper: all but the first two layers, K = 10
-  const adapterLen = 10;
-  const adapter = initAdapter(c, { adapterLen, layers: topLayers(c.nLayers, adaptedLayers), gateMode: 'per-head-tanh' }, rng);
+  // The paper's adapter: K = 10 prompt vectors on all layers but the first two.
+  const adapter = initAdapter(c, { adapterLen: 10, layers: topLayers(c.nLayers, Math.max(1, c.nLayers - 2)), gateMode: 'per-head-tanh' }, rng);
   try {
     return await benchAdapter(plan, model, adapter, rng, buildSeconds, afterWeights);
   } finally {
@@ -181,15 +184,66 @@ async function benchModel(plan: Plan, model: LlamaModel, buildSeconds: number): 
   }
 }
 
+interface VariantResult {
+  train: { firstStepSeconds: number; stepSeconds: number[]; tokensPerSec: number; losses: number[] };
+  forwardTokensPerSec: number | null;
+  decode: { promptTokens: number; prefillSeconds: number; tokens: number; tokensPerSec: number } | null;
+  peakAllocatedGiB: number;
+}
+
+/**
+ * The engine's kernels on this backend: 'fused' (one WGSL kernel per attention, norm, SwiGLU, RoPE and
+ * cross-entropy; engine/kernels.ts) and 'composite' (tfjs's own ops). Fused only where the engine enables it.
+ */
+function variants(): ('fused' | 'composite')[] {
+  setFusedKernelsEnabled(true);
+  const fusedAvailable = fusedKernels() !== null;
+  if (!fusedAvailable) log('fused kernels: not enabled for this backend in engine/kernels.ts; measuring the composite ops only');
+  return fusedAvailable ? ['fused', 'composite'] : ['composite'];
+}
+
 async function benchAdapter(plan: Plan, model: LlamaModel, adapter: Adapter, rng: Rng, buildSeconds: number, afterWeights: { inUse: number }): Promise<BenchResult> {
   const c = plan.config;
-  const { batch: B, seq: T } = plan;
   const params = parameterBytes(c) / 4;
-  const adaptedLayers = adapter.spec.layers.length;
-  const adapterLen = adapter.spec.adapterLen;
-  let t0: number;
   // Non-zero gates so that the prompt branch's gradient flows everywhere, as after the first steps of training.
   for (const l of adapter.byLayer.values()) tf.tidy(() => l.gate.assign(tf.fill(l.gate.shape, 0.1)));
+  const results: Partial<Record<'fused' | 'composite', VariantResult>> = {};
+  const list = variants();
+  for (const [n, variant] of list.entries()) {
+    // The first variant may use its share of the time left; a later one runs only with enough left.
+    const share = remaining() / (list.length - n);
+    if (n > 0 && remaining() < 90) {
+      log(`${variant}: skipped, ${remaining().toFixed(0)} s left of the budget`);
+      break;
+    }
+    setFusedKernelsEnabled(variant === 'fused');
+    log(`-- ${variant} kernels --`);
+    try {
+      results[variant] = await measureVariant(plan, model, adapter, rng, performance.now() / 1000 + share);
+    } finally {
+      setFusedKernelsEnabled(true);
+    }
+  }
+  return {
+    shape: plan.name,
+    params,
+    weightsGiB: (params * 4) / GiB,
+    buildSeconds,
+    batch: plan.batch,
+    seq: plan.seq,
+    adaptedLayers: adapter.spec.layers.length,
+    adapterLen: adapter.spec.adapterLen,
+    afterWeightsGiB: afterWeights.inUse / GiB,
+    variants: results,
+  };
+}
+
+/** Training steps, a forward pass and KV-cached decoding, keeping within `until` (performance.now() seconds). */
+async function measureVariant(plan: Plan, model: LlamaModel, adapter: Adapter, rng: Rng, until: number): Promise<VariantResult> {
+  const c = plan.config;
+  const { batch: B, seq: T } = plan;
+  const left = () => Math.min(until - performance.now() / 1000, remaining());
+  let t0: number;
   const vars = adapterVariables(adapter);
   const opt = newAdamWState(vars);
   const ids = randomIds(rng, B * T, c.vocabSize);
@@ -207,33 +261,37 @@ async function benchAdapter(plan: Plan, model: LlamaModel, adapter: Adapter, rng
 
   const losses: number[] = [];
   const stepSeconds: number[] = [];
-  t0 = performance.now();
-  losses.push(await checkedOnGpu('the first training step', step));
-  const firstStepSeconds = (performance.now() - t0) / 1000;
-  log(`train step 1 (compiles the shaders): ${firstStepSeconds.toFixed(2)} s, loss ${losses[0].toFixed(4)}`);
-  const wantedSteps = intEnv('GPU_CHECK_STEPS', 3);
-  for (let s = 0; s < wantedSteps; s++) {
-    // Keep time for decoding: a step costs about what the last one did.
-    const last = stepSeconds.at(-1) ?? firstStepSeconds;
-    if (remaining() < last + 60) {
-      log(`stopping training early: ${remaining().toFixed(0)} s left of the budget`);
-      break;
-    }
+  let firstStepSeconds: number;
+  try {
     t0 = performance.now();
-    losses.push(await step());
-    stepSeconds.push((performance.now() - t0) / 1000);
-    log(`train step ${s + 2}: ${stepSeconds.at(-1)!.toFixed(2)} s (${((B * T) / stepSeconds.at(-1)!).toFixed(1)} tokens/s), loss ${losses.at(-1)!.toFixed(4)}`);
+    losses.push(await checkedOnGpu('the first training step', step));
+    firstStepSeconds = (performance.now() - t0) / 1000;
+    log(`train step 1 (compiles the shaders): ${firstStepSeconds.toFixed(2)} s, loss ${losses[0].toFixed(4)}`);
+    const wantedSteps = intEnv('GPU_CHECK_STEPS', 3);
+    for (let s = 0; s < wantedSteps; s++) {
+      // Keep time for the forward pass and decoding: a step costs about what the last one did.
+      const last = stepSeconds.at(-1) ?? firstStepSeconds;
+      if (left() < 2 * last + 30) {
+        log(`stopping training early: ${left().toFixed(0)} s left for this variant`);
+        break;
+      }
+      t0 = performance.now();
+      losses.push(await step());
+      stepSeconds.push((performance.now() - t0) / 1000);
+      log(`train step ${s + 2}: ${stepSeconds.at(-1)!.toFixed(2)} s (${((B * T) / stepSeconds.at(-1)!).toFixed(1)} tokens/s), loss ${losses.at(-1)!.toFixed(4)}`);
+    }
+  } finally {
+    tf.dispose([idsTensor, targets.labels, targets.mask]);
+    disposeAdamWState(opt);
   }
   const timed = stepSeconds.length ? stepSeconds : [firstStepSeconds];
-  const meanStep = timed.reduce((a, b) => a + b, 0) / timed.length;
-  const tokensPerSec = (B * T) / meanStep;
+  const tokensPerSec = (B * T) / (timed.reduce((a, b) => a + b, 0) / timed.length);
+  log(`training: ${tokensPerSec.toFixed(1)} tokens/s (batch ${B} x ${T}, adapter K=${adapter.spec.adapterLen} on ${adapter.spec.layers.length} layers)`);
   const afterTrain = gpuMemory();
-  tf.dispose([idsTensor, targets.labels, targets.mask]);
-  disposeAdamWState(opt);
 
   // Forward only (no tape): the prompt-processing rate for evaluation and prefill.
   let forwardTokensPerSec: number | null = null;
-  if (remaining() > 40) {
+  if (left() > 3 * timed[0] + 10) {
     const x = tf.tensor2d(ids, [B, T], 'int32');
     for (let i = 0; i < 2; i++) {
       t0 = performance.now();
@@ -246,8 +304,8 @@ async function benchAdapter(plan: Plan, model: LlamaModel, adapter: Adapter, rng
     log(`forward only: ${forwardTokensPerSec!.toFixed(1)} tokens/s (batch ${B} x ${T})`);
   }
 
-  let decode: BenchResult['decode'] = null;
-  if (remaining() > 20) {
+  let decode: VariantResult['decode'] = null;
+  if (left() > 10) {
     const promptTokens = Math.min(128, T);
     const cache = newKVCache(c);
     try {
@@ -258,7 +316,7 @@ async function benchAdapter(plan: Plan, model: LlamaModel, adapter: Adapter, rng
       const wanted = intEnv('GPU_CHECK_DECODE', 32);
       let tokens = 0;
       t0 = performance.now();
-      while (tokens < wanted && remaining() > 10) {
+      while (tokens < wanted && left() > 5) {
         const next = argmax(row); // greedy, read back as the app's sampler does
         logits = forward(model, tf.tensor2d([[next]], [1, 1], 'int32'), { adapter, cache });
         row = await lastRow(logits, c.vocabSize);
@@ -273,16 +331,8 @@ async function benchAdapter(plan: Plan, model: LlamaModel, adapter: Adapter, rng
     }
   }
   const peak = Math.max(afterTrain.allocated, gpuMemory().allocated);
-  return {
-    shape: plan.name,
-    params,
-    weightsGiB: (params * 4) / GiB,
-    buildSeconds,
-    train: { batch: B, seq: T, adaptedLayers, adapterLen, firstStepSeconds, stepSeconds, tokensPerSec, losses },
-    forwardTokensPerSec,
-    decode,
-    gpuMemory: { afterWeightsGiB: afterWeights.inUse / GiB, peakAllocatedGiB: peak / GiB },
-  };
+  log(`GPU memory held by tfjs (peak, incl. its buffer pool): ${gib(peak)}`);
+  return { train: { firstStepSeconds, stepSeconds, tokensPerSec, losses }, forwardTokensPerSec, decode, peakAllocatedGiB: peak / GiB };
 }
 
 async function lastRow(logits: tf.Tensor3D, vocab: number): Promise<Float32Array> {

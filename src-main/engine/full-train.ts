@@ -268,6 +268,7 @@ export async function pretrain(opts: PretrainOptions): Promise<PretrainResult> {
   const runSteps = Math.min(totalSteps, opts.maxSteps ?? totalSteps);
   const params = vars.reduce((n, v) => n + v.size, 0);
   opts.onEvent?.({ type: 'start', totalSteps: runSteps, stepsPerEpoch, windows: count, params });
+  // optimizer.ts's schedule counts in epochs; here its unit is one step (warmup, then cosine to the end).
   const schedule = { lr: s.lr, minLr: s.minLr, warmupEpochs: s.warmupSteps, epochs: totalSteps };
 
   const losses: number[] = [];

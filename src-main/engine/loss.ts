@@ -1,6 +1,8 @@
 // Next-token cross-entropy, averaged over the positions that carry a label.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedKernels } from './kernels.js';
+import { type ForwardOptions, forward, forwardHidden, type LlamaModel } from './model.js';
 
 /** Label value for positions that do not count in the loss (prompt tokens, padding), as PyTorch's ignore_index. */
 export const IGNORE = -100;
@@ -57,7 +59,32 @@ const negLogLikelihood = tf.customGrad(((logits: tf.Tensor, labels: tf.Tensor, s
 /** Mean cross-entropy over the masked positions. logits [B, T, V] -> scalar. */
 export function crossEntropy(logits: tf.Tensor3D, targets: LossTargets): tf.Scalar {
   const [B, T, V] = logits.shape;
+  const fused = fusedKernels();
+  if (fused) {
+    // Reads target row b * (T - 1) + t from logits row b * T + t: the last position is skipped, not sliced off.
+    const nll = fused.crossEntropy(logits, targets.labels, targets.mask, { rowsPerSeq: Math.max(T - 1, 1), seqStride: T });
+    return tf.div(tf.sum(nll), Math.max(targets.count, 1)) as tf.Scalar;
+  }
   const predicting = tf.reshape(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), [B * (T - 1), V]); // drop the last position
   const nll = negLogLikelihood(predicting, targets.labels) as tf.Tensor1D; // [B * (T - 1)]
   return tf.div(tf.sum(tf.mul(nll, targets.mask)), Math.max(targets.count, 1)) as tf.Scalar;
+}
+
+/**
+ * The training loss for token ids [B, T]: crossEntropy(forward(model, ids, opts), targets). On the native
+ * backend the vocabulary projection and the softmax run as one kernel that never holds the batch's logits
+ * ([B, T, vocab] floats, the largest tensor of a step) and skips positions that carry no label. A trainable
+ * head weight (full fine-tuning) needs the logits path, which gives it a gradient.
+ */
+export function nextTokenLoss(model: LlamaModel, ids: tf.Tensor2D, targets: LossTargets, opts: ForwardOptions = {}): tf.Scalar {
+  const fused = fusedKernels();
+  const head = model.weights.lmHead ?? model.weights.embed;
+  if (!fused || (head instanceof tf.Variable && head.trainable)) return crossEntropy(forward(model, ids, opts), targets);
+  return tf.tidy(() => {
+    const T = ids.shape[1];
+    const hidden = forwardHidden(model, ids, opts); // [B, T, dim]
+    const layout = { rowsPerSeq: Math.max(T - 1, 1), seqStride: T };
+    const nll = fused.lmHeadCrossEntropy(hidden, head, model.weights.lmHead === null, targets.labels, targets.mask, layout);
+    return tf.div(tf.sum(nll), Math.max(targets.count, 1)) as tf.Scalar;
+  });
 }

@@ -141,8 +141,8 @@ function attention(
     const pastK = cache.keys[layer];
     const pastV = cache.values[layer];
     if (pastK && pastV) {
-      k = tf.concat([pastK, k], 2); // [B, nKv, past + T, hd]
-      v = tf.concat([pastV, v], 2);
+      k = tf.concat([pastK as tf.Tensor4D, k], 2); // [B, nKv, past + T, hd]
+      v = tf.concat([pastV as tf.Tensor4D, v], 2);
     }
     // The cache outlives this forward's tidy scope.
     cache.keys[layer] = tf.keep(k);

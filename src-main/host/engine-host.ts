@@ -6,9 +6,9 @@
 // One process either trains one run (then exits) or serves inference requests, keeping recently used
 // models and adapters loaded.
 
-import type { Adapter } from '../engine/adapter.js';
 import { disposeAdapter } from '../engine/adapter.js';
-import { loadAdapter } from '../engine/adapter-io.js';
+import { type FineTune, loadFineTune } from '../engine/adapter-io.js';
+import { disposeLora } from '../engine/lora.js';
 import { type BackendChoice, initBackend } from '../engine/backend.js';
 import { parameterCount } from '../engine/config.js';
 import { type Instruction, tokenizeExample } from '../engine/data.js';
@@ -35,7 +35,8 @@ const MAX_LOADED_ADAPTERS = 6;
 class EngineHost {
   private ready: Promise<void> | null = null;
   private readonly models = new Map<string, Promise<Loaded>>();
-  private readonly adapters = new Map<string, { modelDir: string; adapter: Adapter }>();
+  /** Adapters and LoRAs loaded onto a model, by (model folder, fine-tune folder). */
+  private readonly adapters = new Map<string, { modelDir: string; fineTune: FineTune }>();
   private readonly aborts = new Map<JobId, { controller: AbortController; mode: 'pause' | 'cancel' }>();
   /** Jobs that use a model right now: it is not evicted under them. */
   private readonly inUse = new Map<string, number>();
@@ -139,7 +140,7 @@ class EngineHost {
       this.models.delete(dir);
       for (const [key, a] of this.adapters) {
         if (a.modelDir === dir) {
-          disposeAdapter(a.adapter);
+          disposeFineTune(a.fineTune);
           this.adapters.delete(key);
         }
       }
@@ -169,32 +170,33 @@ class EngineHost {
     });
   }
 
-  private adapterFor(modelDir: string, adapterDir: string, model: LoadedModel): Adapter {
+  private fineTuneFor(modelDir: string, adapterDir: string, model: LoadedModel): FineTune {
     const key = `${modelDir}\u0000${adapterDir}`;
     const hit = this.adapters.get(key);
-    if (hit) return hit.adapter;
+    if (hit) return hit.fineTune;
     if (this.adapters.size >= MAX_LOADED_ADAPTERS) {
       const [oldest, entry] = this.adapters.entries().next().value!;
-      disposeAdapter(entry.adapter);
+      disposeFineTune(entry.fineTune);
       this.adapters.delete(oldest);
     }
-    const adapter = loadAdapter(adapterDir, model);
-    this.adapters.set(key, { modelDir, adapter });
-    return adapter;
+    const fineTune = loadFineTune(adapterDir, model);
+    this.adapters.set(key, { modelDir, fineTune });
+    return fineTune;
   }
 
   private async generate(msg: Extract<ToHost, { kind: 'generate' }>, abort: { controller: AbortController }): Promise<GenerateResultMessage> {
     const { controller } = abort;
     try {
       return await this.withModel(msg.modelDir, async ({ model, tokenizer }) => {
-        const adapter = msg.adapterDir ? this.adapterFor(msg.modelDir, msg.adapterDir, model) : null;
+        const fineTune = msg.adapterDir ? this.fineTuneFor(msg.modelDir, msg.adapterDir, model) : null;
         const promptIds = tokenizer.encode(renderPrompt(msg.prompt), { bos: true });
         const stop = msg.prompt.template === 'none' ? msg.sampling.stop : [...new Set([...msg.sampling.stop, ...TURN_STOPS])];
         let streamed = '';
         try {
           const result = await generate({
             model,
-            adapter,
+            adapter: fineTune?.kind === 'adapter' ? fineTune.adapter : null,
+            lora: fineTune?.kind === 'lora' ? fineTune.lora : null,
             promptIds,
             sampling: { ...msg.sampling, stop },
             rng: new Rng(msg.seed),
@@ -255,7 +257,7 @@ class EngineHost {
 
   private shutdown(): void {
     for (const { controller } of this.aborts.values()) controller.abort();
-    for (const { adapter } of this.adapters.values()) disposeAdapter(adapter);
+    for (const { fineTune } of this.adapters.values()) disposeFineTune(fineTune);
     this.adapters.clear();
     for (const entry of this.models.values()) void entry.then((l) => disposeModel(l.model), () => undefined);
     this.models.clear();
@@ -263,6 +265,11 @@ class EngineHost {
     // Let pending messages flush, then go.
     setTimeout(() => process.exit(0), 50);
   }
+}
+
+function disposeFineTune(f: FineTune): void {
+  if (f.kind === 'adapter') disposeAdapter(f.adapter);
+  else disposeLora(f.lora);
 }
 
 /** Token counts need only the tokenizer, not the weights. */

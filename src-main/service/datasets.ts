@@ -3,14 +3,30 @@
 // maps between them and the API contract.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ApiHandlers, DatasetStats, DatasetSummary as ApiDatasetSummary, DatasetVersion as ApiDatasetVersion, Example as ApiExample, ImportReport as ApiImportReport, ImportSource } from '../../src-shared/api.js';
-import { importDataset, readDatasetFile, type ReadOptions } from '../datasets/import.js';
-import { DatasetImportError, type ImportReport } from '../datasets/issues.js';
+import type { ApiHandlers, DatasetSummary as ApiDatasetSummary, DatasetVersion as ApiDatasetVersion, Example as ApiExample, ImportReport as ApiImportReport, ImportSource } from '../../src-shared/api.js';
+import {
+  assignSplits,
+  DatasetImportError,
+  endpointGeneratorFromSettings,
+  exportDataset,
+  findExactDuplicates,
+  findNearDuplicates,
+  importDataset,
+  loadSeedTasks,
+  readDatasetFile,
+  removeDuplicates,
+  selfInstruct,
+  tokenLengthStats,
+  type ImportReport,
+  type ReadOptions,
+  type TextGenerator,
+} from '../datasets/index.js';
 import type { DatasetId, DatasetSummary, DatasetVersion, Example, ExampleId, ModelId, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { userError } from './errors.js';
+import { resolveModel, type ResolvedModel } from './generation.js';
 
 export function toDatasetSummary(d: DatasetSummary): ApiDatasetSummary {
   return {
@@ -60,22 +76,29 @@ function readOptions(o: { format: 'auto' | 'json' | 'jsonl' | 'csv' | 'tsv'; sha
   return { format: o.format, shape: o.shape, fieldMap: o.fieldMap, conversation: o.conversation };
 }
 
-function sortedQuantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1)))];
-}
-
-/** Equal-width bins from 0 to the longest example. */
-export function histogram(values: number[], bins: number): { binEdges: number[]; counts: number[] } {
-  const max = Math.max(1, ...values);
-  const width = Math.ceil(max / bins);
-  const binEdges = Array.from({ length: bins + 1 }, (_, i) => i * width);
-  const counts = new Array<number>(bins).fill(0);
-  for (const v of values) counts[Math.min(bins - 1, Math.floor(v / width))]++;
-  return { binEdges, counts };
+/** Self-instruct's text generator backed by the inference engine process (the main process never computes). */
+function engineGenerator(ctx: ServiceContext, model: ResolvedModel): TextGenerator {
+  return {
+    describe: () => ({ kind: 'local-engine', model: model.label, adapter: model.adapterDir }),
+    async complete(prompt, o = {}) {
+      const { result, cancel } = await ctx.engines.generate(
+        {
+          modelDir: model.modelDir,
+          adapterDir: model.adapterDir,
+          prompt: { template: 'none', text: prompt },
+          sampling: { temperature: o.temperature ?? 0.7, topK: 0, topP: o.topP ?? 0.95, repetitionPenalty: 1, maxNewTokens: o.maxTokens ?? 512, stop: o.stop ?? [] },
+          seed: o.seed ?? 0,
+        },
+        () => undefined,
+      );
+      o.signal?.addEventListener('abort', cancel, { once: true });
+      return (await result).text;
+    },
+  };
 }
 
 let taskCounter = 0;
+const runningTasks = new Map<string, AbortController>();
 
 export function datasetHandlers(ctx: ServiceContext): Pick<
   ApiHandlers,
@@ -93,8 +116,12 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
   | 'datasets.undo'
   | 'datasets.history'
   | 'datasets.duplicates'
+  | 'datasets.removeDuplicates'
+  | 'datasets.split'
   | 'datasets.stats'
   | 'datasets.export'
+  | 'datasets.selfInstruct'
+  | 'tasks.cancel'
 > {
   const changed = (datasetId: string | null) => ctx.events.emit({ type: 'datasets.changed', datasetId });
   const id = (s: string) => s as DatasetId;
@@ -186,52 +213,99 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
         .map(toVersion)
         .sort((a, b) => b.version - a.version),
 
-    'datasets.duplicates': async ({ datasetId }) => {
+    'datasets.duplicates': async ({ datasetId, near, threshold }) => {
       const ws = ctx.ws();
-      return ws.datasets.exactDuplicateGroups(id(datasetId)).map((g) => ({
-        kind: 'exact' as const,
-        similarity: 1,
-        examples: g.ids.map((i) => toExample(ws.datasets.example(i))),
+      const exact = findExactDuplicates(ws, id(datasetId));
+      const similar = near ? findNearDuplicates(ws, id(datasetId), { threshold }) : [];
+      // A near group that only repeats an exact group adds nothing to review.
+      const key = (ids: number[]) => [...ids].sort((x, y) => x - y).join(',');
+      const exactKeys = new Set(exact.map((g) => key(g.ids)));
+      return [...exact, ...similar.filter((g) => !exactKeys.has(key(g.ids)))].map((g) => ({
+        kind: g.kind,
+        keep: g.keep,
+        examples: g.ids.map((i, k) => ({ ...toExample(ws.datasets.example(i)), similarity: g.similarity[k] ?? 1 })),
       }));
+    },
+    'datasets.removeDuplicates': async ({ datasetId, groups }) => {
+      const v = removeDuplicates(ctx.ws(), id(datasetId), groups as { ids: ExampleId[]; keep: ExampleId }[]);
+      if (v) changed(datasetId);
+      return v ? toVersion(v) : null;
+    },
+    'datasets.split': async ({ datasetId, val, test, seed }) => {
+      const ws = ctx.ws();
+      const result = assignSplits(ws, id(datasetId), { val, test, train: 1 - val - test, seed });
+      if (result.version) changed(datasetId);
+      return { dataset: summaryOf(ws, id(datasetId)), counts: result.counts, version: result.version ? toVersion(result.version) : null };
     },
 
     'datasets.stats': async ({ datasetId, modelId, maxSeqLen, bins }) => {
       const ws = ctx.ws();
       const examples = [...ws.datasets.iterate(id(datasetId))].map((e) => ({ instruction: e.instruction, input: e.input, output: e.output }));
-      let lengths: number[];
-      let tokenizer: string;
-      if (modelId) {
-        const model = ws.models.get(modelId as ModelId);
-        lengths = await ctx.engines.tokenLengths(model.path, examples);
-        tokenizer = `${model.name} tokenizer`;
-      } else {
-        // No model chosen: about four characters per token for English text.
-        lengths = examples.map((e) => Math.ceil((e.instruction.length + e.input.length + e.output.length) / 4));
-        tokenizer = 'estimate (characters / 4)';
+      if (!modelId) {
+        // No model chosen: about four characters per token of the training text (English).
+        return { tokenizer: 'estimate: characters / 4', ...tokenLengthStats(examples, { countTokens: (text) => Math.ceil(text.length / 4), maxSeqLen, bins }) };
       }
-      const sorted = [...lengths].sort((a, b) => a - b);
-      const stats: DatasetStats = {
-        examples: lengths.length,
-        tokenizer,
-        histogram: histogram(lengths, bins),
-        mean: lengths.length ? lengths.reduce((a, b) => a + b, 0) / lengths.length : 0,
-        p50: sortedQuantile(sorted, 0.5),
-        p95: sortedQuantile(sorted, 0.95),
-        max: sorted.at(-1) ?? 0,
-        maxSeqLen,
-        truncated: lengths.filter((n) => n > maxSeqLen).length,
-      };
-      return stats;
+      // Tokenised in the engine process, exactly as training does (BOS + prompt + output + EOS).
+      const model = ws.models.get(modelId as ModelId);
+      const lengths = await ctx.engines.tokenLengths(model.path, examples);
+      // tokenLengthStats counts the examples in order; it is handed the lengths measured above, in that order.
+      let next = 0;
+      return { tokenizer: `${model.name} tokenizer`, ...tokenLengthStats(examples, { countTokens: () => lengths[next++]!, maxSeqLen, bins }) };
     },
 
-    'datasets.export': async ({ datasetId, format, split }) => {
+    'datasets.export': async ({ datasetId, format, split, includeMeta }) => {
       const ws = ctx.ws();
       const dataset = ws.datasets.get(id(datasetId));
-      const rows = [...ws.datasets.iterate(dataset.id, split === 'all' ? undefined : split)].map((e) => ({ instruction: e.instruction, input: e.input, output: e.output }));
-      const base = `${dataset.name.replace(/[^\w.-]+/g, '_')}${split === 'all' ? '' : `-${split}`}`;
-      return format === 'jsonl'
-        ? { fileName: `${base}.jsonl`, mimeType: 'application/jsonl', content: rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''), examples: rows.length }
-        : { fileName: `${base}.json`, mimeType: 'application/json', content: JSON.stringify(rows, null, 2) + '\n', examples: rows.length };
+      const fileName = `${dataset.name.replace(/[^\w.-]+/g, '_')}${split === 'all' ? '' : `-${split}`}.${format}`;
+      const dir = join(ctx.uploadsDir(), `export-${randomBytes(6).toString('hex')}`);
+      mkdirSync(dir, { recursive: true });
+      try {
+        const file = join(dir, fileName);
+        const result = exportDataset(ws, dataset.id, file, { format, split: split === 'all' ? undefined : split, includeMeta });
+        return { fileName, mimeType: format === 'jsonl' ? 'application/jsonl' : 'application/json', content: readFileSync(file, 'utf8'), examples: result.count };
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+
+    'datasets.selfInstruct': async ({ datasetId, count, generator, seedTasks, seed }) => {
+      const ws = ctx.ws();
+      const dataset = ws.datasets.get(id(datasetId));
+      const textGenerator = generator.kind === 'local' ? engineGenerator(ctx, resolveModel(ctx, generator.model)) : endpointGeneratorFromSettings(ws);
+      const seeds =
+        seedTasks === 'dataset'
+          ? [...ws.datasets.iterate(dataset.id)].map((e) => ({ instruction: e.instruction, input: e.input, output: e.output }))
+          : await loadSeedTasks();
+      if (seeds.length === 0) throw userError('the dataset has no examples to use as seed tasks; use the bundled seed tasks');
+      const taskId = `selfinstruct${++taskCounter}`;
+      const label = `Generating ${count} examples for ${dataset.name}`;
+      const controller = new AbortController();
+      runningTasks.set(taskId, controller);
+      const progress = (done: number, finished: boolean, error: string | null) =>
+        ctx.events.emit({ type: 'task.progress', taskId, label, done, total: count, finished, error });
+      progress(0, false, null);
+      void selfInstruct(ws, {
+        datasetId: dataset.id,
+        generator: textGenerator,
+        target: count,
+        seeds,
+        seedSource: seedTasks,
+        seed,
+        signal: controller.signal,
+        onProgress: (p) => progress(p.accepted, false, null),
+      })
+        .then((result) => {
+          const none = `no generated example passed the filters (${result.requests} request(s); rejected: ${JSON.stringify(result.rejected)})`;
+          progress(result.added.length, true, result.added.length === 0 ? none : null);
+          if (result.version) changed(dataset.id);
+        })
+        .catch((e: unknown) => progress(0, true, controller.signal.aborted ? 'cancelled' : (e as Error).message))
+        .finally(() => runningTasks.delete(taskId));
+      return { taskId };
+    },
+    'tasks.cancel': async ({ taskId }) => {
+      runningTasks.get(taskId)?.abort();
+      return { ok: true as const };
     },
   };
 }

@@ -23,11 +23,13 @@ export function resolveModel(ctx: ServiceContext, ref: ModelRef): ResolvedModel 
   if (!ref.adapterRunId) return { modelDir: model.path, adapterDir: null, label: model.name };
   const run = ws.runs.get(ref.adapterRunId as RunId);
   const dir = ws.runDir(run.id);
-  if (run.status !== 'completed' || !existsSync(join(dir, 'adapter_config.json'))) {
-    throw userError(`run "${run.name}" has no trained adapter yet (it is ${run.status})`);
+  if (run.modelId !== model.id) throw userError(`run "${run.name}" was trained on a different base model`);
+  // A full fine-tune's output is a whole model folder; an adapter or LoRA attaches to the base model.
+  const full = run.method === 'full';
+  if (run.status !== 'completed' || !existsSync(join(dir, full ? 'config.json' : 'adapter_config.json'))) {
+    throw userError(`run "${run.name}" has no trained ${full ? 'model' : 'adapter'} yet (it is ${run.status})`);
   }
-  if (run.modelId !== model.id) throw userError(`run "${run.name}" trained an adapter for a different base model`);
-  return { modelDir: model.path, adapterDir: dir, label: `${model.name} + ${run.name}` };
+  return full ? { modelDir: dir, adapterDir: null, label: run.name } : { modelDir: model.path, adapterDir: dir, label: `${model.name} + ${run.name}` };
 }
 
 export function engineSampling(s: Sampling) {

@@ -17,6 +17,7 @@ import {
 import { Engines } from '../host/engines.js';
 import type { HostSpawner } from '../host/engine-process.js';
 import { RunQueue } from '../host/run-queue.js';
+import { GENERATOR_ENDPOINT_SETTING } from '../datasets/index.js';
 import { openWorkspace, type Workspace } from '../store/index.js';
 import { chatHandlers } from './chats.js';
 import { compareHandlers } from './compare.js';
@@ -57,8 +58,16 @@ export function createAppService(opts: AppServiceOptions): AppService {
   const events = new EventHub();
   const streams = new Streams(events);
 
-  const readSettings = (): Settings =>
-    Settings.parse({ ...DEFAULT_SETTINGS, ...(ws.settings.get<Record<string, unknown>>(SETTINGS_KEY) ?? {}), workspace: ws.dir });
+  // The generator endpoint lives under the key the self-instruct pipeline reads (src-main/datasets).
+  const readSettings = (): Settings => {
+    const endpoint = ws.settings.get<{ baseUrl?: string; model?: string; apiKey?: string }>(GENERATOR_ENDPOINT_SETTING) ?? {};
+    return Settings.parse({
+      ...DEFAULT_SETTINGS,
+      ...(ws.settings.get<Record<string, unknown>>(SETTINGS_KEY) ?? {}),
+      openai: { url: endpoint.baseUrl ?? '', model: endpoint.model ?? '', apiKey: endpoint.apiKey ?? '' },
+      workspace: ws.dir,
+    });
+  };
 
   const engines = new Engines(opts.spawnHost, { backend: readSettings().backend, threads: readSettings().threads });
 
@@ -110,8 +119,11 @@ export function createAppService(opts: AppServiceOptions): AppService {
     'settings.get': async () => readSettings(),
     'settings.update': async (patch) => {
       const current = readSettings();
-      const { workspace: _w, ...rest } = { ...current, ...SettingsPatch.parse(patch) };
-      ws.settings.set(SETTINGS_KEY, rest);
+      const { workspace: _w, openai, ...rest } = { ...current, ...SettingsPatch.parse(patch) };
+      ws.transaction(() => {
+        ws.settings.set(SETTINGS_KEY, rest);
+        ws.settings.set(GENERATOR_ENDPOINT_SETTING, { baseUrl: openai.url, model: openai.model, apiKey: openai.apiKey });
+      });
       const next = readSettings();
       if (next.backend !== current.backend || next.threads !== current.threads) engines.configure({ backend: next.backend, threads: next.threads });
       return next;
@@ -135,12 +147,6 @@ export function createAppService(opts: AppServiceOptions): AppService {
     ...runHandlers(ctx, views),
     ...chatHandlers(ctx),
     ...compareHandlers(ctx),
-    'datasets.split': async () => {
-      throw userError('splitting is not available yet');
-    },
-    'datasets.selfInstruct': async () => {
-      throw userError('self-instruct generation is not available yet');
-    },
   };
 
   // Every contract method has a handler (the type says so; this guards against a stray cast).

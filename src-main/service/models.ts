@@ -7,7 +7,9 @@ import type { LlamaConfig } from '../engine/config.js';
 import { readModelConfig } from '../engine/load.js';
 import type { ModelFacts } from '../host/protocol.js';
 import type { Model, ModelId } from '../store/index.js';
+import type { Recipe } from '../engine/recipe.js';
 import type { ServiceContext } from './context.js';
+import { trainableParameterCount } from './runs.js';
 import { userError } from './errors.js';
 
 /** What the models table's config column holds for us. */
@@ -62,10 +64,12 @@ function adaptersOf(ctx: ServiceContext, modelId: string): AdapterSummary[] {
     .list('completed')
     .filter((r) => r.modelId === modelId)
     .map((r) => {
-      const recipe = r.recipe as { adapterLayers?: number; adapterLen?: number };
-      const m = ws.models.get(r.modelId as ModelId);
-      const c = storedFacts(m).llama;
-      const trainable = recipe.adapterLayers && recipe.adapterLen ? recipe.adapterLayers * (recipe.adapterLen * c.dim + c.nHeads) : null;
+      let trainable: number | null = null;
+      try {
+        trainable = trainableParameterCount(storedFacts(ws.models.get(r.modelId as ModelId)).llama, r.recipe as unknown as Recipe);
+      } catch {
+        // a recipe from another version: the count is only informative
+      }
       return { runId: r.id, runName: r.name, path: ws.runDir(r.id), method: r.method, trainableParameters: trainable, finishedAt: r.finishedAt };
     });
 }

@@ -6,7 +6,8 @@ import { ApiError, type ApiHandlers, type MetricPoint, type Recipe as ApiRecipe,
 import type { LlamaConfig } from '../engine/config.js';
 import { EngineError } from '../engine/errors.js';
 import { memoryEstimate } from '../engine/load.js';
-import { paperRecipe, peakLearningRate, type Recipe, validateRecipe } from '../engine/recipe.js';
+import { parameterCount } from '../engine/config.js';
+import { presetFor, peakLearningRate, type Recipe, validateRecipe } from '../engine/recipe.js';
 import type { TrainingJob } from '../host/run-queue.js';
 import type { DatasetId, ModelId, Run, RunId, Split, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
@@ -18,8 +19,18 @@ type SplitChoice = Split | 'all';
 /** What a run's recipe column holds: the engine recipe plus which examples it trains on. */
 type StoredRecipe = Recipe & { split: SplitChoice };
 
-/** Adapter parameters: K prompt vectors of width dim, and a gate (per head, or one per layer), on each of L layers. */
-export function adapterParameterCount(c: Pick<LlamaConfig, 'dim' | 'nHeads'>, r: Pick<Recipe, 'adapterLayers' | 'adapterLen' | 'gateMode'>): number {
+/**
+ * Parameters a run trains. adapter: K prompt vectors of width dim and a gate (per head, or one per layer) on
+ * each of the top L layers. lora: A [in, r] and B [r, out] per targeted projection of every layer. full: all.
+ */
+export function trainableParameterCount(c: LlamaConfig, r: Recipe): number {
+  if (r.method === 'full') return parameterCount(c);
+  if (r.method === 'lora') {
+    const q = c.nHeads * c.headDim;
+    const kv = c.nKvHeads * c.headDim;
+    const shapes: Record<string, [number, number]> = { q: [c.dim, q], k: [c.dim, kv], v: [c.dim, kv], o: [q, c.dim], gate: [c.dim, c.ffnDim], up: [c.dim, c.ffnDim], down: [c.ffnDim, c.dim] };
+    return c.nLayers * r.loraTargets.reduce((n, t) => n + r.loraRank * (shapes[t][0] + shapes[t][1]), 0);
+  }
   return r.adapterLayers * (r.adapterLen * c.dim + (r.gateMode === 'per-layer' ? 1 : c.nHeads));
 }
 
@@ -46,7 +57,7 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
   const ws = ctx.ws();
   const model = ws.models.get(req.modelId as ModelId);
   const config = storedFacts(model).llama;
-  const recipe: Recipe = { ...paperRecipe(config), ...req.recipe } as Recipe;
+  const recipe: Recipe = { ...presetFor(req.recipe.method ?? 'adapter', config), ...req.recipe } as Recipe;
   const problems: RunPlan['problems'] = [];
   try {
     validateRecipe(recipe, config);
@@ -62,7 +73,7 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
   const stepsPerEpoch = Math.ceil(microPerEpoch / recipe.accumSteps);
   const planned = Math.ceil(stepsPerEpoch * recipe.epochs);
   const totalSteps = recipe.maxSteps === null ? planned : Math.min(planned, recipe.maxSteps);
-  const trainable = adapterParameterCount(config, recipe);
+  const trainable = trainableParameterCount(config, recipe);
   const mem = memoryEstimate(config, recipe.batchSize, recipe.maxSeqLen);
   return {
     recipe: RecipeSchema.parse(recipe),
@@ -138,7 +149,7 @@ export class RunViews {
     let trainable: number | null = facts?.trainableParameters ?? null;
     if (trainable === null && run.modelId) {
       try {
-        trainable = adapterParameterCount(storedFacts(ws.models.get(run.modelId)).llama, run.recipe as unknown as Recipe);
+        trainable = trainableParameterCount(storedFacts(ws.models.get(run.modelId)).llama, run.recipe as unknown as Recipe);
       } catch {
         trainable = null;
       }
@@ -196,7 +207,7 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
 > {
   const get = (id: string) => ctx.ws().runs.get(id as RunId);
   return {
-    'runs.defaults': async ({ modelId }) => RecipeSchema.parse(paperRecipe(storedFacts(ctx.ws().models.get(modelId as ModelId)).llama)),
+    'runs.defaults': async ({ modelId, method }) => RecipeSchema.parse(presetFor(method, storedFacts(ctx.ws().models.get(modelId as ModelId)).llama)),
     'runs.plan': async (req) => {
       const { config: _config, ...plan } = planRun(ctx, req);
       return plan;
@@ -215,7 +226,7 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
       const stored: StoredRecipe = { ...(plan.recipe as Recipe), split: req.split };
       const run = ws.runs.create({
         name: req.name,
-        method: 'adapter',
+        method: plan.recipe.method,
         recipe: stored as unknown as Record<string, unknown>,
         datasetId: dataset.id,
         datasetVersion: dataset.version,

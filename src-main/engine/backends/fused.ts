@@ -114,23 +114,13 @@ function releaseAfterUse(dys: (Tensor | null)[], saved: Tensor[]): void {
 }
 
 /**
- * Gradients of a kernel whose backward computes every input's gradient in one addon call: the first input asked
- * for runs it; each input gets a clone of its gradient (a fresh tensor of the asking scope), and the originals are
- * released with this node's other tensors.
+ * Gradients of a kernel whose backward computes every input's gradient in one addon call. The call runs at once,
+ * in the backward pass's own scope (so tfjs disposes its outputs when the pass ends); each input asked for gets a
+ * clone, and the originals are released with this node's other tensors, which frees the unused ones early.
  */
-function sharedGradients(names: string[], compute: () => Tensor[]): Record<string, () => Tensor> {
-  let all: Tensor[] | null = null;
-  const thunks: Record<string, () => Tensor> = {};
-  names.forEach((name, i) => {
-    thunks[name] = () => {
-      if (all === null) {
-        all = compute().map((t) => engine().keep(t));
-        releasable.push(...all);
-      }
-      return all[i].clone();
-    };
-  });
-  return thunks;
+function sharedGradients(names: string[], all: Tensor[]): Record<string, () => Tensor> {
+  releasable.push(...all);
+  return Object.fromEntries(names.map((name, i) => [name, () => all[i].clone()]));
 }
 
 const notDifferentiable = (kernel: string, input: string) => () => {
@@ -413,7 +403,7 @@ const attentionGradient: GradConfig = {
     const [dout] = dys as Tensor[];
     const [q, k, v, lse] = saved;
     releaseAfterUse(dys as Tensor[], saved);
-    return sharedGradients(['q', 'k', 'v'], () => run(FUSED_KERNELS.attentionGrad, { dout, q, k, v, lse }, attrs) as Tensor[]);
+    return sharedGradients(['q', 'k', 'v'], run(FUSED_KERNELS.attentionGrad, { dout, q, k, v, lse }, attrs) as Tensor[]);
   },
 };
 
@@ -425,7 +415,8 @@ const attentionAdapterGradient: GradConfig = {
     const [dout] = dys as Tensor[];
     const [q, k, v, kp, vp, gate, lse, lseP] = saved;
     releaseAfterUse(dys as Tensor[], saved);
-    return sharedGradients(['q', 'k', 'v', 'kp', 'vp', 'gate'], () =>
+    return sharedGradients(
+      ['q', 'k', 'v', 'kp', 'vp', 'gate'],
       run(FUSED_KERNELS.attentionGrad, { dout, q, k, v, lse, kp, vp, gate, lseP }, attrs) as Tensor[],
     );
   },
@@ -549,7 +540,24 @@ const lmHeadCrossEntropyGradient: GradConfig = {
 
 // ---------------------------------------------------------------------------------------------
 
-/** Registers every fused kernel for `backendName` and their gradients (once per process). */
+let gradientsRegistered = false;
+
+/**
+ * Registers the fused kernels' gradients. tfjs keys gradients by kernel name alone, so these serve any backend that
+ * registers kernels under FUSED_KERNELS' names; safe to call more than once.
+ */
+export function registerFusedGradients(): void {
+  if (gradientsRegistered) return;
+  gradientsRegistered = true;
+  for (const config of [
+    rmsNormGradient, ropeGradient, swigluGradient, linearGradient, attentionGradient, attentionAdapterGradient,
+    crossEntropyGradient, lmHeadCrossEntropyGradient,
+  ]) {
+    registerGradient(config);
+  }
+}
+
+/** Registers every fused kernel for `backendName` (on the addon), and their gradients. */
 export function registerFusedKernels(addon: NativeAddon, backendName: string): void {
   const kernels: [string, KernelFunc][] = [
     [FUSED_KERNELS.rmsNorm, rmsNormKernel(addon)],
@@ -569,10 +577,5 @@ export function registerFusedKernels(addon: NativeAddon, backendName: string): v
     [FUSED_KERNELS.scaleRows, scaleRowsKernel(addon)],
   ];
   for (const [kernelName, kernelFunc] of kernels) registerKernel({ kernelName, backendName, kernelFunc });
-  for (const config of [
-    rmsNormGradient, ropeGradient, swigluGradient, linearGradient, attentionGradient, attentionAdapterGradient,
-    crossEntropyGradient, lmHeadCrossEntropyGradient,
-  ]) {
-    registerGradient(config);
-  }
+  registerFusedGradients();
 }

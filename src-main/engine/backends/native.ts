@@ -19,7 +19,9 @@ import {
   BatchMatMul,
   _FusedMatMul,
   findBackendFactory,
+  getKernel,
   getKernelsForBackend,
+  Identity,
   registerBackend,
   registerKernel,
   type BatchMatMulAttrs,
@@ -175,14 +177,30 @@ function registerNativeBackend(addon: NativeAddon): void {
 
   // The wasm kernels' setupFuncs bind wasm exports of whichever backend is active; tfjs reruns them on every
   // setBackend, so sharing the configs between `wasm` and `native` is safe.
+  const replaced: string[] = [BatchMatMul, _FusedMatMul, Identity];
   for (const config of getKernelsForBackend('wasm')) {
-    if (config.kernelName === BatchMatMul || config.kernelName === _FusedMatMul) continue;
+    if (replaced.includes(config.kernelName)) continue;
     registerKernel({ ...config, backendName: NATIVE_BACKEND });
   }
   registerKernel({ kernelName: BatchMatMul, backendName: NATIVE_BACKEND, kernelFunc: batchMatMulKernel(addon) });
   registerKernel({ kernelName: _FusedMatMul, backendName: NATIVE_BACKEND, kernelFunc: fusedMatMulKernel(addon) });
+  registerKernel({ kernelName: Identity, backendName: NATIVE_BACKEND, kernelFunc: sharedIdentity(getKernel(Identity, 'wasm')!.kernelFunc) });
   // The engine's own fused kernels (RMSNorm, RoPE, SwiGLU, attention, cross-entropy) and their gradients.
   registerFusedKernels(addon, NATIVE_BACKEND);
+}
+
+/**
+ * Identity (tensor.clone) shares the input's heap buffer, as the cpu backend's does, instead of the wasm kernel's
+ * copy. tfjs clones every tensor a gradient saves, so the copy doubled the memory of everything kept for backward
+ * (weights included) and cost a pass over it; heap data is never written after it is made, so sharing is safe.
+ */
+function sharedIdentity(copyingIdentity: KernelFunc): KernelFunc {
+  return (args) => {
+    const x = (args.inputs as { x: TensorInfo }).x;
+    if (x.dtype === 'string') return copyingIdentity(args); // strings live outside the heap
+    (args.backend as BackendWasm).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
 }
 
 function requireFloat32(kernel: string, ...tensors: (TensorInfo | undefined)[]): void {

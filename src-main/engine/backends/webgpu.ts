@@ -11,7 +11,8 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { registerFusedWebgpuKernels } from './webgpu/kernels.js';
+import { gemv, GEMV_MAX_ROWS } from './webgpu/gemv.js';
+import { FUSED_STORAGE_BUFFERS, registerFusedWebgpuKernels } from './webgpu/kernels.js';
 
 export const WEBGPU_BACKEND = 'webgpu';
 
@@ -107,7 +108,7 @@ async function start(opts: WebgpuStartOptions): Promise<WebgpuStatus> {
     };
   }
 
-  let gpu: GPU | null = dawn.create([]);
+  const gpu = dawn.create([]);
   let device: GPUDevice | null = null;
   let restoreNavigator: (() => void) | null = null;
   try {
@@ -132,6 +133,8 @@ async function start(opts: WebgpuStartOptions): Promise<WebgpuStatus> {
         maxBufferSize: adapter.limits.maxBufferSize,
         maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
         maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
+        // The fused attention gradient binds 11 inputs and its output; the default allows 8.
+        maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
       },
     });
     info.maxBufferBytes = device.limits.maxBufferSize;
@@ -145,7 +148,7 @@ async function start(opts: WebgpuStartOptions): Promise<WebgpuStatus> {
     });
     registerFactory(backendModule.WebGPUBackend, device, adapter.info);
     routeAroundKernelGaps();
-    if (opts.fusedKernels !== false) registerFusedWebgpuKernels();
+    if (opts.fusedKernels !== false && device.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS) registerFusedWebgpuKernels();
     opened = open;
     await activate();
     await smokeTest();
@@ -153,7 +156,6 @@ async function start(opts: WebgpuStartOptions): Promise<WebgpuStatus> {
   } catch (error) {
     shutdownQuietly(device, restoreNavigator);
     opened = null;
-    gpu = null;
     return failure(error);
   }
 }
@@ -238,10 +240,40 @@ let gapsRouted = false;
 /**
  * Kernels of tfjs-backend-webgpu 4.22 that mishandle valid arguments, wrapped to normalise them first.
  * - Cumsum / Cumprod with a negative axis fail ("axis must be the last dimension"): turn it positive.
+ * - BatchMatMul / _FusedMatMul give wrong numbers (errors of 100s) with transposeB in the split-K program, which
+ *   tfjs picks for a small output over a long inner dimension (>= 2000): B is transposed first there. Such a B
+ *   is small (the output has few columns), so the copy is cheap.
+ * And one that is slow: a BatchMatMul of 1-4 rows (each decoding step's products) wastes 31/32 of tfjs's 32 x 32
+ * tiles; webgpu/gemv.ts runs those.
  */
 function routeAroundKernelGaps(): void {
   if (gapsRouted) return;
   gapsRouted = true;
+  for (const name of [tf.BatchMatMul, tf._FusedMatMul]) {
+    const original = tf.getKernel(name, WEBGPU_BACKEND);
+    if (!original) continue;
+    tf.unregisterKernel(name, WEBGPU_BACKEND);
+    tf.registerKernel({
+      ...original,
+      kernelFunc: (args) => {
+        const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+        const attrs = args.attrs as { transposeA: boolean; transposeB: boolean };
+        if (name === tf.BatchMatMul && usesGemv(a, b, attrs.transposeA, attrs.transposeB)) {
+          return gemv(args.backend as WebGPUBackend, a, b, [a.shape[0], b.shape[1]]);
+        }
+        if (!attrs.transposeB || !picksSplitK(args.backend as WebGPUBackend, a, b, attrs.transposeA, true)) return original.kernelFunc(args);
+        const rank = b.shape.length;
+        const perm = [...Array(rank - 2).keys(), rank - 1, rank - 2];
+        const transpose = tf.getKernel(tf.Transpose, WEBGPU_BACKEND)!;
+        const bT = transpose.kernelFunc({ inputs: { x: b }, backend: args.backend, attrs: { perm } }) as tf.TensorInfo;
+        try {
+          return original.kernelFunc({ ...args, inputs: { ...args.inputs, b: bT }, attrs: { ...args.attrs, transposeB: false } });
+        } finally {
+          (args.backend as WebGPUBackend).disposeData(bT.dataId);
+        }
+      },
+    });
+  }
   for (const name of [tf.Cumsum, tf.Cumprod]) {
     const original = tf.getKernel(name, WEBGPU_BACKEND);
     if (!original) continue;
@@ -256,6 +288,33 @@ function routeAroundKernelGaps(): void {
       },
     });
   }
+}
+
+/**
+ * Whether a product goes to our few-row kernel (webgpu/gemv.ts) instead of tfjs's 32 x 32 tiles: 2-D float32,
+ * no transposes, at most GEMV_MAX_ROWS rows, and a weight big enough for the difference to matter.
+ */
+function usesGemv(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): boolean {
+  return (
+    !transposeA && !transposeB && a.shape.length === 2 && b.shape.length === 2 && a.dtype === 'float32' && b.dtype === 'float32' &&
+    a.shape[0] <= GEMV_MAX_ROWS && b.shape[0] * b.shape[1] >= 65536
+  );
+}
+
+/** Whether tfjs-backend-webgpu's BatchMatMul (kernels/BatchMatMul_impl.ts) would run MatMulSplitKProgram. */
+function picksSplitK(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): boolean {
+  if (tf.env().getNumber('WEBGPU_MATMUL_PROGRAM_TYPE') >= 0) return false;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const outerA = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const outerB = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const innerB = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  const batch = Math.max(a.shape.slice(0, -2).reduce((p, d) => p * d, 1), b.shape.slice(0, -2).reduce((p, d) => p * d, 1));
+  const flag = tf.env().getNumber('WEBGPU_THRESHOLD_TO_INCREASE_WORKGROUPS_FOR_MATMUL');
+  const threshold = flag > 0 ? flag : (backend as unknown as { thresholdToIncreaseWorkgroups: number }).thresholdToIncreaseWorkgroups;
+  const workgroups = batch * Math.ceil(outerA / 32) * Math.ceil(outerB / 32);
+  const few = workgroups <= threshold || (outerA <= 8 && workgroups <= threshold * 2);
+  return few && batch * outerA * outerB > 128 && batch === 1 && innerB >= 2000;
 }
 
 function shutdownQuietly(device: GPUDevice | null, restoreNavigator: (() => void) | null): void {
