@@ -48,6 +48,11 @@ else
   export LD_LIBRARY_PATH="$WORK/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "gpu-check: Vulkan loader from the bundle (libvulkan1 $(basename "$(readlink -f "$WORK/lib/libvulkan.so.1")"))"
 fi
+# The GL dispatch libraries NVIDIA's Vulkan driver needs, where the machine has none (bare CUDA images).
+if ! ldconfig -p 2>/dev/null | grep -q 'libGLdispatch\.so\.0 '; then
+  export LD_LIBRARY_PATH="$WORK/lib/glvnd${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "gpu-check: GL dispatch libraries (libglvnd) from the bundle"
+fi
 # NVIDIA's Vulkan driver manifest where containers mount the driver (/usr/local/nvidia); a normal install
 # puts it where the loader looks by itself.
 if [ -z "${VK_ICD_FILENAMES:-}${VK_DRIVER_FILES:-}" ]; then

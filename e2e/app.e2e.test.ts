@@ -13,6 +13,11 @@ let server: Server;
 let browser: Browser;
 let page: Page;
 
+/** Goes to a page through the navigation bar. */
+function nav(label: string): Promise<void> {
+  return page.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name: label, exact: true }).click();
+}
+
 /** The training step the Train page shows for the run being watched. */
 async function shownStep(): Promise<number> {
   const text = (await page.locator('[role=progressbar][aria-label="training steps"]').getAttribute('aria-valuenow')) ?? '0';
@@ -70,7 +75,7 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
   });
 
   it('imports a malformed file: every bad record is listed with its line and field, nothing is imported', async () => {
-    await page.getByRole('link', { name: 'Datasets' }).click();
+    await nav('Datasets');
     await page.getByTestId('dataset-file').setInputFiles(fixture.badFile);
     const report = page.getByTestId('import-report');
     await report.waitFor();
@@ -113,7 +118,7 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
   });
 
   it('trains: the chart moves, a reload mid-run finds it still going, a queued run is cancelled', async () => {
-    await page.getByRole('link', { name: 'Train' }).click();
+    await nav('Train');
     await page.getByRole('heading', { name: 'New run' }).waitFor();
     await page.getByTestId('trainable-params').waitFor();
     // A field-level error before anything starts.
@@ -171,7 +176,7 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     await long.getByRole('button', { name: 'Cancel' }).click();
     await long.getByText('cancelled').waitFor();
 
-    await page.getByRole('link', { name: 'Runs' }).click();
+    await nav('Runs');
     const row = page.getByRole('row').filter({ hasText: 'colors' });
     await row.getByText('completed').waitFor();
     await page.getByRole('row').filter({ hasText: 'long run' }).getByText('cancelled').waitFor();
@@ -181,7 +186,7 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
   });
 
   it('chats with the trained adapter, which answers what it learned', async () => {
-    await page.getByRole('link', { name: 'Chat' }).click();
+    await nav('Chat');
     await page.getByRole('button', { name: 'New chat' }).click();
     const chat = page.getByRole('region', { name: 'Conversation' });
     await chat.getByLabel('Adapter').locator('option:checked').filter({ hasText: 'colors' }).waitFor({ state: 'attached' });
@@ -198,7 +203,7 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
   });
 
   it('compares base and adapter side by side, streamed, then rates blind', async () => {
-    await page.getByRole('link', { name: 'Compare' }).click();
+    await nav('Compare');
     await page.getByLabel('Prompts (one per line)').fill('What color is grass?\nWhat color is snow?');
     await page.getByRole('button', { name: /^Compare/ }).click();
     await page.locator('[data-cell="1:1"][data-done=true]').waitFor({ timeout: 60_000 });
@@ -219,11 +224,11 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
   });
 
   it('settings and the dark theme', async () => {
-    await page.getByRole('link', { name: 'Settings' }).click();
+    await nav('Settings');
     await page.getByRole('heading', { name: 'Engine' }).waitFor();
     await screenshot(page, '11-settings');
     await page.getByRole('button', { name: 'Switch theme' }).click();
-    await page.getByRole('link', { name: 'Train' }).click();
+    await nav('Train');
     await page.getByRole('region', { name: 'Run colors' }).waitFor();
     await screenshot(page, '12-train-dark');
   });

@@ -103,10 +103,18 @@ export async function openBrowser(): Promise<{ browser: Browser; page: Page }> {
   return { browser, page };
 }
 
+/**
+ * The whole page. The window is made as tall as the content first (instead of Playwright's fullPage
+ * stitching), so the sticky navigation and status bar sit where a user would see them.
+ */
 export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const file = join(SCREENSHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
+  const viewport = page.viewportSize()!;
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, Math.min(height, 4000)) });
+  await page.screenshot({ path: file });
+  await page.setViewportSize(viewport);
   return file;
 }
 

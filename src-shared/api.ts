@@ -267,8 +267,8 @@ export const Recipe = z.object({
   loraDropout: z.number().min(0).lt(1),
   loraTargets: z.array(z.enum(LORA_TARGETS)).min(1),
   // every method
-  epochs: z.number().positive().max(1000),
-  warmupEpochs: z.number().min(0).max(1000),
+  epochs: z.number().positive().max(100_000),
+  warmupEpochs: z.number().min(0).max(100_000),
   blr: z.number().min(0).max(10),
   lr: z.number().positive().max(10).nullable(),
   minLr: z.number().min(0).max(10),

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { getLlama, type Llama } from 'node-llama-cpp';
+import { type ControlledEvaluateInputItem, getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportGgufCommand } from '../src-main/cli/gguf-command.js';
 import { initBackend } from '../src-main/engine/backend.js';
@@ -47,7 +47,8 @@ async function llamaProbabilities(file: string, ids: number[]): Promise<Map<numb
   try {
     const context = await model.createContext({ contextSize: 64, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', flashAttention: false });
     try {
-      const out = await context.getSequence().controlledEvaluate(ids.map((id) => [id, { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } }]));
+      const input = ids.map((id) => [id as Token, { generateNext: { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } } }] as const);
+      const out = await context.getSequence().controlledEvaluate(input as unknown as ControlledEvaluateInputItem[]);
       return out.map((item, i) => {
         const probabilities = item?.next?.probabilities;
         if (!probabilities) throw new Error(`llama.cpp gave no probabilities after token ${i}`);

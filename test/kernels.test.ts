@@ -119,7 +119,7 @@ describe('fused RoPE', () => {
     const rng = new Rng(seed);
     const { cos, sin } = tf.tidy(() => {
       const tables = ropeTables(config(hd), past, T);
-      return { cos: { shape: [T, hd], values: tables.cos.dataSync().slice() }, sin: { shape: [T, hd], values: tables.sin.dataSync().slice() } };
+      return { cos: { shape: [T, hd], values: tables.cos.dataSync().slice() as Float32Array }, sin: { shape: [T, hd], values: tables.sin.dataSync().slice() as Float32Array } };
     });
     const inputs = { x: normal(rng, [B, T, heads * hd]), cos, sin };
     // The composite rotates [B, heads, T, hd]: split heads, rotate, merge back.
@@ -136,7 +136,7 @@ describe('fused RoPE', () => {
     const [B, H, T, hd] = [2, 3, 9, 8];
     const tables = tf.tidy(() => {
       const t = ropeTables(config(hd), 3, T);
-      return { cos: { shape: [T, hd], values: t.cos.dataSync().slice() }, sin: { shape: [T, hd], values: t.sin.dataSync().slice() } };
+      return { cos: { shape: [T, hd], values: t.cos.dataSync().slice() as Float32Array }, sin: { shape: [T, hd], values: t.sin.dataSync().slice() as Float32Array } };
     });
     await expectSame(
       { x: normal(rng, [B, H, T, hd]), ...tables },
@@ -171,7 +171,7 @@ describe('fused linear', () => {
     const inputs = { x: normal(rng, xShape), w: normal(rng, wShape) };
     const composite: Op = (t) => {
       const inDim = xShape[xShape.length - 1];
-      const y = tf.matMul(tf.reshape(t.x, [-1, inDim]), t.w, false, transposeW);
+      const y = tf.matMul(tf.reshape(t.x, [-1, inDim]), t.w, false, transposeW) as tf.Tensor2D;
       return tf.reshape(y, [...xShape.slice(0, -1), y.shape[1]]);
     };
     await expectSame(inputs, (t) => fused().linear(t.x, t.w as tf.Tensor2D, transposeW), composite, ['x', 'w'], seed);
@@ -262,8 +262,12 @@ describe('fused cross-entropy', () => {
     return { rng, labels, logits: normal(rng, [B, T, V], 3) };
   }
   const targetsOf = (labels: Int32Array, B: number, T: number) => {
-    const t = tf.tidy(() => shiftedTargets(labels, B, T));
-    const out = { labels: { shape: [B * (T - 1)], values: t.labels.dataSync().slice(), dtype: 'int32' as const }, mask: { shape: [B * (T - 1)], values: t.mask.dataSync().slice() }, count: t.count };
+    const t = shiftedTargets(labels, B, T);
+    const out = {
+      labels: { shape: [B * (T - 1)], values: t.labels.dataSync().slice() as Int32Array, dtype: 'int32' as const },
+      mask: { shape: [B * (T - 1)], values: t.mask.dataSync().slice() as Float32Array },
+      count: t.count,
+    };
     tf.dispose([t.labels, t.mask]);
     return out;
   };

@@ -65,6 +65,13 @@ fi
 cp "$VULKAN" "$STAGE/lib/libvulkan.so.1"
 rm -rf "$STAGE/deb"
 
+# NVIDIA's Vulkan driver (libGLX_nvidia.so.0) links against the GL vendor-neutral dispatch libraries
+# (libglvnd): a bare CUDA image lacks them and the loader then finds "no drivers". Bundle them too.
+mkdir -p "$STAGE/lib/glvnd"
+(cd "$STAGE" && apt-get download libglvnd0 libglx0 libegl1 libopengl0 libgl1 >/dev/null && for d in *.deb; do dpkg -x "$d" deb; done && rm -f ./*.deb)
+cp -a "$STAGE"/deb/usr/lib/x86_64-linux-gnu/lib*.so* "$STAGE/lib/glvnd/"
+rm -rf "$STAGE/deb"
+
 cp -r test/fixtures/parity "$STAGE/fixtures/"
 cp "$NODE_BIN" "$STAGE/node"
 "$STAGE/node" --version >"$STAGE/NODE_VERSION"

@@ -20,6 +20,9 @@ else
   echo "apt-get not found: install OpenBLAS (or use macOS's Accelerate), a C/C++ toolchain and Python 3 yourself; see README."
 fi
 
+# A software Vulkan GPU (Mesa 25 lavapipe) so the webgpu backend's tests run on any machine.
+if command -v apt-get >/dev/null 2>&1; then bash tools/setup-lavapipe.sh; fi
+
 # The Electron binary cannot always be downloaded (offline machines, CI): the app then runs in serve mode.
 export ELECTRON_SKIP_BINARY_DOWNLOAD="${ELECTRON_SKIP_BINARY_DOWNLOAD:-1}"
 if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi

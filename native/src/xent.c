@@ -193,9 +193,9 @@ static void chunk_rows(void *ctx, int64_t begin, int64_t end, int worker) {
   }
 }
 
-/* Floats of logits one chunk may hold (64 MB): a few hundred rows of a 32K vocabulary, large enough that the
- * products stay efficient and small enough that the loss adds little to peak memory. */
-#define CHUNK_FLOATS ((int64_t)16 << 20)
+/* Floats of logits one chunk may hold (32 MB): ~260 rows of a 32K vocabulary, large enough that the products stay
+ * efficient (each chunk packs the head's weight once) and small enough that the loss adds little to peak memory. */
+#define CHUNK_FLOATS ((int64_t)8 << 20)
 
 /* lmHeadCrossEntropy(hidden, weight, transposeW, labels, mask, rows, dim, vocab, rowsPerSeq, seqStride, physRows,
  *                    nll, dunit | null) */

@@ -9,7 +9,7 @@
 // composite path splits heads to [B, heads, T, headDim]; `rope` accepts both.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { FUSED_KERNELS, type FusedGateMode } from './backends/fused.js';
+import { FUSED_KERNELS, type FusedGateMode, releaseAfterUse } from './backends/fused.js';
 
 export interface AttentionShape {
   nHeads: number;
@@ -41,6 +41,8 @@ export interface FusedOps {
   rope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D, headDim: number): tf.Tensor;
   /** silu(gate) * up */
   swiglu(gate: tf.Tensor, up: tf.Tensor): tf.Tensor;
+  /** a + b of equal shapes (the residual stream), keeping nothing for backward (tf.add keeps both inputs). */
+  residualAdd(a: tf.Tensor, b: tf.Tensor): tf.Tensor;
   /**
    * Causal attention of q [B, T, H * hd] over k, v [B, past + T, Hkv * hd] (GQA: head h reads kv head
    * h / (H / Hkv)), plus, with `prompt`, the adapter's separately-softmaxed, gated prompt attention.
@@ -66,8 +68,8 @@ export function setFusedKernelsEnabled(on: boolean): void {
 
 /** The fused ops when the active backend runs them, else null (use the composite ops). */
 export function fusedKernels(): FusedOps | null {
-  if (!enabled || tf.getBackend() !== NATIVE_BACKEND) return null;
-  if (tf.getKernel(FUSED_KERNELS.rmsNorm, NATIVE_BACKEND) == null) return null;
+  // Any backend that registered the fused kernels (native's C kernels, webgpu's WGSL ones) uses them.
+  if (!enabled || tf.getKernel(FUSED_KERNELS.rmsNorm, tf.getBackend()) == null) return null;
   return ops;
 }
 
@@ -88,9 +90,30 @@ function recordingGradients(): boolean {
   return engine.isTapeOn?.() ?? true;
 }
 
+/** True when `w` is being trained: then its gradient needs the layer's input, which must be kept for backward. */
+function trainable(w: tf.Tensor): boolean {
+  return w instanceof tf.Variable && w.trainable;
+}
+
+/** The residual add's gradient passes dy to both inputs; tfjs's own Add would keep both inputs to reduce shapes. */
+const residualAdd = tf.customGrad(((a: tf.Tensor, b: tf.Tensor) => {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new Error(`residualAdd: shapes [${a.shape}] and [${b.shape}] differ`);
+  }
+  return {
+    value: tf.add(a, b),
+    gradFunc: (dy: tf.Tensor) => {
+      releaseAfterUse([dy], []);
+      return [dy.clone(), dy.clone()]; // clones share dy's buffer; each input's gradient is its own tensor
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor; // tfjs types the (...inputs, save) form loosely
+
 const ops: FusedOps = {
   rmsNorm: (x, weight, eps) => first(run(FUSED_KERNELS.rmsNorm, { x, weight }, { eps })),
-  linear: (x, w, transposeW = false) => first(run(FUSED_KERNELS.linear, { x, w }, { transposeW })),
+  linear: (x, w, transposeW = false) =>
+    first(run(trainable(w) ? FUSED_KERNELS.linear : FUSED_KERNELS.linearFrozenWeight, { x, w }, { transposeW })),
+  residualAdd: (a, b) => residualAdd(a, b),
   rope: (x, cos, sin, headDim) => first(run(FUSED_KERNELS.rope, { x, cos, sin }, { headDim, backward: false })),
   swiglu: (gate, up) => first(run(FUSED_KERNELS.swiglu, { gate, up })),
   attention: (q, k, v, shape, prompt) => {

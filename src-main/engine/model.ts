@@ -254,13 +254,15 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
   const [, T] = ids.shape;
   const past = opts.cache?.length ?? 0;
   const hidden = tf.tidy(() => {
+    const fused = fusedKernels();
     const rope = ropeTables(c, past, T);
-    const mask = fusedKernels() ? null : causalMask(T, past); // the fused attention masks as it goes
+    const mask = fused ? null : causalMask(T, past); // the fused attention masks as it goes
+    const residual = (a: tf.Tensor, b: tf.Tensor) => (fused ? fused.residualAdd(a, b) : tf.add(a, b)) as tf.Tensor3D;
     let h = tf.gather(w.embed, ids) as tf.Tensor as tf.Tensor3D; // [B, T, dim]
     for (let i = 0; i < c.nLayers; i++) {
       const lw = w.layers[i];
-      h = tf.add(h, attention(model, i, rmsNorm(h, lw.attnNorm, c.normEps) as tf.Tensor3D, rope, mask!, opts)) as tf.Tensor3D;
-      h = tf.add(h, mlp(lw, rmsNorm(h, lw.mlpNorm, c.normEps), i, opts.lora));
+      h = residual(h, attention(model, i, rmsNorm(h, lw.attnNorm, c.normEps) as tf.Tensor3D, rope, mask!, opts));
+      h = residual(h, mlp(lw, rmsNorm(h, lw.mlpNorm, c.normEps), i, opts.lora));
     }
     return rmsNorm(h, w.norm, c.normEps) as tf.Tensor3D;
   });

@@ -32,6 +32,7 @@ export const FUSED_KERNELS = {
   swiglu: 'AsSwiGlu',
   swigluGrad: 'AsSwiGluGrad',
   linear: 'AsLinear',
+  linearFrozenWeight: 'AsLinearFrozenWeight',
   linearWeightGrad: 'AsLinearWeightGrad',
   attention: 'AsAttention',
   attentionAdapter: 'AsAttentionAdapter',
@@ -102,7 +103,7 @@ let releasable: Tensor[] = [];
  * An upstream gradient is released only when tfjs made it inside this backward pass (its scope is the active one):
  * a dy the caller passed to tf.grad() stays the caller's.
  */
-function releaseAfterUse(dys: (Tensor | null)[], saved: Tensor[]): void {
+export function releaseAfterUse(dys: (Tensor | null)[], saved: Tensor[]): void {
   for (const t of releasable) t.dispose();
   releasable = [...saved];
   const state = engine().state as unknown as { activeScope?: { id: number }; gradientDepth: number };
@@ -316,6 +317,25 @@ const linearGradient: GradConfig = {
       // dx = dy @ w^T: the same kernel with the weight read the other way.
       x: () => one(run(FUSED_KERNELS.linear, { x: dy as Tensor, w }, { transposeW: !transposeW })),
       w: () => one(run(FUSED_KERNELS.linearWeightGrad, { x, dy: dy as Tensor }, { transposeW })),
+    };
+  },
+};
+
+/**
+ * The same product for a weight that is not trained (a frozen base model): its gradient needs only the weight,
+ * so the input activation is not kept for backward (the largest saving of adapter training: every projection's
+ * input). Asking for the weight's gradient is an error that says so.
+ */
+const linearFrozenWeightGradient: GradConfig = {
+  kernelName: FUSED_KERNELS.linearFrozenWeight,
+  inputsToSave: ['w'],
+  gradFunc: (dy, saved, attrs) => {
+    const [w] = saved;
+    const transposeW = (attrs as unknown as { transposeW: boolean }).transposeW;
+    releaseAfterUse([dy as Tensor], saved);
+    return {
+      x: () => one(run(FUSED_KERNELS.linear, { x: dy as Tensor, w }, { transposeW: !transposeW })),
+      w: notDifferentiable(FUSED_KERNELS.linearFrozenWeight, 'the weight: it was not a trainable variable when the op ran'),
     };
   },
 };
@@ -550,7 +570,8 @@ export function registerFusedGradients(): void {
   if (gradientsRegistered) return;
   gradientsRegistered = true;
   for (const config of [
-    rmsNormGradient, ropeGradient, swigluGradient, linearGradient, attentionGradient, attentionAdapterGradient,
+    rmsNormGradient, ropeGradient, swigluGradient, linearGradient, linearFrozenWeightGradient, attentionGradient,
+    attentionAdapterGradient,
     crossEntropyGradient, lmHeadCrossEntropyGradient,
   ]) {
     registerGradient(config);
@@ -567,6 +588,7 @@ export function registerFusedKernels(addon: NativeAddon, backendName: string): v
     [FUSED_KERNELS.swiglu, swigluKernel(addon)],
     [FUSED_KERNELS.swigluGrad, swigluGradKernel(addon)],
     [FUSED_KERNELS.linear, linearKernel(addon)],
+    [FUSED_KERNELS.linearFrozenWeight, linearKernel(addon)],
     [FUSED_KERNELS.linearWeightGrad, linearWeightGradKernel(addon)],
     [FUSED_KERNELS.attention, attentionKernel(addon, false)],
     [FUSED_KERNELS.attentionAdapter, attentionKernel(addon, true)],
