@@ -58,7 +58,6 @@ export interface FusedOps {
   lmHeadCrossEntropy(hidden: tf.Tensor, w: tf.Tensor2D, transposeW: boolean, labels: tf.Tensor1D, mask: tf.Tensor1D, layout: RowLayout): tf.Tensor1D;
 }
 
-const NATIVE_BACKEND = 'native';
 let enabled = true;
 
 /** Switch the fused ops off (true by default) to run the composite ops on the native backend, e.g. to compare. */
@@ -68,8 +67,11 @@ export function setFusedKernelsEnabled(on: boolean): void {
 
 /** The fused ops when the active backend runs them, else null (use the composite ops). */
 export function fusedKernels(): FusedOps | null {
-  // Any backend that registered the fused kernels (native's C kernels, webgpu's WGSL ones) uses them.
-  if (!enabled || tf.getKernel(FUSED_KERNELS.rmsNorm, tf.getBackend()) == null) return null;
+  // Any backend that registered every fused kernel (native's C kernels, webgpu's WGSL ones) uses
+  // them; a backend missing one runs the composite ops rather than failing mid-forward.
+  if (!enabled) return null;
+  const backend = tf.getBackend();
+  if (!Object.values(FUSED_KERNELS).every((name) => tf.getKernel(name, backend) != null)) return null;
   return ops;
 }
 
