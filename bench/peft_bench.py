@@ -60,7 +60,7 @@ def main():
     batch, seq = input_ids.shape
 
     load_start = time.perf_counter()
-    model = LlamaForCausalLM.from_pretrained(args.model, torch_dtype=torch.float32)
+    model = LlamaForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     config = AdaptionPromptConfig(adapter_len=args.adapter_len, adapter_layers=args.adapter_layers, task_type="CAUSAL_LM")
     model = get_peft_model(model, config)
     model.train()

@@ -166,7 +166,8 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
       stepBefore,
       { timeout: 60_000 },
     );
-    expect(await chartPoints('Training loss')).toBeGreaterThanOrEqual(stepBefore);
+    // The curve is back whole: the steps from before the reload (from the workspace) and the new ones (live).
+    await page.waitForFunction(lossPointsAbove, stepBefore, { timeout: 30_000 });
     await screenshot(page, '06-train-after-reload');
 
     // The first run completes; the queued one starts, and is cancelled while it trains.
@@ -174,7 +175,7 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     await long.waitFor({ timeout: 180_000 });
     await long.getByText('running').first().waitFor();
     await long.getByRole('button', { name: 'Cancel' }).click();
-    await long.getByText('cancelled').waitFor();
+    await long.locator('[data-status=cancelled]').waitFor();
 
     await nav('Runs');
     const row = page.getByRole('row').filter({ hasText: 'colors' });
@@ -209,9 +210,13 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     await page.locator('[data-cell="1:1"][data-done=true]').waitFor({ timeout: 60_000 });
     expect((await page.locator('[data-cell="0:1"]').innerText()).trim()).toBe('green');
     expect((await page.locator('[data-cell="1:1"]').innerText()).trim()).toBe('white');
+    await screenshot(page, '09-compare');
+    await page.getByRole('tab', { name: 'Rate blind' }).click();
     const blind = page.getByRole('region', { name: 'Blind rating' });
     await blind.getByText('Pair 1 of 2').waitFor();
-    await screenshot(page, '09-compare');
+    // Blind: the labelled columns are gone while rating.
+    expect(await page.getByRole('table', { name: 'Side-by-side outputs' }).count()).toBe(0);
+    await screenshot(page, '10-compare-blind');
     for (let i = 0; i < 2; i++) {
       const a = (await blind.getByTestId('answer-a').innerText()).trim();
       await blind.getByRole('button', { name: ['green', 'white'].includes(a) ? /A is better/ : /B is better/ }).click();
@@ -220,16 +225,20 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     }
     await blind.getByText('All pairs rated.').waitFor();
     expect(await blind.getByTestId('tally').innerText()).toMatch(/tiny-llama \+ colors: 2 wins/);
-    await screenshot(page, '10-compare-rated');
+    await screenshot(page, '11-compare-rated');
   });
 
   it('settings and the dark theme', async () => {
     await nav('Settings');
     await page.getByRole('heading', { name: 'Engine' }).waitFor();
-    await screenshot(page, '11-settings');
+    await screenshot(page, '12-settings');
     await page.getByRole('button', { name: 'Switch theme' }).click();
+    await nav('Runs');
+    await page.getByRole('row').filter({ hasText: 'colors' }).getByRole('link', { name: 'colors' }).click();
+    await page.getByRole('region', { name: 'Run details' }).waitFor();
+    await screenshot(page, '13-runs-dark');
     await nav('Train');
-    await page.getByRole('region', { name: 'Run colors' }).waitFor();
-    await screenshot(page, '12-train-dark');
+    await page.getByRole('region', { name: 'Run long run' }).waitFor();
+    await screenshot(page, '14-train-dark');
   });
 });

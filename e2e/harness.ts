@@ -111,8 +111,12 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const file = join(SCREENSHOTS, `${name}.png`);
   const viewport = page.viewportSize()!;
-  const height = await page.evaluate(() => document.documentElement.scrollHeight);
-  await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, Math.min(height, 4000)) });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  for (let i = 0; i < 2; i++) {
+    // Twice: a taller window can lay the page out taller still (charts, sticky columns).
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    await page.setViewportSize({ width: viewport.width, height: Math.max(viewport.height, Math.min(height, 4000)) });
+  }
   await page.screenshot({ path: file });
   await page.setViewportSize(viewport);
   return file;

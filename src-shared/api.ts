@@ -9,6 +9,7 @@
 // This module runs in the renderer, the preload and Node: it imports nothing but zod.
 
 import { z } from 'zod';
+import { API_METHOD_NAMES, type ApiMethodName } from './api-methods.js';
 
 // --- common --------------------------------------------------------------------------------------------------------
 
@@ -647,7 +648,12 @@ export const API = {
 
 export type ApiTable = typeof API;
 export type ApiMethod = keyof ApiTable;
-export const API_METHODS = Object.keys(API) as ApiMethod[];
+export const API_METHODS: readonly ApiMethod[] = API_METHOD_NAMES;
+
+// The name list (api-methods.ts) and the table must agree, both ways; a mismatch fails to compile here.
+type SameKeys<A extends PropertyKey, B extends PropertyKey> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const namesMatchTable: SameKeys<ApiMethodName, ApiMethod> = true;
+void namesMatchTable;
 
 /** What a caller passes (defaults may be left out). */
 export type ApiInput<M extends ApiMethod> = z.input<ApiTable[M]['input']>;

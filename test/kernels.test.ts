@@ -174,8 +174,23 @@ describe('fused linear', () => {
       const y = tf.matMul(tf.reshape(t.x, [-1, inDim]), t.w, false, transposeW) as tf.Tensor2D;
       return tf.reshape(y, [...xShape.slice(0, -1), y.shape[1]]);
     };
-    await expectSame(inputs, (t) => fused().linear(t.x, t.w as tf.Tensor2D, transposeW), composite, ['x', 'w'], seed);
+    await expectSame(inputs, (t) => fused().linear(t.x, t.w as tf.Tensor2D, transposeW), composite, ['x'], seed);
+
+    // A weight being trained is a variable: the fused op then keeps the input, and gives the weight's gradient.
+    const reference = await evaluate('cpu', inputs, composite, ['w'], seed);
+    await tf.setBackend(NATIVE_BACKEND);
+    const before = tf.memory().numTensors;
+    const x = tf.tensor(inputs.x.values, inputs.x.shape);
+    const initial = tf.tensor2d(inputs.w.values as Float32Array, inputs.w.shape as [number, number]);
+    const w = tf.variable(initial);
+    initial.dispose();
+    const weights = tf.tensor(normal(new Rng(seed), reference.shape).values, reference.shape);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(fused().linear(x, w, transposeW), weights)) as tf.Scalar, [w]);
+    expect(relativeError(grads[w.name].dataSync() as Float32Array, reference.grads[0])).toBeLessThan(2e-5);
+    tf.dispose([x, w, weights, value, ...Object.values(grads)]);
+    expect(tf.memory().numTensors).toBe(before);
   });
+
 });
 
 interface AttentionCase {
@@ -340,6 +355,37 @@ describe('fused kernels and memory', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('backward frees each layer\'s saved activations and gradients once it has used them', async () => {
+    await tf.setBackend(NATIVE_BACKEND);
+    const rng = new Rng(14);
+    const t = (shape: number[], scale = 1) => tf.tensor(normal(rng, shape, scale).values, shape);
+    const layers = 12;
+    const weights = Array.from({ length: layers }, () => [t([16, 32], 0.2), t([16, 32], 0.2), t([32, 16], 0.2)] as tf.Tensor2D[]);
+    const initial = t([4, 8, 16]);
+    const input = tf.variable(initial);
+    initial.dispose();
+    let buffersAtForwardEnd = 0;
+    let buffersAtBackwardEnd = 0;
+    // An identity at the bottom of the stack whose gradient runs last: it sees what backward still holds.
+    const bottom = tf.customGrad(((x: tf.Tensor) => ({
+      value: tf.add(x, 0),
+      gradFunc: (dy: tf.Tensor) => {
+        buffersAtBackwardEnd = tf.memory().numDataBuffers;
+        return dy.clone();
+      },
+    })) as unknown as Parameters<typeof tf.customGrad>[0]) as (x: tf.Tensor) => tf.Tensor;
+    const { value, grads } = tf.variableGrads(() => {
+      let h = bottom(input);
+      for (const [w1, w2, w3] of weights) h = fused().residualAdd(h, fused().linear(fused().swiglu(fused().linear(h, w1), fused().linear(h, w2)), w3));
+      const loss = tf.sum(h) as tf.Scalar;
+      buffersAtForwardEnd = tf.memory().numDataBuffers;
+      return loss;
+    }, [input]);
+    tf.dispose([value, ...Object.values(grads), input, ...weights.flat()]);
+    // Each layer keeps two [4, 8, 32] activations for backward; by the bottom, all but the last layer's are freed.
+    expect(buffersAtForwardEnd - buffersAtBackwardEnd).toBeGreaterThanOrEqual(2 * (layers - 2));
+  });
+
   it('results do not depend on the thread count', async () => {
     await tf.setBackend(NATIVE_BACKEND);
     const addon = loadNativeAddon();
@@ -363,5 +409,15 @@ describe('fused kernels and memory', () => {
       addon.setThreads(threads);
       tf.dispose([q, k, v, x, w]);
     }
+  });
+
+  // Last in the file: a gradient that throws leaves tfjs's tape half-cleaned, which would upset the counts above.
+  it('a frozen weight keeps no input for backward and refuses a weight gradient, saying why', async () => {
+    await tf.setBackend(NATIVE_BACKEND);
+    const [x, w] = [tf.ones([2, 3]), tf.ones([3, 4]) as tf.Tensor2D];
+    expect(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => fused().linear(a, b as tf.Tensor2D))([x, w])).toThrow(
+      /AsLinearFrozenWeight: no gradient with respect to the weight: it was not a trainable variable when the op ran/,
+    );
+    tf.dispose([x, w]);
   });
 });

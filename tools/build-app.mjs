@@ -69,8 +69,9 @@ export async function buildApp({ root = join(here, '..'), only = null } = {}) {
       outdir: join(dist, 'electron'),
       outExtension: { '.js': '.cjs' },
       external: ['electron', 'better-sqlite3', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu'],
-      // import.meta.url has no meaning in CommonJS; package-root.ts uses __dirname there instead.
-      define: { 'import.meta.url': 'undefined' },
+      // CommonJS has no import.meta.url; modules that find files beside themselves get this file's URL.
+      banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+      define: { 'import.meta.url': '__importMetaUrl' },
     });
     await build({ ...cjs, entryPoints: { preload: join(root, 'src-main/electron/preload.ts') }, outdir: join(dist, 'electron'), outExtension: { '.js': '.cjs' }, external: ['electron'] });
     done.push('dist/electron/main.cjs', 'dist/electron/preload.cjs');

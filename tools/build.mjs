@@ -35,3 +35,7 @@ const common = {
 
 await build({ ...common, entryPoints: { cli: join(root, 'src-main/cli/bin.ts') }, outdir: join(root, 'dist'), outExtension: { '.js': '.mjs' } });
 console.log('built dist/cli.mjs');
+
+// --- the app: engine host, serve entry, Electron shell and renderer (tools/build-app.mjs) ---
+const { buildApp } = await import('./build-app.mjs');
+console.log(`built ${(await buildApp({ root })).join(', ')}`);

@@ -78,6 +78,7 @@ static void softmax_rows(const AttnJob *j, float *s, int64_t rows, int64_t cols,
     float *row = s + r * ld;
     const int64_t limit = causal ? visible_keys(j, first_row + r) : cols;
     float max = -INFINITY;
+#pragma omp simd reduction(max : max)
     for (int64_t c = 0; c < limit; c++) max = row[c] > max ? row[c] : max;
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)

@@ -32,8 +32,11 @@ static GemmThreading threading = GEMM_THREADS_POOL;
 void gemm_set_threading(GemmThreading mode) { threading = mode; }
 GemmThreading gemm_get_threading(void) { return threading; }
 
-/* Below this many multiply-adds a product runs on the calling thread: splitting it costs more than it saves. */
+/* Below this many multiply-adds a product runs on the calling thread: splitting it costs more than it saves. A
+ * single row (decoding) streams its weight from memory, and two threads stream faster than one, so it splits at
+ * a smaller size. */
 #define PARALLEL_MIN_WORK (1 << 20)
+#define PARALLEL_MIN_WORK_ONE_ROW (1 << 16)
 
 typedef struct {
   bool ta, tb;
@@ -83,7 +86,8 @@ static void split_part(void *ctx, int64_t begin, int64_t end, int worker) {
 void gemm_product(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                   const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
   const int threads = pool_threads();
-  if (threading == GEMM_THREADS_BLAS || threads == 1 || m * n * k < PARALLEL_MIN_WORK) {
+  const int64_t min_work = m == 1 ? PARALLEL_MIN_WORK_ONE_ROW : PARALLEL_MIN_WORK;
+  if (threading == GEMM_THREADS_BLAS || threads == 1 || m * n * k < min_work) {
     blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <unistd.h>
 
-/* Polls of the job counter before an idle worker sleeps: about 0.1 ms, shorter than the gap between kernels. */
+/* Polls of the job word before an idle worker sleeps: about 0.1 ms, longer than the gap between two kernels. */
 #define SPIN_POLLS 4000
 
 static inline void cpu_relax(void) {
@@ -17,23 +17,33 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-typedef struct {
+/*
+ * The current job. Its fields are written by the caller before it publishes the job in `state`, and stay fixed
+ * until every item is done, so a worker that claimed an item (see claim) reads them consistently.
+ */
+static struct {
   pool_body body;
   void *ctx;
   int64_t n, chunk;
-  atomic_llong next;  /* first item not yet handed out */
-} Job;
+} job;
+
+/*
+ * state = (generation << 32) | next item. Items are claimed by compare-and-swap on the whole word, so a worker
+ * that read an old generation can never claim (and run) an item of a newer job. The caller waits for `done` to
+ * reach n, not for the workers: a worker the OS has not scheduled yet costs nothing, the caller (or another
+ * worker) takes its items. That keeps small kernels fast on a loaded machine.
+ */
+static _Atomic uint64_t state = 0;
+static atomic_llong done = 0;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pthread_t workers[POOL_MAX_THREADS];
-static int started_workers = 0;     /* worker threads alive (threads - 1 once started) */
-static int wanted_threads = 0;      /* 0 until first use: then pool_default_threads() */
-static atomic_int generation = 0;   /* bumped once per job; workers run each generation once */
-static atomic_int busy_workers = 0; /* workers still inside the current job */
+static int started_workers = 0; /* worker threads alive (threads - 1 once started) */
+static int wanted_threads = 0;  /* 0 until first use: then pool_default_threads() */
 static atomic_int sleepers = 0;
 static atomic_bool stopping = false;
-static Job job;
+static uint32_t generation = 0; /* the caller's count of jobs (only pool_for writes it) */
 
 int pool_default_threads(void) {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -41,37 +51,45 @@ int pool_default_threads(void) {
   return cores > POOL_MAX_THREADS ? POOL_MAX_THREADS : (int)cores;
 }
 
-static void run_chunks(int worker) {
+/* Claims and runs items of job `gen` until none are left; returns when the job is exhausted or superseded. */
+static void run_items(uint32_t gen, int worker) {
   for (;;) {
-    int64_t begin = atomic_fetch_add(&job.next, job.chunk);
-    if (begin >= job.n) return;
-    int64_t end = begin + job.chunk < job.n ? begin + job.chunk : job.n;
+    uint64_t s = atomic_load_explicit(&state, memory_order_acquire);
+    if ((uint32_t)(s >> 32) != gen) return;
+    const int64_t begin = (int64_t)(uint32_t)s, n = job.n, chunk = job.chunk;
+    if (begin >= n) return;
+    const int64_t end = begin + chunk < n ? begin + chunk : n;
+    if (!atomic_compare_exchange_weak_explicit(&state, &s, s + (uint64_t)(end - begin), memory_order_acq_rel,
+                                               memory_order_relaxed)) {
+      continue;
+    }
     job.body(job.ctx, begin, end, worker);
+    atomic_fetch_add_explicit(&done, end - begin, memory_order_release);
   }
 }
 
-static int start_generation; /* the generation when workers were started: the first one they wait past */
-
 static void *worker_main(void *arg) {
-  int worker = (int)(intptr_t)arg;
-  /* Not atomic_load(&generation): a job may already have been posted by the time this thread first runs. */
-  int seen = start_generation;
+  const int worker = (int)(intptr_t)arg;
+  uint32_t seen = (uint32_t)(atomic_load(&state) >> 32);
   for (;;) {
-    int now = seen;
-    for (int i = 0; i < SPIN_POLLS && (now = atomic_load_explicit(&generation, memory_order_acquire)) == seen; i++) {
+    uint32_t now = seen;
+    for (int i = 0; i < SPIN_POLLS; i++) {
+      now = (uint32_t)(atomic_load_explicit(&state, memory_order_acquire) >> 32);
+      if (now != seen) break;
       cpu_relax();
     }
     if (now == seen) {
       pthread_mutex_lock(&lock);
       atomic_fetch_add(&sleepers, 1);
-      while ((now = atomic_load(&generation)) == seen && !atomic_load(&stopping)) pthread_cond_wait(&wake, &lock);
+      while ((now = (uint32_t)(atomic_load(&state) >> 32)) == seen && !atomic_load(&stopping)) {
+        pthread_cond_wait(&wake, &lock);
+      }
       atomic_fetch_sub(&sleepers, 1);
       pthread_mutex_unlock(&lock);
     }
     if (atomic_load(&stopping)) return NULL;
     seen = now;
-    run_chunks(worker);
-    atomic_fetch_sub_explicit(&busy_workers, 1, memory_order_release);
+    run_items(now, worker);
   }
 }
 
@@ -86,7 +104,6 @@ static void stop_workers(void) {
 }
 
 static void start_workers(int count) {
-  start_generation = atomic_load(&generation);
   for (int i = 0; i < count; i++) {
     if (pthread_create(&workers[i], NULL, worker_main, (void *)(intptr_t)(i + 1)) != 0) break;
     started_workers++;
@@ -109,9 +126,10 @@ int pool_threads(void) {
 
 void pool_for(int64_t n, int64_t grain, pool_body body, void *ctx) {
   if (n <= 0) return;
-  int threads = pool_threads();
+  const int threads = pool_threads();
   if (grain < 1) grain = 1;
-  if (threads == 1 || n <= grain) {
+  /* Item indices share a 64-bit word with the generation; larger loops (none today) simply run inline. */
+  if (threads == 1 || n <= grain || n >= ((int64_t)1 << 32)) {
     body(ctx, 0, n, 0);
     return;
   }
@@ -122,17 +140,17 @@ void pool_for(int64_t n, int64_t grain, pool_body body, void *ctx) {
   job.ctx = ctx;
   job.n = n;
   job.chunk = chunk;
-  atomic_store(&job.next, 0);
-  atomic_store(&busy_workers, started_workers);
-  atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+  atomic_store_explicit(&done, 0, memory_order_relaxed);
+  generation++;
+  atomic_store_explicit(&state, (uint64_t)generation << 32, memory_order_release);
   if (atomic_load(&sleepers) > 0) {
     pthread_mutex_lock(&lock);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
   }
-  run_chunks(0);
-  /* Workers may still be finishing their last chunk; the job's ctx lives on this stack until they are done. */
-  for (int i = 0; atomic_load_explicit(&busy_workers, memory_order_acquire) > 0; i++) {
+  run_items(generation, 0);
+  /* Items other threads claimed may still be running; ctx lives on the caller's stack until they finish. */
+  for (int i = 0; atomic_load_explicit(&done, memory_order_acquire) < n; i++) {
     if (i < SPIN_POLLS) cpu_relax();
     else sched_yield();
   }

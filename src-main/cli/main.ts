@@ -2,6 +2,7 @@
 
 import { CancelledError, EngineError } from '../engine/errors.js';
 import { datasetCommand } from './dataset-command.js';
+import { serveCommand } from './serve-command.js';
 import { forwardCommand, generateCommand, infoCommand, trainCommand } from './engine-commands.js';
 import { convertMetaCommand, exportJobCommand, exportOfficialCommand, importJobCommand, importOfficialCommand, INTEROP_USAGE } from './interop-commands.js';
 import type { IO } from './flags.js';
@@ -25,6 +26,8 @@ Commands:
   forward   --model DIR [--adapter DIR] --input-ids 1,2,3[;4,5,6] [--labels=-100,5,6] --json
             logits (and loss + adapter gradients with --labels), to check against a reference
 
+  serve     [--host 127.0.0.1] [--port N] [--workspace DIR]   the app in your browser (prints the URL
+            with its access token); --allow-remote to bind a non-loopback address
   dataset   import|list|export|dedupe|split|undo [--workspace DIR] [--json]   curate datasets in a
             workspace (run "adapter-studio dataset --help")
 
@@ -42,6 +45,7 @@ const COMMANDS: Record<string, Command> = {
   generate: generateCommand,
   forward: forwardCommand,
   dataset: datasetCommand,
+  serve: serveCommand,
   'import-official': importOfficialCommand,
   'export-official': exportOfficialCommand,
   'convert-meta': convertMetaCommand,

@@ -261,8 +261,13 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
     let h = tf.gather(w.embed, ids) as tf.Tensor as tf.Tensor3D; // [B, T, dim]
     for (let i = 0; i < c.nLayers; i++) {
       const lw = w.layers[i];
-      h = residual(h, attention(model, i, rmsNorm(h, lw.attnNorm, c.normEps) as tf.Tensor3D, rope, mask!, opts));
-      h = residual(h, mlp(lw, rmsNorm(h, lw.mlpNorm, c.normEps), i, opts.lora));
+      const input = h;
+      // A scope per layer: what backward does not keep (it holds its own references) is freed as each layer
+      // ends, rather than when the whole forward pass does.
+      h = tf.tidy(() => {
+        const mid = residual(input, attention(model, i, rmsNorm(input, lw.attnNorm, c.normEps) as tf.Tensor3D, rope, mask!, opts));
+        return residual(mid, mlp(lw, rmsNorm(mid, lw.mlpNorm, c.normEps), i, opts.lora));
+      });
     }
     return rmsNorm(h, w.norm, c.normEps) as tf.Tensor3D;
   });

@@ -231,7 +231,8 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
         datasetId: dataset.id,
         datasetVersion: dataset.version,
         modelId: req.modelId as ModelId,
-        backend: ctx.settings().backend,
+        // The backend the engine last started with; 'auto' (the setting) until an engine has started.
+        backend: ctx.engines.backendInfo().name ?? ctx.settings().backend,
       });
       ctx.queue.wake();
       const summary = views.summary(ws.runs.get(run.id));

@@ -104,11 +104,12 @@ let releasable: Tensor[] = [];
  * a dy the caller passed to tf.grad() stays the caller's.
  */
 export function releaseAfterUse(dys: (Tensor | null)[], saved: Tensor[]): void {
+  const state = engine().state as unknown as { activeScope?: { id: number }; gradientDepth: number };
+  if (state.gradientDepth > 0) return; // inside another gradient's forward (higher order): tfjs may need them again
   for (const t of releasable) t.dispose();
   releasable = [...saved];
-  const state = engine().state as unknown as { activeScope?: { id: number }; gradientDepth: number };
   const scope = state.activeScope?.id;
-  if (scope === undefined || state.gradientDepth > 1) return; // higher-order gradients: keep everything
+  if (scope === undefined) return;
   for (const dy of dys) {
     if (dy != null && (dy as unknown as { scopeId?: number }).scopeId === scope) releasable.push(dy);
   }
@@ -125,7 +126,7 @@ function sharedGradients(names: string[], all: Tensor[]): Record<string, () => T
 }
 
 const notDifferentiable = (kernel: string, input: string) => () => {
-  throw new Error(`${kernel}: no gradient with respect to ${input} (it is not meant to be trained)`);
+  throw new Error(`${kernel}: no gradient with respect to ${input}`);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -218,8 +219,8 @@ const ropeGradient: GradConfig = {
     return {
       // The rotation is orthogonal: its gradient is the inverse rotation, the same kernel run backward.
       x: () => one(run(FUSED_KERNELS.rope, { x: dy as Tensor, cos, sin }, { ...attrs, backward: true })),
-      cos: notDifferentiable(FUSED_KERNELS.rope, 'the cos table'),
-      sin: notDifferentiable(FUSED_KERNELS.rope, 'the sin table'),
+      cos: notDifferentiable(FUSED_KERNELS.rope, 'the cos table (a constant)'),
+      sin: notDifferentiable(FUSED_KERNELS.rope, 'the sin table (a constant)'),
     };
   },
 };
@@ -335,7 +336,7 @@ const linearFrozenWeightGradient: GradConfig = {
     releaseAfterUse([dy as Tensor], saved);
     return {
       x: () => one(run(FUSED_KERNELS.linear, { x: dy as Tensor, w }, { transposeW: !transposeW })),
-      w: notDifferentiable(FUSED_KERNELS.linearFrozenWeight, 'the weight: it was not a trainable variable when the op ran'),
+      w: notDifferentiable(FUSED_KERNELS.linearFrozenWeight, 'the weight: it was not a trainable variable when the op ran (make it a tf.Variable to train it)'),
     };
   },
 };
@@ -501,8 +502,8 @@ const crossEntropyGradient: GradConfig = {
     releaseAfterUse(dys as Tensor[], saved);
     return {
       logits: () => one(run(FUSED_KERNELS.crossEntropyGrad, { dnll, logits, labels, mask, lse }, attrs)),
-      labels: notDifferentiable(FUSED_KERNELS.crossEntropy, 'the labels'),
-      mask: notDifferentiable(FUSED_KERNELS.crossEntropy, 'the mask'),
+      labels: notDifferentiable(FUSED_KERNELS.crossEntropy, 'the labels (integers)'),
+      mask: notDifferentiable(FUSED_KERNELS.crossEntropy, 'the mask (a constant)'),
     };
   },
 };
@@ -552,8 +553,8 @@ const lmHeadCrossEntropyGradient: GradConfig = {
       // The forward already formed d nll / d hidden for a unit upstream gradient; scale each row by its dnll.
       hidden: () => one(run(FUSED_KERNELS.scaleRows, { x: dunit, dnll }, attrs)),
       w: notDifferentiable(FUSED_KERNELS.lmHeadCrossEntropy, 'the head weight (train it through crossEntropy(logits))'),
-      labels: notDifferentiable(FUSED_KERNELS.lmHeadCrossEntropy, 'the labels'),
-      mask: notDifferentiable(FUSED_KERNELS.lmHeadCrossEntropy, 'the mask'),
+      labels: notDifferentiable(FUSED_KERNELS.lmHeadCrossEntropy, 'the labels (integers)'),
+      mask: notDifferentiable(FUSED_KERNELS.lmHeadCrossEntropy, 'the mask (a constant)'),
     };
   },
 };

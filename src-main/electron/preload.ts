@@ -1,0 +1,5 @@
+// The sandboxed preload: exposes the API bridge and nothing else (bundled to dist/electron/preload.cjs).
+import { contextBridge, ipcRenderer } from 'electron';
+import { buildBridge } from './bridge.js';
+
+contextBridge.exposeInMainWorld('adapterStudio', buildBridge(ipcRenderer));
