@@ -6,8 +6,8 @@
 //   - greedy decoding with a KV cache: ours vs llama.cpp (node-llama-cpp, CPU build) on the same weights as GGUF F32;
 //   - this machine's sgemm peak, which MFU is measured against.
 // Prints a table of ratios and writes bench/results.md. Every measurement runs in its own process (so each peak
-// RSS is one engine's), and training alternates ours / PEFT for --rounds rounds, keeping each engine's best, so
-// that load from other processes on a shared machine falls on both.
+// RSS is one engine's), and training and decoding alternate ours / peer for --rounds rounds, so that load from other
+// processes on a shared machine falls on both; each engine's fastest step is the headline, its median beside it.
 //
 //   node bench/run.mjs [--rounds 2] [--steps 5] [--threads N] [--skip-wasm] [--out bench/results.md]
 //
@@ -121,12 +121,19 @@ async function main() {
   const prepared = node('prepare', ['--dir', data]);
   if (prepared.error) throw new Error(`could not prepare the benchmark data: ${prepared.error}`);
 
-  log('measuring the sgemm peak');
-  const sgemm = node('sgemm', ['--threads', String(threads)]);
+  // The peak is measured once per round too and the highest kept: like the fastest training step, it is what the
+  // machine does when other processes leave it alone.
+  const sgemmRuns = [];
+  const measurePeak = () => {
+    log('measuring the sgemm peak');
+    sgemmRuns.push(node('sgemm', ['--threads', String(threads)]));
+  };
+  measurePeak();
 
   const ours = [];
   const peft = [];
   for (let round = 1; round <= rounds; round++) {
+    if (round > 1) measurePeak();
     log(`training round ${round}/${rounds}: ours (native), then PEFT`);
     ours.push(node('train', ['--dir', data, '--backend', 'native', '--steps', String(steps), '--threads', String(threads), '--profile', round === 1 ? 'true' : 'false']));
     peft.push(
@@ -153,16 +160,29 @@ async function main() {
     log('training on plain wasm (context; slow)');
     wasm = node('train', ['--dir', data, '--backend', 'wasm', '--steps', '1', '--profile', 'false'], { timeoutSec: 1200 });
   }
+  measurePeak();
   const loadAfter = os.loadavg();
+  const sgemm = best(sgemmRuns, 'peakGflops');
 
-  const o = best(ours, 'tokens_per_sec');
-  const p = best(peft, 'tokens_per_sec');
+  // Under load from other processes, the fastest step is the best estimate of what each engine does on a quiet
+  // machine; the median is reported beside it.
+  const withFastest = (runs) => runs.map((r) => (r.error ? r : { ...r, fastest_ms: Math.min(...r.step_ms) }));
+  const o = best(withFastest(ours), 'fastest_ms', Math.min);
+  const p = best(withFastest(peft), 'fastest_ms', Math.min);
+  const medianOf = (runs) => {
+    const all = runs.filter((r) => !r.error).flatMap((r) => r.step_ms).sort((a, b) => a - b);
+    return all.length ? all[Math.floor(all.length / 2)] : NaN;
+  };
+  const tokens = (o.batch ?? 4) * (o.seq ?? 256);
+  const oursMedian = medianOf(ours);
+  const peftMedian = medianOf(peft);
   const profiled = ours.find((r) => !r.error && r.profile?.kernels?.length) ?? o;
   const d = best(decodeOurs, 'decode_tokens_per_sec');
   const l = best(decodeLlama, 'decode_tokens_per_sec');
   const peak = sgemm.peakGflops;
   const flops = o.flops?.total;
   const mfu = (ms) => (flops && peak && ms ? flops / (ms / 1000) / 1e9 / peak : NaN);
+  const perSec = (ms) => tokens / (ms / 1000);
   const memoryBase = o.error ? NaN : o.weight_bytes + o.optimizer_bytes + o.activation_bytes;
   const rssRatio = o.peak_rss_bytes / memoryBase;
   const sameTokens = (() => {
@@ -175,13 +195,14 @@ async function main() {
 
   const table = [
     ['measure', 'ours (native)', 'peer', 'ratio', 'target', 'status'],
-    ['training tokens/s', fmt(o.tokens_per_sec), `${fmt(p.tokens_per_sec)} (PEFT)`, `${fmt(ratio(o.tokens_per_sec, p.tokens_per_sec), 2)}x`, '>= 1.5x', verdict(ratio(o.tokens_per_sec, p.tokens_per_sec) >= 1.5)],
-    ['training ms/step', fmt(o.median_ms, 0), `${fmt(p.median_ms, 0)} (PEFT)`, `${fmt(ratio(p.median_ms, o.median_ms), 2)}x faster`, '', ''],
+    ['training tokens/s (fastest step)', fmt(perSec(o.fastest_ms)), `${fmt(perSec(p.fastest_ms))} (PEFT)`, `${fmt(ratio(p.fastest_ms, o.fastest_ms), 2)}x`, '>= 1.5x', verdict(ratio(p.fastest_ms, o.fastest_ms) >= 1.5)],
+    ['training tokens/s (median step)', fmt(perSec(oursMedian)), `${fmt(perSec(peftMedian))} (PEFT)`, `${fmt(ratio(peftMedian, oursMedian), 2)}x`, '', ''],
+    ['training ms/step (fastest / median)', `${fmt(o.fastest_ms, 0)} / ${fmt(oursMedian, 0)}`, `${fmt(p.fastest_ms, 0)} / ${fmt(peftMedian, 0)} (PEFT)`, '', '', ''],
     ['training peak RSS', mb(o.peak_rss_bytes), `${mb(p.peak_rss_bytes)} (PEFT)`, `${fmt(ratio(o.peak_rss_bytes, p.peak_rss_bytes), 2)}x`, '', ''],
     ['peak RSS / (weights + optimizer + activations)', `${fmt(rssRatio, 2)}x`, '', '', '<= 1.3x', verdict(rssRatio <= 1.3)],
-    ['MFU vs sgemm peak', `${fmt(100 * mfu(o.median_ms), 0)}%`, `${fmt(100 * mfu(p.median_ms), 0)}% (PEFT)`, '', '>= 50%', verdict(mfu(o.median_ms) >= 0.5)],
+    ['MFU vs sgemm peak (fastest step)', `${fmt(100 * mfu(o.fastest_ms), 0)}%`, `${fmt(100 * mfu(p.fastest_ms), 0)}% (PEFT)`, '', '>= 50%', verdict(mfu(o.fastest_ms) >= 0.5)],
     ['decode tokens/s (greedy, KV cache)', fmt(d.decode_tokens_per_sec), `${fmt(l.decode_tokens_per_sec)} (llama.cpp)`, `${fmt(ratio(d.decode_tokens_per_sec, l.decode_tokens_per_sec), 2)}x`, '>= 1.0x', verdict(ratio(d.decode_tokens_per_sec, l.decode_tokens_per_sec) >= 1.0)],
-    ['training tokens/s on plain wasm', wasm.error ? `failed: ${wasm.error.slice(0, 60)}` : fmt(wasm.tokens_per_sec, 2), '', wasm.error ? '' : `${fmt(ratio(o.tokens_per_sec, wasm.tokens_per_sec), 1)}x slower than native`, '', ''],
+    ['training tokens/s on plain wasm (1 step)', wasm.error ? `failed: ${wasm.error.slice(0, 60)}` : fmt(wasm.tokens_per_sec, 2), '', wasm.error ? '' : `native is ${fmt(ratio(perSec(o.fastest_ms), wasm.tokens_per_sec), 1)}x faster`, '', ''],
   ];
   const widths = table[0].map((_, i) => Math.max(...table.map((row) => String(row[i]).length)));
   const text = table.map((row) => row.map((cell, i) => String(cell).padEnd(widths[i])).join('  ')).join('\n');
@@ -191,11 +212,11 @@ async function main() {
   md.push('# Benchmark results', '');
   md.push(`Written by \`npm run bench\` (bench/run.mjs) on ${startedAt.toISOString()}. One run, one machine, same model and data for every engine.`, '');
   md.push('## Machine and settings', '');
-  md.push(`- CPU: ${cpuName()}; load average ${loadBefore.map((x) => x.toFixed(2)).join(' / ')} at the start, ${loadAfter.map((x) => x.toFixed(2)).join(' / ')} at the end (1/5/15 min). Other processes share the cores; ours and PEFT alternate over ${rounds} round(s) and each keeps its best round.`);
+  md.push(`- CPU: ${cpuName()}; load average ${loadBefore.map((x) => x.toFixed(2)).join(' / ')} at the start, ${loadAfter.map((x) => x.toFixed(2)).join(' / ')} at the end (1/5/15 min). Other processes share the cores, so timings vary from step to step; ours and PEFT alternate over ${rounds} round(s) so that the load falls on both.`);
   md.push(`- Threads: ${threads} for every engine. Ours: the addon's pool (${sgemm.blas ?? 'BLAS'}), each thread running single-threaded BLAS on its block. PEFT: ${p.threads ? Object.entries(p.threads).map(([k, v]) => `${k}=${v}`).join(', ') : 'n/a'}. llama.cpp: ${l.threads ?? 'n/a'} threads.`);
   md.push(`- Versions: Node ${process.version}; ${p.versions ? Object.entries(p.versions).map(([k, v]) => `${k} ${v}`).join(', ') : 'PyTorch n/a'}; ${l.version ?? 'node-llama-cpp n/a'}.`);
   md.push('- Model: LLaMA, dim 512, 8 layers, 8 heads (head dim 64), FFN 1376, vocabulary 32000, untied head, random weights written as a Hugging Face folder (safetensors F32) and exported to GGUF F32 by `adapter-studio export-gguf`.');
-  md.push(`- Training: batch 4 x 256 tokens; adapter K = 10 prompt vectors on the top 6 layers, one gate per layer (PEFT's adaption-prompt form); AdamW. Labels: each sequence's first 64-128 tokens are the instruction, unlabelled (-100) as in Alpaca-style tuning; the loss covers the other ${o.labelled ?? 'n/a'} of ${(o.batch ?? 4) * ((o.seq ?? 256) - 1)} predicted positions. Our engine computes the vocabulary head only for labelled positions; transformers computes it for all. ${steps} timed steps after a warm-up step; the median step counts.`);
+  md.push(`- Training: batch 4 x 256 tokens; adapter K = 10 prompt vectors on the top 6 layers, one gate per layer (PEFT's adaption-prompt form); AdamW. Labels: each sequence's first 64-128 tokens are the instruction, unlabelled (-100) as in Alpaca-style tuning; the loss covers the other ${o.labelled ?? 'n/a'} of ${(o.batch ?? 4) * ((o.seq ?? 256) - 1)} predicted positions. Our engine computes the vocabulary head only for labelled positions; transformers computes it for all. ${steps} timed steps after a warm-up step in each of ${rounds} round(s), ours and PEFT alternating; the fastest step of each engine is the headline (the least disturbed by other processes), the median of all its steps is shown beside it.`);
   md.push(`- Decoding: a ${d.prompt_tokens ?? 32}-token prompt, then greedy tokens up to ${d.generated ?? 128} (prefill excluded from tokens/s). llama.cpp with F32 KV cache and flash attention off, the arithmetic ours does; greedy tokens of the two: ${sameTokens}.`);
   md.push('');
   md.push('## Results', '');
@@ -204,8 +225,8 @@ async function main() {
   for (const row of table.slice(1)) md.push('| ' + row.join(' | ') + ' |');
   md.push('');
   md.push('## Details', '');
-  md.push(`- sgemm peak (our addon, ${sgemm.threads ?? threads} threads): ${fmt(peak)} GFLOP/s; ${(sgemm.shapes ?? []).map((s) => `${s.m}x${s.n}x${s.k}: ${fmt(s.gflops)}`).join(', ')}.`);
-  md.push(`- Training step FLOPs (needed work, multiply-add = 2): forward ${fmt((o.flops?.forward ?? 0) / 1e9)} G, backward ${fmt((o.flops?.backward ?? 0) / 1e9)} G (input gradients only: the base is frozen; gradients pass through the top 5 adapted layers and, in the lowest adapted layer, through wo, the MLP and the prompt branch; the head counts labelled positions only). Ours runs at ${fmt(flops / (o.median_ms / 1000) / 1e9)} GFLOP/s, PEFT at ${fmt(flops / (p.median_ms / 1000) / 1e9)} GFLOP/s on the same count.`);
+  md.push(`- sgemm peak (our addon, ${sgemm.threads ?? threads} threads, OpenBLAS per block): ${fmt(peak)} GFLOP/s, the best of ${sgemmRuns.length} measurements spread over the run (${sgemmRuns.map((r) => fmt(r.peakGflops, 0)).join(', ')}); in the best: ${(sgemm.shapes ?? []).map((s) => `${s.m}x${s.n}x${s.k}: ${fmt(s.gflops)}`).join(', ')}.`);
+  md.push(`- Training step FLOPs (needed work, multiply-add = 2): forward ${fmt((o.flops?.forward ?? 0) / 1e9)} G, backward ${fmt((o.flops?.backward ?? 0) / 1e9)} G (input gradients only: the base is frozen; gradients pass through the top 5 adapted layers and, in the lowest adapted layer, through wo, the MLP and the prompt branch; the head counts labelled positions only). On its fastest step ours runs at ${fmt(flops / (o.fastest_ms / 1000) / 1e9)} GFLOP/s, PEFT at ${fmt(flops / (p.fastest_ms / 1000) / 1e9)} GFLOP/s on the same count.`);
   md.push(`- Step times (ms), ours: ${ours.map((r) => (r.error ? `failed (${r.error})` : r.step_ms.map((x) => x.toFixed(0)).join(', '))).join(' | ')}; PEFT: ${peft.map((r) => (r.error ? `failed (${r.error})` : r.step_ms.map((x) => x.toFixed(0)).join(', '))).join(' | ')}.`);
   md.push(`- Losses after warm-up, ours: ${o.losses ? o.losses.map((x) => x.toFixed(4)).join(', ') : 'n/a'}; PEFT: ${p.losses ? p.losses.map((x) => x.toFixed(4)).join(', ') : 'n/a'}.`);
   md.push(`- Memory, ours: weights ${mb(o.weight_bytes)}, optimizer (adapter values + AdamW moments) ${mb(o.optimizer_bytes)}, activations kept for backward ${mb(o.activation_bytes)} (saved tensors on the tape at the end of the forward pass, each buffer once, weights excluded); peak RSS ${mb(o.peak_rss_bytes)} for the whole process, model loading and Node itself included; RSS after loading ${mb(o.rss_after_load_bytes)}, after each step ${(o.rss_after_step_bytes ?? []).map(mb).join(', ')}.`);
@@ -220,7 +241,7 @@ async function main() {
     for (const k of profiled.profile.kernels.filter((k) => k.ms >= 0.5)) md.push(`| ${k.name} | ${fmt(k.ms, 0)} | ${fmt((100 * k.ms) / total, 1)}% | ${k.calls} |`);
     md.push('');
   }
-  md.push('## Raw results', '', '```json', JSON.stringify({ sgemm, ours, peft, wasm, decodeOurs: decodeOurs.map(({ tokens, ...r }) => r), decodeLlama: decodeLlama.map(({ tokens, ...r }) => r) }, null, 1), '```', '');
+  md.push('## Raw results', '', '```json', JSON.stringify({ sgemm: sgemmRuns, ours, peft, wasm, decodeOurs: decodeOurs.map(({ tokens, ...r }) => r), decodeLlama: decodeLlama.map(({ tokens, ...r }) => r) }, null, 1), '```', '');
   fs.writeFileSync(outFile, md.join('\n'));
   log(`wrote ${path.relative(root, outFile)}`);
 }

@@ -87,6 +87,7 @@ function fused(): FusedOps {
 beforeAll(async () => {
   const status = await initNativeBackend();
   if (!status.ok) throw new Error(`the native backend is unavailable: ${status.reason}`);
+  await tf.setBackend(NATIVE_BACKEND);
 });
 
 describe('fused RMSNorm', () => {

@@ -91,12 +91,18 @@ void gemm_product(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
     blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  /* Each thread multiplies its own block of C with single-threaded BLAS: split the longer side of C, and the
-   * columns for a single row. */
-  Split s = {ta, tb, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, threads, m >= 2 * n && m >= 8 * threads};
+  /* Each block of C is a single-threaded BLAS call: split the longer side of C (the columns for a single row).
+   * Up to four blocks per thread, handed out as threads come free, so a thread the OS delays (a shared machine)
+   * holds up only a small block. Every block packs the other operand again, so blocks stay at least 256 columns
+   * (or 64 rows) wide, and rows split only thread-ways when that operand (B) is large. */
+  const bool split_rows = m >= 2 * n && m >= 8 * threads;
+  const int64_t side = split_rows ? m / 64 : (m == 1 ? n / 1024 : n / 256);
+  int64_t parts = side < 4 * threads ? side : 4 * threads;
+  if (parts < threads || (split_rows && k * n > ((int64_t)2 << 20))) parts = threads;
+  Split s = {ta, tb, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, parts, split_rows};
   int before = blas_get_threads();
   if (before != 1) blas_set_threads(1);
-  pool_for(threads, 1, split_part, &s);
+  pool_for(parts, 1, split_part, &s);
   if (before != 1) blas_set_threads(before);
 }
 

@@ -251,9 +251,14 @@ napi_value LmHeadCrossEntropy(napi_env env, napi_callback_info info) {
     else j.nll[n] = 0.0f;
   }
   if (dunit.data != NULL) memset(dunit.data, 0, sizeof(float) * j.phys_rows * dim);
+  /* Equal chunks (656 rows at most ~260 per chunk: three of 219, not 262 + 262 + 132), each product as large as
+   * the others. */
   int64_t chunk = CHUNK_FLOATS / j.vocab;
   if (chunk < 16) chunk = 16;
-  if (chunk > count) chunk = count;
+  if (count > 0) {
+    const int64_t chunks = (count + chunk - 1) / chunk;
+    chunk = (count + chunks - 1) / chunks;
+  }
   float *x = malloc(sizeof(float) * (chunk > 0 ? chunk : 1) * dim);
   float *logits = malloc(sizeof(float) * (chunk > 0 ? chunk : 1) * j.vocab);
   float *dx = dunit.data != NULL ? malloc(sizeof(float) * (chunk > 0 ? chunk : 1) * dim) : NULL;

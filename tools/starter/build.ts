@@ -50,7 +50,7 @@ const VOCAB_SIZE = 4096;
 /**
  * The starter model, sized from step times measured on a shared 2-core EPYC (native backend, one
  * BLAS thread, 16 x 128 tokens per step): dim 256 with 6 layers took ~3 s a step, with 4 layers
- * ~1.4-2 s, so 4 layers reach ~1400 steps (2.2 passes over the corpus) within the hour.
+ * ~1.3-2 s, so 4 layers reach ~1400 steps (~6 passes over the corpus) within the hour.
  * Multi-head attention (no GQA): tfjs's Tile gradient, which GQA's key/value repetition needs,
  * cost a third of the step. Tied embeddings save 1M parameters; 128 positions hold an Alpaca
  * prompt and its answer.
@@ -78,7 +78,7 @@ const PRETRAIN: PretrainSettings = {
   ...DEFAULT_PRETRAIN,
   seqLen: 128,
   batchSize: 16,
-  epochs: 2.2,
+  epochs: 6,
   lr: 2e-3,
   minLr: 2e-4,
   warmupSteps: 100,
@@ -87,6 +87,7 @@ const PRETRAIN: PretrainSettings = {
 
 const TEXT_OPTIONS = {
   seed: SEED,
+  minTagCount: 5,
   heldOutDocuments: 250,
   testPerTask: 30,
   trainPerTask: { define: 700, synonym: 600, hypernym: 700, antonym: 400, sentence: 600 },
@@ -145,7 +146,8 @@ function stageData(wordnetDir: string): void {
     debianVersion: debianPackageVersion('wordnet-base'),
     licence: 'WordNet 3.0 licence (permissive, BSD-like); text in LICENSE-WordNet.txt',
     synsets: wn.synsets.size,
-    taggedSynsets: text.documents.length + text.heldOut.length,
+    minTagCount: TEXT_OPTIONS.minTagCount,
+    keptSynsets: text.documents.length + text.heldOut.length,
     corpusDocuments: text.documents.length,
     corpusCharacters: text.documents.reduce((n, d) => n + d.length + 1, 0),
     heldOutDocuments: text.heldOut.length,
