@@ -18,6 +18,7 @@ import { type AdamWState, adamWStep, disposeAdamWState, learningRate, newAdamWSt
 import { Rng } from './rng.js';
 import { writeAtomically, writeSafetensors, type TensorToWrite, type WritableDtype } from './safetensors.js';
 import { type Encoder, epochOrder } from './data.js';
+import { yieldToEventLoop } from './train.js';
 
 // ---------------------------------------------------------------------------------------------
 // Initial weights
@@ -176,6 +177,7 @@ export async function evaluateLoss(model: LlamaModel, windows: Int32Array, seqLe
   let sum = 0;
   let tokens = 0;
   for (let start = 0; start < count; start += batchSize) {
+    await yieldToEventLoop(); // a long evaluation must not starve the process's I/O
     const which = Array.from({ length: Math.min(batchSize, count - start) }, (_, i) => start + i);
     const ids = windowBatch(windows, seqLen, which);
     const targets = shiftedTargets(ids, which.length, seqLen);
