@@ -181,7 +181,16 @@ async function main() {
   const l = best(decodeLlama, 'decode_tokens_per_sec');
   const peak = sgemm.peakGflops;
   const flops = o.flops?.total;
-  const mfu = (ms) => (flops && peak && ms ? flops / (ms / 1000) / 1e9 / peak : NaN);
+  // MFU per round, against the peak measured just before that round (the load changes over a run), best round kept.
+  const mfuOf = (runs) =>
+    Math.max(
+      ...runs.map((r, i) => {
+        const roundPeak = sgemmRuns[i]?.peakGflops;
+        return r.error || !flops || !roundPeak ? NaN : flops / (Math.min(...r.step_ms) / 1000) / 1e9 / roundPeak;
+      }).filter((x) => !Number.isNaN(x)),
+    );
+  const mfuOurs = mfuOf(ours);
+  const mfuPeft = mfuOf(peft);
   const perSec = (ms) => tokens / (ms / 1000);
   const memoryBase = o.error ? NaN : o.weight_bytes + o.optimizer_bytes + o.activation_bytes;
   const rssRatio = o.peak_rss_bytes / memoryBase;
@@ -200,7 +209,7 @@ async function main() {
     ['training ms/step (fastest / median)', `${fmt(o.fastest_ms, 0)} / ${fmt(oursMedian, 0)}`, `${fmt(p.fastest_ms, 0)} / ${fmt(peftMedian, 0)} (PEFT)`, '', '', ''],
     ['training peak RSS', mb(o.peak_rss_bytes), `${mb(p.peak_rss_bytes)} (PEFT)`, `${fmt(ratio(o.peak_rss_bytes, p.peak_rss_bytes), 2)}x`, '', ''],
     ['peak RSS / (weights + optimizer + activations)', `${fmt(rssRatio, 2)}x`, '', '', '<= 1.3x', verdict(rssRatio <= 1.3)],
-    ['MFU vs sgemm peak (fastest step)', `${fmt(100 * mfu(o.fastest_ms), 0)}%`, `${fmt(100 * mfu(p.fastest_ms), 0)}% (PEFT)`, '', '>= 50%', verdict(mfu(o.fastest_ms) >= 0.5)],
+    ['MFU vs sgemm peak (best round)', `${fmt(100 * mfuOurs, 0)}%`, `${fmt(100 * mfuPeft, 0)}% (PEFT)`, '', '>= 50%', verdict(mfuOurs >= 0.5)],
     ['decode tokens/s (greedy, KV cache)', fmt(d.decode_tokens_per_sec), `${fmt(l.decode_tokens_per_sec)} (llama.cpp)`, `${fmt(ratio(d.decode_tokens_per_sec, l.decode_tokens_per_sec), 2)}x`, '>= 1.0x', verdict(ratio(d.decode_tokens_per_sec, l.decode_tokens_per_sec) >= 1.0)],
     ['training tokens/s on plain wasm (1 step)', wasm.error ? `failed: ${wasm.error.slice(0, 60)}` : fmt(wasm.tokens_per_sec, 2), '', wasm.error ? '' : `native is ${fmt(ratio(perSec(o.fastest_ms), wasm.tokens_per_sec), 1)}x faster`, '', ''],
   ];
@@ -225,7 +234,7 @@ async function main() {
   for (const row of table.slice(1)) md.push('| ' + row.join(' | ') + ' |');
   md.push('');
   md.push('## Details', '');
-  md.push(`- sgemm peak (our addon, ${sgemm.threads ?? threads} threads, OpenBLAS per block): ${fmt(peak)} GFLOP/s, the best of ${sgemmRuns.length} measurements spread over the run (${sgemmRuns.map((r) => fmt(r.peakGflops, 0)).join(', ')}); in the best: ${(sgemm.shapes ?? []).map((s) => `${s.m}x${s.n}x${s.k}: ${fmt(s.gflops)}`).join(', ')}.`);
+  md.push(`- sgemm peak (our addon, ${sgemm.threads ?? threads} threads, OpenBLAS per block), measured before each training round and once at the end: ${sgemmRuns.map((r) => fmt(r.peakGflops, 0)).join(', ')} GFLOP/s; the best, ${fmt(peak)}: ${(sgemm.shapes ?? []).map((s) => `${s.m}x${s.n}x${s.k}: ${fmt(s.gflops)}`).join(', ')}. MFU divides a round's fastest step by the peak measured just before it, so both see about the same load.`);
   md.push(`- Training step FLOPs (needed work, multiply-add = 2): forward ${fmt((o.flops?.forward ?? 0) / 1e9)} G, backward ${fmt((o.flops?.backward ?? 0) / 1e9)} G (input gradients only: the base is frozen; gradients pass through the top 5 adapted layers and, in the lowest adapted layer, through wo, the MLP and the prompt branch; the head counts labelled positions only). On its fastest step ours runs at ${fmt(flops / (o.fastest_ms / 1000) / 1e9)} GFLOP/s, PEFT at ${fmt(flops / (p.fastest_ms / 1000) / 1e9)} GFLOP/s on the same count.`);
   md.push(`- Step times (ms), ours: ${ours.map((r) => (r.error ? `failed (${r.error})` : r.step_ms.map((x) => x.toFixed(0)).join(', '))).join(' | ')}; PEFT: ${peft.map((r) => (r.error ? `failed (${r.error})` : r.step_ms.map((x) => x.toFixed(0)).join(', '))).join(' | ')}.`);
   md.push(`- Losses after warm-up, ours: ${o.losses ? o.losses.map((x) => x.toFixed(4)).join(', ') : 'n/a'}; PEFT: ${p.losses ? p.losses.map((x) => x.toFixed(4)).join(', ') : 'n/a'}.`);

@@ -14,8 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type Encoder, epochOrder, type Instruction, makeBatch, tokenizeExample } from './data.js';
 import { CancelledError, EngineError } from './errors.js';
 import type { LoadedModel } from './load.js';
-import { crossEntropy, shiftedTargets } from './loss.js';
-import { forward } from './model.js';
+import { nextTokenLoss, shiftedTargets } from './loss.js';
 import { type AdamWState, adamWStep, disposeAdamWState, learningRate, newAdamWState } from './optimizer.js';
 import { peakLearningRate, type Recipe, validateRecipe } from './recipe.js';
 import { Rng } from './rng.js';
@@ -34,6 +33,7 @@ export type TrainEvent =
       tokensPerSec: number;
       etaSec: number;
       rssBytes: number;
+      peakRssBytes: number; // the process's high-water mark
       tensorBytes: number;
     }
   | { type: 'checkpoint'; step: number; path: string }
@@ -175,7 +175,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const ids = tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32');
         trainable.beginMicroStep(recipe.seed * 1_000_003 + (step * recipe.accumSteps + m));
         const { value, grads } = trainable.withGradients(() =>
-          tf.variableGrads(() => crossEntropy(forward(trainable.model, ids, trainable.options), targets), vars),
+          tf.variableGrads(() => nextTokenLoss(trainable.model, ids, targets, trainable.options), vars),
         );
         tf.dispose([ids, targets.labels, targets.mask]);
         const loss = (await value.data())[0];
@@ -213,6 +213,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         tokensPerSec: tokensSeen / Math.max(elapsed, 1e-9),
         etaSec: (elapsed / stepsDone) * (totalSteps - step),
         rssBytes: process.memoryUsage().rss,
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
         tensorBytes: tf.memory().numBytes,
       });
       if (recipe.checkpointEvery > 0 && step % recipe.checkpointEvery === 0 && step < totalSteps) await saveCheckpoint();

@@ -7,10 +7,13 @@
 // it. With a 4M-parameter base, bare one-word answers trained to a loss ~1.5 nats higher and scored
 // no better than the base (measured while building the starter).
 //
-// Only synsets tagged often in WordNet's semantic concordance are used (minTagCount; the starter
-// takes 5: 8.1k of 118k synsets, the commonest senses of everyday English). A 4M-parameter model
-// needs several passes over a fact to retain it: with all 27k tagged synsets the hour of
-// pre-training gave 2.2 passes, and the demo adapter's exact match stayed near 1%.
+// Only synsets tagged in WordNet's semantic concordance are used (the senses of everyday English,
+// 27k of 118k). The 2000 most tagged ("core") documents are repeated with their sentences shuffled,
+// and the demo asks about core words only: a 4M-parameter model needs dozens of exposures to a
+// fact before it can recall it. Measured while building the starter: with every document once
+// (2.2 passes in the hour) or only the 8k most tagged (6 passes), the base model completed
+// "The opposite of sound is" wrongly for 99% of demo words, and the adapter's exact match stayed
+// at 0-1%.
 
 import { Rng } from '../../src-main/engine/rng.js';
 import type { Instruction } from '../../src-main/engine/data.js';
@@ -52,12 +55,12 @@ export function antonymsOf(wn: WordNet, s: Synset): [string, string][] {
 }
 
 /**
- * One document per synset, e.g.
- *   "dog means a member of the genus Canis ... A dog is a kind of canine. dog is another word for
- *    domestic dog. The dog barked all night."
- * The phrasings are the ones the demo tasks ask about.
+ * The sentences of a synset's document, e.g. for dog:
+ *   "dog means a member of the genus Canis ...", "A dog is a kind of canine.",
+ *   "dog is another word for domestic dog.", "The dog barked all night."
+ * The phrasings are the ones the demo's answers use.
  */
-export function synsetDocument(wn: WordNet, s: Synset): string {
+export function synsetSentences(wn: WordNet, s: Synset): string[] {
   const head = s.words[0].lemma;
   const parts: string[] = [`${head} means ${s.definition}.`];
   const hyper = hypernymOf(wn, s);
@@ -68,7 +71,12 @@ export function synsetDocument(wn: WordNet, s: Synset): string {
   }
   for (const [word, opposite] of antonymsOf(wn, s)) parts.push(`The opposite of ${word} is ${opposite}.`);
   for (const ex of s.examples) parts.push(sentence(ex));
-  return parts.join(' ');
+  return parts;
+}
+
+/** One synset's document: its sentences in order, one line of plain text. */
+export function synsetDocument(wn: WordNet, s: Synset): string {
+  return synsetSentences(wn, s).join(' ');
 }
 
 export interface DemoExample extends Instruction {
@@ -79,6 +87,7 @@ export const DEMO_TASKS = ['define', 'synonym', 'hypernym', 'antonym', 'sentence
 export type DemoTask = (typeof DEMO_TASKS)[number];
 
 export interface StarterText {
+  keptSynsets: number; // synsets with at least minTagCount tags (and a definition)
   /** Pre-training documents (synsets not held out). */
   documents: string[];
   /** Documents of held-out synsets: never trained on; the loss check's text. */
@@ -91,6 +100,10 @@ export interface StarterTextOptions {
   seed: number;
   /** Keep synsets tagged at least this often in the semantic concordance (everyday senses). */
   minTagCount: number;
+  /** The most tagged synsets: their documents are repeated, and the demo asks about them. */
+  coreSize: number;
+  /** Copies of each core document in the corpus (the first in order, the rest with sentences shuffled). */
+  coreCopies: number;
   heldOutDocuments: number;
   testPerTask: number;
   trainPerTask: Record<DemoTask, number>;
@@ -127,6 +140,7 @@ export function buildStarterText(wn: WordNet, o: StarterTextOptions): StarterTex
     }
   }
   const isDominantHead = (s: Synset) => PLAIN.test(s.words[0].lemma) && dominant.get(`${POS_NAME[s.type]}:${s.words[0].lemma}`) === s;
+  const core = new Set([...tagged].sort((a, b) => b.tagCount - a.tagCount || byId(a, b)).slice(0, o.coreSize));
 
   // Candidate questions per task, each tied to the word it is about.
   const candidates: Record<DemoTask, { word: string; synset: Synset; example: Omit<DemoExample, 'task'> }[]> = {
@@ -137,7 +151,7 @@ export function buildStarterText(wn: WordNet, o: StarterTextOptions): StarterTex
     sentence: [],
   };
   for (const s of tagged) {
-    if (!isDominantHead(s)) continue;
+    if (!core.has(s) || !isDominantHead(s)) continue;
     const w = s.words[0].lemma;
     const pos = POS_NAME[s.type];
     candidates.define.push({ word: w, synset: s, example: { instruction: `What does the ${pos} "${w}" mean?`, input: '', output: `${w} means ${s.definition}.` } });
@@ -163,14 +177,12 @@ export function buildStarterText(wn: WordNet, o: StarterTextOptions): StarterTex
   // Test words first (disjoint from training words across all tasks), then training examples.
   const testWords = new Set<string>();
   const test: DemoExample[] = [];
-  const demoSynsets = new Set<Synset>();
   const shuffled = Object.fromEntries(DEMO_TASKS.map((t) => [t, shuffle(candidates[t], rng)])) as typeof candidates;
   for (const task of DEMO_TASKS) {
     for (const c of shuffled[task]) {
       if (test.filter((e) => e.task === task).length >= o.testPerTask) break;
       if (testWords.has(c.word)) continue;
       testWords.add(c.word);
-      demoSynsets.add(c.synset);
       test.push({ task, ...c.example });
     }
   }
@@ -181,15 +193,26 @@ export function buildStarterText(wn: WordNet, o: StarterTextOptions): StarterTex
       if (taken >= o.trainPerTask[task]) break;
       if (testWords.has(c.word)) continue;
       train.push({ task, ...c.example });
-      demoSynsets.add(c.synset);
       taken++;
     }
   }
 
-  // Held-out documents: synsets no demo example is about, so every demo answer is in the corpus.
-  const heldOutSet = new Set(shuffle(tagged.filter((s) => !demoSynsets.has(s)), rng).slice(0, o.heldOutDocuments));
+  // Held-out documents: outside the core, so every demo answer is in the corpus.
+  const heldOutSet = new Set(shuffle(tagged.filter((s) => !core.has(s)), rng).slice(0, o.heldOutDocuments));
   const documents: string[] = [];
   const heldOut: string[] = [];
-  for (const s of tagged) (heldOutSet.has(s) ? heldOut : documents).push(synsetDocument(wn, s));
-  return { documents: shuffle(documents, rng), heldOut, train: shuffle(train, rng), test };
+  for (const s of tagged) {
+    if (heldOutSet.has(s)) {
+      heldOut.push(synsetDocument(wn, s));
+      continue;
+    }
+    documents.push(synsetDocument(wn, s));
+    if (!core.has(s)) continue;
+    // Common senses come up often, as in real text. Each repeat orders the sentences differently, so
+    // a fact is seen after varied contexts and can be recalled from a prompt rather than only from
+    // the sentence that preceded it (Allen-Zhu & Li, "Physics of Language Models 3.1", 2023).
+    const sentences = synsetSentences(wn, s);
+    for (let copy = 1; copy < o.coreCopies; copy++) documents.push(shuffle(sentences, rng).join(' '));
+  }
+  return { keptSynsets: tagged.length, documents: shuffle(documents, rng), heldOut, train: shuffle(train, rng), test };
 }

@@ -278,6 +278,7 @@ export function registerFusedWebgpuKernels(): void {
     [FUSED_KERNELS.swiglu, swigluKernel],
     [FUSED_KERNELS.swigluGrad, swigluGradKernel],
     [FUSED_KERNELS.linear, linearKernel],
+    [FUSED_KERNELS.linearFrozenWeight, linearKernel], // same product; only the gradient bookkeeping differs
     [FUSED_KERNELS.linearWeightGrad, linearWeightGradKernel],
     [FUSED_KERNELS.attention, attentionKernel(false)],
     [FUSED_KERNELS.attentionAdapter, attentionKernel(true)],
