@@ -34,7 +34,7 @@ const electron = electronBinary();
 const child = electron.path
   ? spawn(electron.path, [root, ...passThrough], { cwd: root, stdio: 'inherit' })
   : (process.stderr.write(`Starting Adapter Studio in serve mode (${electron.why}); open the URL below in a browser.\n`),
-    spawn(process.execPath, [join(root, 'dist', 'serve.mjs'), ...passThrough], { cwd: root, stdio: 'inherit' }));
+    spawn(process.execPath, [join(root, 'dist', 'serve.mjs'), '--starter', ...passThrough], { cwd: root, stdio: 'inherit' }));
 
 // Ctrl-C reaches the child through the terminal; pass on a TERM from a supervisor too.
 process.on('SIGTERM', () => child.kill('SIGTERM'));

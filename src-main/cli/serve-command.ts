@@ -14,7 +14,7 @@ import { flag, type IO, numberFlag, parseFlags } from './flags.js';
 
 export const DEFAULT_PORT = 5317;
 
-export const SERVE_USAGE = `adapter-studio serve [--host 127.0.0.1] [--port ${DEFAULT_PORT}] [--workspace DIR] [--allow-remote] [--json]
+export const SERVE_USAGE = `adapter-studio serve [--host 127.0.0.1] [--port ${DEFAULT_PORT}] [--workspace DIR] [--allow-remote] [--starter] [--json]
   Serves the app at http://HOST:PORT/?token=... (open that URL; the token is new at every start).
   --port 0 picks a free port. A host other than loopback needs --allow-remote: anyone who can reach the
   port and learns the token can read your data and run code on this machine's CPU/GPU.
@@ -27,7 +27,7 @@ export function builtPaths(root = findPackageRoot()): { hostEntry: string; rende
 }
 
 export async function serveCommand(args: string[], io: IO, stop?: AbortSignal): Promise<number> {
-  const flags = parseFlags(args, { host: 'string', port: 'string', workspace: 'string', 'allow-remote': 'boolean', json: 'boolean', help: 'boolean' });
+  const flags = parseFlags(args, { host: 'string', port: 'string', workspace: 'string', 'allow-remote': 'boolean', json: 'boolean', help: 'boolean', starter: 'boolean' });
   if (flags.help) {
     io.stdout(`${SERVE_USAGE}\n`);
     return 0;
@@ -46,7 +46,7 @@ export async function serveCommand(args: string[], io: IO, stop?: AbortSignal): 
   }
   const workspaceDir = flag(flags, 'workspace') ?? defaultWorkspaceDir();
   const paths = builtPaths();
-  const service = createAppService({ workspaceDir, spawnHost: forkSpawner(paths.hostEntry), transport: 'http', version: paths.version, log: (m) => io.stderr(`${m}\n`) });
+  const service = createAppService({ workspaceDir, spawnHost: forkSpawner(paths.hostEntry), transport: 'http', version: paths.version, log: (m) => io.stderr(`${m}\n`), seedStarter: Boolean(flags.starter) });
   const token = newToken();
   let server;
   try {

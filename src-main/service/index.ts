@@ -28,6 +28,8 @@ import { EventHub } from './events.js';
 import { modelHandlers } from './models.js';
 import { RunViews, runHandlers, trainingJobFor } from './runs.js';
 import { Streams } from './streams.js';
+import { STARTER, starterPath } from '../engine/starter.js';
+import { importDataset } from '../datasets/index.js';
 
 export interface AppServiceOptions {
   workspaceDir: string;
@@ -38,6 +40,8 @@ export interface AppServiceOptions {
   /** Remember a workspace the user switched to (Electron keeps it in its user-data folder). */
   rememberWorkspace?: (dir: string) => void;
   log?: (message: string) => void;
+  /** Put the bundled starter model and demo dataset into a workspace that has neither (first start). */
+  seedStarter?: boolean;
 }
 
 const SETTINGS_KEY = 'app.settings';
@@ -155,6 +159,10 @@ export function createAppService(opts: AppServiceOptions): AppService {
   // Runs queued before the last shutdown start again.
   queue.wake();
 
+  if (opts.seedStarter) {
+    seedStarterWorkspace(ws, handlers).catch((e) => log(`could not add the starter model and demo data: ${(e as Error).message}`));
+  }
+
   return {
     events,
     handlers,
@@ -175,4 +183,17 @@ export function createAppService(opts: AppServiceOptions): AppService {
       ws.close();
     },
   };
+}
+
+const STARTER_SEEDED = 'starter.seeded';
+
+/**
+ * A new user's first start: the workspace gets the starter model (assets/starter, built by the
+ * project) and its demo instruction set, once, so the whole idea works before any download.
+ */
+async function seedStarterWorkspace(ws: Workspace, handlers: ApiHandlers): Promise<void> {
+  if (ws.settings.get(STARTER_SEEDED) || ws.models.list().length > 0 || ws.datasets.list().length > 0) return;
+  ws.settings.set(STARTER_SEEDED, true);
+  await handlers['models.add']({ path: starterPath(STARTER.modelDir), name: 'starter (WordNet, 4M)' });
+  importDataset(ws, starterPath(STARTER.demoTrain), { name: 'demo: WordNet instructions', onInvalid: 'reject' });
 }
