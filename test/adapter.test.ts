@@ -129,7 +129,9 @@ it('generation streams exactly its final text and ends before a stop string', as
     expect(streamed).toBe(result.text);
     return result;
   };
+  const tensorsBefore = tf.memory().numTensors;
   const free = await run([]);
+  expect(tf.memory().numTensors).toBe(tensorsBefore); // nothing left behind per generated token
   expect(free.finishReason).toBe('length');
   expect(free.ids.length).toBe(24);
   const stop = free.text.slice(6, 8);

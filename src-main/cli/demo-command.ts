@@ -2,7 +2,7 @@
 // demo questions with the base model, trains a LLaMA-Adapter on the demo set, answers again, and
 // prints the before/after table with exact match and ROUGE-L.
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeBackend, initBackend } from '../engine/backend.js';
@@ -23,7 +23,10 @@ export async function demoCommand(args: string[], io: IO): Promise<number> {
   const tokenizer = await loadTokenizer(modelDir, { bosId: model.config.bosId, eosIds: model.config.eosIds });
   const train = readInstructionFile(starterPath(STARTER.demoTrain));
   const limit = numberFlag(flags, 'test-limit', 'int');
-  const test = (readInstructionFile(starterPath(STARTER.demoTest)) as EvalExample[]).slice(0, limit ?? undefined);
+  // Validated as instructions, then read again for the `task` field that groups the scores.
+  const checked = readInstructionFile(starterPath(STARTER.demoTest));
+  const tasks = (JSON.parse(readFileSync(starterPath(STARTER.demoTest), 'utf8')) as { task?: string }[]).map((r) => r.task);
+  const test: EvalExample[] = checked.map((ex, i) => ({ ...ex, task: tasks[i] })).slice(0, limit ?? undefined);
   const outDir = flag(flags, 'out') ?? mkdtempSync(join(tmpdir(), 'adapter-studio-demo-'));
   io.stderr(`starter model: ${modelDir}\nanswering ${test.length} held-out questions, training an adapter on ${train.length} examples, answering again\n`);
   let answered = 0;

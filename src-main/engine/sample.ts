@@ -107,10 +107,11 @@ export async function generate(o: GenerateOptions): Promise<GenerateResult> {
     for (let step = 0; step < maxNew; step++) {
       await new Promise((resolve) => setImmediate(resolve)); // let a cancel request arrive
       if (o.signal?.aborted) throw new CancelledError('generation');
-      const logits = forward(o.model, tf.tensor2d([input], [1, input.length], 'int32'), { adapter: o.adapter, lora: o.lora, cache });
+      const inputIds = tf.tensor2d([input], [1, input.length], 'int32');
+      const logits = forward(o.model, inputIds, { adapter: o.adapter, lora: o.lora, cache });
       const last = tf.tidy(() => tf.reshape(tf.slice(logits, [0, input.length - 1, 0], [1, 1, c.vocabSize]), [c.vocabSize]));
       const row = (await last.data()) as Float32Array;
-      tf.dispose([logits, last]);
+      tf.dispose([inputIds, logits, last]);
       const next = sampleToken(row, [...o.promptIds, ...ids], s, o.rng);
       if (o.eosIds.includes(next)) {
         finishReason = 'eos';

@@ -4,7 +4,7 @@
 // card. Run through tools/build-starter.mjs (`npm run build:starter`), which bundles this file.
 //
 //   node tools/build-starter.mjs [--stage all|data|tokenizer|pretrain|demo|card] [--steps N]
-//                                [--backend native|wasm|cpu] [--wordnet DIR]
+//                                [--backend native|wasm|cpu] [--wordnet DIR] [--out DIR] [--work DIR]
 //
 // Stages read what the earlier ones wrote (scratch files under dist/starter-build/), so a stage can
 // be rerun alone. Everything is seeded: the same WordNet and settings give the same files (up to
@@ -39,10 +39,17 @@ import { readWordNet } from './wordnet.js';
 import { renderModelCard } from './model-card.js';
 
 const ROOT = process.cwd();
-const WORK = path.join(ROOT, 'dist', 'starter-build');
-const OUT = path.join(ROOT, STARTER.dir);
-const MODEL_DIR = path.join(ROOT, STARTER.modelDir);
-const REPORT = path.join(ROOT, STARTER.report);
+// Set from --out / --work in main(): where the starter files go (assets/starter by default; a
+// scratch folder lets a rebuild run without touching the committed files until it is done).
+let WORK = path.join(ROOT, 'dist', 'starter-build');
+let OUT = path.join(ROOT, STARTER.dir);
+
+/** Where a starter file (a STARTER path, relative to the package root) is written in this build. */
+function outPath(starterFile: string): string {
+  return path.join(OUT, path.relative(STARTER.dir, starterFile));
+}
+const modelDir = () => outPath(STARTER.modelDir);
+const reportFile = () => outPath(STARTER.report);
 
 const SEED = 20240601;
 const VOCAB_SIZE = 4096;
@@ -100,13 +107,13 @@ const TEXT_OPTIONS = {
 type Report = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 function readReport(): Report {
-  return fs.existsSync(REPORT) ? JSON.parse(fs.readFileSync(REPORT, 'utf8')) : {};
+  return fs.existsSync(reportFile()) ? JSON.parse(fs.readFileSync(reportFile(), 'utf8')) : {};
 }
 
 function updateReport(section: string, value: unknown): void {
   const report = readReport();
   report[section] = value;
-  writeText(REPORT, JSON.stringify(report, null, 2) + '\n');
+  writeText(reportFile(), JSON.stringify(report, null, 2) + '\n');
 }
 
 function writeText(file: string, text: string): void {
@@ -138,9 +145,9 @@ function stageData(wordnetDir: string): void {
   const text = buildStarterText(wn, TEXT_OPTIONS);
   fs.mkdirSync(WORK, { recursive: true });
   writeText(path.join(WORK, 'corpus.txt'), text.documents.join('\n') + '\n');
-  writeText(path.join(ROOT, STARTER.heldOut), text.heldOut.join('\n') + '\n');
-  writeText(path.join(ROOT, STARTER.demoTrain), JSON.stringify(text.train, null, 1) + '\n');
-  writeText(path.join(ROOT, STARTER.demoTest), JSON.stringify(text.test, null, 1) + '\n');
+  writeText(outPath(STARTER.heldOut), text.heldOut.join('\n') + '\n');
+  writeText(outPath(STARTER.demoTrain), JSON.stringify(text.train, null, 1) + '\n');
+  writeText(outPath(STARTER.demoTest), JSON.stringify(text.test, null, 1) + '\n');
   const licence = path.join(wordnetDir, '..', 'doc', 'wordnet-base', 'copyright');
   const perTask = (list: DemoExample[]) => Object.fromEntries(DEMO_TASKS.map((t) => [t, list.filter((e) => e.task === t).length]));
   updateReport('data', {
@@ -160,9 +167,9 @@ function stageData(wordnetDir: string): void {
   });
   // The WordNet licence asks for its notice on every copy: beside the data and inside the model folder.
   if (!fs.existsSync(licence)) throw new Error(`${licence} not found: the WordNet licence text must ship with the starter`);
-  fs.copyFileSync(licence, path.join(ROOT, STARTER.licence));
-  fs.mkdirSync(MODEL_DIR, { recursive: true });
-  fs.copyFileSync(licence, path.join(MODEL_DIR, 'LICENSE-WordNet.txt'));
+  fs.copyFileSync(licence, outPath(STARTER.licence));
+  fs.mkdirSync(modelDir(), { recursive: true });
+  fs.copyFileSync(licence, path.join(modelDir(), 'LICENSE-WordNet.txt'));
   log(`corpus: ${text.documents.length} documents; held out ${text.heldOut.length}; demo ${text.train.length} train / ${text.test.length} test`);
 }
 
@@ -174,11 +181,11 @@ async function stageTokenizer(): Promise<void> {
   const templates = path.join(WORK, 'templates.txt');
   writeText(templates, Array(100).fill(template).join('\n') + '\n');
   log('training the byte-level BPE tokenizer (Python tokenizers)');
-  execFileSync('python3', [path.join(ROOT, 'tools', 'starter', 'train_tokenizer.py'), 'train', corpus, MODEL_DIR, String(VOCAB_SIZE), templates], { stdio: 'inherit' });
+  execFileSync('python3', [path.join(ROOT, 'tools', 'starter', 'train_tokenizer.py'), 'train', corpus, modelDir(), String(VOCAB_SIZE), templates], { stdio: 'inherit' });
 
   // Parity: the engine's JS tokenizer must give the Python library's ids.
-  const heldOut = fs.readFileSync(path.join(ROOT, STARTER.heldOut), 'utf8').split('\n').filter(Boolean);
-  const test = readInstructionFile(path.join(ROOT, STARTER.demoTest));
+  const heldOut = fs.readFileSync(outPath(STARTER.heldOut), 'utf8').split('\n').filter(Boolean);
+  const test = readInstructionFile(outPath(STARTER.demoTest));
   const texts = [
     ...heldOut.slice(0, 40),
     ...test.slice(0, 40).map((e) => formatAlpacaPrompt(e.instruction, e.input) + e.output),
@@ -188,9 +195,9 @@ async function stageTokenizer(): Promise<void> {
   const textsFile = path.join(WORK, 'parity-texts.json');
   writeText(textsFile, JSON.stringify(texts));
   const pythonIds = JSON.parse(
-    execFileSync('python3', [path.join(ROOT, 'tools', 'starter', 'train_tokenizer.py'), 'encode', path.join(MODEL_DIR, 'tokenizer.json'), textsFile], { encoding: 'utf8', maxBuffer: 1 << 26 }),
+    execFileSync('python3', [path.join(ROOT, 'tools', 'starter', 'train_tokenizer.py'), 'encode', path.join(modelDir(), 'tokenizer.json'), textsFile], { encoding: 'utf8', maxBuffer: 1 << 26 }),
   ).ids as number[][];
-  const tok = await loadTokenizer(MODEL_DIR);
+  const tok = await loadTokenizer(modelDir());
   texts.forEach((t, i) => {
     const js = tok.encode(t, { bos: false });
     if (JSON.stringify(js) !== JSON.stringify(pythonIds[i])) {
@@ -198,7 +205,7 @@ async function stageTokenizer(): Promise<void> {
     }
     if (tok.decode(js) !== t) throw new Error(`tokenizer round trip failed on text ${i}`);
   });
-  writeText(path.join(ROOT, STARTER.tokenizerCheck), JSON.stringify({ texts, ids: pythonIds }) + '\n');
+  writeText(outPath(STARTER.tokenizerCheck), JSON.stringify({ texts, ids: pythonIds }) + '\n');
   const version = execFileSync('python3', ['-c', 'import tokenizers; print(tokenizers.__version__)'], { encoding: 'utf8' }).trim();
   const corpusTokens = tokenizeDocuments(tok, fs.readFileSync(corpus, 'utf8').split('\n').filter(Boolean)).reduce((n, d) => n + d.length, 0);
   updateReport('tokenizer', { kind: 'byte-level BPE', vocabSize: tok.vocabSize, trainedWith: `tokenizers ${version} (Python)`, parityTexts: texts.length, corpusTokens });
@@ -208,7 +215,7 @@ async function stageTokenizer(): Promise<void> {
 async function stagePretrain(backend: BackendChoice, steps: number | undefined): Promise<void> {
   const report = describeBackend(await initBackend(backend));
   log(report);
-  const tok = await loadTokenizer(MODEL_DIR, { bosId: 1, eosIds: [2] });
+  const tok = await loadTokenizer(modelDir(), { bosId: 1, eosIds: [2] });
   const config = starterConfig(tok.vocabSize);
   const docs = tokenizeDocuments(tok, fs.readFileSync(path.join(WORK, 'corpus.txt'), 'utf8').split('\n').filter(Boolean));
   const { windows, count } = packDocuments(docs, PRETRAIN.seqLen);
@@ -230,7 +237,7 @@ async function stagePretrain(backend: BackendChoice, steps: number | undefined):
   const seconds = (Date.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-  await writeModelFolder(MODEL_DIR, result.model, {
+  await writeModelFolder(modelDir(), result.model, {
     dtype: 'F16',
     generation: { max_new_tokens: 48, do_sample: false },
     metadata: { source: 'adapter-studio starter model, trained from scratch on WordNet 3.0 text' },
@@ -239,8 +246,8 @@ async function stagePretrain(backend: BackendChoice, steps: number | undefined):
   writeText(path.join(WORK, 'pretrain-losses.json'), JSON.stringify(result.losses) + '\n');
 
   // The held-out loss of the folder as written (float16 weights), read back through load.ts.
-  const loaded = loadModel(MODEL_DIR);
-  const heldOut = await heldOutLoss(loaded, tok, fs.readFileSync(path.join(ROOT, STARTER.heldOut), 'utf8'));
+  const loaded = loadModel(modelDir());
+  const heldOut = await heldOutLoss(loaded, tok, fs.readFileSync(outPath(STARTER.heldOut), 'utf8'));
   const trainSample = await evaluateLoss(loaded, windows.subarray(0, Math.min(count, 64) * PRETRAIN.seqLen), PRETRAIN.seqLen);
   disposeModel(loaded);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
@@ -260,17 +267,17 @@ async function stagePretrain(backend: BackendChoice, steps: number | undefined):
     trainSampleLoss: trainSample,
     heldOutLoss: heldOut.loss,
     heldOutTokens: heldOut.tokens,
-    modelBytes: fs.statSync(path.join(MODEL_DIR, 'model.safetensors')).size,
+    modelBytes: fs.statSync(path.join(modelDir(), 'model.safetensors')).size,
   });
   log(`pre-training done in ${(seconds / 60).toFixed(1)} min; held-out loss ${heldOut.loss.toFixed(4)} over ${heldOut.tokens} tokens`);
 }
 
 async function stageDemo(backend: BackendChoice): Promise<void> {
   log(describeBackend(await initBackend(backend)));
-  const model = loadModel(MODEL_DIR);
-  const tok = await loadTokenizer(MODEL_DIR, { bosId: model.config.bosId, eosIds: model.config.eosIds });
-  const trainSet = readInstructionFile(path.join(ROOT, STARTER.demoTrain));
-  const test = JSON.parse(fs.readFileSync(path.join(ROOT, STARTER.demoTest), 'utf8')) as DemoExample[];
+  const model = loadModel(modelDir());
+  const tok = await loadTokenizer(modelDir(), { bosId: model.config.bosId, eosIds: model.config.eosIds });
+  const trainSet = readInstructionFile(outPath(STARTER.demoTrain));
+  const test = JSON.parse(fs.readFileSync(outPath(STARTER.demoTest), 'utf8')) as DemoExample[];
   const outDir = path.join(WORK, 'demo-adapter');
   fs.rmSync(outDir, { recursive: true, force: true });
   const result = await runDemo({
@@ -287,7 +294,7 @@ async function stageDemo(backend: BackendChoice): Promise<void> {
     },
   });
   console.log(formatDemoTable(result, 12));
-  writeText(path.join(ROOT, STARTER.demoResults), JSON.stringify(result.rows, null, 1) + '\n');
+  writeText(outPath(STARTER.demoResults), JSON.stringify(result.rows, null, 1) + '\n');
   const summary = (r: typeof result.base) => ({ exactMatch: r.exactMatch, rougeL: r.rougeL, byTask: r.byTask, seconds: Math.round(r.seconds) });
   updateReport('demo', {
     recipe: result.recipe,
@@ -325,13 +332,13 @@ function stageCard(): void {
   const files = Object.entries(FILE_ROLES)
     .filter(([file]) => fs.existsSync(path.join(OUT, file)))
     .map(([file, what]) => ({ path: file, bytes: fs.statSync(path.join(OUT, file)).size, what }));
-  const resultsFile = path.join(ROOT, STARTER.demoResults);
+  const resultsFile = outPath(STARTER.demoResults);
   const rows = fs.existsSync(resultsFile) ? (JSON.parse(fs.readFileSync(resultsFile, 'utf8')) as { task: string }[]) : [];
   const samples = DEMO_TASKS.flatMap((task) => rows.filter((row) => row.task === task).slice(0, 2));
   const cpus = os.cpus();
   const machine = `${cpus.length} x ${cpus[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.versions.node}`;
-  writeText(path.join(ROOT, STARTER.modelCard), renderModelCard(readReport(), files, samples, machine));
-  log(`wrote ${STARTER.modelCard}`);
+  writeText(outPath(STARTER.modelCard), renderModelCard(readReport(), files, samples, machine));
+  log(`wrote ${path.relative(ROOT, outPath(STARTER.modelCard))}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -343,8 +350,12 @@ async function main(): Promise<void> {
       steps: { type: 'string' },
       backend: { type: 'string', default: 'native' },
       wordnet: { type: 'string', default: '/usr/share/wordnet' },
+      out: { type: 'string', default: STARTER.dir },
+      work: { type: 'string', default: path.join('dist', 'starter-build') },
     },
   });
+  OUT = path.resolve(ROOT, values.out!);
+  WORK = path.resolve(ROOT, values.work!);
   const stages = values.stage === 'all' ? ['data', 'tokenizer', 'pretrain', 'demo', 'card'] : values.stage!.split(',');
   const backend = values.backend as BackendChoice;
   const steps = values.steps === undefined ? undefined : Number(values.steps);

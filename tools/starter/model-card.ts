@@ -125,7 +125,7 @@ export function renderModelCard(r: Record<string, any>, files: CardFile[], sampl
         ['steps x batch', `${p.steps} x ${s.batchSize} windows of ${s.seqLen} tokens (${p.tokensSeen.toLocaleString('en')} tokens, ${num(p.tokensSeen / t.corpusTokens, 2)} passes)`],
         ['optimizer', `AdamW (betas ${s.betas.join(', ')}, weight decay ${s.weightDecay} on matrices), gradient clip ${s.clipNorm}`],
         ['learning rate', `${s.lr} peak, ${s.warmupSteps} warmup steps, cosine to ${s.minLr}`],
-        ['training time', `${minutes(p.seconds)} wall clock on a machine shared with other jobs (${minutes(p.cpuSeconds)} of CPU time; BLAS threads: ${p.blasThreads})`],
+        ['training time', `${minutes(p.seconds)} wall clock on a machine shared with other jobs (${minutes(p.cpuSeconds)} of CPU time over its cores; OPENBLAS_NUM_THREADS=${p.blasThreads})`],
         ['training loss', `${num(p.firstLoss)} at step 1, ${num(p.finalLossMean50)} (mean of the last 50 steps)`],
         ['loss on 64 training windows (float16 weights)', num(p.trainSampleLoss, 4)],
         ['Held-out loss (heldout.txt, nats/token)', num(p.heldOutLoss, 4)],
@@ -174,7 +174,8 @@ export function renderModelCard(r: Record<string, any>, files: CardFile[], sampl
   out.push(
     '## Rebuild',
     '',
-    'The artifacts are committed; nobody needs to rebuild them. To do so (about an hour on 2 cores):',
+    'The artifacts are committed; nobody needs to rebuild them. To do so (half an hour to an hour on 2 cores,',
+    'depending on what else the machine runs):',
     '',
     '```sh',
     'apt-get install -y wordnet-base          # the data (Debian/Ubuntu)',
