@@ -9,6 +9,9 @@ import { Rng } from './rng.js';
 import { DEFAULT_SAMPLING, generate } from './sample.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { throwIfAborted } from './train.js';
+import { rougeLTokens } from '../../src-shared/rouge.js';
+
+export { lcsLength } from '../../src-shared/rouge.js';
 
 /** Lowercase, collapse whitespace, and drop quotes and final punctuation around the answer. */
 export function normalizeAnswer(text: string): string {
@@ -33,32 +36,12 @@ export function rougeTokens(text: string): string[] {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim().split(' ').filter((t) => t !== '');
 }
 
-/** Length of the longest common subsequence of two token lists (O(n*m) time, O(m) memory). */
-export function lcsLength(a: string[], b: string[]): number {
-  let prev = new Array<number>(b.length + 1).fill(0);
-  let row = new Array<number>(b.length + 1).fill(0);
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = a[i - 1] === b[j - 1] ? prev[j - 1] + 1 : Math.max(prev[j], row[j - 1]);
-    }
-    [prev, row] = [row, prev];
-  }
-  return prev[b.length];
-}
-
 /**
- * ROUGE-L F-measure (Lin 2004, with beta = 1): precision = LCS / |prediction|,
+ * ROUGE-L F-measure (Lin 2004, with beta = 1) on rougeTokens: precision = LCS / |prediction|,
  * recall = LCS / |reference|, F = 2PR / (P + R). 0 when either side has no tokens.
  */
 export function rougeL(prediction: string, reference: string): number {
-  const p = rougeTokens(prediction);
-  const r = rougeTokens(reference);
-  if (p.length === 0 || r.length === 0) return 0;
-  const lcs = lcsLength(p, r);
-  if (lcs === 0) return 0;
-  const precision = lcs / p.length;
-  const recall = lcs / r.length;
-  return (2 * precision * recall) / (precision + recall);
+  return rougeLTokens(rougeTokens(prediction), rougeTokens(reference));
 }
 
 /** An Alpaca example to answer; `task` (optional) groups the scores. */
