@@ -148,8 +148,10 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     await page.waitForFunction(lossPointsAbove, before, { timeout: 60_000 });
     await screenshot(page, '05-train-running');
 
-    // Queue a second, long run: it waits behind the first.
-    await fill('Epochs', '1000');
+    // Queue a second, long run: it waits behind the first. Long enough that it cannot finish before the
+    // cancel below lands, however fast the machine (1000 epochs of this tiny set took ~8 s and once
+    // completed while the click waited for the button to settle).
+    await fill('Epochs', '100000');
     await page.getByLabel('Peak learning rate (optional)').fill('0.01');
     await page.getByLabel('Run name').fill('long run');
     await page.getByRole('button', { name: /Add to queue/ }).click();
