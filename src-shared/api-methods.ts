@@ -55,6 +55,14 @@ export const API_METHOD_NAMES = [
   'compare.blind',
   'compare.rate',
   'compare.tally',
+  'evals.start',
+  'evals.list',
+  'evals.get',
+  'evals.resume',
+  'evals.remove',
+  'evals.methodTable',
+  'evals.blind',
+  'evals.judge',
 ] as const;
 
 export type ApiMethodName = (typeof API_METHOD_NAMES)[number];

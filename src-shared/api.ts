@@ -457,6 +457,110 @@ export const Tally = z.object({
 });
 export type Tally = z.infer<typeof Tally>;
 
+// --- evaluations (issue 7: LLaMA-Adapter against LoRA and a full fine-tune) ----------------------------------------
+
+/** What an evaluation answers: a dataset's held-out split (with references) or a plain list of prompts. */
+export const EvalSet = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('split'),
+    datasetId: id,
+    split: z.union([Split, z.literal('all')]).default('test'),
+    /** The first N examples of the split (in the dataset's order). */
+    limit: z.number().int().min(1).max(100_000).nullable().default(null),
+  }),
+  z.object({ kind: z.literal('prompts'), prompts: z.array(text.refine((s) => s.trim() !== '', 'must not be empty')).min(1).max(10_000) }),
+]);
+export type EvalSet = z.infer<typeof EvalSet>;
+
+/**
+ * One column of an evaluation: a model (base, base + adapter/LoRA run, a full fine-tune run, or any model
+ * folder added to the workspace, such as a downloaded Alpaca), or reference outputs made elsewhere and
+ * imported as JSON: a list of {instruction, input?, output} (Alpaca's format), a list of {prompt, response},
+ * or an object {prompt: response}.
+ */
+export const EvalSystem = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('model'), label: z.string().trim().max(100).optional(), model: ModelRef }),
+  z.object({ kind: z.literal('references'), label: z.string().trim().min(1, 'must not be empty').max(100), fileName: z.string().max(500).default('references.json'), content: text }),
+]);
+export type EvalSystem = z.infer<typeof EvalSystem>;
+
+export const EVAL_STATUSES = ['running', 'completed', 'failed', 'cancelled', 'interrupted'] as const;
+export const EvalStatus = z.enum(EVAL_STATUSES);
+export type EvalStatus = z.infer<typeof EvalStatus>;
+
+/** Mean scores over the answered examples; null where the column has no references or no model. */
+export const EvalMetrics = z.object({
+  count: count,
+  exactMatch: z.number().nullable(),
+  rougeL: z.number().nullable(),
+  tokenF1: z.number().nullable(),
+  /** exp(total reference NLL / total reference tokens) under the column's model. */
+  perplexity: z.number().nullable(),
+});
+export type EvalMetrics = z.infer<typeof EvalMetrics>;
+
+export const EvalColumn = z.object({
+  evaluationId: id,
+  label: z.string(),
+  kind: z.enum(['base', 'adapter', 'lora', 'full', 'model', 'references']),
+  runId: id.nullable(),
+  status: EvalStatus,
+  error: z.string().nullable(),
+  done: count,
+  metrics: EvalMetrics,
+});
+export type EvalColumn = z.infer<typeof EvalColumn>;
+
+export const EvalSuiteSummary = z.object({
+  id,
+  name: z.string(),
+  /** "demo v3, test split (22)" or "12 prompts". */
+  setLabel: z.string(),
+  examples: count,
+  status: EvalStatus,
+  columns: z.array(EvalColumn),
+  createdAt: timestamp,
+  /** The running task's id (for task events and tasks.cancel), while it runs. */
+  taskId: id.nullable(),
+});
+export type EvalSuiteSummary = z.infer<typeof EvalSuiteSummary>;
+
+export const EvalRow = z.object({
+  position: count,
+  instruction: z.string(),
+  input: z.string(),
+  reference: z.string().nullable(),
+  /** One per column, in column order; null where that column has not answered yet. */
+  outputs: z.array(z.object({ text: z.string(), scores: z.record(z.string(), z.number()) }).nullable()),
+});
+export type EvalRow = z.infer<typeof EvalRow>;
+
+/** One row of the paper's Table 3, measured on the user's own runs. */
+export const MethodRow = z.object({
+  label: z.string(),
+  kind: EvalColumn.shape.kind,
+  trainableParameters: count.nullable(),
+  /** Bytes of what the method saves (adapter or LoRA files, or the whole model folder). */
+  storageBytes: count.nullable(),
+  trainingSeconds: z.number().nullable(),
+  /** Largest resident memory of the training process (RSS). */
+  peakMemoryBytes: count.nullable(),
+  /** Mean training throughput. */
+  tokensPerSec: z.number().nullable(),
+  metrics: EvalMetrics,
+  /** Share of LLM-judge verdicts won against the table's first column, when a judge session exists. */
+  judgeWinRate: z.number().nullable(),
+});
+export type MethodRow = z.infer<typeof MethodRow>;
+
+export const Judge = z.discriminatedUnion('kind', [
+  /** The OpenAI-compatible endpoint in settings (any such server: OpenAI, vLLM, llama.cpp, this app's own /v1). */
+  z.object({ kind: z.literal('openai') }),
+  /** A model in this workspace. */
+  z.object({ kind: z.literal('local'), model: ModelRef }),
+]);
+export type Judge = z.infer<typeof Judge>;
+
 // --- system ---------------------------------------------------------------------------------------------------------
 
 export const SystemInfo = z.object({
@@ -644,6 +748,38 @@ export const API = {
     'store a blind rating; answers which side A and B were',
   ),
   'compare.tally': method(z.object({ comparisonId: id }).strict(), Tally, 'win/tie/loss counts of the blind ratings'),
+
+  'evals.start': method(
+    z
+      .object({
+        name: z.string().trim().max(200).default('Evaluation'),
+        set: EvalSet,
+        systems: z.array(EvalSystem).min(1).max(8),
+        maxNewTokens: z.number().int().min(1).max(2048).default(64),
+      })
+      .strict(),
+    z.object({ suiteId: id, taskId: id }),
+    'answer the set with every column (greedy), score each answer, store all; progress arrives as task events',
+  ),
+  'evals.list': method(none, z.array(EvalSuiteSummary), 'evaluations, newest first'),
+  'evals.get': method(
+    z.object({ suiteId: id, offset: count.default(0), limit: z.number().int().min(1).max(1000).default(200) }).strict(),
+    EvalSuiteSummary.extend({ rows: z.array(EvalRow) }),
+    'an evaluation with its per-example outputs and scores',
+  ),
+  'evals.resume': method(z.object({ suiteId: id }).strict(), z.object({ taskId: id }), 'continue an interrupted or cancelled evaluation where it stopped'),
+  'evals.remove': method(z.object({ suiteId: id }).strict(), ok, 'delete an evaluation and its outputs'),
+  'evals.methodTable': method(z.object({ suiteId: id }).strict(), z.array(MethodRow), "the paper's method table for the evaluation's columns"),
+  'evals.blind': method(
+    z.object({ suiteId: id, columns: z.tuple([count, count]) }).strict(),
+    z.object({ comparisonId: id }),
+    "a blind A/B session over two columns' stored outputs (rated in Compare)",
+  ),
+  'evals.judge': method(
+    z.object({ suiteId: id, columns: z.tuple([count, count]), judge: Judge }).strict(),
+    z.object({ taskId: id, comparisonId: id }),
+    'LLM-as-judge: a pairwise verdict per example, stored as a labelled comparison session',
+  ),
 } as const;
 
 export type ApiTable = typeof API;

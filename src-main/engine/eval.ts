@@ -1,9 +1,13 @@
-// Scoring generated answers against references: exact match and ROUGE-L, and a loop that answers
-// held-out Alpaca prompts greedily with a model (and optionally an adapter) and scores each answer.
+// Scoring generated answers against references: exact match, ROUGE-L, token F1 and the reference's
+// likelihood under a model (perplexity), and a loop that answers held-out Alpaca prompts greedily with a
+// model (and optionally an adapter) and scores each answer.
 
+import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from './adapter.js';
-import { formatAlpacaPrompt, type Instruction } from './data.js';
+import { formatAlpacaPrompt, type Instruction, makeBatch, tokenizeExample } from './data.js';
 import { EngineError } from './errors.js';
+import { nextTokenLoss, shiftedTargets } from './loss.js';
+import type { Lora } from './lora.js';
 import type { LlamaModel } from './model.js';
 import { Rng } from './rng.js';
 import { DEFAULT_SAMPLING, generate } from './sample.js';
@@ -42,6 +46,60 @@ export function rougeTokens(text: string): string[] {
  */
 export function rougeL(prediction: string, reference: string): number {
   return rougeLTokens(rougeTokens(prediction), rougeTokens(reference));
+}
+
+/**
+ * Token-level F1 as in SQuAD's evaluation: the multiset overlap of rougeTokens between prediction and
+ * reference, F = 2PR / (P + R). 1 when both are empty, 0 when only one is.
+ */
+export function tokenF1(prediction: string, reference: string): number {
+  const p = rougeTokens(prediction);
+  const r = rougeTokens(reference);
+  if (p.length === 0 || r.length === 0) return p.length === r.length ? 1 : 0;
+  const left = new Map<string, number>();
+  for (const t of r) left.set(t, (left.get(t) ?? 0) + 1);
+  let overlap = 0;
+  for (const t of p) {
+    const n = left.get(t) ?? 0;
+    if (n > 0) {
+      overlap++;
+      left.set(t, n - 1);
+    }
+  }
+  if (overlap === 0) return 0;
+  const precision = overlap / p.length;
+  const recall = overlap / r.length;
+  return (2 * precision * recall) / (precision + recall);
+}
+
+/** Every reference-based score of one answer. */
+export function scoreAnswer(prediction: string, reference: string): { exactMatch: number; rougeL: number; tokenF1: number } {
+  return { exactMatch: exactMatch(prediction, reference) ? 1 : 0, rougeL: rougeL(prediction, reference), tokenF1: tokenF1(prediction, reference) };
+}
+
+/**
+ * The reference answer's negative log-likelihood under the model, summed over its tokens: exactly the
+ * training loss's terms (BOS + Alpaca prompt + response + EOS, prompt masked), so exp(nll / tokens) over a
+ * set is the reference perplexity. Truncated to the model's context like training.
+ */
+export function referenceNll(
+  model: LlamaModel,
+  tokenizer: TextTokenizer,
+  example: Instruction,
+  fineTune: { adapter?: Adapter | null; lora?: Lora | null } = {},
+): { nll: number; tokens: number } {
+  const tokenized = tokenizeExample(tokenizer, example, model.config.maxPositions);
+  const batch = makeBatch([tokenized], 0);
+  const targets = shiftedTargets(batch.labels, batch.B, batch.T);
+  try {
+    if (targets.count === 0) return { nll: 0, tokens: 0 };
+    const mean = tf.tidy(() => nextTokenLoss(model, tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32'), targets, fineTune));
+    const value = mean.dataSync()[0];
+    mean.dispose();
+    return { nll: value * targets.count, tokens: targets.count };
+  } finally {
+    tf.dispose([targets.labels, targets.mask]);
+  }
 }
 
 /** An Alpaca example to answer; `task` (optional) groups the scores. */

@@ -16,12 +16,13 @@ import { CancelledError, EngineError } from '../engine/errors.js';
 import { type LoadedModel, loadModel, memoryEstimate, readModelConfig } from '../engine/load.js';
 import { disposeModel } from '../engine/model.js';
 import { Rng } from '../engine/rng.js';
-import { generate } from '../engine/sample.js';
+import { referenceNll } from '../engine/eval.js';
+import { DEFAULT_SAMPLING, generate } from '../engine/sample.js';
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.js';
-import { latestCheckpoint, train } from '../engine/train.js';
+import { latestCheckpoint, throwIfAborted, train } from '../engine/train.js';
 import { connectToParent, type ParentPort } from './channel.js';
 import { renderPrompt, TURN_STOPS } from './prompt.js';
-import type { FromHost, GenerateResultMessage, JobId, ModelFacts, ResultOf, ToHost } from './protocol.js';
+import type { EvalAnswer, FromHost, GenerateResultMessage, JobId, ModelFacts, ResultOf, ToHost } from './protocol.js';
 
 interface Loaded {
   model: LoadedModel;
@@ -67,6 +68,9 @@ class EngineHost {
         return;
       case 'generate':
         this.run(msg.job, () => this.generate(msg, this.abortable(msg.job, 'cancel')));
+        return;
+      case 'evaluate':
+        this.run(msg.job, () => this.evaluate(msg, this.abortable(msg.job, 'cancel')));
         return;
       case 'tokenLengths':
         this.run(msg.job, () => this.tokenLengths(msg.modelDir, msg.examples));
@@ -219,6 +223,43 @@ class EngineHost {
           if (!(e instanceof CancelledError)) throw e;
           return { text: streamed.trim(), finishReason: 'cancelled', promptTokens: promptIds.length, newTokens: 0, tokensPerSec: 0 };
         }
+      });
+    } finally {
+      this.aborts.delete(msg.job);
+    }
+  }
+
+  private async evaluate(msg: Extract<ToHost, { kind: 'evaluate' }>, abort: { controller: AbortController }): Promise<EvalAnswer[]> {
+    const { signal } = abort.controller;
+    try {
+      return await this.withModel(msg.modelDir, async ({ model, tokenizer }) => {
+        const fineTune = msg.adapterDir ? this.fineTuneFor(msg.modelDir, msg.adapterDir, model) : null;
+        const parts = { adapter: fineTune?.kind === 'adapter' ? fineTune.adapter : null, lora: fineTune?.kind === 'lora' ? fineTune.lora : null };
+        const answers: EvalAnswer[] = [];
+        for (const item of msg.items) {
+          throwIfAborted(signal, 'evaluation');
+          const started = performance.now();
+          const result = await generate({
+            model,
+            ...parts,
+            promptIds: tokenizer.encode(renderPrompt({ template: 'alpaca', instruction: item.instruction, input: item.input }), { bos: true }),
+            sampling: { ...DEFAULT_SAMPLING, temperature: 0, maxNewTokens: msg.maxNewTokens, stop: TURN_STOPS },
+            rng: new Rng(0), // unused at temperature 0
+            eosIds: tokenizer.eosIds,
+            tokenizer,
+            signal,
+          });
+          const ref = item.reference === null ? null : referenceNll(model, tokenizer, { instruction: item.instruction, input: item.input, output: item.reference }, parts);
+          answers.push({
+            output: result.text.trim(),
+            finishReason: result.finishReason,
+            newTokens: result.ids.length,
+            referenceNll: ref?.nll ?? null,
+            referenceTokens: ref?.tokens ?? null,
+            seconds: (performance.now() - started) / 1000,
+          });
+        }
+        return answers;
       });
     } finally {
       this.aborts.delete(msg.job);

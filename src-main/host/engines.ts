@@ -4,7 +4,7 @@
 
 import type { BackendChoice, BackendInfo } from '../../src-shared/api.js';
 import { EngineProcess, type HostSpawner } from './engine-process.js';
-import type { GenerateResultMessage, ModelFacts, PromptSpec } from './protocol.js';
+import type { EvalAnswer, EvalItem, GenerateResultMessage, ModelFacts, PromptSpec } from './protocol.js';
 import type { SamplingOptions } from '../engine/sample.js';
 import type { Instruction } from '../engine/data.js';
 
@@ -99,6 +99,13 @@ export class Engines {
   ): Promise<{ result: Promise<GenerateResultMessage>; cancel: () => void }> {
     const host = await this.inferenceHost();
     const { job, result } = host.request('generate', req, { onDelta });
+    return { result: this.tracked(result), cancel: () => host.abort(job, 'cancel') };
+  }
+
+  /** Answers and scores one batch of an evaluation; `cancel` makes the result reject with a CancelledError's message. */
+  async evaluate(req: { modelDir: string; adapterDir: string | null; items: EvalItem[]; maxNewTokens: number }): Promise<{ result: Promise<EvalAnswer[]>; cancel: () => void }> {
+    const host = await this.inferenceHost();
+    const { job, result } = host.request('evaluate', req);
     return { result: this.tracked(result), cancel: () => host.abort(job, 'cancel') };
   }
 

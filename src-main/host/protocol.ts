@@ -51,9 +51,30 @@ export type ToHost =
       sampling: SamplingOptions;
       seed: number;
     }
+  /**
+   * Answer each example greedily from its Alpaca prompt and, where it has a reference, score the
+   * reference's likelihood (for perplexity). One batch of an evaluation; the service stores each batch.
+   */
+  | { kind: 'evaluate'; job: JobId; modelDir: string; adapterDir: string | null; items: EvalItem[]; maxNewTokens: number }
   /** Tokens per example as training sees them: BOS + Alpaca prompt + response + EOS. */
   | { kind: 'tokenLengths'; job: JobId; modelDir: string; examples: Instruction[] }
   | { kind: 'shutdown' };
+
+export interface EvalItem {
+  instruction: string;
+  input: string;
+  reference: string | null;
+}
+
+export interface EvalAnswer {
+  output: string;
+  finishReason: 'eos' | 'stop' | 'length';
+  newTokens: number;
+  /** Summed negative log-likelihood of the reference's tokens (response + EOS); null without a reference. */
+  referenceNll: number | null;
+  referenceTokens: number | null;
+  seconds: number;
+}
 
 export type GenerateResultMessage = {
   text: string;
@@ -78,5 +99,6 @@ export interface ResultOf {
   inspect: ModelFacts;
   train: { status: 'completed' | 'paused' | 'cancelled'; steps: number; adapterDir: string | null };
   generate: GenerateResultMessage;
+  evaluate: EvalAnswer[];
   tokenLengths: number[];
 }

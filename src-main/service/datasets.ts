@@ -25,6 +25,7 @@ import {
 } from '../datasets/index.js';
 import type { DatasetId, DatasetSummary, DatasetVersion, Example, ExampleId, ModelId, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
+import { cancelTask, startTask } from './tasks.js';
 import { userError } from './errors.js';
 import { resolveModel, type ResolvedModel } from './generation.js';
 
@@ -77,7 +78,7 @@ function readOptions(o: { format: 'auto' | 'json' | 'jsonl' | 'csv' | 'tsv'; sha
 }
 
 /** Self-instruct's text generator backed by the inference engine process (the main process never computes). */
-function engineGenerator(ctx: ServiceContext, model: ResolvedModel): TextGenerator {
+export function engineGenerator(ctx: ServiceContext, model: ResolvedModel): TextGenerator {
   return {
     describe: () => ({ kind: 'local-engine', model: model.label, adapter: model.adapterDir }),
     async complete(prompt, o = {}) {
@@ -97,8 +98,6 @@ function engineGenerator(ctx: ServiceContext, model: ResolvedModel): TextGenerat
   };
 }
 
-let taskCounter = 0;
-const runningTasks = new Map<string, AbortController>();
 
 export function datasetHandlers(ctx: ServiceContext): Pick<
   ApiHandlers,
@@ -131,7 +130,7 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
 
     'datasets.import': async ({ source, options, name, into, onInvalid }) => {
       const ws = ctx.ws();
-      const taskId = `import${++taskCounter}`;
+      const { taskId, done: taskDone } = startTask('import');
       const label = `Importing ${source.kind === 'text' ? source.fileName : source.path}`;
       try {
         const result = await withSourceFile(ctx, source, (file) =>
@@ -151,6 +150,8 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
           ctx.events.emit({ type: 'task.progress', taskId, label, done: 0, total: 0, finished: true, error: e.message });
         }
         throw e;
+      } finally {
+        taskDone();
       }
     },
 
@@ -277,10 +278,8 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
           ? [...ws.datasets.iterate(dataset.id)].map((e) => ({ instruction: e.instruction, input: e.input, output: e.output }))
           : await loadSeedTasks();
       if (seeds.length === 0) throw userError('the dataset has no examples to use as seed tasks; use the bundled seed tasks');
-      const taskId = `selfinstruct${++taskCounter}`;
+      const { taskId, signal, done: taskDone } = startTask('selfinstruct');
       const label = `Generating ${count} examples for ${dataset.name}`;
-      const controller = new AbortController();
-      runningTasks.set(taskId, controller);
       const progress = (done: number, finished: boolean, error: string | null) =>
         ctx.events.emit({ type: 'task.progress', taskId, label, done, total: count, finished, error });
       progress(0, false, null);
@@ -291,7 +290,7 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
         seeds,
         seedSource: seedTasks,
         seed,
-        signal: controller.signal,
+        signal,
         onProgress: (p) => progress(p.accepted, false, null),
       })
         .then((result) => {
@@ -299,12 +298,12 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
           progress(result.added.length, true, result.added.length === 0 ? none : null);
           if (result.version) changed(dataset.id);
         })
-        .catch((e: unknown) => progress(0, true, controller.signal.aborted ? 'cancelled' : (e as Error).message))
-        .finally(() => runningTasks.delete(taskId));
+        .catch((e: unknown) => progress(0, true, signal.aborted ? 'cancelled' : (e as Error).message))
+        .finally(taskDone);
       return { taskId };
     },
     'tasks.cancel': async ({ taskId }) => {
-      runningTasks.get(taskId)?.abort();
+      cancelTask(taskId);
       return { ok: true as const };
     },
   };

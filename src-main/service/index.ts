@@ -21,6 +21,7 @@ import { GENERATOR_ENDPOINT_SETTING } from '../datasets/index.js';
 import { openWorkspace, type Workspace } from '../store/index.js';
 import { chatHandlers } from './chats.js';
 import { compareHandlers } from './compare.js';
+import { evalHandlers } from './evals.js';
 import type { ServiceContext } from './context.js';
 import { datasetHandlers } from './datasets.js';
 import { toErrorBody, userError } from './errors.js';
@@ -151,6 +152,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
     ...runHandlers(ctx, views),
     ...chatHandlers(ctx),
     ...compareHandlers(ctx),
+    ...evalHandlers(ctx),
   };
 
   // Every contract method has a handler (the type says so; this guards against a stray cast).

@@ -108,6 +108,7 @@ export class EvaluationStore {
         'SELECT * FROM evaluation_outputs WHERE evaluation_id = ? ORDER BY position LIMIT ? OFFSET ?',
       ),
       delete: db.prepare('DELETE FROM evaluations WHERE id = ?'),
+      reopen: db.prepare("UPDATE evaluations SET status = 'running', error = NULL, finished_at = NULL WHERE id = ?"),
     };
   }
 
@@ -154,6 +155,14 @@ export class EvaluationStore {
     const current = this.get(id);
     if (current.status !== 'running') throw new StoreError(`evaluation ${id} is already ${current.status}`);
     this.s.finish.run(result.status, writeJson(result.metrics ?? {}, 'metrics'), result.error ?? null, Date.now(), id);
+    return this.get(id);
+  }
+
+  /** A cancelled or failed evaluation takes outputs again (it continues after the ones it has). */
+  reopen(id: EvaluationId): Evaluation {
+    const current = this.get(id);
+    if (current.status === 'completed') throw new StoreError(`evaluation ${id} is completed; it cannot be reopened`);
+    this.s.reopen.run(id);
     return this.get(id);
   }
 
