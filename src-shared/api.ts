@@ -565,7 +565,7 @@ export type Judge = z.infer<typeof Judge>;
 
 export const SystemInfo = z.object({
   version: z.string(),
-  transport: z.enum(['ipc', 'http']),
+  transport: z.enum(['ipc', 'http', 'cli']),
   workspace: z.string(),
   backend: BackendInfo,
   /** What an engine process is doing: idle, training a run, loading a model. */

@@ -3,8 +3,6 @@
 // table, cancel and resume an evaluation, rate blind, and let an LLM judge (a real HTTP server speaking
 // OpenAI's chat API, deterministic) give its verdicts. Real workspace, real engine processes.
 
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +10,7 @@ import type { ApiEvent, ApiEventOf, RunSummary } from '../src-shared/api.js';
 import { methodTableCsv, methodTableMarkdown } from '../src-shared/method-table.js';
 import { type AppFixture, buildAppParts, FAST_RECIPE, startApp, writeColorDataset, writeTinyModel } from './helpers/app-fixture.js';
 import { COLOR_DATA, COLORS } from './helpers/color-task.js';
+import { type JudgeServer, startJudgeServer } from './helpers/judge-server.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 let app: AppFixture;
@@ -165,39 +164,20 @@ describe('bad input and interruptions', () => {
 });
 
 describe('LLM-as-judge', () => {
-  let server: Server;
-  let requests: string[] = [];
+  let judge: JudgeServer;
   beforeAll(async () => {
-    // A judge that prefers the answer holding the right color: it reads the question and both answers from the
-    // review prompt, as a real judge model would see them.
-    server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        const prompt = JSON.parse(body).messages.at(-1).content as string;
-        requests.push(prompt);
-        const thing = /What color is (\w+)\?/.exec(prompt)?.[1] ?? '';
-        const answer = (n: 1 | 2) => new RegExp(`\\[The Start of Assistant ${n}'s Answer\\]\\n([\\s\\S]*?)\\n\\[The End`).exec(prompt)?.[1] ?? '';
-        const score = (n: 1 | 2) => (answer(n).trim() === COLORS[thing] ? 9 : 2);
-        const content = thing === 'coal' ? 'I cannot decide.' : `${score(1)} ${score(2)}\nAssistant answers compared.`;
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] }));
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const { port } = server.address() as AddressInfo;
-    await app.call('settings.update', { openai: { url: `http://127.0.0.1:${port}`, model: 'test-judge', apiKey: '' } });
+    judge = await startJudgeServer('coal');
+    await app.call('settings.update', { openai: { url: judge.url, model: 'test-judge', apiKey: '' } });
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterAll(() => judge.close());
 
   it('judges base against references pairwise, alternating the order, and labels the session', async () => {
-    requests = [];
     const { taskId, comparisonId } = await app.call('evals.judge', { suiteId, columns: [0, 4], judge: { kind: 'openai' } });
     const end = await app.waitFor(taskFinished(taskId));
     expect(end.error).toBe('1 of 6 replies held no scores (left unrated)');
-    expect(requests).toHaveLength(6);
+    expect(judge.prompts).toHaveLength(6);
     // The order alternates: the reference answer is shown first for half of the items.
-    const refFirst = requests.filter((p, i) => p.includes(`Assistant 1's Answer]\n${COLOR_DATA[i].output}\n`));
+    const refFirst = judge.prompts.filter((p, i) => p.includes(`Assistant 1's Answer]\n${COLOR_DATA[i].output}\n`));
     expect(refFirst.length).toBe(3);
     const tally = await app.call('compare.tally', { comparisonId });
     expect(tally.rated).toBe(5);

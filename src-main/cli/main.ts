@@ -8,6 +8,7 @@ import { EXPORT_GGUF_USAGE, exportGgufCommand } from './gguf-command.js';
 import { forwardCommand, generateCommand, infoCommand, trainCommand } from './engine-commands.js';
 import { convertMetaCommand, exportJobCommand, exportOfficialCommand, importJobCommand, importOfficialCommand, INTEROP_USAGE } from './interop-commands.js';
 import type { IO } from './flags.js';
+import { compareCommand, evalCommand, WORKSPACE_USAGE, workspaceTrainCommand } from './workspace-commands.js';
 
 const USAGE = `adapter-studio <command> [flags]
 
@@ -35,6 +36,8 @@ Commands:
   dataset   import|list|export|dedupe|split|undo [--workspace DIR] [--json]   curate datasets in a
             workspace (run "adapter-studio dataset --help")
 
+In a workspace (what the app shows; --workspace defaults to $ADAPTER_STUDIO_WORKSPACE or ~/.adapter-studio):
+${WORKSPACE_USAGE}
 
 Interoperability:
 ${INTEROP_USAGE}  ${EXPORT_GGUF_USAGE}
@@ -45,7 +48,10 @@ type Command = (args: string[], io: IO) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   info: infoCommand,
-  train: trainCommand,
+  // With --workspace (or --dataset) a run is queued in a workspace, as the app does; otherwise files in, folder out.
+  train: (args, io) => (args.some((a) => /^--(workspace|dataset)(=|$)/.test(a)) ? workspaceTrainCommand(args, io) : trainCommand(args, io)),
+  eval: evalCommand,
+  compare: compareCommand,
   generate: generateCommand,
   forward: forwardCommand,
   dataset: datasetCommand,

@@ -15,7 +15,7 @@ export interface ServiceContext {
   queue: RunQueue;
   events: EventHub;
   streams: Streams;
-  transport: 'ipc' | 'http';
+  transport: 'ipc' | 'http' | 'cli';
   version: string;
   /** Folder for files dropped into the UI while they are read (inside the workspace). */
   uploadsDir(): string;

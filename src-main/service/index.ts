@@ -36,13 +36,15 @@ export interface AppServiceOptions {
   workspaceDir: string;
   /** How engine processes start: forkSpawner(entry) in serve mode, a utilityProcess spawner in Electron. */
   spawnHost: HostSpawner;
-  transport: 'ipc' | 'http';
+  transport: 'ipc' | 'http' | 'cli';
   version: string;
   /** Remember a workspace the user switched to (Electron keeps it in its user-data folder). */
   rememberWorkspace?: (dir: string) => void;
   log?: (message: string) => void;
   /** Put the bundled starter model and demo dataset into a workspace that has neither (first start). */
   seedStarter?: boolean;
+  /** Start runs left queued by an earlier session (default true; a CLI command that only evaluates says false). */
+  startQueue?: boolean;
 }
 
 const SETTINGS_KEY = 'app.settings';
@@ -159,7 +161,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
   for (const m of API_METHODS) if (typeof handlers[m] !== 'function') throw new Error(`no handler for API method ${m}`);
 
   // Runs queued before the last shutdown start again.
-  queue.wake();
+  if (opts.startQueue !== false) queue.wake();
 
   if (opts.seedStarter) {
     seedStarterWorkspace(ws, handlers).catch((e) => log(`could not add the starter model and demo data: ${(e as Error).message}`));
