@@ -10,6 +10,15 @@ import { makeTempDir } from './helpers/tmp.js';
 const dir = makeTempDir('datasets-import');
 
 describe('Alpaca JSON and JSONL', () => {
+  it('puts records that name no split into the split asked for (a held-out file as test)', async () => {
+    const { ws } = tempWorkspace('split-option');
+    const train = await importDataset(ws, writeJsonFile(dir, 'train.json', alpacaRecords(3)), { split: 'train' });
+    const own = { ...alpacaRecords(5)[4], split: 'val' };
+    await importDataset(ws, writeJsonFile(dir, 'heldout.json', [...alpacaRecords(4).slice(3), own]), { into: train.dataset.id, split: 'test' });
+    expect([...ws.datasets.iterate(train.dataset.id)].map((e) => e.split)).toEqual(['train', 'train', 'train', 'test', 'val']);
+    ws.close();
+  });
+
   it('imports a JSON list with the line each record starts on', async () => {
     const file = writeJsonFile(dir, 'alpaca.json', alpacaRecords(3));
     const { ws } = tempWorkspace('alpaca');

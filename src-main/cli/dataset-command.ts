@@ -30,8 +30,10 @@ export const DATASET_USAGE = `adapter-studio dataset <command> [flags]
 Commands:
   import FILE       [--name NAME | --into DATASET] [--format auto|json|jsonl|csv|tsv]
                     [--shape auto|alpaca|conversation] [--conversation last-turn|each-turn]
-                    [--map FIELD=KEY]... [--delimiter C] [--tag TAG]... [--max-field-chars N] [--valid-only]
-                    Any invalid record refuses the whole import unless --valid-only.
+                    [--map FIELD=KEY]... [--delimiter C] [--tag TAG]... [--split train|val|test]
+                    [--max-field-chars N] [--valid-only]
+                    Any invalid record refuses the whole import unless --valid-only. --split puts every
+                    record that names no split of its own into that split (e.g. a held-out file as test).
   list [DATASET]    all datasets with example counts; with DATASET, its version history
   export DATASET FILE  [--format json|jsonl] [--split train|val|test] [--version N] [--meta]
   dedupe DATASET    [--near] [--threshold X] [--apply]   list duplicate groups; --apply deletes all but the first
@@ -61,6 +63,7 @@ const SUBCOMMANDS: Record<string, { options: Options; positionals: [number, numb
       tag: { type: 'string', multiple: true },
       'max-field-chars': { type: 'string' },
       'valid-only': { type: 'boolean' },
+      split: { type: 'string' },
     },
     positionals: [1, 1],
     run: runImport,
@@ -213,6 +216,7 @@ async function runImport(ws: Workspace, a: Parsed, out: Output): Promise<number>
     fieldMap: fieldMap(a),
     delimiter: stringValue(a, 'delimiter')?.replace(/^\\t$/, '\t'),
     tags: listValue(a, 'tag'),
+    split: choice(a, 'split', SPLITS),
     maxFieldChars: numberValue(a, 'max-field-chars', 'int'),
     onInvalid: a.values['valid-only'] ? 'skip' : 'reject',
   });

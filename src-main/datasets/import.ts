@@ -5,7 +5,7 @@
 // The write is a single transaction: the dataset gets every accepted example or none of them.
 
 import { basename, extname, resolve } from 'node:path';
-import type { Dataset, DatasetVersion, NewExample } from '../store/datasets.js';
+import type { Dataset, DatasetVersion, NewExample, Split } from '../store/datasets.js';
 import { StoreError } from '../store/errors.js';
 import type { DatasetId } from '../store/ids.js';
 import type { Workspace } from '../store/workspace.js';
@@ -135,6 +135,8 @@ export interface ImportOptions extends ReadOptions {
   into?: DatasetId;
   /** 'reject' (default): any invalid record refuses the whole import. 'skip': import the valid ones. */
   onInvalid?: 'reject' | 'skip';
+  /** The split of every imported example that names none itself (say, a held-out file imported as `test`). */
+  split?: Split;
   /** Tags added to every imported example. */
   tags?: string[];
   /** Progress while writing (inside the transaction). */
@@ -159,6 +161,9 @@ export async function importDataset(ws: Workspace, file: string, options: Import
   }
   if (examples.length === 0) throw new DatasetImportError(report, 'nothing imported: the file has no valid records');
 
+  if (options.split) {
+    for (const ex of examples) ex.split ??= options.split;
+  }
   if (options.tags?.length) {
     for (const ex of examples) ex.tags = [...new Set([...(ex.tags ?? []), ...options.tags])];
   }

@@ -199,5 +199,7 @@ async function seedStarterWorkspace(ws: Workspace, handlers: ApiHandlers): Promi
   if (ws.settings.get(STARTER_SEEDED) || ws.models.list().length > 0 || ws.datasets.list().length > 0) return;
   ws.settings.set(STARTER_SEEDED, true);
   await handlers['models.add']({ path: starterPath(STARTER.modelDir), name: 'starter (WordNet, 4M)' });
-  importDataset(ws, starterPath(STARTER.demoTrain), { name: 'demo: WordNet instructions', onInvalid: 'reject' });
+  // The held-out questions come along as the test split, ready for the Evaluate page.
+  const { dataset } = await importDataset(ws, starterPath(STARTER.demoTrain), { name: 'demo: WordNet instructions', onInvalid: 'reject', split: 'train' });
+  await importDataset(ws, starterPath(STARTER.demoTest), { into: dataset.id, onInvalid: 'reject', split: 'test' });
 }
