@@ -53,6 +53,8 @@ export type ToHost =
     }
   /** Tokens per example as training sees them: BOS + Alpaca prompt + response + EOS. */
   | { kind: 'tokenLengths'; job: JobId; modelDir: string; examples: Instruction[] }
+  /** Tokens of a prompt as `generate` encodes it (BOS included), to check it against the context first. */
+  | { kind: 'countTokens'; job: JobId; modelDir: string; text: string }
   | { kind: 'shutdown' };
 
 export type GenerateResultMessage = {
@@ -79,4 +81,5 @@ export interface ResultOf {
   train: { status: 'completed' | 'paused' | 'cancelled'; steps: number; adapterDir: string | null };
   generate: GenerateResultMessage;
   tokenLengths: number[];
+  countTokens: number;
 }
