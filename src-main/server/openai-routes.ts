@@ -153,14 +153,14 @@ function finishReason(engine: string): FinishReason {
 }
 
 async function complete(req: IncomingMessage, res: ServerResponse, completions: CompletionService, kind: 'chat' | 'text'): Promise<void> {
-  const p = await plan(kind, await readJson(req), completions);
-  const ids: ResponseIds = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: p.model.id };
-
-  // The client going away (closing the connection) stops the generation.
+  // The client going away (closing the connection) stops the generation, also when it leaves before it starts.
   const disconnect = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) disconnect.abort();
   });
+  const p = await plan(kind, await readJson(req), completions);
+  if (disconnect.signal.aborted) return;
+  const ids: ResponseIds = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: p.model.id };
 
   if (!p.stream) {
     const result = await completions.generate(p.model, { text: p.prompt, sampling: p.sampling, seed: p.seed, onText: () => undefined, signal: disconnect.signal });
