@@ -16,6 +16,7 @@ import type { IO } from '../src-main/cli/flags.js';
 import { COLOR_DATA } from './helpers/color-task.js';
 import { writeTinyLlama } from './helpers/tiny-model.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { openWorkspace } from '../src-main/store/index.js';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures');
 const MHA_MODEL = path.join(FIXTURES, 'parity', 'mha', 'model');
@@ -98,6 +99,50 @@ describe('interop CLI', () => {
     expect(await importJobCommand(['--job', job, '--model', path.join(tmp, 'model'), '--out', path.join(tmp, 'imported')], io2)).toBe(0);
     expect(io2.out).toMatch(/4 steps on 8 process\(es\) \(cuda:0\), loss 4\.0000 -> 1\.0000/);
     expect(fs.existsSync(path.join(tmp, 'imported', 'metrics.json'))).toBe(true);
+  });
+
+  it('export-job --workspace then import-job --workspace: the job becomes a run of the workspace', async () => {
+    const tmp = makeTempDir('cli-job-ws');
+    const modelDir = path.join(tmp, 'model');
+    writeTinyLlama(modelDir, { seed: 2 });
+    const model = loadModel(modelDir);
+    const wsDir = path.join(tmp, 'ws');
+    const ws = openWorkspace(wsDir);
+    ws.models.register({ name: 'tiny', path: modelDir, fingerprint: model.fingerprint, config: { llama: model.config } });
+    ws.datasets.createWith('colors', '', { kind: 'import', summary: 'colors', inserts: COLOR_DATA.map((e, i) => ({ ...e, split: i < 4 ? 'train' : 'val' })) });
+    ws.close();
+
+    const job = path.join(tmp, 'job');
+    const recipe = ['--adapter-len', '3', '--adapter-layers', '1', '--batch-size', '2', '--accum-steps', '1', '--epochs', '1', '--warmup-epochs', '1', '--gate-mode', 'per-layer'];
+    await expect(exportJobCommand(['--workspace', wsDir, '--dataset', 'colors', '--model', 'nope', '--out', job, ...recipe], capture())).rejects.toThrow(/--model nope: no model of the workspace .* has this id, name or folder/);
+    const io = capture();
+    expect(await exportJobCommand(['--workspace', wsDir, '--dataset', 'colors', '--split', 'train', '--model', 'tiny', '--out', job, ...recipe], io)).toBe(0);
+    expect(io.out).toMatch(/4 examples, 2 steps/);
+    const jobFile = JSON.parse(fs.readFileSync(path.join(job, 'job.json'), 'utf8'));
+    expect(jobFile.origin).toMatchObject({ datasetVersion: 1, split: 'train' });
+    expect(jobFile.baseModel.fingerprint).toBe(model.fingerprint);
+
+    const adapter = makeAdapter({ adapterLen: 3, layers: [1], gateMode: 'per-layer' }, () => ({ prompt: tf.ones([3, model.config.dim]) as tf.Tensor2D, gate: tf.tensor1d([0.25]) }));
+    await exportPeftAdapter(path.join(job, 'output'), adapter, model.config);
+    disposeAdapter(adapter);
+    const log = [1, 2].map((step) => ({ step, loss: 3 - step, learning_rate: 1e-3 }));
+    fs.writeFileSync(path.join(job, 'output', 'trainer_state.json'), JSON.stringify({ log_history: log, adapter_studio: { job: jobFile.jobId, world_size: 4, device: 'cuda:0', completed: true } }));
+
+    await expect(importJobCommand(['--job', job, '--workspace', wsDir, '--out', path.join(tmp, 'x')], capture())).rejects.toThrow(/--out and --workspace exclude each other/);
+    const io2 = capture();
+    expect(await importJobCommand(['--job', job, '--workspace', wsDir, '--name', 'cluster run', '--json'], io2)).toBe(0);
+    const summary = JSON.parse(io2.out);
+    expect(summary).toMatchObject({ name: 'cluster run', steps: 2, datasetNote: null, backend: 'imported from PEFT job (4 processes on cuda:0)' });
+
+    const again = openWorkspace(wsDir);
+    const run = again.runs.get(summary.runId);
+    expect(run).toMatchObject({ status: 'completed', method: 'adapter', datasetVersion: 1 });
+    expect(again.runs.metrics(run.id).map((m) => m.loss)).toEqual([2, 1]);
+    const loaded = loadAdapter(again.runDir(run.id), model);
+    expect([...loaded.byLayer.get(1)!.gate.dataSync()]).toEqual([0.25]);
+    disposeAdapter(loaded);
+    again.close();
+    disposeModel(model);
   });
 
   it('export-job refuses a non-adapter method', async () => {

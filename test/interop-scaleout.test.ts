@@ -14,7 +14,10 @@ import { disposeModel } from '../src-main/engine/model.js';
 import { paperRecipe, type Recipe } from '../src-main/engine/recipe.js';
 import { Rng } from '../src-main/engine/rng.js';
 import { loadTokenizer } from '../src-main/engine/tokenizer.js';
+import { importJobAsRun } from '../src-main/interop/job-run.js';
 import { exportJob, importJobResult, type JobFile, readJobResult, readTrainerState } from '../src-main/interop/scaleout.js';
+import { servedModels } from '../src-main/service/completions.js';
+import { openWorkspace, type Workspace } from '../src-main/store/index.js';
 import { COLOR_DATA } from './helpers/color-task.js';
 import { writeTinyLlama } from './helpers/tiny-model.js';
 import { makeTempDir } from './helpers/tmp.js';
@@ -92,22 +95,22 @@ describe('export-job', () => {
   });
 });
 
-describe('import-job', () => {
-  // What train.py leaves in output/: a PEFT adapter and trainer_state.json.
-  async function fakeOutput(jobDir: string, job: JobFile, gates: number[]) {
-    const out = path.join(jobDir, 'output');
-    const adapter = makeAdapter({ adapterLen: 3, layers: [0, 1], gateMode: 'per-layer' }, (layer) => ({
-      prompt: tf.fill([3, model.config.dim], layer + 0.5) as tf.Tensor2D,
-      gate: tf.tensor1d([gates[layer]]),
-    }));
-    await exportPeftAdapter(out, adapter, model.config);
-    disposeAdapter(adapter);
-    const log = Array.from({ length: 6 }, (_, i) => ({ step: i + 1, epoch: (i + 1) / 2, loss: 3 - i * 0.25, learning_rate: 1e-3, tokens_per_sec: 50, elapsed_s: i }));
-    const state = { global_step: 6, log_history: [...log, { step: 6, train_runtime: 9.5, train_loss: 2.5 }], adapter_studio: { job: job.jobId, world_size: 2, device: 'cpu', completed: true } };
-    fs.writeFileSync(path.join(out, 'trainer_state.json'), JSON.stringify(state));
-    return out;
-  }
+// What train.py leaves in output/: a PEFT adapter and trainer_state.json.
+async function fakeOutput(jobDir: string, job: JobFile, gates: number[]) {
+  const out = path.join(jobDir, 'output');
+  const adapter = makeAdapter({ adapterLen: 3, layers: [0, 1], gateMode: 'per-layer' }, (layer) => ({
+    prompt: tf.fill([3, model.config.dim], layer + 0.5) as tf.Tensor2D,
+    gate: tf.tensor1d([gates[layer]]),
+  }));
+  await exportPeftAdapter(out, adapter, model.config);
+  disposeAdapter(adapter);
+  const log = Array.from({ length: 6 }, (_, i) => ({ step: i + 1, epoch: (i + 1) / 2, loss: 3 - i * 0.25, learning_rate: 1e-3, tokens_per_sec: 50, elapsed_s: i }));
+  const state = { global_step: 6, log_history: [...log, { step: 6, train_runtime: 9.5, train_loss: 2.5 }], adapter_studio: { job: job.jobId, world_size: 2, device: 'cpu', completed: true } };
+  fs.writeFileSync(path.join(out, 'trainer_state.json'), JSON.stringify(state));
+  return out;
+}
 
+describe('import-job', () => {
   it('brings back the adapter in our format with its loss per step', async () => {
     const { out, result } = await exported({ gateMode: 'per-layer' });
     await fakeOutput(out, result.job, [0.25, -0.5]);
@@ -153,5 +156,76 @@ describe('import-job', () => {
     const other = loadModel(otherDir);
     await expect(importJobResult(out, other, path.join(makeTempDir('x'), 'a'))).rejects.toThrow(/the job was exported for the base model with fingerprint/);
     disposeModel(other);
+  });
+});
+
+describe('import-job into a workspace', () => {
+  /** A workspace holding the tiny model and the color task as dataset "colors" (version 1). */
+  function workspace(opts: { registerModel: boolean }): { ws: Workspace; modelId: string | null; datasetId: string } {
+    const ws = openWorkspace(makeTempDir('job-ws'));
+    const registered = opts.registerModel ? ws.models.register({ name: 'tiny', path: modelDir, fingerprint: model.fingerprint, config: { llama: model.config } }) : null;
+    const { dataset } = ws.datasets.createWith('colors', '', { kind: 'import', summary: 'the color task', inserts: COLOR_DATA });
+    return { ws, modelId: registered?.id ?? null, datasetId: dataset.id };
+  }
+
+  it('records the job as a completed adapter run with its loss per step, and its adapter loads', async () => {
+    const { ws, modelId, datasetId } = workspace({ registerModel: true });
+    try {
+      const data = ws.datasets.examplesAt(datasetId as never, 1).map((e) => ({ instruction: e.instruction, input: e.input, output: e.output }));
+      const out = path.join(makeTempDir('job'), 'job');
+      const { job } = await exportJob({
+        modelDir, data, recipe: { ...recipe, gateMode: 'per-layer' }, outDir: out, baseFingerprint: model.fingerprint, dataset: { name: 'colors', version: 1 },
+        origin: { workspace: ws.dir, modelId, datasetId, datasetVersion: 1, split: 'all' },
+      });
+      expect(JSON.parse(fs.readFileSync(path.join(out, 'job.json'), 'utf8')).origin).toEqual({ workspace: ws.dir, modelId, datasetId, datasetVersion: 1, split: 'all' });
+      await fakeOutput(out, job, [0.25, -0.5]);
+
+      const { run, datasetNote } = await importJobAsRun(ws, { jobDir: out });
+      expect(datasetNote).toBeNull();
+      const stored = ws.runs.get(run.id);
+      expect(stored).toMatchObject({ method: 'adapter', status: 'completed', modelId, datasetId, datasetVersion: 1, backend: 'imported from PEFT job (2 processes on cpu)', name: `colors (PEFT job ${job.jobId.slice(0, 8)})` });
+      expect(stored.recipe).toMatchObject({ ...recipe, gateMode: 'per-layer', split: 'all', source: { kind: 'peft-job', jobId: job.jobId, worldSize: 2, completed: true } });
+      expect(stored.finishedAt).not.toBeNull();
+      const metrics = ws.runs.metrics(run.id);
+      expect(metrics.map((m) => m.loss)).toEqual([3, 2.75, 2.5, 2.25, 2, 1.75]);
+      expect(metrics[2]).toMatchObject({ step: 3, lr: 1e-3, tokensPerSec: 50, elapsedMs: 2000 });
+
+      // The adapter is where completed runs keep theirs, in our format, and nothing else was left behind.
+      expect(fs.readdirSync(path.join(ws.dir, 'runs'))).toEqual([run.id]);
+      const adapter = loadAdapter(ws.runDir(run.id), model);
+      expect(adapter.spec).toEqual({ adapterLen: 3, layers: [0, 1], gateMode: 'per-layer' });
+      expect([...adapter.byLayer.get(1)!.gate.dataSync()]).toEqual([-0.5]);
+      disposeAdapter(adapter);
+      // What chat, compare and the OpenAI API offer.
+      expect(servedModels(ws).map((m) => m.id)).toEqual(['tiny', `tiny+${run.name}`]);
+
+      await expect(importJobAsRun(ws, { jobDir: out })).rejects.toThrow(`job ${job.jobId} is already in the run history as run "${run.name}" (${run.id})`);
+    } finally {
+      ws.close();
+    }
+  });
+
+  it('finds the base model by fingerprint and records no dataset it cannot vouch for', async () => {
+    const { ws, datasetId } = workspace({ registerModel: false });
+    try {
+      const { out, result } = await exported({ gateMode: 'per-layer' }); // from files: no origin
+      await fakeOutput(out, result.job, [0, 0]);
+      await expect(importJobAsRun(ws, { jobDir: out })).rejects.toThrow(/the job's base model \(.*, fingerprint [0-9a-f]+\) is not in the workspace .*; add it there first/);
+      expect(ws.runs.list()).toEqual([]);
+      const registered = ws.models.register({ name: 'tiny', path: modelDir, fingerprint: model.fingerprint, config: { llama: model.config } });
+      const { run, datasetNote } = await importJobAsRun(ws, { jobDir: out, name: 'from files' });
+      expect(run).toMatchObject({ name: 'from files', modelId: registered.id, datasetId: null, status: 'completed' });
+      expect(datasetNote).toMatch(/not from a workspace dataset/);
+
+      // Claims to come from dataset version 1, but trained on other examples.
+      const other = path.join(makeTempDir('job'), 'job');
+      const { job } = await exportJob({ modelDir, data: COLOR_DATA.slice(0, 5), recipe: { ...recipe, gateMode: 'per-layer' }, outDir: other, baseFingerprint: model.fingerprint, origin: { workspace: ws.dir, modelId: registered.id, datasetId, datasetVersion: 1, split: 'all' } });
+      await fakeOutput(other, job, [0, 0]);
+      const second = await importJobAsRun(ws, { jobDir: other });
+      expect(second.run.datasetId).toBeNull();
+      expect(second.datasetNote).toMatch(/version 1 here holds other examples than the job trained on/);
+    } finally {
+      ws.close();
+    }
   });
 });

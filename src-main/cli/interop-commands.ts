@@ -5,14 +5,16 @@ import fs from 'node:fs';
 import { loadAdapter, saveAdapter } from '../engine/adapter-io.js';
 import { disposeAdapter } from '../engine/adapter.js';
 import { type BackendChoice, describeBackend, initBackend } from '../engine/backend.js';
-import { readInstructionFile } from '../engine/data.js';
+import { type Instruction, readInstructionFile } from '../engine/data.js';
 import { EngineError } from '../engine/errors.js';
 import { loadModel, readModelConfig } from '../engine/load.js';
 import { disposeModel } from '../engine/model.js';
 import { paperRecipe, type Recipe } from '../engine/recipe.js';
 import { convertMetaCheckpoint, type OutputDtype } from '../interop/meta-checkpoint.js';
 import { exportOfficialAdapter, importOfficialAdapter, OFFICIAL_GATE_FORMS, type OfficialGateForm } from '../interop/official-adapter.js';
-import { exportJob, importJobResult } from '../interop/scaleout.js';
+import { importJobAsRun, findWorkspaceModel } from '../interop/job-run.js';
+import { exportJob, importJobResult, type JobOrigin } from '../interop/scaleout.js';
+import { openWorkspace } from '../store/index.js';
 import type { SavedFloatDtype } from '../interop/torch-file.js';
 import { type Flags, flag, type IO, numberFlag, parseFlags, requireFlag } from './flags.js';
 import { applyRecipeFlags, recipeFlagSpec } from './recipe-flags.js';
@@ -28,8 +30,13 @@ export const INTEROP_USAGE = `  import-official --model DIR --adapter FILE.pth -
             [--base-model PATH_OR_HUB_ID] [--dataset-name NAME] [--fingerprint]
             a job folder for PEFT's adaption prompt on transformers (torchrun / accelerate);
             --fingerprint reads the weights once so that import-job can check the base model
+  export-job --workspace DIR --dataset NAME|ID [--split all|train|val|test] --model ID|NAME|DIR --out DIR [...]
+            the same from a workspace dataset (its current version) and model, recorded in job.json
   import-job --job DIR --model DIR --out DIR [--output DIR]
             the job's PEFT adapter and loss per step -> our adapter folder + metrics.json
+  import-job --job DIR --workspace DIR [--model ID|NAME|DIR] [--name NAME] [--output DIR]
+            the same as a completed run of the workspace's run history (adapter in the run's folder,
+            loss per step as its metrics), usable in chat and compare
 `;
 
 /** Tensor-only work: the pure-JS backend starts instantly and is all it needs (override with --backend). */
@@ -156,20 +163,47 @@ function readRecipeFile(file: string): Partial<Recipe> {
   return recipe as Partial<Recipe>;
 }
 
+/** The examples, model folder and origin of an export from a workspace (--workspace, --dataset, --split). */
+function workspaceExport(flags: Flags): { modelDir: string; fingerprint: string | undefined; data: Instruction[]; dataset: { name: string; version: number }; origin: JobOrigin } {
+  const dir = requireFlag(flags, 'workspace');
+  const split = flag(flags, 'split') ?? 'all';
+  if (!['all', 'train', 'val', 'test'].includes(split)) throw new EngineError(`--split must be all, train, val or test, got "${split}"`);
+  if (flags.data !== undefined) throw new EngineError('--data and --workspace exclude each other: with --workspace, --dataset names the examples');
+  const ws = openWorkspace(dir);
+  try {
+    const dataset = ws.datasets.find(requireFlag(flags, 'dataset'));
+    const data = ws.datasets.examplesAt(dataset.id, dataset.version).filter((e) => split === 'all' || e.split === split);
+    const modelRef = requireFlag(flags, 'model');
+    const model = findWorkspaceModel(ws, modelRef);
+    if (!model && !fs.existsSync(modelRef)) throw new EngineError(`--model ${modelRef}: no model of the workspace ${ws.dir} has this id, name or folder`);
+    return {
+      modelDir: model?.path ?? modelRef,
+      // A registered model's fingerprint is known without reading its weights.
+      fingerprint: model?.fingerprint,
+      data: data.map((e) => ({ instruction: e.instruction, input: e.input, output: e.output })),
+      dataset: { name: dataset.name, version: dataset.version },
+      origin: { workspace: ws.dir, modelId: model?.id ?? null, datasetId: dataset.id, datasetVersion: dataset.version, split: split as JobOrigin['split'] },
+    };
+  } finally {
+    ws.close();
+  }
+}
+
 export async function exportJobCommand(args: string[], io: IO): Promise<number> {
-  const flags = parseFlags(args, { model: 'string', data: 'string', out: 'string', recipe: 'string', 'base-model': 'string', 'dataset-name': 'string', fingerprint: 'boolean', json: 'boolean', backend: 'string', ...recipeFlagSpec() });
-  const modelDir = requireFlag(flags, 'model');
-  const dataFile = requireFlag(flags, 'data');
+  const flags = parseFlags(args, { model: 'string', data: 'string', out: 'string', recipe: 'string', 'base-model': 'string', 'dataset-name': 'string', fingerprint: 'boolean', json: 'boolean', backend: 'string', workspace: 'string', dataset: 'string', split: 'string', ...recipeFlagSpec() });
+  const fromWorkspace = flags.workspace !== undefined ? workspaceExport(flags) : null;
+  const modelDir = fromWorkspace?.modelDir ?? requireFlag(flags, 'model');
+  const dataFile = fromWorkspace ? null : requireFlag(flags, 'data');
   const outDir = requireFlag(flags, 'out');
-  const data = readInstructionFile(dataFile);
+  const data = fromWorkspace?.data ?? readInstructionFile(dataFile!);
   const config = readModelConfig(modelDir);
   const recipeFile = flag(flags, 'recipe');
   const recipe: Recipe = { ...paperRecipe(config), ...(recipeFile ? readRecipeFile(recipeFile) : {}) };
   applyRecipeFlags(flags, recipe);
   await startBackend(flags, io);
   // The fingerprint needs the weights read once; it lets import-job check the base model.
-  let fingerprint: string | undefined;
-  if (flags.fingerprint) {
+  let fingerprint = fromWorkspace?.fingerprint;
+  if (flags.fingerprint && fingerprint === undefined) {
     const model = loadModel(modelDir);
     fingerprint = model.fingerprint;
     disposeModel(model);
@@ -181,7 +215,8 @@ export async function exportJobCommand(args: string[], io: IO): Promise<number> 
     outDir,
     baseModel: flag(flags, 'base-model'),
     baseFingerprint: fingerprint,
-    dataset: { name: flag(flags, 'dataset-name'), source: dataFile },
+    dataset: fromWorkspace ? { name: flag(flags, 'dataset-name') ?? fromWorkspace.dataset.name, version: fromWorkspace.dataset.version } : { name: flag(flags, 'dataset-name'), source: dataFile! },
+    origin: fromWorkspace?.origin,
   });
   if (job.peft.gateNote && !flags.json) io.stderr(`note: ${job.peft.gateNote}\n`);
   const s = job.schedule;
@@ -190,8 +225,10 @@ export async function exportJobCommand(args: string[], io: IO): Promise<number> 
 }
 
 export async function importJobCommand(args: string[], io: IO): Promise<number> {
-  const flags = parseFlags(args, { job: 'string', model: 'string', out: 'string', output: 'string', json: 'boolean', backend: 'string' });
+  const flags = parseFlags(args, { job: 'string', model: 'string', out: 'string', output: 'string', json: 'boolean', backend: 'string', workspace: 'string', name: 'string' });
   const jobDir = requireFlag(flags, 'job');
+  if (flags.workspace !== undefined) return importJobIntoWorkspace(flags, jobDir, io);
+  if (flags.name !== undefined) throw new EngineError('--name names the run that --workspace records; without --workspace there is no run');
   const modelDir = requireFlag(flags, 'model');
   const outDir = requireFlag(flags, 'out');
   await startBackend(flags, io);
@@ -210,5 +247,27 @@ export async function importJobCommand(args: string[], io: IO): Promise<number> 
     return 0;
   } finally {
     disposeModel(model);
+  }
+}
+
+/** import-job --workspace: the job's result as a completed run of the workspace (interop/job-run.ts). */
+async function importJobIntoWorkspace(flags: Flags, jobDir: string, io: IO): Promise<number> {
+  if (flags.out !== undefined) throw new EngineError('--out and --workspace exclude each other: with --workspace the adapter goes to the run\'s folder');
+  await startBackend(flags, io);
+  const ws = openWorkspace(requireFlag(flags, 'workspace'));
+  try {
+    const { run, result, datasetNote } = await importJobAsRun(ws, { jobDir, outputDir: flag(flags, 'output'), model: flag(flags, 'model'), name: flag(flags, 'name') });
+    const losses = result.metrics.filter((m) => m.loss !== null);
+    const summary = { runId: run.id, name: run.name, adapterDir: ws.runDir(run.id), jobId: result.job.jobId, modelId: run.modelId, datasetId: run.datasetId, datasetVersion: run.datasetVersion, datasetNote, backend: run.backend, steps: result.metrics.length, completed: result.completed };
+    if (datasetNote && !flags.json) io.stderr(`note: the run records no dataset: ${datasetNote}\n`);
+    print(
+      io,
+      flags,
+      summary,
+      `recorded job ${result.job.jobId} as run "${run.name}" (${run.id}): ${result.metrics.length} steps, loss ${losses[0]?.loss?.toFixed(4)} -> ${losses.at(-1)?.loss?.toFixed(4)}, ${run.backend}\nadapter in ${ws.runDir(run.id)}`,
+    );
+    return 0;
+  } finally {
+    ws.close();
   }
 }

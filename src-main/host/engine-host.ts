@@ -75,6 +75,9 @@ class EngineHost {
       case 'tokenLengths':
         this.run(msg.job, () => this.tokenLengths(msg.modelDir, msg.examples));
         return;
+      case 'countTokens':
+        this.run(msg.job, async () => (await loadTokenizerOnly(msg.modelDir)).encode(msg.text, { bos: true }).length);
+        return;
     }
   }
 

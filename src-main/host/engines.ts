@@ -92,6 +92,12 @@ export class Engines {
     return this.tracked(host.request('tokenLengths', { modelDir, examples }).result);
   }
 
+  /** Tokens of a `template: 'none'` prompt as generate encodes it (BOS included). */
+  async countTokens(modelDir: string, text: string): Promise<number> {
+    const host = await this.inferenceHost();
+    return this.tracked(host.request('countTokens', { modelDir, text }).result);
+  }
+
   /** Starts a generation; `cancel` stops it early (the result then has finishReason 'cancelled'). */
   async generate(
     req: { modelDir: string; adapterDir: string | null; prompt: PromptSpec; sampling: SamplingOptions; seed: number },

@@ -58,6 +58,8 @@ export type ToHost =
   | { kind: 'evaluate'; job: JobId; modelDir: string; adapterDir: string | null; items: EvalItem[]; maxNewTokens: number }
   /** Tokens per example as training sees them: BOS + Alpaca prompt + response + EOS. */
   | { kind: 'tokenLengths'; job: JobId; modelDir: string; examples: Instruction[] }
+  /** Tokens of a prompt as `generate` encodes it (BOS included), to check it against the context first. */
+  | { kind: 'countTokens'; job: JobId; modelDir: string; text: string }
   | { kind: 'shutdown' };
 
 export interface EvalItem {
@@ -101,4 +103,5 @@ export interface ResultOf {
   generate: GenerateResultMessage;
   evaluate: EvalAnswer[];
   tokenLengths: number[];
+  countTokens: number;
 }

@@ -49,6 +49,21 @@ export interface JobFile {
   schedule: { examples: number; microBatchesPerEpoch: number; stepsPerEpoch: number; totalSteps: number; peakLr: number; effectiveBatch: number };
   baseModel: { loadFrom: string; localPath: string; fingerprint: string | null; bosId: number | null; eosIds: number[]; config: Record<string, number | boolean> };
   dataset: { name: string | null; version: number | null; source: string | null; sha256: string; examples: number };
+  /**
+   * The workspace the run was exported from, so that import-job can record the result in its run history
+   * against the same model and dataset version. Null for a job made from files; absent in older job files.
+   */
+  origin?: JobOrigin | null;
+}
+
+export interface JobOrigin {
+  workspace: string;
+  /** Null when the model folder is not registered in that workspace (import then finds it by fingerprint). */
+  modelId: string | null;
+  datasetId: string;
+  datasetVersion: number;
+  /** Which of the dataset's examples: a split, or all. */
+  split: 'all' | 'train' | 'val' | 'test';
 }
 
 export interface ExportJobOptions {
@@ -62,6 +77,7 @@ export interface ExportJobOptions {
   /** The local model's fingerprint (LoadedModel.fingerprint), so the import can check the base. */
   baseFingerprint?: string;
   dataset?: { name?: string; version?: number; source?: string };
+  origin?: JobOrigin;
   /** Examples whose token ids train.py checks against ours (default 8). */
   checkExamples?: number;
 }
@@ -78,7 +94,8 @@ const ALPACA_TEMPLATES = {
   prompt_no_input: formatAlpacaPrompt('{instruction}', ''),
 };
 
-function datasetHash(data: Instruction[]): string {
+/** The hash job.json records for its examples; import-job compares a workspace dataset version with it. */
+export function datasetHash(data: Instruction[]): string {
   const h = createHash('sha256');
   for (const ex of data) h.update(JSON.stringify([ex.instruction, ex.input, ex.output]) + '\n');
   return h.digest('hex');
@@ -131,6 +148,7 @@ export async function exportJob(opts: ExportJobOptions): Promise<ExportJobResult
       config: { layers: c.nLayers, dim: c.dim, heads: c.nHeads, kvHeads: c.nKvHeads, vocab: c.vocabSize, tiedEmbeddings: c.tieEmbeddings },
     },
     dataset: { name: opts.dataset?.name ?? null, version: opts.dataset?.version ?? null, source: opts.dataset?.source ?? null, sha256: datasetHash(opts.data), examples: n },
+    origin: opts.origin ?? null,
   };
 
   const parent = path.dirname(path.resolve(opts.outDir));
@@ -255,6 +273,10 @@ gradients are summed across processes, so the steps are the same as on one proce
 \`trainer_state.json\` (loss and learning rate per step in \`log_history\`). Bring it back with
 
     adapter-studio import-job --job THIS_FOLDER --model LOCAL_MODEL_FOLDER --out ADAPTER_FOLDER
+
+or record it as a completed run of a workspace (adapter, loss per step), ready for chat and compare:
+
+    adapter-studio import-job --job THIS_FOLDER --workspace WORKSPACE_FOLDER
 `;
 }
 

@@ -1,5 +1,6 @@
-// Serve mode's HTTP server: the built renderer as static files, the API as POST /api/call/<method>, and the
-// events as server-sent events on GET /api/events. Every route checks the access token (see auth.ts).
+// Serve mode's HTTP server: the built renderer as static files, the API as POST /api/call/<method>, the
+// events as server-sent events on GET /api/events, and an OpenAI-compatible API under /v1/ (openai-routes.ts).
+// Every route checks the access token (see auth.ts).
 
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -7,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
 import type { AppService } from '../service/index.js';
 import { bearerToken, cookieName, cookieToken, hostAllowed, originAllowed, sameToken } from './auth.js';
+import { handleOpenAIRequest, isOpenAIPath } from './openai-routes.js';
+import { readBody } from './request-body.js';
 
 export interface HttpServerOptions {
   service: AppService;
@@ -74,24 +77,6 @@ function refuse(res: ServerResponse, status: number, message: string): void {
   sendJson(res, status, { ok: false, error: { code: status === 401 || status === 403 ? 'unauthorized' : 'invalid_input', message } });
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new Error(`the request is larger than ${Math.round(limit / 2 ** 20)} MiB`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
 export function startHttpServer(opts: HttpServerOptions): Promise<RunningServer> {
   const { service, token } = opts;
   const maxBody = opts.maxBodyBytes ?? 600 * 2 ** 20;
@@ -102,6 +87,8 @@ export function startHttpServer(opts: HttpServerOptions): Promise<RunningServer>
     securityHeaders(res);
     if (!hostAllowed(req, opts.host, port)) return refuse(res, 403, 'this server answers only to its loopback address');
     const url = new URL(req.url ?? '/', 'http://local');
+
+    if (isOpenAIPath(url.pathname)) return handleOpenAIRequest(req, res, url, { completions: service.completions, token });
 
     if (url.pathname.startsWith('/api/call/')) {
       if (req.method !== 'POST') return refuse(res, 405, 'API calls are POST requests');

@@ -123,13 +123,13 @@ export function modelNotFound(model: string): OpenAIRequestError {
 }
 
 /** A prompt longer than the model's context: OpenAI's 400 "context_length_exceeded". */
-export function contextLengthExceeded(promptTokens: number, maxNewTokens: number, contextLength: number): OpenAIRequestError {
+export function contextLengthExceeded(promptTokens: number, maxNewTokens: number, contextLength: number, param: 'messages' | 'prompt' = 'messages'): OpenAIRequestError {
   return new OpenAIRequestError(
     400,
     openAIError(
-      `This model's maximum context length is ${contextLength} tokens. However, you requested ${promptTokens + maxNewTokens} tokens (${promptTokens} in the messages, ${maxNewTokens} in the completion). Please reduce the length of the messages or completion.`,
+      `This model's maximum context length is ${contextLength} tokens. However, you requested ${promptTokens + maxNewTokens} tokens (${promptTokens} in the ${param}, ${maxNewTokens} in the completion). Please reduce the length of the ${param} or completion.`,
       'invalid_request_error',
-      'messages',
+      param,
       'context_length_exceeded',
     ),
   );

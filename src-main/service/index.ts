@@ -21,6 +21,7 @@ import { GENERATOR_ENDPOINT_SETTING } from '../datasets/index.js';
 import { openWorkspace, type Workspace } from '../store/index.js';
 import { chatHandlers } from './chats.js';
 import { compareHandlers } from './compare.js';
+import { type CompletionService, completionService } from './completions.js';
 import { evalHandlers } from './evals.js';
 import type { ServiceContext } from './context.js';
 import { datasetHandlers } from './datasets.js';
@@ -55,6 +56,8 @@ export interface AppService {
   /** Validates, runs and answers one request. Never throws. */
   call(method: string, input: unknown): Promise<ApiResponse<unknown>>;
   readonly handlers: ApiHandlers;
+  /** Generation for serve mode's OpenAI-compatible API (src-main/server/openai-routes.ts). */
+  readonly completions: CompletionService;
   /** Stops the queue (checkpointing a training run), the engine processes, and closes the workspace. */
   close(): Promise<void>;
 }
@@ -170,6 +173,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
   return {
     events,
     handlers,
+    completions: completionService(ctx),
     async call(method, input) {
       if (!isApiMethod(method)) return { ok: false, error: { code: 'not_found', message: `unknown API method "${method}"` } };
       try {

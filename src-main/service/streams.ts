@@ -22,9 +22,13 @@ export class Streams {
 
   constructor(private readonly events: EventHub) {}
 
-  open(): StreamHandle {
+  /**
+   * broadcast: false for a stream whose text goes elsewhere (an OpenAI API response): it is still counted
+   * and cancellable, but sends no events to the UI.
+   */
+  open(opts: { broadcast?: boolean } = {}): StreamHandle {
     const id = `stream_${randomBytes(8).toString('hex')}`;
-    const events = this.events;
+    const events: Pick<EventHub, 'emit'> = opts.broadcast === false ? { emit: () => undefined } : this.events;
     let cancelled = false;
     let cancelCurrent: (() => void) | null = null;
     const entry = {
