@@ -191,4 +191,13 @@ describe('LLM-as-judge', () => {
     const table = await app.call('evals.methodTable', { suiteId });
     expect(table[4].judgeWinRate).toBeCloseTo(tally.wins[1] / 5, 6);
   });
+
+  it('can use a local model as the judge, and says why one that cannot take the review prompt fails', async () => {
+    const { taskId, comparisonId } = await app.call('evals.judge', { suiteId, columns: [0, 1], judge: { kind: 'local', model: { modelId } } });
+    const end = await app.waitFor(taskFinished(taskId), { timeoutMs: 120_000 });
+    // The tiny model's context is far shorter than the review prompt: the first item stops the session, clearly.
+    expect(end.error).toMatch(/^judging item 1 of 6: the prompt has \d+ tokens/);
+    const tally = await app.call('compare.tally', { comparisonId });
+    expect(tally).toMatchObject({ rated: 0, unrated: 6 });
+  });
 });

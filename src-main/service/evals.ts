@@ -365,7 +365,12 @@ export function evalHandlers(ctx: ServiceContext): Pick<
             if (signal.aborted) throw new Error('cancelled');
             const leftFirst = leftShownFirst(i);
             const [first, second] = leftFirst ? [item.leftOutput, item.rightOutput] : [item.rightOutput, item.leftOutput];
-            const reply = await generator.complete(`${JUDGE_SYSTEM_PROMPT}\n\n${judgePrompt(item.prompt, first, second)}`, { temperature: 0, maxTokens: 512, signal });
+            let reply: string;
+            try {
+              reply = await generator.complete(`${JUDGE_SYSTEM_PROMPT}\n\n${judgePrompt(item.prompt, first, second)}`, { temperature: 0, maxTokens: 512, signal });
+            } catch (e) {
+              throw new Error(`judging item ${i + 1} of ${items.length}: ${(e as Error).message}`);
+            }
             const verdict = parseJudgeReply(reply);
             const order = leftFirst ? 'left shown first' : 'right shown first';
             if (!verdict) {
