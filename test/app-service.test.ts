@@ -10,6 +10,7 @@ import type { ApiEvent, ApiEventOf, RunSummary } from '../src-shared/api.js';
 import { ApiError } from '../src-shared/api.js';
 import { type AppFixture, buildAppParts, FAST_RECIPE, startApp, writeColorDataset, writeTinyModel } from './helpers/app-fixture.js';
 import { makeTempDir } from './helpers/tmp.js';
+import { STARTER, starterPath } from '../src-main/engine/starter.js';
 
 let app: AppFixture;
 let dir: string;
@@ -55,6 +56,21 @@ describe('models', () => {
     expect(info.fingerprint).toMatch(/^[0-9a-f]{32}$/);
     expect(info.backend.name).not.toBeNull();
     expect((await app.call('models.list', {})).map((m) => m.id)).toEqual([modelId]);
+  });
+});
+
+describe('presets', () => {
+  it("starts a run on the bundled starter model from the starter's recipes, any other model from the method's preset", async () => {
+    const starter = await app.call('models.add', { path: starterPath(STARTER.modelDir), name: 'starter' });
+    try {
+      expect(await app.call('runs.defaults', { modelId: starter.id, method: 'adapter' })).toMatchObject({ adapterLayers: 4, lr: 0.02, epochs: 3, batchSize: 8, accumSteps: 1 });
+      expect(await app.call('runs.defaults', { modelId: starter.id, method: 'lora' })).toMatchObject({ method: 'lora', loraRank: 8, lr: 0.002, epochs: 3 });
+      expect(await app.call('runs.defaults', { modelId: starter.id, method: 'full' })).toMatchObject({ method: 'full', lr: 0.0002, weightDecay: 0 });
+      // The tiny model (2 layers) gets the paper's preset: the top nLayers - 2 layers (at least 1), blr 9e-3.
+      expect(await app.call('runs.defaults', { modelId, method: 'adapter' })).toMatchObject({ adapterLayers: 1, lr: null, blr: 9e-3, epochs: 5 });
+    } finally {
+      await app.call('models.remove', { modelId: starter.id });
+    }
   });
 });
 

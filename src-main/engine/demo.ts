@@ -5,35 +5,13 @@
 
 import { disposeAdapter } from './adapter.js';
 import { loadAdapter } from './adapter-io.js';
-import type { LlamaConfig } from './config.js';
 import type { Instruction } from './data.js';
 import { type EvalExample, type EvalReport, evaluateAnswers, type ScoredAnswer } from './eval.js';
 import { EngineError } from './errors.js';
 import type { LoadedModel } from './load.js';
-import { paperRecipe, type Recipe } from './recipe.js';
+import { type Recipe, starterRecipe } from './recipe.js';
 import type { TextTokenizer } from './tokenizer.js';
 import { train, type TrainEvent, type TrainResult } from './train.js';
-
-/**
- * The paper's recipe scaled to a small model and a few thousand examples, so it runs in minutes on
- * two CPU cores: K = 10 prompt vectors (as in the paper), tanh gates, AdamW(0.9, 0.95) with wd 0.02,
- * warmup then cosine, 3 epochs at batch 8. Two changes, both measured on the starter model
- * (4 layers) and its demo set: every layer is adapted (the paper's "all but the first two" leaves
- * only 2 of 4), and the peak lr is fixed at 2e-2 (the paper's blr scaling gives 2.8e-4 at batch 8;
- * held-out ROUGE-L after 3 epochs: 42% at 1e-2, 51% at 2e-2).
- */
-export function starterRecipe(c: LlamaConfig): Recipe {
-  return {
-    ...paperRecipe(c),
-    adapterLayers: c.nLayers,
-    epochs: 3,
-    warmupEpochs: 0.5,
-    lr: 2e-2,
-    batchSize: 8,
-    accumSteps: 1,
-    maxSeqLen: Math.min(128, c.maxPositions),
-  };
-}
 
 export interface DemoOptions {
   model: LoadedModel;

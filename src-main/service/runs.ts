@@ -1,15 +1,16 @@
 // runs.*: plan and queue training runs, follow them, and read their history. The queue itself (one run trains
 // at a time, in an engine process of its own) is src-main/host/run-queue.ts.
 
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync } from 'node:fs';
 import { ApiError, type ApiHandlers, type MetricPoint, type Recipe as ApiRecipe, Recipe as RecipeSchema, type RunDetail, type RunPlan, type RunSummary } from '../../src-shared/api.js';
 import type { LlamaConfig } from '../engine/config.js';
 import { EngineError } from '../engine/errors.js';
 import { memoryEstimate } from '../engine/load.js';
 import { parameterCount } from '../engine/config.js';
-import { presetFor, peakLearningRate, type Recipe, validateRecipe } from '../engine/recipe.js';
+import { type Method, presetFor, peakLearningRate, type Recipe, starterPreset, validateRecipe } from '../engine/recipe.js';
+import { STARTER, starterPath } from '../engine/starter.js';
 import type { TrainingJob } from '../host/run-queue.js';
-import type { DatasetId, ModelId, Run, RunId, Split, Workspace } from '../store/index.js';
+import type { DatasetId, Model, ModelId, Run, RunId, Split, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { conflict } from './errors.js';
 import { storedFacts } from './models.js';
@@ -46,6 +47,24 @@ function recipeProblem(e: EngineError): { field: string; message: string } {
   return m ? { field: m[1], message: m[2] } : { field: '', message: e.message };
 }
 
+/**
+ * The recipe a run on `model` starts from: the method's preset (the paper's, Alpaca-LoRA's, Alpaca's), or,
+ * for the bundled starter model, the same methods scaled to a 4M-parameter model, so that a new user's first
+ * run with the defaults learns in minutes.
+ */
+export function presetForModel(model: Model, method: Method): Recipe {
+  const config = storedFacts(model).llama;
+  return isStarterModel(model.path) ? starterPreset(method, config) : presetFor(method, config);
+}
+
+function isStarterModel(dir: string): boolean {
+  try {
+    return realpathSync(dir) === realpathSync(starterPath(STARTER.modelDir));
+  } catch {
+    return false;
+  }
+}
+
 interface PlanInput {
   modelId: string;
   datasetId: string;
@@ -57,7 +76,7 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
   const ws = ctx.ws();
   const model = ws.models.get(req.modelId as ModelId);
   const config = storedFacts(model).llama;
-  const recipe: Recipe = { ...presetFor(req.recipe.method ?? 'adapter', config), ...req.recipe } as Recipe;
+  const recipe: Recipe = { ...presetForModel(model, req.recipe.method ?? 'adapter'), ...req.recipe } as Recipe;
   const problems: RunPlan['problems'] = [];
   try {
     validateRecipe(recipe, config);
@@ -207,7 +226,7 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
 > {
   const get = (id: string) => ctx.ws().runs.get(id as RunId);
   return {
-    'runs.defaults': async ({ modelId, method }) => RecipeSchema.parse(presetFor(method, storedFacts(ctx.ws().models.get(modelId as ModelId)).llama)),
+    'runs.defaults': async ({ modelId, method }) => RecipeSchema.parse(presetForModel(ctx.ws().models.get(modelId as ModelId), method)),
     'runs.plan': async (req) => {
       const { config: _config, ...plan } = planRun(ctx, req);
       return plan;

@@ -19,7 +19,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend, type BackendChoice } from '../../src-main/engine/backend.js';
 import { parameterCount, type LlamaConfig } from '../../src-main/engine/config.js';
 import { formatAlpacaPrompt, readInstructionFile } from '../../src-main/engine/data.js';
-import { formatDemoTable, runDemo, starterRecipe } from '../../src-main/engine/demo.js';
+import { formatDemoTable, runDemo } from '../../src-main/engine/demo.js';
+import { starterRecipe } from '../../src-main/engine/recipe.js';
 import {
   DEFAULT_PRETRAIN,
   evaluateLoss,
