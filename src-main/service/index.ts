@@ -23,6 +23,7 @@ import { chatHandlers } from './chats.js';
 import { compareHandlers } from './compare.js';
 import { type CompletionService, completionService } from './completions.js';
 import { evalHandlers } from './evals.js';
+import { runningTaskCount } from './tasks.js';
 import type { ServiceContext } from './context.js';
 import { datasetHandlers } from './datasets.js';
 import { toErrorBody, userError } from './errors.js';
@@ -143,6 +144,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
       if (dir === ws.dir) return readSettings();
       if (queue.activeRunId) throw userError('a run is training; pause or cancel it before switching workspaces');
       if (streams.active > 0) throw userError('a generation is running; stop it before switching workspaces');
+      if (runningTaskCount() > 0) throw userError('an import, generation or evaluation task is running; wait for it or cancel it before switching workspaces');
       const next = openWorkspace(dir); // throws (and keeps the current one) if the folder cannot be a workspace
       ws.close();
       ws = next;

@@ -18,3 +18,8 @@ export function cancelTask(taskId: string): void {
 export function isTaskRunning(taskId: string | null | undefined): boolean {
   return !!taskId && running.has(taskId);
 }
+
+/** Tasks running now (a workspace switch waits for none). */
+export function runningTaskCount(): number {
+  return running.size;
+}
