@@ -201,3 +201,16 @@ describe('LLM-as-judge', () => {
     expect(tally).toMatchObject({ rated: 0, unrated: 6 });
   });
 });
+
+describe('after the fact', () => {
+  it('keeps an evaluation readable when a run behind a column is deleted', async () => {
+    await app.call('runs.remove', { runId: runs.lora });
+    const suite = await app.call('evals.get', { suiteId });
+    expect(suite.columns[2]).toMatchObject({ kind: 'lora', status: 'completed' });
+    expect(suite.rows[0].outputs[2]).not.toBeNull();
+    const table = await app.call('evals.methodTable', { suiteId });
+    expect(table[2]).toMatchObject({ kind: 'lora', trainingSeconds: null, storageBytes: null });
+    expect(table[2].metrics.count).toBe(6);
+    expect((await app.call('evals.list', {})).some((s) => s.id === suiteId)).toBe(true);
+  });
+});

@@ -34,6 +34,7 @@ const BATCH = 4;
 type StoredSet = { kind: 'split'; datasetId: string; version: number; split: 'train' | 'val' | 'test' | 'all'; limit: number | null } | { kind: 'prompts'; prompts: string[] };
 
 type StoredSystem = { kind: 'model'; label: string; model: ModelRef } | { kind: 'references'; label: string; fileName: string };
+type ColumnKind = EvalColumn['kind'];
 
 interface ColumnConfig {
   suite: string;
@@ -43,6 +44,8 @@ interface ColumnConfig {
   setLabel: string;
   maxNewTokens: number;
   system: StoredSystem;
+  /** Decided at creation, so the column keeps its kind if its run is deleted later. */
+  kind: ColumnKind;
 }
 
 interface SetExample {
@@ -123,27 +126,15 @@ export function evalHandlers(ctx: ServiceContext): Pick<
   /** Suite -> the task working on it in this process. */
   const liveTasks = new Map<string, string>();
 
-  const columnKind = (ws: Workspace, system: StoredSystem, others: StoredSystem[]): EvalColumn['kind'] => {
-    if (system.kind === 'references') return 'references';
-    if (system.model.adapterRunId) {
-      const method = ws.runs.get(system.model.adapterRunId as RunId).method;
-      return method === 'lora' ? 'lora' : method === 'full' ? 'full' : 'adapter';
-    }
-    // A model that some other column fine-tunes is their base; any other model folder (say, a downloaded Alpaca) is just a model.
-    const isBase = others.some((o) => o.kind === 'model' && o.model.adapterRunId && o.model.modelId === system.model.modelId);
-    return isBase ? 'base' : 'model';
-  };
-
   const summaryOf = (suiteId: string): EvalSuiteSummary => {
     const ws = ctx.ws();
     const columns = suiteColumns(ws, suiteId);
     const first = columns[0].config;
-    const examples = setExamples(ws, first.set).length;
-    const systems = columns.map((c) => c.config.system);
+    const examples = setExamplesOrStored(ws, columns).length;
     const shown: EvalColumn[] = columns.map(({ evaluation, config }) => ({
       evaluationId: evaluation.id,
       label: config.system.label,
-      kind: columnKind(ws, config.system, systems),
+      kind: config.kind,
       runId: config.system.kind === 'model' ? config.system.model.adapterRunId : null,
       status: evaluation.status,
       error: evaluation.error,
@@ -255,9 +246,10 @@ export function evalHandlers(ctx: ServiceContext): Pick<
         labels.add(c.system.label);
       }
       const suiteId = `evs_${randomBytes(8).toString('hex')}`;
+      const kinds = columnKinds(ws, columns.map((c) => c.system));
       ws.transaction(() => {
         columns.forEach((c, index) => {
-          const config: ColumnConfig = { suite: suiteId, index, columns: columns.length, set: stored.set, setLabel: stored.label, maxNewTokens, system: c.system };
+          const config: ColumnConfig = { suite: suiteId, index, columns: columns.length, set: stored.set, setLabel: stored.label, maxNewTokens, system: c.system, kind: kinds[index] };
           const evaluation = ws.evaluations.create({
             name,
             runId: c.runId,
@@ -287,7 +279,7 @@ export function evalHandlers(ctx: ServiceContext): Pick<
       const ws = ctx.ws();
       const summary = withLiveTask(summaryOf(suiteId), liveTasks);
       const columns = suiteColumns(ws, suiteId);
-      const examples = setExamples(ws, columns[0].config.set).slice(offset, offset + limit);
+      const examples = setExamplesOrStored(ws, columns).slice(offset, offset + limit);
       const outputs = columns.map((c) => ws.evaluations.outputs(c.evaluation.id, { offset, limit }));
       const rows: EvalRow[] = examples.map((ex, i) => ({
         position: offset + i,
@@ -403,6 +395,32 @@ function withLiveTask(s: EvalSuiteSummary, live: Map<string, string>): EvalSuite
   return { ...s, taskId, columns, status: suiteStatus(columns.map((c) => c.status)) };
 }
 
+function columnKinds(ws: Workspace, systems: StoredSystem[]): ColumnKind[] {
+  return systems.map((system) => {
+    if (system.kind === 'references') return 'references';
+    if (system.model.adapterRunId) {
+      const method = ws.runs.get(system.model.adapterRunId as RunId).method;
+      return method === 'lora' ? 'lora' : method === 'full' ? 'full' : 'adapter';
+    }
+    // A model that another column fine-tunes is their base; any other model folder (a downloaded Alpaca, say) is just a model.
+    const isBase = systems.some((o) => o.kind === 'model' && o.model.adapterRunId && o.model.modelId === system.model.modelId);
+    return isBase ? 'base' : 'model';
+  });
+}
+
+/**
+ * The set's examples; if its dataset has since been deleted, what the stored answers recorded (the prompt
+ * and reference), so the evaluation stays readable.
+ */
+function setExamplesOrStored(ws: Workspace, columns: Column[]): SetExample[] {
+  try {
+    return setExamples(ws, columns[0].config.set);
+  } catch {
+    const longest = columns.map((c) => ws.evaluations.outputs(c.evaluation.id, { limit: 1e9 })).reduce((a, b) => (b.length > a.length ? b : a), []);
+    return longest.map((o) => ({ exampleId: o.exampleId, instruction: o.prompt, input: '', reference: o.reference }));
+  }
+}
+
 function storedSet(ws: Workspace, set: EvalSet): { set: StoredSet; label: string } {
   if (set.kind === 'prompts') return { set: { kind: 'prompts', prompts: set.prompts }, label: `${set.prompts.length} prompt${set.prompts.length === 1 ? '' : 's'}` };
   const dataset = ws.datasets.get(set.datasetId as DatasetId);
@@ -513,8 +531,8 @@ function methodTable(ctx: ServiceContext, suite: EvalSuiteSummary): MethodRow[] 
       metrics: col.metrics,
       judgeWinRate: judged.get(i) ?? null,
     };
-    if (col.runId) {
-      const run = ws.runs.get(col.runId as RunId);
+    const run = col.runId ? ws.runs.list().find((r) => r.id === col.runId) : undefined;
+    if (run) {
       const metrics = ws.runs.metrics(run.id);
       const speeds = metrics.map((m) => m.tokensPerSec).filter((v): v is number => typeof v === 'number' && v > 0);
       const memory = metrics.map((m) => m.memoryBytes).filter((v): v is number => typeof v === 'number');
