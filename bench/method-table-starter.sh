@@ -18,8 +18,8 @@ echo "workspace: $W"
 cli dataset import "$S/demo-train.json" --name demo --split train --workspace "$W"
 cli dataset import "$S/demo-test.json" --into demo --split test --workspace "$W"
 cli train --workspace "$W" --model "$S/model" --dataset demo --name "LLaMA-Adapter" --method adapter --adapter-len 10 --adapter-layers 4 --lr 0.02 "${COMMON[@]}"
-cli train --workspace "$W" --model model --dataset demo --name "LoRA r8 q,v" --method lora --lora-rank 8 --lr 0.002 "${COMMON[@]}"
-cli train --workspace "$W" --model model --dataset demo --name "Full fine-tune" --method full --lr 0.0002 --weight-decay 0 "${COMMON[@]}"
+cli train --workspace "$W" --model starter --dataset demo --name "LoRA r8 q,v" --method lora --lora-rank 8 --lr 0.002 "${COMMON[@]}"
+cli train --workspace "$W" --model starter --dataset demo --name "Full fine-tune" --method full --lr 0.0002 --weight-decay 0 "${COMMON[@]}"
 cli eval --workspace "$W" --dataset demo --split test --name "starter held-out" --max-new-tokens 48
 mkdir -p bench/results
 cli compare --workspace "$W" --format markdown --out bench/results/method-table-starter.md --examples 5

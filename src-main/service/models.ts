@@ -1,7 +1,7 @@
 // models.*: add a Hugging Face LLaMA folder (checked by reading it the way training will), list, inspect.
 
 import { existsSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { AdapterSummary, ApiHandlers, ModelConfigSummary, ModelInfo, ModelSummary } from '../../src-shared/api.js';
 import type { LlamaConfig } from '../engine/config.js';
 import { readModelConfig } from '../engine/load.js';
@@ -96,7 +96,7 @@ export function modelHandlers(ctx: ServiceContext): Pick<ApiHandlers, 'models.ad
       const facts = await ctx.engines.inspect(dir);
       const stored: StoredModelFacts = { llama: facts.config as unknown as LlamaConfig, parameters: facts.parameters, memory: facts.memory };
       const model = ctx.ws().models.register({
-        name: name?.trim() || basename(dir),
+        name: name?.trim() || defaultModelName(dir),
         path: dir,
         fingerprint: facts.fingerprint,
         config: stored as unknown as Record<string, unknown>,
@@ -112,4 +112,10 @@ export function modelHandlers(ctx: ServiceContext): Pick<ApiHandlers, 'models.ad
       return { ok: true as const };
     },
   };
+}
+
+/** A folder called just "model" (or "weights", "hf", ...) is named after its parent: assets/starter/model -> starter. */
+export function defaultModelName(dir: string): string {
+  const own = basename(dir);
+  return /^(model|models|weights|hf|checkpoint|final)$/i.test(own) && basename(dirname(dir)) ? basename(dirname(dir)) : own;
 }
