@@ -10,6 +10,7 @@
 // processes on a shared machine falls on both; each engine's fastest step is the headline, its median beside it.
 //
 //   node bench/run.mjs [--rounds 2] [--steps 5] [--threads N] [--skip-wasm] [--out bench/results.md]
+//   node bench/run.mjs --probe-memory [--steps 3]    where our training process's memory goes (bench/mem-probe.ts)
 //
 // Needs: the native addon (tools/build-native.mjs), python3 with torch, transformers and peft, node-llama-cpp.
 
@@ -71,10 +72,10 @@ async function bundle() {
     spawnSync(process.execPath, [path.join(root, 'tools', 'build-native.mjs')], { stdio: 'inherit' });
   }
   fs.mkdirSync(work, { recursive: true });
-  const outfile = path.join(work, 'engine-bench.mjs');
   await build({
-    entryPoints: [path.join(root, 'bench', 'engine-bench.ts')],
-    outfile,
+    entryPoints: [path.join(root, 'bench', 'engine-bench.ts'), path.join(root, 'bench', 'mem-probe.ts')],
+    outdir: work,
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -92,7 +93,7 @@ async function bundle() {
       ].join(' '),
     },
   });
-  return outfile;
+  return { bench: path.join(work, 'engine-bench.mjs'), probe: path.join(work, 'mem-probe.mjs') };
 }
 
 const fmt = (x, digits = 1) => (x === undefined || x === null || Number.isNaN(x) ? 'n/a' : x.toFixed(digits));
@@ -114,12 +115,18 @@ function cpuName() {
 async function main() {
   const startedAt = new Date();
   const loadBefore = os.loadavg();
-  const bench = await bundle();
+  const { bench, probe } = await bundle();
   const node = (command, flags, options) => runJson(process.execPath, ['--max-old-space-size=4096', bench, command, ...flags], options);
 
   log(`preparing the reference model and data in ${path.relative(root, data)}`);
   const prepared = node('prepare', ['--dir', data]);
   if (prepared.error) throw new Error(`could not prepare the benchmark data: ${prepared.error}`);
+
+  if (args['probe-memory']) {
+    const flags = ['--dir', data, '--steps', String(args.steps ?? 3), '--threads', String(threads)];
+    const result = spawnSync(process.execPath, ['--max-old-space-size=4096', probe, ...flags], { cwd: root, stdio: 'inherit' });
+    process.exit(result.status ?? 1);
+  }
 
   // The peak is measured once per round too and the highest kept: like the fastest training step, it is what the
   // machine does when other processes leave it alone.

@@ -302,6 +302,10 @@ describe('fused cross-entropy', () => {
     [2, 7, 16, 300, false, 1],
     [2, 40, 24, 5000, false, 2],
     [1, 9, 16, 70, true, 3],
+    // The kernel's tiling (native/src/xent.c): a vocabulary of several column tiles (online softmax across them),
+    // and more counted rows than one chunk holds.
+    [2, 40, 16, 24000, false, 4],
+    [3, 450, 8, 700, true, 5],
   ])('fused with the head: hidden [%i, %i, %i], vocab %i, tied %s', async (B, T, dim, V, tied, seed) => {
     const { rng, labels } = batch(B, T, V, seed);
     const targets = targetsOf(labels, B, T);

@@ -191,6 +191,30 @@ describe('writeSafetensors + SafetensorsFile', () => {
     expectEngineError(() => f.readF32('d'), 'closed');
   });
 
+  it('reads a range of elements into a given array, from every float dtype', () => {
+    const file = path.join(makeTempDir('st-into'), 'r.safetensors');
+    const values = new Float32Array([0.1, -2.5, 3.14159, 7, -0.001, 1e5]);
+    writeSafetensors(file, [
+      { name: 'f', shape: [2, 3], data: values },
+      { name: 'h', shape: [6], data: values, dtype: 'F16' },
+      { name: 'b', shape: [3, 2], data: values, dtype: 'BF16' },
+    ]);
+    const f = SafetensorsFile.open(file);
+    for (const name of ['f', 'h', 'b']) {
+      const whole = f.readF32(name);
+      // Into the middle of a larger array (an offset view, as a tensor's buffer inside a heap would be).
+      const host = new Float32Array(10).fill(9);
+      f.readF32Into(name, host.subarray(3, 7), 1);
+      expect(Array.from(host)).toEqual([9, 9, 9, ...whole.subarray(1, 5), 9, 9, 9]);
+      const all = new Float32Array(6);
+      f.readF32Into(name, all);
+      expect(all).toEqual(whole);
+    }
+    expectEngineError(() => f.readF32Into('f', new Float32Array(3), 4), file, '"f"', '6 elements');
+    expectEngineError(() => f.readF32Into('f', new Float32Array(1), -1), file, '"f"');
+    f.close();
+  });
+
   it('reads each tensor from disk when asked, not at open', () => {
     const file = path.join(makeTempDir('st-lazy'), 'l.safetensors');
     writeSafetensors(file, [

@@ -9,6 +9,7 @@
  * Backward: dlogits[p(n), v] = dnll[n] * mask[n] * (exp(logits[p(n), v] - lse[n]) - [v == label[n]]); physical rows
  * no logical row reads, and masked rows, get 0.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS for scratch.h under -std=c11; must precede every system header */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "gemm.h"
 #include "kernels.h"
 #include "pool.h"
+#include "scratch.h"
 
 typedef struct {
   const float *logits, *mask, *lse_in, *dnll;
@@ -157,45 +159,103 @@ napi_value CrossEntropyBackward(napi_env env, napi_callback_info info) {
 /*
  * lmHeadCrossEntropy: the same loss computed from the final hidden states [physRows, dim] and the head's weight
  * (W [dim, V], or [V, dim] tied to the embedding with transposeW), so the logits of the whole batch are never a
- * tensor. Counted rows go in chunks: logits of a chunk (one threaded product), then lse / nll per row, and, when
- * dunit is given, the loss's gradient with respect to the hidden states for a unit upstream gradient:
+ * tensor. With dunit given it also forms the loss's gradient with respect to the hidden states for a unit upstream
+ * gradient, here in the forward, where the logits are at hand (backward then only scales rows by dnll):
  *   G = mask * (softmax(logits) - onehot(label)),   dunit[p(n)] = G[n] W^T      (rows nothing reads: 0)
- * computed here, in the forward, because the chunk's logits are at hand: backward then only scales rows by dnll.
- * FLOPs are those of the separate head forward and its input gradient; memory is one chunk of logits.
+ *
+ * Counted rows go in chunks, and each chunk sweeps the vocabulary in tiles of columns with an online softmax (as
+ * flash attention does): per row a running max m and sum s = sum exp(l - m), rescaled by exp(m_old - m_new) when
+ * a tile raises the max, and, for the gradient, a running acc = sum exp(l - m) W[:, v]^T rescaled alike. At the end
+ *   lse = m + log s,   nll = mask * (lse - l[label]),   dunit = mask * (acc / s - W[:, label]^T).
+ * So memory is one tile of logits (TILE_FLOATS) however large the vocabulary, each chunk streams the weight through
+ * two products once, and FLOPs are those of the separate head forward and its input gradient.
  */
+
+/* Floats of one tile of logits (4 MB): ~1600 vocabulary columns for a chunk of ~650 rows. Small next to the step's
+ * other memory; each tile's products stay large enough (hundreds of rows and columns) to run near sgemm peak. */
+#define TILE_FLOATS ((int64_t)1 << 20)
+/* Rows per chunk at most, and floats of a chunk's gathered hidden states (and of its gradient accumulator). */
+#define CHUNK_ROWS_MAX 1024
+#define CHUNK_FLOATS ((int64_t)1 << 20)
+
 typedef struct {
   const XentJob *x;
   const int64_t *rows; /* logical rows of this chunk */
-  float *logits;       /* [count, vocab] */
-  float *lse;
-} ChunkJob;
+  float *tile;         /* [rows, width] logits of vocabulary columns [v0, v0 + width); exp(l - max) after a pass */
+  int64_t v0, width, dim;
+  float *max, *sum, *label_logit; /* per chunk row: running max, running sum of exp(l - max), logit of the label */
+  float *acc;                     /* [rows, dim] running sum of exp(l - max) W[:, v]^T, or NULL without gradient */
+} TileJob;
 
-static void chunk_rows(void *ctx, int64_t begin, int64_t end, int worker) {
-  const ChunkJob *c = ctx;
-  const XentJob *j = c->x;
-  const int64_t V = j->vocab;
+/* One tile's logits into each row's running max and sum (and, with a gradient, exp(l - max) in place). */
+static void tile_rows(void *ctx, int64_t begin, int64_t end, int worker) {
+  const TileJob *t = ctx;
+  const XentJob *j = t->x;
+  const int64_t W = t->width;
   for (int64_t r = begin; r < end; r++) {
-    const int64_t n = c->rows[r];
-    float *x = c->logits + r * V;
-    float max = -INFINITY;
-#pragma omp simd reduction(max : max)
-    for (int64_t v = 0; v < V; v++) max = x[v] > max ? x[v] : max;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t v = 0; v < V; v++) sum += fast_expf(x[v] - max);
-    const float lse = max + logf(sum);
-    j->nll[n] = j->mask[n] * (lse - x[j->labels[n]]);
-    if (j->dlogits == NULL) continue;
-    const float m = j->mask[n];
+    float *l = t->tile + r * W;
+    const int64_t label = j->labels[t->rows[r]];
+    if (label >= t->v0 && label < t->v0 + W) t->label_logit[r] = l[label - t->v0];
+    float tile_max = -INFINITY;
+#pragma omp simd reduction(max : tile_max)
+    for (int64_t v = 0; v < W; v++) tile_max = l[v] > tile_max ? l[v] : tile_max;
+    const float old = t->max[r];
+    const float m = tile_max > old ? tile_max : old;
+    const float rescale = old == -INFINITY ? 0.0f : fast_expf(old - m); /* the first tile starts the sums */
+    float s = 0.0f;
+    if (t->acc == NULL) {
+#pragma omp simd reduction(+ : s)
+      for (int64_t v = 0; v < W; v++) s += fast_expf(l[v] - m);
+    } else {
+#pragma omp simd reduction(+ : s)
+      for (int64_t v = 0; v < W; v++) {
+        const float e = fast_expf(l[v] - m);
+        l[v] = e;
+        s += e;
+      }
+      if (rescale != 1.0f) {
+        float *acc = t->acc + r * t->dim;
 #pragma omp simd
-    for (int64_t v = 0; v < V; v++) x[v] = m * fast_expf(x[v] - lse);
-    x[j->labels[n]] -= m;
+        for (int64_t d = 0; d < t->dim; d++) acc[d] *= rescale;
+      }
+    }
+    t->sum[r] = t->sum[r] * rescale + s;
+    t->max[r] = m;
   }
 }
 
-/* Floats of logits one chunk may hold (32 MB): ~260 rows of a 32K vocabulary, large enough that the products stay
- * efficient (each chunk packs the head's weight once) and small enough that the loss adds little to peak memory. */
-#define CHUNK_FLOATS ((int64_t)8 << 20)
+typedef struct {
+  const TileJob *t;
+  const float *weight;
+  bool transpose_w;
+  float *dunit; /* [physRows, dim] or NULL */
+} FinishJob;
+
+/* Each chunk row's loss and, with a gradient, its row of dunit. */
+static void finish_rows(void *ctx, int64_t begin, int64_t end, int worker) {
+  const FinishJob *f = ctx;
+  const TileJob *t = f->t;
+  const XentJob *j = t->x;
+  const int64_t D = t->dim;
+  for (int64_t r = begin; r < end; r++) {
+    const int64_t n = t->rows[r];
+    const float mask = j->mask[n];
+    j->nll[n] = mask * (t->max[r] + logf(t->sum[r]) - t->label_logit[r]);
+    if (f->dunit == NULL) continue;
+    const float scale = mask / t->sum[r];
+    const float *acc = t->acc + r * D;
+    float *out = f->dunit + physical_row(j, n) * D;
+    const int64_t label = j->labels[n];
+    if (f->transpose_w) {
+      const float *w = f->weight + label * D; /* W [V, dim]: the label's row */
+#pragma omp simd
+      for (int64_t d = 0; d < D; d++) out[d] = scale * acc[d] - mask * w[d];
+    } else {
+      const float *w = f->weight + label; /* W [dim, V]: the label's column */
+      for (int64_t d = 0; d < D; d++) out[d] = scale * acc[d] - mask * w[d * j->vocab];
+    }
+  }
+}
 
 /* lmHeadCrossEntropy(hidden, weight, transposeW, labels, mask, rows, dim, vocab, rowsPerSeq, seqStride, physRows,
  *                    nll, dunit | null) */
@@ -222,7 +282,7 @@ napi_value LmHeadCrossEntropy(napi_env env, napi_callback_info info) {
     throw_range(env, fn, "rowsPerSeq is larger than seqStride");
     return NULL;
   }
-  j.labels = labels.data, j.mask = mask.data, j.nll = nll.data, j.dlogits = dunit.data;
+  j.labels = labels.data, j.mask = mask.data, j.nll = nll.data;
   if (labels.length < j.n || mask.length < j.n) {
     throw_range(env, fn, "labels and mask need one entry per row");
     return NULL;
@@ -244,48 +304,70 @@ napi_value LmHeadCrossEntropy(napi_env env, napi_callback_info info) {
       !arg_f32_min(env, fn, "nll", nll, j.n) || (dunit.data != NULL && !arg_f32_min(env, fn, "dunit", dunit, j.phys_rows * dim))) {
     return NULL;
   }
+  const bool grad = dunit.data != NULL;
   int64_t *counted = malloc(sizeof(int64_t) * (j.n > 0 ? j.n : 1));
+  if (counted == NULL) {
+    throw_range(env, fn, "out of memory for the row list");
+    return NULL;
+  }
   int64_t count = 0;
   for (int64_t n = 0; n < j.n; n++) {
     if (j.mask[n] != 0.0f) counted[count++] = n;
     else j.nll[n] = 0.0f;
   }
-  if (dunit.data != NULL) memset(dunit.data, 0, sizeof(float) * j.phys_rows * dim);
-  /* Equal chunks (656 rows at most ~260 per chunk: three of 219, not 262 + 262 + 132), each product as large as
-   * the others. */
-  int64_t chunk = CHUNK_FLOATS / j.vocab;
-  if (chunk < 16) chunk = 16;
-  if (count > 0) {
-    const int64_t chunks = (count + chunk - 1) / chunk;
-    chunk = (count + chunks - 1) / chunks;
-  }
-  float *x = malloc(sizeof(float) * (chunk > 0 ? chunk : 1) * dim);
-  float *logits = malloc(sizeof(float) * (chunk > 0 ? chunk : 1) * j.vocab);
-  float *dx = dunit.data != NULL ? malloc(sizeof(float) * (chunk > 0 ? chunk : 1) * dim) : NULL;
-  if (counted == NULL || x == NULL || logits == NULL || (dunit.data != NULL && dx == NULL)) {
-    free(counted), free(x), free(logits), free(dx);
-    throw_range(env, fn, "out of memory for a chunk of logits");
+  if (grad) memset(dunit.data, 0, sizeof(float) * j.phys_rows * dim);
+  if (count == 0) {
+    free(counted);
     return NULL;
   }
+  /* Equal chunks of rows (so every product is as large as the others), then equal tiles of columns. */
+  int64_t rows_max = CHUNK_FLOATS / dim;
+  if (rows_max > CHUNK_ROWS_MAX) rows_max = CHUNK_ROWS_MAX;
+  if (rows_max < 16) rows_max = 16;
+  const int64_t chunks = (count + rows_max - 1) / rows_max;
+  const int64_t chunk = (count + chunks - 1) / chunks;
+  int64_t width = TILE_FLOATS / chunk;
+  if (width < 16) width = 16;
+  if (width > j.vocab) width = j.vocab;
+  const int64_t tiles = (j.vocab + width - 1) / width;
+  width = (j.vocab + tiles - 1) / tiles;
+
+  /* Scratch, mapped rather than malloc'ed so that it leaves the process with the call (scratch.h): the tile, the
+   * chunk's hidden states and gradient accumulator, and three floats per row. */
+  const size_t floats = (size_t)(chunk * width + chunk * dim * (grad ? 2 : 1) + 3 * chunk);
+  float *scratch = scratch_alloc(sizeof(float) * floats);
+  if (scratch == NULL) {
+    free(counted);
+    throw_range(env, fn, "out of memory for a tile of logits");
+    return NULL;
+  }
+  float *tile = scratch, *x = tile + chunk * width, *acc = grad ? x + chunk * dim : NULL;
+  float *row_max = x + chunk * dim * (grad ? 2 : 1), *row_sum = row_max + chunk, *label_logit = row_sum + chunk;
+  const int64_t ldw = transpose_w ? dim : j.vocab;
   for (int64_t c0 = 0; c0 < count; c0 += chunk) {
     const int64_t rows = count - c0 < chunk ? count - c0 : chunk;
     for (int64_t r = 0; r < rows; r++) {
       memcpy(x + r * dim, hidden.data + physical_row(&j, counted[c0 + r]) * dim, sizeof(float) * dim);
+      row_max[r] = -INFINITY, row_sum[r] = 0.0f, label_logit[r] = 0.0f;
     }
-    /* logits [rows, V] = x [rows, dim] @ W [dim, V]  (or @ W^T for W stored [V, dim]) */
-    gemm_product(false, transpose_w, rows, j.vocab, dim, 1.0f, x, dim, weight.data, transpose_w ? dim : j.vocab, 0.0f,
-                 logits, j.vocab);
-    ChunkJob cj = {&j, counted + c0, logits, NULL};
-    pool_for(rows, 1, chunk_rows, &cj);
-    if (dx == NULL) continue;
-    /* dx [rows, dim] = G [rows, V] @ W^T */
-    gemm_product(false, !transpose_w, rows, dim, j.vocab, 1.0f, logits, j.vocab, weight.data,
-                 transpose_w ? dim : j.vocab, 0.0f, dx, dim);
-    for (int64_t r = 0; r < rows; r++) {
-      memcpy(dunit.data + physical_row(&j, counted[c0 + r]) * dim, dx + r * dim, sizeof(float) * dim);
+    if (grad) memset(acc, 0, sizeof(float) * rows * dim);
+    TileJob tj = {&j, counted + c0, tile, 0, 0, dim, row_max, row_sum, label_logit, acc};
+    for (int64_t v0 = 0; v0 < j.vocab; v0 += width) {
+      const int64_t w = j.vocab - v0 < width ? j.vocab - v0 : width;
+      /* The tile's columns of W: [dim, w] with row stride V, or rows [w, dim] of W [V, dim]. */
+      const float *wt = transpose_w ? weight.data + v0 * dim : weight.data + v0;
+      /* logits [rows, w] = x [rows, dim] @ W[:, v0:v0 + w] */
+      gemm_product(false, transpose_w, rows, w, dim, 1.0f, x, dim, wt, ldw, 0.0f, tile, w);
+      tj.v0 = v0, tj.width = w;
+      pool_for(rows, 1, tile_rows, &tj);
+      /* acc [rows, dim] += exp(logits - max) [rows, w] @ W[:, v0:v0 + w]^T */
+      if (grad) gemm_product(false, !transpose_w, rows, dim, w, 1.0f, tile, w, wt, ldw, 1.0f, acc, dim);
     }
+    FinishJob fj = {&tj, weight.data, transpose_w, grad ? dunit.data : NULL};
+    pool_for(rows, 4, finish_rows, &fj);
   }
-  free(counted), free(x), free(logits), free(dx);
+  scratch_free(scratch, sizeof(float) * floats);
+  free(counted);
   return NULL;
 }
 

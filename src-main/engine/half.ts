@@ -6,8 +6,8 @@
 
 let halfTable: Float32Array | null = null;
 
-/** IEEE half-precision bits -> float32, via a 65536-entry table (256 KB, built on first use). */
-export function f16ToF32(bits: Uint16Array): Float32Array {
+/** IEEE half-precision bits -> float32, via a 65536-entry table (256 KB, built on first use); into `out` if given. */
+export function f16ToF32(bits: Uint16Array, out: Float32Array = new Float32Array(bits.length)): Float32Array {
   if (!halfTable) {
     halfTable = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) {
@@ -19,15 +19,13 @@ export function f16ToF32(bits: Uint16Array): Float32Array {
       else halfTable[h] = sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
     }
   }
-  const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = halfTable[bits[i]];
   return out;
 }
 
-/** bfloat16 bits -> float32: bfloat16 is the top half of a float32. */
-export function bf16ToF32(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  const outBits = new Uint32Array(out.buffer);
+/** bfloat16 bits -> float32: bfloat16 is the top half of a float32. Into `out` if given. */
+export function bf16ToF32(bits: Uint16Array, out: Float32Array = new Float32Array(bits.length)): Float32Array {
+  const outBits = new Uint32Array(out.buffer, out.byteOffset, bits.length);
   for (let i = 0; i < bits.length; i++) outBits[i] = bits[i] << 16;
   return out;
 }

@@ -53,7 +53,7 @@ export interface FusedOps {
   crossEntropy(logits: tf.Tensor, labels: tf.Tensor1D, mask: tf.Tensor1D, layout: RowLayout): tf.Tensor1D;
   /**
    * The same [N] losses from the final hidden states [..., dim] and the head's weight, without ever holding the
-   * batch's logits (they are formed chunk by chunk). Its gradient reaches `hidden` only.
+   * batch's logits (a tile of vocabulary columns at a time, online softmax). Its gradient reaches `hidden` only.
    */
   lmHeadCrossEntropy(hidden: tf.Tensor, w: tf.Tensor2D, transposeW: boolean, labels: tf.Tensor1D, mask: tf.Tensor1D, layout: RowLayout): tf.Tensor1D;
 }

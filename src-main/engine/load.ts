@@ -1,11 +1,15 @@
 // Loading a Hugging Face LLaMA folder: config.json, (sharded) safetensors, tokenizer.json.
 // Weights are streamed tensor by tensor, checked by name and shape, and converted to float32;
-// the whole model is never held twice.
+// the whole model is never held twice. On the wasm-heap backends (wasm, native) each tensor is read
+// from disk straight into its own buffer in the heap, and linear weights are transposed on the way
+// in from small row blocks: no whole-tensor copy exists on either side, so loading leaves neither
+// garbage for the JS collector nor holes in the heap (which never shrinks).
 
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { expectedWeights, fromHfConfig, type LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
 import type { LayerWeights, LlamaModel } from './model.js';
@@ -65,17 +69,25 @@ export function loadModel(dir: string): LoadedModel {
         throw new EngineError(`${dir}: tensor "${name}" has shape [${actual}], but config.json implies [${shape}]`);
       }
     }
-    // Read one tensor at a time: at most one float32 staging copy beyond the tensors already made.
     const read = (name: string, transpose = false): tf.Tensor => {
       const shape = expected.get(name)!;
-      const data = reader.readF32(name);
+      const count = shape.reduce((a, b) => a * b, 1);
       hash.update(`${name}:${shape}`);
-      const step = Math.max(1, Math.floor(data.length / FINGERPRINT_SAMPLES));
-      const sample = new Float32Array(Math.ceil(data.length / step));
-      for (let i = 0, j = 0; i < data.length; i += step, j++) sample[j] = data[i];
+      const step = Math.max(1, Math.floor(count / FINGERPRINT_SAMPLES));
+      const sample = new Float32Array(Math.ceil(count / step));
+      // Every step-th value in file order; `values` holds elements [first, first + values.length).
+      const takeSamples = (values: Float32Array, first: number) => {
+        for (let i = Math.ceil(first / step) * step; i < first + values.length; i += step) sample[i / step] = values[i - first];
+      };
+      const weight = newWeight(transpose ? [shape[1], shape[0]] : shape);
+      if (transpose) {
+        readTransposed(reader, name, shape[0], shape[1], weight.values, takeSamples); // [out, in] -> [in, out]
+      } else {
+        reader.readF32Into(name, weight.values);
+        takeSamples(weight.values, 0);
+      }
       hash.update(new Uint8Array(sample.buffer));
-      if (!transpose) return tf.tensor(data, shape);
-      return tf.tidy(() => tf.transpose(tf.tensor2d(data, shape as [number, number]))); // [out, in] -> [in, out]
+      return weight.finish();
     };
     const layers: LayerWeights[] = [];
     for (let i = 0; i < config.nLayers; i++) {
@@ -101,6 +113,56 @@ export function loadModel(dir: string): LoadedModel {
     return { config, weights, dir, fingerprint: hash.digest('hex').slice(0, 32) };
   } finally {
     reader.close();
+  }
+}
+
+/**
+ * A float32 tensor of `shape` to be filled through `values` before `finish()` returns it. On the wasm-heap
+ * backends `values` is the tensor's own buffer in the heap (tf.tensor would copy a filled array into it); valid
+ * until the next allocation there, which may grow the heap and detach it. Elsewhere it is a fresh array the tensor
+ * takes over (the cpu and GPU backends keep the array they are given).
+ */
+function newWeight(shape: number[]): { values: Float32Array; finish: () => tf.Tensor } {
+  const backend = tf.backend();
+  if (backend instanceof BackendWasm) {
+    const info = backend.makeOutput(shape, 'float32');
+    const tensor = tf.engine().makeTensorFromTensorInfo(info, backend);
+    return { values: backend.typedArrayFromHeap(info) as Float32Array, finish: () => tensor };
+  }
+  const values = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  return { values, finish: () => tf.tensor(values, shape) };
+}
+
+/** Floats per block read while transposing: small enough to stay in cache, large enough for few reads. */
+const TRANSPOSE_BLOCK = 1 << 16;
+/** Columns handled per pass over a block, so that each pass writes a few output rows sequentially. */
+const TRANSPOSE_TILE = 32;
+
+/**
+ * Reads tensor `name`, [rows, cols] on disk, into `out` as its transpose [cols, rows], a block of rows at a time;
+ * `visit` sees each block in file order (for the fingerprint).
+ */
+function readTransposed(
+  reader: CheckpointReader,
+  name: string,
+  rows: number,
+  cols: number,
+  out: Float32Array,
+  visit: (block: Float32Array, first: number) => void,
+): void {
+  const blockRows = Math.max(1, Math.min(rows, Math.floor(TRANSPOSE_BLOCK / Math.max(cols, 1))));
+  const block = new Float32Array(blockRows * cols);
+  for (let r0 = 0; r0 < rows; r0 += blockRows) {
+    const n = Math.min(blockRows, rows - r0);
+    const part = block.subarray(0, n * cols);
+    reader.readF32Into(name, part, r0 * cols);
+    visit(part, r0 * cols);
+    for (let c0 = 0; c0 < cols; c0 += TRANSPOSE_TILE) {
+      const c1 = Math.min(cols, c0 + TRANSPOSE_TILE);
+      for (let r = 0; r < n; r++) {
+        for (let c = c0, i = r * cols + c0; c < c1; c++, i++) out[c * rows + r0 + r] = part[i];
+      }
+    }
   }
 }
 

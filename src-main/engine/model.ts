@@ -87,6 +87,18 @@ export function causalMask(T: number, past: number): tf.Tensor2D {
   return tf.tensor2d(m, [T, S]);
 }
 
+/**
+ * Returns `result` after disposing `used`, intermediates nothing reads any more. Within a layer's scope they would
+ * otherwise all live until the layer ends, the step's peak would carry them, and the holes they leave at once
+ * fragment the heap (the wasm heap never shrinks, so its high-water mark is what the process keeps). Safe while
+ * gradients are recorded: tfjs saves its own references (clones) of whatever a gradient needs, so disposing a
+ * tensor here frees its buffer only when no gradient kept it.
+ */
+function consume<T extends tf.Tensor>(result: T, ...used: tf.Tensor[]): T {
+  tf.dispose(used);
+  return result;
+}
+
 /** A LoRA-able projection: which layer, which weight. */
 type Site = { lora?: Lora | null; layer: number; target: LoraTarget };
 
@@ -183,8 +195,9 @@ function fusedAttention(
   const c = model.config;
   const w = model.weights.layers[layer];
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
-  const q = fused.rope(linear(x, w.wq, at('q')), rope.cos, rope.sin, c.headDim) as tf.Tensor3D; // [B, T, H * hd]
-  let k = fused.rope(linear(x, w.wk, at('k')), rope.cos, rope.sin, c.headDim) as tf.Tensor3D; // [B, T, nKv * hd]
+  const rotate = (t: tf.Tensor) => consume(fused.rope(t, rope.cos, rope.sin, c.headDim), t);
+  const q = rotate(linear(x, w.wq, at('q'))) as tf.Tensor3D; // [B, T, H * hd]
+  let k = rotate(linear(x, w.wk, at('k'))) as tf.Tensor3D; // [B, T, nKv * hd]
   let v = linear(x, w.wv, at('v')) as tf.Tensor3D; // [B, T, nKv * hd]
 
   const cache = opts.cache;
@@ -216,7 +229,7 @@ function fusedAttention(
   }
   const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, past };
   const out = fused.attention(q, k as tf.Tensor3D, v as tf.Tensor3D, shape, prompt); // [B, T, H * hd]
-  return linear(out, w.wo, at('o')) as tf.Tensor3D;
+  return consume(linear(out, w.wo, at('o')), out) as tf.Tensor3D;
 }
 
 function mlp(w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): tf.Tensor {
@@ -224,8 +237,8 @@ function mlp(w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): 
   const gate = linear(x, w.wGate, at('gate')); // [B, T, ffn]
   const up = linear(x, w.wUp, at('up'));
   const fused = fusedKernels();
-  const act = fused ? fused.swiglu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // SwiGLU: silu(gate) * up
-  return linear(act, w.wDown, at('down'));
+  const act = consume(fused ? fused.swiglu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), gate, up); // SwiGLU: silu(gate) * up
+  return consume(linear(act, w.wDown, at('down')), act);
 }
 
 /**
@@ -265,8 +278,11 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
       // A scope per layer: what backward does not keep (it holds its own references) is freed as each layer
       // ends, rather than when the whole forward pass does.
       h = tf.tidy(() => {
-        const mid = residual(input, attention(model, i, rmsNorm(input, lw.attnNorm, c.normEps) as tf.Tensor3D, rope, mask!, opts));
-        return residual(mid, mlp(lw, rmsNorm(mid, lw.mlpNorm, c.normEps), i, opts.lora));
+        const normed = rmsNorm(input, lw.attnNorm, c.normEps) as tf.Tensor3D;
+        const attended = consume(attention(model, i, normed, rope, mask!, opts), normed);
+        const mid = consume(residual(input, attended), attended);
+        const normed2 = rmsNorm(mid, lw.mlpNorm, c.normEps);
+        return consume(residual(mid, consume(mlp(lw, normed2, i, opts.lora), normed2)), mid);
       });
     }
     return rmsNorm(h, w.norm, c.normEps) as tf.Tensor3D;

@@ -106,30 +106,15 @@ export class SafetensorsFile {
   /** The tensor's stored bytes, exactly as on disk (little-endian). */
   readRaw(name: string): Uint8Array {
     const entry = this.entry(name);
-    if (this.fd === null) throw new EngineError(`${this.path}: cannot read tensor "${name}": the file was closed`);
-    const length = entry.end - entry.begin;
     // A fresh ArrayBuffer (not Node's pooled Buffer memory) so typed views over it start aligned.
-    const bytes = new Uint8Array(new ArrayBuffer(length));
-    let done = 0;
-    while (done < length) {
-      const n = fs.readSync(this.fd, bytes, done, length - done, this.dataStart + entry.begin + done);
-      if (n === 0) {
-        throw new EngineError(
-          `${this.path} is truncated: tensor "${name}" needs bytes ${entry.begin}-${entry.end} of the data area ` +
-            `but the file ends ${length - done} bytes short`,
-        );
-      }
-      done += n;
-    }
+    const bytes = new Uint8Array(new ArrayBuffer(entry.end - entry.begin));
+    this.readBytes(entry, 0, bytes);
     return bytes;
   }
 
   /** The tensor converted to float32 (from F32, F16, BF16 or F64). Row-major, `shape` as in info(). */
   readF32(name: string): Float32Array {
-    const { dtype } = this.entry(name);
-    if (!FLOAT_DTYPES.has(dtype)) {
-      throw new EngineError(`${this.path}: tensor "${name}" has dtype ${dtype}; expected a float dtype (F32, F16, BF16, F64)`);
-    }
+    const { dtype } = this.floatEntry(name);
     const raw = this.readRaw(name);
     switch (dtype) {
       case 'F32':
@@ -143,6 +128,29 @@ export class SafetensorsFile {
     }
   }
 
+  /**
+   * Elements [first, first + out.length) of the tensor (row-major), converted to float32 into `out`. Lets a caller
+   * read a tensor piece by piece, or straight into memory it already holds (a tensor's own buffer), with no staging
+   * copy of the whole tensor; F32 data is read into `out` directly.
+   */
+  readF32Into(name: string, out: Float32Array, first = 0): void {
+    const entry = this.floatEntry(name);
+    const bytesPer = DTYPE_BYTES[entry.dtype];
+    const count = (entry.end - entry.begin) / bytesPer;
+    if (!Number.isSafeInteger(first) || first < 0 || first + out.length > count) {
+      throw new EngineError(`${this.path}: tensor "${name}" has ${count} elements; cannot read ${out.length} from element ${first}`);
+    }
+    if (entry.dtype === 'F32') {
+      this.readBytes(entry, first * 4, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+      return;
+    }
+    const raw = new Uint8Array(new ArrayBuffer(out.length * bytesPer));
+    this.readBytes(entry, first * bytesPer, raw);
+    if (entry.dtype === 'F16') f16ToF32(new Uint16Array(raw.buffer), out);
+    else if (entry.dtype === 'BF16') bf16ToF32(new Uint16Array(raw.buffer), out);
+    else out.set(new Float64Array(raw.buffer)); // F64
+  }
+
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
@@ -152,6 +160,31 @@ export class SafetensorsFile {
     const entry = this.entries.get(name);
     if (!entry) throw new EngineError(`${this.path}: no tensor named "${name}"`);
     return entry;
+  }
+
+  private floatEntry(name: string): TensorEntry {
+    const entry = this.entry(name);
+    if (!FLOAT_DTYPES.has(entry.dtype)) {
+      throw new EngineError(`${this.path}: tensor "${name}" has dtype ${entry.dtype}; expected a float dtype (F32, F16, BF16, F64)`);
+    }
+    return entry;
+  }
+
+  /** Fills `target` with the tensor's stored bytes from byte `offset` of its data on. */
+  private readBytes(entry: TensorEntry, offset: number, target: Uint8Array): void {
+    if (this.fd === null) throw new EngineError(`${this.path}: cannot read tensor "${entry.name}": the file was closed`);
+    const start = this.dataStart + entry.begin + offset;
+    let done = 0;
+    while (done < target.length) {
+      const n = fs.readSync(this.fd, target, done, target.length - done, start + done);
+      if (n === 0) {
+        throw new EngineError(
+          `${this.path} is truncated: tensor "${entry.name}" needs bytes ${entry.begin}-${entry.end} of the data area ` +
+            `but the file ends ${target.length - done} bytes short`,
+        );
+      }
+      done += n;
+    }
   }
 }
 
@@ -467,6 +500,11 @@ export class CheckpointReader {
 
   readF32(name: string): Float32Array {
     return this.file(name).readF32(name);
+  }
+
+  /** See SafetensorsFile.readF32Into. */
+  readF32Into(name: string, out: Float32Array, first = 0): void {
+    this.file(name).readF32Into(name, out, first);
   }
 
   /** The weight files this checkpoint reads from. */
