@@ -1,11 +1,15 @@
 // A new user's path through the app, in a real browser against the real serve mode and engine:
 // add a model, import a malformed and a good dataset, train (watching the chart move, reloading mid-run),
-// cancel a queued run, chat with the trained adapter, compare it with the base model and rate blind.
+// cancel a queued run, chat with the trained adapter, compare it with the base model and rate blind, then
+// train LoRA and a full fine-tune and evaluate all of them (the method table, its CSV, blind rating).
 // Screenshots of every page go to test-output/e2e/.
 
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { METHOD_TABLE_COLUMNS } from '../src-shared/method-table.js';
+import { COLOR_DATA } from '../test/helpers/color-task.js';
 import { buildApp, type Fixture, openBrowser, removeFixture, screenshot, type Server, startServer, writeFixture } from './harness.js';
 
 let fixture: Fixture;
@@ -22,6 +26,13 @@ function nav(label: string): Promise<void> {
 async function shownStep(): Promise<number> {
   const text = (await page.locator('[role=progressbar][aria-label="training steps"]').getAttribute('aria-valuenow')) ?? '0';
   return Number(text);
+}
+
+/** "648", "1.8K", "37.9K", "2.10M" (formatCount) -> a number. */
+function parseCount(text: string): number {
+  const m = /^([\d.]+)([KMB]?)$/.exec(text.trim());
+  if (!m) throw new Error(`not a count: ${JSON.stringify(text)}`);
+  return Number(m[1]) * { '': 1, K: 1e3, M: 1e6, B: 1e9 }[m[2] as '' | 'K' | 'M' | 'B'];
 }
 
 async function chartPoints(title: string): Promise<number> {
@@ -230,17 +241,122 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     await screenshot(page, '11-compare-rated');
   });
 
+  it('trains LoRA and a full fine-tune, evaluates them beside the base model, the adapter and imported outputs, and exports the method table', async () => {
+    // The Train page's method selector: each method's preset, then a quick recipe the tiny model learns in seconds.
+    await nav('Train');
+    await page.getByRole('heading', { name: 'New run' }).waitFor();
+    const fill = async (label: string, value: string) => page.getByLabel(label, { exact: true }).fill(value);
+    const quick = [
+      { method: 'lora', name: 'colors-lora', epochs: '60', lr: '0.05' },
+      { method: 'full', name: 'colors-full', epochs: '20', lr: '0.003' },
+    ];
+    for (const q of quick) {
+      await page.getByLabel('Method', { exact: true }).selectOption(q.method);
+      // The preset has arrived when the method's own fields show: LoRA's rank; none for a full fine-tune.
+      if (q.method === 'lora') await page.getByLabel('Rank r').waitFor();
+      else await page.getByLabel('Rank r').waitFor({ state: 'detached' });
+      expect(await page.getByLabel('Prompt length K').count()).toBe(0);
+      await fill('Epochs', q.epochs);
+      await fill('Warm-up epochs', '1');
+      await fill('Batch size', '3');
+      await fill('Gradient accumulation', '2');
+      await page.getByLabel('Peak learning rate (optional)').fill(q.lr);
+      await page.getByLabel('Run name').fill(q.name);
+      await page.getByText('Fix the fields marked in red first.').waitFor({ state: 'detached' });
+      await page.getByRole('button', { name: /Start training|Add to queue/ }).click();
+      await page.getByText(new RegExp(`(Started|Queued) “${q.name}”`)).first().waitFor();
+    }
+    // The queue trains them one after the other.
+    await nav('Runs');
+    for (const [name, method] of [['colors-lora', 'lora'], ['colors-full', 'full']]) {
+      const row = page.getByRole('row').filter({ has: page.getByRole('link', { name, exact: true }) });
+      await row.getByText('completed').waitFor({ timeout: 120_000 });
+      expect(await row.getByRole('cell', { name: method, exact: true }).count()).toBe(1);
+    }
+
+    // Evaluate: the columns start as the base model and every completed run trained on it.
+    await nav('Evaluate');
+    const form = page.getByRole('form', { name: 'New evaluation' });
+    await form.waitFor();
+    const column = (n: number) => form.getByRole('combobox', { name: `Column ${n}`, exact: true });
+    await form.getByRole('group', { name: 'Column 4' }).waitFor();
+    expect(await column(1).locator('option:checked').innerText()).toBe('tiny-llama');
+    expect(await column(2).locator('option:checked').innerText()).toMatch(/LLaMA-Adapter: tiny-llama \+ colors$/);
+    expect(await column(3).locator('option:checked').innerText()).toMatch(/LoRA: tiny-llama \+ colors-lora$/);
+    expect(await column(4).locator('option:checked').innerText()).toMatch(/full fine-tune: colors-full$/);
+    // The fixture has no test split: the form falls back to all examples and says that they are held in.
+    expect(await form.getByLabel('Split', { exact: true }).inputValue()).toBe('all');
+    await form.getByText(/No dataset has a test split yet/).waitFor();
+    await form.getByLabel('Name', { exact: true }).fill('methods');
+    await form.getByLabel('Max new tokens').fill('8');
+    // A fifth column: outputs made elsewhere, imported as JSON ({prompt, response} pairs). One prompt missing
+    // first: the server's complaint shows beside that column.
+    await form.getByRole('button', { name: '+ Add a column' }).click();
+    await column(5).selectOption('refs');
+    const refs = (data: typeof COLOR_DATA) => ({ name: 'alpaca.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(data.map((e) => ({ prompt: e.instruction, response: e.output })))) });
+    await form.getByLabel('Reference outputs file for column 5').setInputFiles(refs(COLOR_DATA.slice(1)));
+    await form.getByRole('group', { name: 'Column 5' }).getByLabel('Label', { exact: true }).fill('Alpaca outputs');
+    await form.getByRole('button', { name: /Start evaluation/ }).click();
+    await form.getByRole('group', { name: 'Column 5' }).getByRole('alert').filter({ hasText: 'has no response for 1 of the 6 prompts' }).waitFor();
+    await form.getByLabel('Reference outputs file for column 5').setInputFiles(refs(COLOR_DATA));
+    await form.getByRole('group', { name: 'Column 5' }).getByRole('alert').waitFor({ state: 'detached' });
+    await screenshot(page, '12-evaluate');
+    await form.getByRole('button', { name: /Start evaluation/ }).click();
+
+    const results = page.getByRole('region', { name: 'Evaluation methods' });
+    await results.locator('[data-status=completed]').waitFor({ timeout: 90_000 });
+    const scores = await results.getByRole('table', { name: 'Scores per column' }).locator('tbody tr').allInnerTexts();
+    expect(scores).toHaveLength(5);
+    for (const row of scores) expect(row).toMatch(/6 \/ 6/);
+    expect(scores[4]).toMatch(/Alpaca outputs\s+imported\s+6 \/ 6\s+100\.0%\s+100\.0%\s+100\.0%/);
+
+    // The method table: one row per column, the trained ones with their cost in numbers.
+    const table = page.getByRole('table', { name: 'Method table' });
+    const cell = (kind: string, col: string) => table.locator(`tr[data-kind=${kind}] td[data-col=${col}]`).innerText();
+    expect(await table.locator('tbody tr').count()).toBe(5);
+    for (const kind of ['adapter', 'lora', 'full']) {
+      expect(parseCount(await cell(kind, 'trainable_params'))).toBeGreaterThan(0);
+      expect(await cell(kind, 'storage_bytes')).toMatch(/\d( B| KiB| MiB)$/);
+      expect(Number(await cell(kind, 'train_seconds'))).toBeGreaterThan(0);
+      expect(await cell(kind, 'peak_memory_bytes')).toMatch(/\d MiB$/);
+      expect(await cell(kind, 'exact_match')).toMatch(/^\d+\.\d%$/);
+    }
+    expect(await cell('base', 'trainable_params')).toBe('0');
+    expect(parseCount(await cell('adapter', 'trainable_params'))).toBeLessThan(parseCount(await cell('full', 'trainable_params')));
+    expect(await cell('references', 'exact_match')).toBe('100.0%');
+    await screenshot(page, '13-method-table');
+
+    // Export CSV: the shared header, one line per column, raw numbers.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    expect(download.suggestedFilename()).toBe('methods-method-table.csv');
+    const csv = readFileSync((await download.path())!, 'utf8').trim().split('\r\n');
+    expect(csv[0]).toBe(METHOD_TABLE_COLUMNS.map((c) => c.header).join(','));
+    expect(csv).toHaveLength(6);
+    expect(csv[4].split(',').slice(0, 2)).toEqual(['colors-full', 'full']);
+    expect(Number(csv[2].split(',')[2])).toBeLessThan(Number(csv[4].split(',')[2]));
+
+    // Blind rating of the base model against the adapter, on the Compare page.
+    const pair = page.getByRole('region', { name: 'Two columns head to head' });
+    expect(await pair.getByLabel('Column B').locator('option:checked').innerText()).toBe('tiny-llama + colors');
+    await pair.getByRole('button', { name: 'Rate blind' }).click();
+    const blind = page.getByRole('region', { name: 'Blind rating' });
+    await blind.getByText('Pair 1 of 6').waitFor();
+    expect(page.url()).toMatch(/#\/compare\/[^/]+\/blind$/);
+    await blind.getByRole('button', { name: /Tie/ }).click();
+    await blind.getByText('Rated.').waitFor();
+  });
+
   it('settings and the dark theme', async () => {
     await nav('Settings');
     await page.getByRole('heading', { name: 'Engine' }).waitFor();
-    await screenshot(page, '12-settings');
+    await screenshot(page, '14-settings');
     await page.getByRole('button', { name: 'Switch theme' }).click();
     await nav('Runs');
-    await page.getByRole('row').filter({ hasText: 'colors' }).getByRole('link', { name: 'colors' }).click();
+    await page.getByRole('row').filter({ hasText: 'colors' }).getByRole('link', { name: 'colors', exact: true }).click();
     await page.getByRole('region', { name: 'Run details' }).waitFor();
-    await screenshot(page, '13-runs-dark');
+    await screenshot(page, '15-runs-dark');
     await nav('Train');
-    await page.getByRole('region', { name: 'Run long run' }).waitFor();
-    await screenshot(page, '14-train-dark');
+    await page.getByRole('region', { name: 'Run colors-full' }).waitFor();
+    await screenshot(page, '16-train-dark');
   });
 });

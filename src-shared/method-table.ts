@@ -50,7 +50,8 @@ export const METHOD_TABLE_COLUMNS: Column[] = [
   { header: 'judge_win_rate', raw: (r) => r.judgeWinRate, shown: (r) => percent(r.judgeWinRate) },
 ];
 
-const MARKDOWN_HEADERS = [
+/** What a person reads as each column's title (the Markdown table's header and the UI's). */
+export const MARKDOWN_HEADERS = [
   'Column',
   'Method',
   'Trainable params',

@@ -133,12 +133,24 @@ export class Connection {
     return () => this.stateListeners.delete(listener);
   }
 
-  /** Events of one stream, including those that arrived before this call. */
+  /**
+   * Events of one stream, including those that arrived before this call. Those are replayed just after this
+   * returns (a microtask, before any newer event can arrive), so that a listener may already call the
+   * unsubscribe function it was given: a short stream can have closed before its start call answered.
+   */
   stream(streamId: string, listener: Listener): () => void {
-    for (const e of this.streamLog.get(streamId)?.events ?? []) listener(e);
-    return this.on((e) => {
-      if ('streamId' in e && e.streamId === streamId) listener(e);
+    const earlier = [...(this.streamLog.get(streamId)?.events ?? [])];
+    let active = true;
+    const off = this.on((e) => {
+      if (active && 'streamId' in e && e.streamId === streamId) listener(e);
     });
+    queueMicrotask(() => {
+      for (const e of earlier) if (active) listener(e);
+    });
+    return () => {
+      active = false;
+      off();
+    };
   }
 
   private dispatch(e: ApiEvent): void {

@@ -1,4 +1,5 @@
-// Hash routes: #/datasets/ds_123 -> page 'datasets', param 'ds_123'. The hash keeps serve mode's ?token= in
+// Hash routes: #/datasets/ds_123 -> page 'datasets', param 'ds_123'; an optional third part names a view
+// (#/compare/cmps_1/blind opens a comparison on its blind-rating tab). The hash keeps serve mode's ?token= in
 // place and needs no server routes.
 
 export const PAGES = [
@@ -7,34 +8,41 @@ export const PAGES = [
   { id: 'train', label: 'Train', key: '3' },
   { id: 'runs', label: 'Runs', key: '4' },
   { id: 'compare', label: 'Compare', key: '5' },
-  { id: 'chat', label: 'Chat', key: '6' },
-  { id: 'settings', label: 'Settings', key: '7' },
+  { id: 'evaluate', label: 'Evaluate', key: '6' },
+  { id: 'chat', label: 'Chat', key: '7' },
+  { id: 'settings', label: 'Settings', key: '8' },
 ] as const;
 
 export type PageId = (typeof PAGES)[number]['id'];
 
-function parse(hash: string): { page: PageId; param: string | null } {
-  const [, page, param] = /^#\/([a-z]+)(?:\/([^/?#]+))?/.exec(hash) ?? [];
+function parse(hash: string): { page: PageId; param: string | null; view: string | null } {
+  const [, page, param, view] = /^#\/([a-z]+)(?:\/([^/?#]+))?(?:\/([^/?#]+))?/.exec(hash) ?? [];
   const known = PAGES.find((p) => p.id === page);
-  return { page: known ? known.id : 'models', param: known && param ? decodeURIComponent(param) : null };
+  return {
+    page: known ? known.id : 'models',
+    param: known && param ? decodeURIComponent(param) : null,
+    view: known && param && view ? decodeURIComponent(view) : null,
+  };
 }
 
 class Router {
   page = $state<PageId>('models');
   param = $state<string | null>(null);
+  view = $state<string | null>(null);
 
   constructor() {
     const sync = () => {
       const r = parse(location.hash);
       this.page = r.page;
       this.param = r.param;
+      this.view = r.view;
     };
     sync();
     window.addEventListener('hashchange', sync);
   }
 
-  go(page: PageId, param: string | null = null): void {
-    location.hash = `#/${page}${param ? `/${encodeURIComponent(param)}` : ''}`;
+  go(page: PageId, param: string | null = null, view: string | null = null): void {
+    location.hash = `#/${page}${param ? `/${encodeURIComponent(param)}${view ? `/${encodeURIComponent(view)}` : ''}` : ''}`;
   }
 }
 

@@ -1,4 +1,4 @@
-// Keyboard shortcuts. Alt+1..7 switch pages, "/" focuses the page's search box, "?" lists the shortcuts.
+// Keyboard shortcuts. Alt+1..8 switch pages, "/" focuses the page's search box, "?" lists the shortcuts.
 // Page-specific keys (Ctrl+Enter to send, Ctrl+Z to undo an edit) live in the page that owns the action.
 
 import { PAGES, router } from './router.svelte';
@@ -6,7 +6,7 @@ import { PAGES, router } from './router.svelte';
 export const SHORTCUTS: { keys: string; what: string }[] = [
   ...PAGES.map((p) => ({ keys: `Alt+${p.key}`, what: `go to ${p.label}` })),
   { keys: '/', what: 'search (Datasets, Runs)' },
-  { keys: 'Ctrl+Enter', what: 'send / start (Chat, Compare, Train)' },
+  { keys: 'Ctrl+Enter', what: 'send / start (Chat, Compare, Evaluate, Train)' },
   { keys: 'Ctrl+Z', what: 'undo the last dataset edit (outside text fields)' },
   { keys: 'Esc', what: 'close the open editor or dialog' },
   { keys: 'Shift+D', what: 'switch light / dark theme' },
