@@ -23,6 +23,7 @@ import { chatHandlers } from './chats.js';
 import { compareHandlers } from './compare.js';
 import { type CompletionService, completionService } from './completions.js';
 import { evalHandlers } from './evals.js';
+import { jobImportHandlers } from './job-import.js';
 import type { ServiceContext } from './context.js';
 import { datasetHandlers } from './datasets.js';
 import { toErrorBody, userError } from './errors.js';
@@ -155,6 +156,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
     ...modelHandlers(ctx),
     ...datasetHandlers(ctx),
     ...runHandlers(ctx, views),
+    ...jobImportHandlers(ctx, views),
     ...chatHandlers(ctx),
     ...compareHandlers(ctx),
     ...evalHandlers(ctx),
