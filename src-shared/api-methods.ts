@@ -41,6 +41,7 @@ export const API_METHOD_NAMES = [
   'runs.resume',
   'runs.cancel',
   'runs.remove',
+  'runs.importJob',
   'generate.start',
   'streams.cancel',
   'chats.list',

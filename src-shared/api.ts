@@ -353,6 +353,19 @@ export const RunPlan = z.object({
 });
 export type RunPlan = z.infer<typeof RunPlan>;
 
+/** A scale-out job recorded in the run history (runs.importJob). */
+export const ImportedJob = z.object({
+  run: RunSummary,
+  jobId: z.string(),
+  /** Optimizer steps the job logged (the run's metrics). */
+  steps: count,
+  /** False when the job stopped early (its output is from the step it reached). */
+  completed: z.boolean(),
+  /** Why the run records no dataset (the job was made from a file, or the dataset version changed), or null. */
+  datasetNote: z.string().nullable(),
+});
+export type ImportedJob = z.infer<typeof ImportedJob>;
+
 const RunRequest = z.object({
   name: z.string().trim().max(200).optional(),
   modelId: id,
@@ -696,6 +709,21 @@ export const API = {
   'runs.resume': method(byRun, RunSummary, 'queue a paused or interrupted run again; it continues from its checkpoint'),
   'runs.cancel': method(byRun, RunSummary, 'stop a run for good'),
   'runs.remove': method(byRun, ok, 'delete a finished run and its files'),
+  'runs.importJob': method(
+    z
+      .object({
+        /** A job folder written by `adapter-studio export-job` (job.json), after train.py ran. */
+        jobDir: z.string().trim().min(1, 'must not be empty').max(4096),
+        /** Where train.py wrote its result; default <jobDir>/output. */
+        outputDir: z.string().trim().min(1, 'must not be empty').max(4096).optional(),
+        /** The base model; default the job's origin model, else the workspace model with the job's fingerprint or folder. */
+        modelId: id.optional(),
+        name: z.string().trim().max(200).optional(),
+      })
+      .strict(),
+    ImportedJob,
+    "record a PEFT scale-out job's result (export-job, then train.py on a cluster) as a completed adapter run, with its loss per step",
+  ),
 
   'generate.start': method(
     z.object({ model: ModelRef, prompt: text.refine((s) => s.trim() !== '', 'must not be empty'), input: text.default(''), template: z.enum(['alpaca', 'none']).default('alpaca'), sampling: Sampling.default(Sampling.parse({})) }).strict(),

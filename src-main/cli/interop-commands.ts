@@ -12,6 +12,7 @@ import { disposeModel } from '../engine/model.js';
 import { paperRecipe, type Recipe } from '../engine/recipe.js';
 import { convertMetaCheckpoint, type OutputDtype } from '../interop/meta-checkpoint.js';
 import { exportOfficialAdapter, importOfficialAdapter, OFFICIAL_GATE_FORMS, type OfficialGateForm } from '../interop/official-adapter.js';
+import { convertInProcess } from '../interop/job-convert.js';
 import { importJobAsRun, findWorkspaceModel } from '../interop/job-run.js';
 import { exportJob, importJobResult, type JobOrigin } from '../interop/scaleout.js';
 import { openWorkspace } from '../store/index.js';
@@ -256,7 +257,8 @@ async function importJobIntoWorkspace(flags: Flags, jobDir: string, io: IO): Pro
   await startBackend(flags, io);
   const ws = openWorkspace(requireFlag(flags, 'workspace'));
   try {
-    const { run, result, datasetNote } = await importJobAsRun(ws, { jobDir, outputDir: flag(flags, 'output'), model: flag(flags, 'model'), name: flag(flags, 'name') });
+    // The CLI is its own process: it converts here (the app does it in an engine process).
+    const { run, result, datasetNote } = await importJobAsRun(ws, { jobDir, outputDir: flag(flags, 'output'), model: flag(flags, 'model'), name: flag(flags, 'name') }, convertInProcess);
     const losses = result.metrics.filter((m) => m.loss !== null);
     const summary = { runId: run.id, name: run.name, adapterDir: ws.runDir(run.id), jobId: result.job.jobId, modelId: run.modelId, datasetId: run.datasetId, datasetVersion: run.datasetVersion, datasetNote, backend: run.backend, steps: result.metrics.length, completed: result.completed };
     if (datasetNote && !flags.json) io.stderr(`note: the run records no dataset: ${datasetNote}\n`);

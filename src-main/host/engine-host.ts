@@ -20,6 +20,7 @@ import { referenceNll } from '../engine/eval.js';
 import { DEFAULT_SAMPLING, generate } from '../engine/sample.js';
 import { loadTokenizer, type TextTokenizer } from '../engine/tokenizer.js';
 import { latestCheckpoint, throwIfAborted, train } from '../engine/train.js';
+import { convertJobOutput } from '../interop/job-convert.js';
 import { connectToParent, type ParentPort } from './channel.js';
 import { renderPrompt, TURN_STOPS } from './prompt.js';
 import type { EvalAnswer, FromHost, GenerateResultMessage, JobId, ModelFacts, ResultOf, ToHost } from './protocol.js';
@@ -78,6 +79,12 @@ class EngineHost {
       case 'countTokens':
         this.run(msg.job, async () => (await loadTokenizerOnly(msg.modelDir)).encode(msg.text, { bos: true }).length);
         return;
+      case 'importJob': {
+        const { modelDir, jobDir, outputDir, adapterDir } = msg;
+        // Through the model cache: the base model is likely the one chat uses next, with this adapter.
+        this.run(msg.job, () => this.withModel(modelDir, ({ model }) => convertJobOutput(model, { modelDir, jobDir, outputDir, adapterDir })));
+        return;
+      }
     }
   }
 

@@ -7,6 +7,7 @@ import { EngineProcess, type HostSpawner } from './engine-process.js';
 import type { EvalAnswer, EvalItem, GenerateResultMessage, ModelFacts, PromptSpec } from './protocol.js';
 import type { SamplingOptions } from '../engine/sample.js';
 import type { Instruction } from '../engine/data.js';
+import type { JobConversion, JobConversionRequest } from '../interop/job-convert.js';
 
 export interface EngineSettings {
   backend: BackendChoice;
@@ -96,6 +97,12 @@ export class Engines {
   async countTokens(modelDir: string, text: string): Promise<number> {
     const host = await this.inferenceHost();
     return this.tracked(host.request('countTokens', { modelDir, text }).result);
+  }
+
+  /** Converts a scale-out job's adapter onto its base model, in the inference process (see interop/job-run.ts). */
+  async importJob(req: JobConversionRequest): Promise<JobConversion> {
+    const host = await this.inferenceHost();
+    return this.tracked(host.request('importJob', req).result);
   }
 
   /** Starts a generation; `cancel` stops it early (the result then has finishReason 'cancelled'). */

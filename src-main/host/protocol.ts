@@ -7,6 +7,7 @@
 
 import type { BackendChoice, BackendName, BackendReport } from '../engine/backend.js';
 import type { Instruction } from '../engine/data.js';
+import type { JobConversion } from '../interop/job-convert.js';
 import type { Recipe } from '../engine/recipe.js';
 import type { SamplingOptions } from '../engine/sample.js';
 import type { TrainEvent } from '../engine/train.js';
@@ -60,6 +61,11 @@ export type ToHost =
   | { kind: 'tokenLengths'; job: JobId; modelDir: string; examples: Instruction[] }
   /** Tokens of a prompt as `generate` encodes it (BOS included), to check it against the context first. */
   | { kind: 'countTokens'; job: JobId; modelDir: string; text: string }
+  /**
+   * A scale-out job's PEFT adapter onto the base model, saved in our format in `adapterDir` (a staging
+   * folder the main process owns); the main process then records the run (interop/job-run.ts).
+   */
+  | { kind: 'importJob'; job: JobId; modelDir: string; jobDir: string; outputDir: string; adapterDir: string }
   | { kind: 'shutdown' };
 
 export interface EvalItem {
@@ -104,4 +110,5 @@ export interface ResultOf {
   evaluate: EvalAnswer[];
   tokenLengths: number[];
   countTokens: number;
+  importJob: JobConversion;
 }

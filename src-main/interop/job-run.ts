@@ -6,17 +6,19 @@
 // The run is created, started, given its metrics and completed in one transaction, so no other process
 // sharing the workspace ever sees it queued (a run queue would try to train it). Its files are written to
 // a staging folder first and moved into the run's folder after the commit.
+//
+// Three steps, so that the app's main process never reads model weights: plan (job.json, the output's
+// files, the workspace's model and dataset: cheap), convert (job-convert.ts: the weights; in an engine
+// process in the app), record (one transaction, then the move).
 
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { disposeAdapter } from '../engine/adapter.js';
 import type { Instruction } from '../engine/data.js';
 import { EngineError } from '../engine/errors.js';
-import { loadModel } from '../engine/load.js';
-import { disposeModel } from '../engine/model.js';
 import type { DatasetId, Model, ModelId, Run, Workspace } from '../store/index.js';
-import { datasetHash, importJobResult, type JobFile, type JobOrigin, type JobResult, readJobResult } from './scaleout.js';
+import { type ConvertJob, convertInProcess } from './job-convert.js';
+import { datasetHash, type JobFile, type JobOrigin, type JobResult, readJobResult } from './scaleout.js';
 
 /** What the run's recipe column records about where the run came from (besides the recipe itself). */
 export interface ImportedJobSource {
@@ -98,39 +100,56 @@ function backendNote(r: JobResult): string {
   return `imported from PEFT job (${where})${r.completed ? '' : `, unfinished: stopped at step ${last} of ${r.job.schedule.totalSteps}`}`;
 }
 
-/**
- * Record a finished scale-out job as a completed adapter run of `ws`. Loads the base model's weights (to
- * check the fingerprint and convert the adapter): needs a tfjs backend.
- */
-export async function importJobAsRun(ws: Workspace, opts: ImportJobRunOptions): Promise<ImportedJobRun> {
-  const jobDir = path.resolve(opts.jobDir);
-  const checked = readJobResult(jobDir, opts.outputDir); // refuses an unfinished or foreign output before any loading
-  const { job } = checked;
-  const earlier = ws.runs.list().find((r) => (r.recipe.source as Partial<ImportedJobSource> | undefined)?.jobId === job.jobId);
-  if (earlier) throw new EngineError(`${jobDir}: job ${job.jobId} is already in the run history as run "${earlier.name}" (${earlier.id})`);
-  const model = baseModelOf(ws, job, jobDir, opts.model);
-  const dataset = datasetOf(ws, job);
+/** What the main process works out before any weights are read: refusals come here, cheaply. */
+interface JobImportPlan {
+  jobDir: string;
+  outputDir: string;
+  job: JobFile;
+  model: Model;
+  dataset: ReturnType<typeof datasetOf>;
+}
 
+/** The run of `ws` that already holds this job, if any. */
+function runOfJob(ws: Workspace, jobId: string): Run | undefined {
+  return ws.runs.list().find((r) => (r.recipe.source as Partial<ImportedJobSource> | undefined)?.jobId === jobId);
+}
+
+function alreadyImported(jobDir: string, jobId: string, run: Run): EngineError {
+  return new EngineError(`${jobDir}: job ${jobId} is already in the run history as run "${run.name}" (${run.id})`);
+}
+
+function planJobImport(ws: Workspace, opts: ImportJobRunOptions): JobImportPlan {
+  const jobDir = path.resolve(opts.jobDir);
+  const outputDir = path.resolve(opts.outputDir ?? path.join(jobDir, 'output'));
+  const { job } = readJobResult(jobDir, outputDir); // refuses an unfinished or foreign output before any loading
+  const earlier = runOfJob(ws, job.jobId);
+  if (earlier) throw alreadyImported(jobDir, job.jobId, earlier);
+  return { jobDir, outputDir, job, model: baseModelOf(ws, job, jobDir, opts.model), dataset: datasetOf(ws, job) };
+}
+
+/**
+ * Record a finished scale-out job as a completed adapter run of `ws`. `convert` does the part that reads
+ * the base model's weights (check the fingerprint, convert the adapter into the staging folder): in this
+ * process by default (the CLI; needs a tfjs backend), in an engine process in the app (service/job-import.ts).
+ * A failure anywhere leaves no run and no files behind.
+ */
+export async function importJobAsRun(ws: Workspace, opts: ImportJobRunOptions, convert: ConvertJob = convertInProcess): Promise<ImportedJobRun> {
+  const plan = planJobImport(ws, opts);
+  const { job, jobDir, model, dataset } = plan;
   const runsDir = path.join(ws.dir, 'runs');
   fs.mkdirSync(runsDir, { recursive: true });
+  // Hidden, in the runs folder: the final move is a rename on the same disk.
   const staging = path.join(runsDir, `.import-${randomBytes(6).toString('hex')}`);
-  const loaded = loadModel(model.path);
-  let result: JobResult;
+  let run: Run | null = null;
   try {
-    const imported = await importJobResult(jobDir, loaded, staging, { outputDir: opts.outputDir });
-    disposeAdapter(imported.adapter);
-    result = imported;
-  } catch (e) {
-    fs.rmSync(staging, { recursive: true, force: true });
-    throw e;
-  } finally {
-    disposeModel(loaded);
-  }
-
-  const source: ImportedJobSource = { kind: 'peft-job', jobId: job.jobId, jobDir, worldSize: result.worldSize, device: result.device, completed: result.completed };
-  let run: Run;
-  try {
+    const converted = await convert({ jobDir, outputDir: plan.outputDir, modelDir: model.path, adapterDir: staging });
+    if (converted.jobId !== job.jobId) throw new EngineError(`${jobDir}: job.json changed during the import (job ${converted.jobId}, was ${job.jobId}); import it again`);
+    const result: JobResult = { job, outputDir: plan.outputDir, metrics: converted.metrics, completed: converted.completed, worldSize: converted.worldSize, device: converted.device };
+    const source: ImportedJobSource = { kind: 'peft-job', jobId: job.jobId, jobDir, worldSize: result.worldSize, device: result.device, completed: result.completed };
     run = ws.transaction(() => {
+      // Checked again here: another import of the same job may have finished while this one converted.
+      const earlier = runOfJob(ws, job.jobId);
+      if (earlier) throw alreadyImported(jobDir, job.jobId, earlier);
       const created = ws.runs.create({
         name: opts.name?.trim() || `${job.dataset.name ?? 'job'} (PEFT job ${job.jobId.slice(0, 8)})`,
         method: 'adapter',
@@ -145,17 +164,12 @@ export async function importJobAsRun(ws: Workspace, opts: ImportJobRunOptions): 
       ws.runs.appendMetrics(created.id, result.metrics);
       return ws.runs.setStatus(created.id, 'completed');
     });
-  } catch (e) {
-    fs.rmSync(staging, { recursive: true, force: true });
-    throw e;
-  }
-  try {
     fs.rmSync(ws.runDir(run.id), { recursive: true, force: true });
     fs.renameSync(staging, ws.runDir(run.id));
+    return { run, result, datasetNote: dataset.note };
   } catch (e) {
-    ws.runs.delete(run.id);
+    if (run) ws.runs.delete(run.id);
     fs.rmSync(staging, { recursive: true, force: true });
     throw e;
   }
-  return { run, result, datasetNote: dataset.note };
 }

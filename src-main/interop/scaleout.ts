@@ -304,6 +304,8 @@ export interface JobResult {
 
 export function readJobFile(jobDir: string): JobFile {
   const file = path.join(jobDir, 'job.json');
+  if (!fs.existsSync(jobDir)) throw new EngineError(`${jobDir}: no such folder`);
+  if (!fs.statSync(jobDir).isDirectory()) throw new EngineError(`${jobDir}: not a folder (a job folder holds job.json, train.py and output/)`);
   if (!fs.existsSync(file)) throw new EngineError(`${jobDir}: not a job folder (no job.json)`);
   let job: Record<string, unknown>;
   try {

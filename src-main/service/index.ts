@@ -24,6 +24,7 @@ import { compareHandlers } from './compare.js';
 import { type CompletionService, completionService } from './completions.js';
 import { evalHandlers } from './evals.js';
 import { runningTaskCount } from './tasks.js';
+import { jobImportHandlers } from './job-import.js';
 import type { ServiceContext } from './context.js';
 import { datasetHandlers } from './datasets.js';
 import { toErrorBody, userError } from './errors.js';
@@ -157,6 +158,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
     ...modelHandlers(ctx),
     ...datasetHandlers(ctx),
     ...runHandlers(ctx, views),
+    ...jobImportHandlers(ctx, views),
     ...chatHandlers(ctx),
     ...compareHandlers(ctx),
     ...evalHandlers(ctx),

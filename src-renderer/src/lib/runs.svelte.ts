@@ -26,12 +26,9 @@ class RunsStore {
           // Metrics may have moved on while disconnected: reload the curves being watched.
           for (const id of Object.keys(this.metrics)) void this.loadMetrics(id, true);
           return;
-        case 'run.updated': {
-          const i = this.list.findIndex((r) => r.id === e.run.id);
-          if (i >= 0) this.list[i] = e.run;
-          else this.list.unshift(e.run);
+        case 'run.updated':
+          this.upsert(e.run);
           return;
-        }
         case 'run.metric': {
           const points = this.metrics[e.runId];
           // Only append to a curve already loaded (else the first load brings everything).
@@ -69,6 +66,13 @@ class RunsStore {
     } finally {
       this.loadingMetrics.delete(runId);
     }
+  }
+
+  /** A run's newest summary: replaces the one listed, or lists a new run first. */
+  upsert(run: RunSummary): void {
+    const i = this.list.findIndex((r) => r.id === run.id);
+    if (i >= 0) this.list[i] = run;
+    else this.list.unshift(run);
   }
 
   get(runId: string | null): RunSummary | null {
