@@ -18,7 +18,7 @@ import type { Recipe } from '../engine/recipe.js';
 import { JUDGE_SYSTEM_PROMPT, judgePrompt, leftShownFirst, parseJudgeReply } from '../evaluation/judge.js';
 import { parseReferences, promptKey, ReferencesError } from '../evaluation/references.js';
 import type { EvalItem } from '../host/protocol.js';
-import type { ComparisonSide, DatasetId, Evaluation, EvaluationId, ExampleId, ModelId, Rating, RunId, Workspace } from '../store/index.js';
+import type { ComparisonId, ComparisonSide, DatasetId, Evaluation, EvaluationId, ExampleId, ModelId, Rating, RunId, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { engineGenerator } from './datasets.js';
 import { userError } from './errors.js';
@@ -161,8 +161,9 @@ export function evalHandlers(ctx: ServiceContext): Pick<
     const examples = setExamples(ws, columns[0].config.set);
     const total = examples.length * columns.length;
     const label = `Evaluating ${columns[0].evaluation.name}`;
-    const answered = () => suiteColumns(ctx.ws(), suiteId).reduce((n, c) => n + c.evaluation.outputs, 0);
-    const progress = (finished: boolean, error: string | null) => ctx.events.emit({ type: 'task.progress', taskId, label, done: answered(), total, finished, error });
+    // Counted here rather than re-read from the store after every batch.
+    let answered = columns.reduce((n, c) => n + c.evaluation.outputs, 0);
+    const progress = (finished: boolean, error: string | null) => ctx.events.emit({ type: 'task.progress', taskId, label, done: answered, total, finished, error });
     progress(false, null);
     let firstError: string | null = null;
     try {
@@ -201,6 +202,7 @@ export function evalHandlers(ctx: ServiceContext): Pick<
                 return { exampleId: ex.exampleId, prompt: ex.input ? `${ex.instruction}\n\n${ex.input}` : ex.instruction, reference: ex.reference, output: a.output, scores };
               }),
             );
+            answered += answers.length;
             progress(false, null);
           }
           ws.evaluations.finish(id, { status: 'completed', metrics: storable(metricsOf(ws.evaluations.outputs(id, { limit: 1e9 }))) });
@@ -338,7 +340,7 @@ export function evalHandlers(ctx: ServiceContext): Pick<
       const pairs = pairedOutputs(ws, left.evaluation.id, right.evaluation.id);
       if (pairs.length === 0) throw userError('the two columns have no answers to the same prompts yet');
       const sessionId = `cmps_${randomBytes(8).toString('hex')}`;
-      let comparisonId!: string;
+      let comparisonId!: ComparisonId;
       ws.transaction(() => {
         const tag = { judge: judgeName };
         const c = ws.comparisons.create(`LLM judge (${judgeName}): ${left.config.system.label} vs ${right.config.system.label}`, sideOf(left, sessionId, 0, tag), sideOf(right, sessionId, 1, tag));
@@ -347,7 +349,7 @@ export function evalHandlers(ctx: ServiceContext): Pick<
       });
       const { taskId, signal, done } = startTask('judge');
       const label = `LLM judge (${judgeName}) on ${left.config.system.label} vs ${right.config.system.label}`;
-      const items = ws.comparisons.items(comparisonId as never);
+      const items = ws.comparisons.items(comparisonId);
       const progress = (n: number, finished: boolean, error: string | null) => ctx.events.emit({ type: 'task.progress', taskId, label, done: n, total: items.length, finished, error });
       progress(0, false, null);
       void (async () => {
