@@ -96,6 +96,9 @@ export async function openBrowser(): Promise<{ browser: Browser; page: Page }> {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
   const context = await browser.newContext({ viewport: { width: 1440, height: 960 }, colorScheme: 'light' });
   const page = await context.newPage();
+  // E2E_CPU_THROTTLE=6 slows the page's CPU six times, to try the suite as a slow CI machine runs it.
+  const throttle = Number(process.env.E2E_CPU_THROTTLE ?? 1);
+  if (throttle > 1) await (await context.newCDPSession(page)).send('Emulation.setCPUThrottlingRate', { rate: throttle });
   page.on('pageerror', (e) => console.error('page error:', e));
   page.on('console', (m) => {
     if (m.type() === 'error') console.error('console error:', m.text());

@@ -6,12 +6,24 @@ import { api, connection, errorText } from './api';
 
 export const ACTIVE: RunSummary['status'][] = ['queued', 'running'];
 
+/**
+ * How often live training steps reach the page. A small model trains hundreds of steps a second; redrawing
+ * the curves and progress for each one starves a slow machine's page (it stops answering clicks), so steps
+ * are gathered and shown together a few times a second.
+ */
+const LIVE_FLUSH_MS = 200;
+
 class RunsStore {
   list = $state<RunSummary[]>([]);
-  metrics = $state<Record<string, MetricPoint[]>>({});
+  // Raw (not deep) state: a curve is replaced whole when points arrive, never mutated in place, so its
+  // thousands of points are not each wrapped in a reactive proxy.
+  metrics = $state.raw<Record<string, MetricPoint[]>>({});
   logs = $state<Record<string, { level: string; message: string; at: number }[]>>({});
   error = $state<string | null>(null);
   private loadingMetrics = new Set<string>();
+  // Live steps not yet shown, per run: their points and the newest progress.
+  private pending = new Map<string, { points: MetricPoint[]; progress: RunSummary['progress'] }>();
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
 
   readonly active = $derived(this.list.find((r) => r.status === 'running') ?? null);
   readonly queued = $derived(
@@ -27,21 +39,44 @@ class RunsStore {
           for (const id of Object.keys(this.metrics)) void this.loadMetrics(id, true);
           return;
         case 'run.updated':
+          if (this.pending.size) this.flushLive(); // the steps before this update first, so it is not overwritten
           this.upsert(e.run);
           return;
         case 'run.metric': {
-          const points = this.metrics[e.runId];
-          // Only append to a curve already loaded (else the first load brings everything).
-          if (points && (points.length === 0 || points[points.length - 1].step < e.point.step)) points.push(e.point);
-          const run = this.list.find((r) => r.id === e.runId);
-          if (run) run.progress = e.progress;
+          const waiting = this.pending.get(e.runId) ?? { points: [], progress: null };
+          waiting.points.push(e.point);
+          waiting.progress = e.progress;
+          this.pending.set(e.runId, waiting);
+          this.flushTimer ??= setTimeout(() => this.flushLive(), LIVE_FLUSH_MS);
           return;
         }
         case 'run.log':
           (this.logs[e.runId] ??= []).push({ level: e.level, message: e.message, at: Date.now() });
+          if (this.logs[e.runId].length > 500) this.logs[e.runId].splice(0, 100); // pages show the newest few
           return;
       }
     });
+  }
+
+  /** Shows the live steps gathered since the last flush: one curve update and one progress update per run. */
+  private flushLive(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const updates = [...this.pending];
+    this.pending.clear();
+    let metrics = this.metrics;
+    for (const [runId, { points, progress }] of updates) {
+      const curve = metrics[runId];
+      // Only extend a curve already loaded (else the first load brings everything).
+      if (curve) {
+        const last = curve.at(-1)?.step ?? -1;
+        const fresh = points.filter((p) => p.step > last);
+        if (fresh.length) metrics = { ...metrics, [runId]: [...curve, ...fresh] };
+      }
+      const run = this.list.find((r) => r.id === runId);
+      if (run && progress) run.progress = progress;
+    }
+    this.metrics = metrics;
   }
 
   async refresh(): Promise<void> {
@@ -60,7 +95,7 @@ class RunsStore {
     try {
       const stored = await api.runs.metrics({ runId });
       const live = (this.metrics[runId] ?? []).filter((p) => p.step > (stored.at(-1)?.step ?? -1));
-      this.metrics[runId] = [...stored, ...live];
+      this.metrics = { ...this.metrics, [runId]: [...stored, ...live] };
     } catch (e) {
       this.error = errorText(e);
     } finally {
