@@ -186,7 +186,7 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     // The first run completes; the queued one starts, and is cancelled while it trains.
     const long = page.getByRole('region', { name: 'Run long run' });
     await long.waitFor({ timeout: 180_000 });
-    await long.getByText('running').first().waitFor();
+    await long.getByText('running').first().waitFor({ timeout: 60_000 });
     await long.getByRole('button', { name: 'Cancel' }).click();
     await long.locator('[data-status=cancelled]').waitFor();
 
