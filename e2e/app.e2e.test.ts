@@ -1,7 +1,8 @@
 // A new user's path through the app, in a real browser against the real serve mode and engine:
 // add a model, import a malformed and a good dataset, train (watching the chart move, reloading mid-run),
 // cancel a queued run, chat with the trained adapter, compare it with the base model and rate blind, then
-// train LoRA and a full fine-tune and evaluate all of them (the method table, its CSV, blind rating).
+// train LoRA and a full fine-tune and evaluate all of them (the method table, its CSV, a local LLM judge
+// too small for its prompt, blind rating).
 // Screenshots of every page go to test-output/e2e/.
 
 import { readFileSync } from 'node:fs';
@@ -335,8 +336,19 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     expect(csv[4].split(',').slice(0, 2)).toEqual(['colors-full', 'full']);
     expect(Number(csv[2].split(',')[2])).toBeLessThan(Number(csv[4].split(',')[2]));
 
-    // Blind rating of the base model against the adapter, on the Compare page.
+    // The LLM judge, a model here: the tiny model's 256 positions cannot hold the review prompt, and the
+    // page says which item, how long the prompt is and what the model reads.
     const pair = page.getByRole('region', { name: 'Two columns head to head' });
+    await pair.getByLabel('Judge', { exact: true }).selectOption('local');
+    await pair.getByRole('combobox', { name: 'Base model' }).selectOption({ label: 'tiny-llama' });
+    await pair.getByRole('button', { name: 'Ask the judge' }).click();
+    await pair
+      .getByRole('alert')
+      .filter({ hasText: /judging item 1 of 6: the prompt has \d+ tokens; this model reads at most 256/ })
+      .waitFor({ timeout: 60_000 });
+    await pair.getByRole('button', { name: 'Ask the judge' }).waitFor(); // not stuck at "Judging…"
+
+    // Blind rating of the base model against the adapter, on the Compare page.
     expect(await pair.getByLabel('Column B').locator('option:checked').innerText()).toBe('tiny-llama + colors');
     await pair.getByRole('button', { name: 'Rate blind' }).click();
     const blind = page.getByRole('region', { name: 'Blind rating' });
