@@ -1,7 +1,7 @@
 // Every run's summary and, for the runs someone looks at, its metric history: loaded from the workspace
 // (so a reloaded window sees the whole curve) and extended by live events (so it keeps moving).
 
-import type { MetricPoint, RunSummary } from '../../../src-shared/api';
+import type { MetricPoint, RunProgress, RunSummary } from '../../../src-shared/api';
 import { api, connection, errorText } from './api';
 
 export const ACTIVE: RunSummary['status'][] = ['queued', 'running'];
@@ -22,7 +22,7 @@ class RunsStore {
   error = $state<string | null>(null);
   private loadingMetrics = new Set<string>();
   // Live steps not yet shown, per run: their points and the newest progress.
-  private pending = new Map<string, { points: MetricPoint[]; progress: RunSummary['progress'] }>();
+  private pending = new Map<string, { points: MetricPoint[]; progress: RunProgress }>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
 
   readonly active = $derived(this.list.find((r) => r.status === 'running') ?? null);
@@ -43,10 +43,11 @@ class RunsStore {
           this.upsert(e.run);
           return;
         case 'run.metric': {
-          const waiting = this.pending.get(e.runId) ?? { points: [], progress: null };
-          waiting.points.push(e.point);
-          waiting.progress = e.progress;
-          this.pending.set(e.runId, waiting);
+          const waiting = this.pending.get(e.runId);
+          if (waiting) {
+            waiting.points.push(e.point);
+            waiting.progress = e.progress;
+          } else this.pending.set(e.runId, { points: [e.point], progress: e.progress });
           this.flushTimer ??= setTimeout(() => this.flushLive(), LIVE_FLUSH_MS);
           return;
         }
@@ -74,7 +75,7 @@ class RunsStore {
         if (fresh.length) metrics = { ...metrics, [runId]: [...curve, ...fresh] };
       }
       const run = this.list.find((r) => r.id === runId);
-      if (run && progress) run.progress = progress;
+      if (run) run.progress = progress;
     }
     this.metrics = metrics;
   }
