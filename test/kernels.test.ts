@@ -7,9 +7,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gatedPromptAttention, repeatKvHeads, type GateMode } from '../src-main/engine/adapter.js';
-import { initNativeBackend, loadNativeAddon, NATIVE_BACKEND } from '../src-main/engine/backends/native.js';
+import { ADDON_RELATIVE_PATH, initNativeBackend, loadNativeAddon, NATIVE_BACKEND } from '../src-main/engine/backends/native.js';
+import { findPackageRoot } from '../src-main/engine/backends/package-root.js';
 import { fusedKernels, type FusedOps } from '../src-main/engine/kernels.js';
 import { crossEntropy, shiftedTargets } from '../src-main/engine/loss.js';
 import { attend, causalMask, rmsNorm } from '../src-main/engine/model.js';
@@ -416,6 +422,27 @@ describe('fused kernels and memory', () => {
     }
   });
 
+  it('results do not depend on the thread count for any BLAS kernel the addon may pick', () => {
+    // OpenBLAS built with DYNAMIC_ARCH picks its kernels (edge-block code included) by CPU when it loads; forcing
+    // OPENBLAS_CORETYPE runs each kernel family this CPU can execute, each in a fresh process.
+    const addonPath = path.join(findPackageRoot(), ADDON_RELATIVE_PATH);
+    const blas = loadNativeAddon().blasInfo();
+    const coreTypes = blas.includes('DYNAMIC_ARCH') ? runnableCoreTypes() : [];
+    const failures: string[] = [];
+    for (const core of ['', ...coreTypes]) {
+      const child = spawnSync(process.execPath, [path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers', 'thread-independence-child.mjs'), addonPath], {
+        encoding: 'utf8',
+        env: { ...process.env, OPENBLAS_CORETYPE: core },
+        timeout: 120_000,
+      });
+      expect(child.status, `${core || 'default'} core: ${child.stderr}`).toBe(0);
+      const report = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as { blas: string; mismatches: string[] };
+      if (core !== '') expect(report.blas.toLowerCase(), `OPENBLAS_CORETYPE=${core} was not applied`).toContain(core.toLowerCase());
+      failures.push(...report.mismatches.map((m) => `${report.blas}: ${m}`));
+    }
+    expect(failures).toEqual([]);
+  });
+
   // Last in the file: a gradient that throws leaves tfjs's tape half-cleaned, which would upset the counts above.
   it('a frozen weight keeps no input for backward and refuses a weight gradient, saying why', async () => {
     await tf.setBackend(NATIVE_BACKEND);
@@ -426,3 +453,22 @@ describe('fused kernels and memory', () => {
     tf.dispose([x, w]);
   });
 });
+
+
+/** OpenBLAS x86-64 core types whose instructions this CPU has (from /proc/cpuinfo); none elsewhere. */
+function runnableCoreTypes(): string[] {
+  if (os.platform() !== 'linux' || os.arch() !== 'x64') return [];
+  const flagsLine = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags')) ?? '';
+  const flags = new Set(flagsLine.split(':')[1]?.trim().split(/\s+/) ?? []);
+  const has = (...names: string[]) => names.every((n) => flags.has(n));
+  const avx512 = has('avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512cd');
+  return [
+    ['Prescott', has('pni')],
+    ['Nehalem', has('sse4_2')],
+    ['Sandybridge', has('avx')],
+    ['Haswell', has('avx2', 'fma')],
+    ['Zen', has('avx2', 'fma')],
+    ['SkylakeX', avx512],
+    ['Cooperlake', avx512 && has('avx512_bf16')],
+  ].flatMap(([name, ok]) => (ok ? [name as string] : []));
+}

@@ -35,13 +35,13 @@ const char *blas_describe(void) { return "Accelerate (threads managed by macOS)"
 #endif
 
 /*
- * Threads: the pool (pool.h) runs every kernel and, by default, splits large products into blocks that each run
- * single-threaded BLAS; the BLAS's own threads stay at one so the two never compete for cores. With
- * setGemmThreading('blas') the BLAS threads large products itself instead, with as many threads as the pool.
+ * Threads: the pool (pool.h) runs every kernel and splits large products into blocks (gemm.h), each a
+ * single-threaded BLAS call; the BLAS's own threads stay at one so the two never compete for cores and results do
+ * not depend on how many threads there are.
  */
 static void apply_threads(int threads) {
   pool_set_threads(threads);
-  blas_set_threads(gemm_get_threading() == GEMM_THREADS_BLAS ? threads : 1);
+  blas_set_threads(1);
 }
 
 /* setThreads(n): threads for kernels and products, 1..POOL_MAX_THREADS. */
@@ -59,29 +59,6 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
 static napi_value GetThreads(napi_env env, napi_callback_info info) {
   napi_value result;
   napi_create_int32(env, pool_threads(), &result);
-  return result;
-}
-
-/* setGemmThreading('pool' | 'blas') */
-static napi_value SetGemmThreading(napi_env env, napi_callback_info info) {
-  const char *fn = "setGemmThreading";
-  napi_value argv[1];
-  char mode[8] = {0};
-  size_t length = 0;
-  if (!args_get(env, info, fn, 1, argv)) return NULL;
-  if (napi_get_value_string_utf8(env, argv[0], mode, sizeof mode, &length) != napi_ok ||
-      (strcmp(mode, "pool") != 0 && strcmp(mode, "blas") != 0)) {
-    napi_throw_type_error(env, NULL, "setGemmThreading: argument 'mode' must be 'pool' or 'blas'");
-    return NULL;
-  }
-  gemm_set_threading(strcmp(mode, "blas") == 0 ? GEMM_THREADS_BLAS : GEMM_THREADS_POOL);
-  apply_threads(pool_threads());
-  return NULL;
-}
-
-static napi_value GetGemmThreading(napi_env env, napi_callback_info info) {
-  napi_value result;
-  napi_create_string_utf8(env, gemm_get_threading() == GEMM_THREADS_BLAS ? "blas" : "pool", NAPI_AUTO_LENGTH, &result);
   return result;
 }
 
@@ -109,8 +86,6 @@ static napi_value Init(napi_env env, napi_value exports) {
   set_function(env, exports, "biasActivation", BiasActivation);
   set_function(env, exports, "setThreads", SetThreads);
   set_function(env, exports, "getThreads", GetThreads);
-  set_function(env, exports, "setGemmThreading", SetGemmThreading);
-  set_function(env, exports, "getGemmThreading", GetGemmThreading);
   set_function(env, exports, "rmsNorm", RmsNorm);
   set_function(env, exports, "rmsNormBackward", RmsNormBackward);
   set_function(env, exports, "rmsNormWeightGrad", RmsNormWeightGrad);

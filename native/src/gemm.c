@@ -25,18 +25,16 @@ typedef struct {
 } GemmArgs;
 
 
-/* ---- One product, threaded over the pool or by the BLAS itself ---- */
+/* ---- One product, split into blocks over the pool ---- */
 
-static GemmThreading threading = GEMM_THREADS_POOL;
-
-void gemm_set_threading(GemmThreading mode) { threading = mode; }
-GemmThreading gemm_get_threading(void) { return threading; }
-
-/* Below this many multiply-adds a product runs on the calling thread: splitting it costs more than it saves. A
- * single row (decoding) streams its weight from memory, and two threads stream faster than one, so it splits at
- * a smaller size. */
+/* Below this many multiply-adds a product is one BLAS call: splitting it costs more than it saves. A single row
+ * (decoding) streams its weight from memory, and two threads stream faster than one, so it splits at a smaller
+ * size. */
 #define PARALLEL_MIN_WORK (1 << 20)
 #define PARALLEL_MIN_WORK_ONE_ROW (1 << 16)
+/* Blocks per product when the product is large enough to fill them: enough for the pool's threads (up to 16) to
+ * balance when the OS delays one of them (a shared machine). */
+#define TARGET_BLOCKS 16
 
 typedef struct {
   bool ta, tb;
@@ -45,7 +43,7 @@ typedef struct {
   const float *a, *b;
   float *c;
   int64_t lda, ldb, ldc;
-  int64_t parts;
+  int64_t block; /* rows or columns of C per block */
   bool split_rows; /* split M (rows of C) rather than N */
 } Split;
 
@@ -63,47 +61,50 @@ static void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float a
 }
 
 static void split_part(void *ctx, int64_t begin, int64_t end, int worker) {
+  (void)worker;
   const Split *s = ctx;
   for (int64_t part = begin; part < end; part++) {
+    const int64_t side = s->split_rows ? s->m : s->n;
+    const int64_t i0 = part * s->block, i1 = i0 + s->block < side ? i0 + s->block : side;
+    if (i0 >= i1) continue;
     if (s->split_rows) {
-      /* Rows of C in multiples of 8, so every part keeps whole register blocks. */
-      int64_t step = ((s->m + s->parts - 1) / s->parts + 7) / 8 * 8;
-      int64_t r0 = part * step, r1 = r0 + step < s->m ? r0 + step : s->m;
-      if (r0 >= r1) continue;
-      const float *a = s->ta ? s->a + r0 : s->a + r0 * s->lda;
-      blas_gemm(s->ta, s->tb, r1 - r0, s->n, s->k, s->alpha, a, s->lda, s->b, s->ldb, s->beta, s->c + r0 * s->ldc,
+      const float *a = s->ta ? s->a + i0 : s->a + i0 * s->lda;
+      blas_gemm(s->ta, s->tb, i1 - i0, s->n, s->k, s->alpha, a, s->lda, s->b, s->ldb, s->beta, s->c + i0 * s->ldc,
                 s->ldc);
     } else {
-      int64_t step = ((s->n + s->parts - 1) / s->parts + 15) / 16 * 16;
-      int64_t c0 = part * step, c1 = c0 + step < s->n ? c0 + step : s->n;
-      if (c0 >= c1) continue;
-      const float *b = s->tb ? s->b + c0 * s->ldb : s->b + c0;
-      blas_gemm(s->ta, s->tb, s->m, c1 - c0, s->k, s->alpha, s->a, s->lda, b, s->ldb, s->beta, s->c + c0, s->ldc);
+      const float *b = s->tb ? s->b + i0 * s->ldb : s->b + i0;
+      blas_gemm(s->ta, s->tb, s->m, i1 - i0, s->k, s->alpha, s->a, s->lda, b, s->ldb, s->beta, s->c + i0, s->ldc);
     }
   }
 }
 
+/* `side` cut into about TARGET_BLOCKS blocks of at least `min_block`, in multiples of `multiple`. */
+static int64_t block_size(int64_t side, int64_t min_block, int64_t multiple) {
+  int64_t block = (side + TARGET_BLOCKS - 1) / TARGET_BLOCKS;
+  if (block < min_block) block = min_block;
+  return (block + multiple - 1) / multiple * multiple;
+}
+
 void gemm_product(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                   const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-  const int threads = pool_threads();
+  /* The blocks depend on the problem only, never on the thread count: BLAS kernels round a block's edge rows and
+   * columns differently from its interior, so a thread-dependent split would make results (and resumed runs)
+   * depend on the threads. Each block is one single-threaded BLAS call; the pool hands blocks to threads as they
+   * come free, and one thread runs the same blocks in order. */
   const int64_t min_work = m == 1 ? PARALLEL_MIN_WORK_ONE_ROW : PARALLEL_MIN_WORK;
-  if (threading == GEMM_THREADS_BLAS || threads == 1 || m * n * k < min_work) {
+  if (m * n * k < min_work) {
     blas_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  /* Each block of C is a single-threaded BLAS call: split the longer side of C (the columns for a single row).
-   * Up to four blocks per thread, handed out as threads come free, so a thread the OS delays (a shared machine)
-   * holds up only a small block. Every block packs the other operand again, so blocks stay at least 256 columns
-   * (or 64 rows) wide, and rows split only thread-ways when that operand (B) is large. */
-  const bool split_rows = m >= 2 * n && m >= 8 * threads;
-  const int64_t side = split_rows ? m / 64 : (m == 1 ? n / 1024 : n / 256);
-  int64_t parts = side < 4 * threads ? side : 4 * threads;
-  if (parts < threads || (split_rows && k * n > ((int64_t)2 << 20))) parts = threads;
-  Split s = {ta, tb, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, parts, split_rows};
-  int before = blas_get_threads();
-  if (before != 1) blas_set_threads(1);
-  pool_for(parts, 1, split_part, &s);
-  if (before != 1) blas_set_threads(before);
+  /* Split the longer side of C (the columns for a single row). Every block packs the other operand again, so
+   * blocks stay at least 256 columns or 64 rows wide (256 rows when that operand, B, is large), in whole register
+   * blocks (multiples of 16 columns or 8 rows). */
+  const bool split_rows = m >= 2 * n && m >= 128;
+  const int64_t block = split_rows ? block_size(m, k * n > ((int64_t)2 << 20) ? 256 : 64, 8)
+                                   : block_size(n, m == 1 ? 1024 : 256, 16);
+  const int64_t side = split_rows ? m : n;
+  Split s = {ta, tb, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, block, split_rows};
+  pool_for((side + block - 1) / block, 1, split_part, &s);
 }
 
 static bool check_operand(napi_env env, const char *fn, const char *name, F32View view, int64_t rows, int64_t cols,

@@ -5,13 +5,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Who threads a large product: our pool, each thread running single-threaded BLAS on a block of C (the default:
- * one threading system for every kernel), or the BLAS library's own threads. */
-typedef enum { GEMM_THREADS_POOL = 0, GEMM_THREADS_BLAS = 1 } GemmThreading;
-void gemm_set_threading(GemmThreading mode);
-GemmThreading gemm_get_threading(void);
-
-/* C = alpha op(A) op(B) + beta C, row-major, k > 0; threaded per gemm_set_threading; one row uses gemv. */
+/* C = alpha op(A) op(B) + beta C, row-major, k > 0. A large product is cut into blocks whose size depends on the
+ * problem alone, each one single-threaded BLAS call run on the pool, so the result does not depend on the thread
+ * count; one row uses gemv. BLAS's own threads must be held at one (addon.c does). */
 void gemm_product(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                   const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 

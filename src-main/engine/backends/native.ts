@@ -72,13 +72,11 @@ export interface NativeAddon {
   ): void;
   /**
    * Threads for the fused kernels and large products (1..64; default: the online cores). The addon's own pool
-   * runs everything and, by default, gives each thread a block of a product with single-threaded BLAS, so BLAS
-   * threads and pool threads never compete; setGemmThreading('blas') lets the BLAS thread products instead.
+   * runs everything and gives each thread blocks of a product with single-threaded BLAS; the blocks depend on the
+   * problem only, so results do not depend on the thread count.
    */
   setThreads(threads: number): void;
   getThreads(): number;
-  setGemmThreading(mode: 'pool' | 'blas'): void;
-  getGemmThreading(): 'pool' | 'blas';
   /** e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
   blasInfo(): string;
   /** Activation name -> the code biasActivation takes. */
