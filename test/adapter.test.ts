@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type Adapter, disposeAdapter, type GateMode, initAdapter, namedAdapterVariables } from '../src-main/engine/adapter.js';
 import { exportPeftAdapter, loadAdapter } from '../src-main/engine/adapter-io.js';
 import { initBackend } from '../src-main/engine/backend.js';
+import { batchImages, disposeBatchImages, initImageProjection } from '../src-main/engine/image-prompt.js';
 import { type LoadedModel, loadModel } from '../src-main/engine/load.js';
 import { crossEntropy, IGNORE, shiftedTargets } from '../src-main/engine/loss.js';
 import { disposeKVCache, forward, newKVCache } from '../src-main/engine/model.js';
@@ -103,15 +104,19 @@ it('a per-layer adapter exported in PEFT format loads back with identical logits
   await expect(exportPeftAdapter(join(dir, 'peft2'), tanh, model.config)).rejects.toThrow(/per-head-tanh.*cannot be exported/);
 });
 
-it('a multi-modal prompt bias changes the output only where the gate is open', () => {
+it('a multi-modal image term changes the output only where the gate is open', () => {
   const model = models.gqa;
-  const adapter = initAdapter(model.config, { adapterLen: 3, layers: [1], gateMode: 'per-head-tanh' }, new Rng(2));
+  const tower = { name: 't', fingerprint: 'f', modelType: 'clip_vision_model', imageSize: 8, patchSize: 4, hiddenSize: 8, layers: 2, projectionDim: 6 };
+  const image = initImageProjection({ tower, feature: { kind: 'projected' }, featureDim: 6, hidden: 5 }, model.config.dim, new Rng(3));
+  const adapter = initAdapter(model.config, { adapterLen: 3, layers: [1], gateMode: 'per-head-tanh' }, new Rng(2), image);
   const ids = tf.tensor2d(IDS, [2, 7], 'int32');
-  const bias = tf.randomNormal([2, 3, model.config.dim], 0, 1, 'float32', 4) as tf.Tensor3D;
-  const diff = () => tf.max(tf.abs(tf.sub(forward(model, ids, { adapter }), forward(model, ids, { adapter, promptBias: bias })))).dataSync()[0];
-  expect(diff()).toBe(0); // gates at zero: the prompts, biased or not, have no effect
+  const images = batchImages([Float32Array.from({ length: 6 }, (_, i) => i - 2), null], 6);
+  const diff = () => tf.max(tf.abs(tf.sub(forward(model, ids, { adapter }), forward(model, ids, { adapter, images })))).dataSync()[0];
+  expect(diff()).toBe(0); // gates at zero: the prompts, with or without the image term, have no effect
   adapter.byLayer.get(1)!.gate.assign(tf.fill([model.config.nHeads], 0.5));
   expect(diff()).toBeGreaterThan(1e-3);
+  disposeBatchImages(images);
+  disposeAdapter(adapter);
 });
 
 it('generation streams exactly its final text and ends before a stop string', async () => {

@@ -85,6 +85,9 @@ class AdapterWeights:
     prompts: dict[int, Tensor]  # layer -> [K, hidden]
     gates: dict[int, Tensor]  # layer -> [nHeads] raw gate values (before gate_fn)
     gate_fn: GateFn = "tanh"
+    # The multi-modal term of the paper (P_l + Repeat_K(proj(I))): a per-example [B, 1 or K, hidden] tensor added to
+    # every adapted layer's prompt, or None for text only.
+    prompt_bias: Tensor | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -166,6 +169,7 @@ def attention(
     prompt: Tensor | None,
     gate: Tensor | None,
     gate_fn: GateFn,
+    prompt_bias: Tensor | None = None,
 ) -> Tensor:
     """One attention block on normed input x [B, T, hidden] -> [B, T, hidden] (after o_proj)."""
     B, T, _ = x.shape
@@ -186,12 +190,14 @@ def attention(
 
     if prompt is not None:
         K = prompt.shape[0]
+        p = prompt[None] if prompt_bias is None else prompt[None] + prompt_bias  # [1 or B, K, hidden]
+        Bp = p.shape[0]
         # The prompt goes through this layer's key/value projections as if it were K extra tokens, but with no
         # position (no RoPE) and visible to every query (no mask).
-        kp = (prompt @ w[f"{prefix}.k_proj.weight"].T).view(1, K, KV, d).transpose(1, 2)  # [1, KV, K, d]
-        vp = (prompt @ w[f"{prefix}.v_proj.weight"].T).view(1, K, KV, d).transpose(1, 2)  # [1, KV, K, d]
-        kp = repeat_kv(kp, n_rep)  # [1, H, K, d]
-        vp = repeat_kv(vp, n_rep)  # [1, H, K, d]
+        kp = (p @ w[f"{prefix}.k_proj.weight"].T).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
+        vp = (p @ w[f"{prefix}.v_proj.weight"].T).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
+        kp = repeat_kv(kp, n_rep)  # [Bp, H, K, d]
+        vp = repeat_kv(vp, n_rep)  # [Bp, H, K, d]
         prompt_scores = (q @ kp.transpose(-1, -2)) * scale  # [B, H, T, K]
         prompt_out = F.softmax(prompt_scores, dim=-1) @ vp  # [B, H, T, d]
         head_gate = GATE_FUNCTIONS[gate_fn](gate).view(1, H, 1, 1)  # [1, H, 1, 1]
@@ -236,6 +242,7 @@ def forward(
             prompt=adapter.prompts[i] if adapted else None,
             gate=adapter.gates[i] if adapted else None,
             gate_fn=adapter.gate_fn if adapted else "identity",
+            prompt_bias=adapter.prompt_bias if adapted else None,
         )
         h = h + mlp(w, f"{p}.mlp", rms_norm(h, w[f"{p}.post_attention_layernorm.weight"], eps))
     h = rms_norm(h, w["model.norm.weight"], eps)

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
+import { disposeImageProjection, type ImageProjection, namedImageProjectionVariables } from './image-prompt.js';
 import type { Rng } from './rng.js';
 
 /**
@@ -37,6 +38,8 @@ export interface AdapterLayer {
 export interface Adapter {
   spec: AdapterSpec;
   byLayer: Map<number, AdapterLayer>;
+  /** The multi-modal adapter's image projection (image-prompt.ts); null for a text-only adapter. */
+  image: ImageProjection | null;
 }
 
 /** The top `count` layers of an n-layer model, as the paper adapts them. */
@@ -57,7 +60,11 @@ let adapterInstances = 0;
  * Trainable variables from initial values. tfjs variable names are global, so each adapter gets
  * its own prefix; files and optimizer state use the stable keys of `namedAdapterVariables`.
  */
-export function makeAdapter(spec: AdapterSpec, values: (layer: number) => { prompt: tf.Tensor2D; gate: tf.Tensor1D }): Adapter {
+export function makeAdapter(
+  spec: AdapterSpec,
+  values: (layer: number) => { prompt: tf.Tensor2D; gate: tf.Tensor1D },
+  image: ImageProjection | null = null,
+): Adapter {
   const id = adapterInstances++;
   const byLayer = new Map<number, AdapterLayer>();
   for (const layer of spec.layers) {
@@ -68,24 +75,28 @@ export function makeAdapter(spec: AdapterSpec, values: (layer: number) => { prom
     });
     tf.dispose([v.prompt, v.gate]); // the variables hold their own references to the data
   }
-  return { spec, byLayer };
+  return { spec, byLayer, image };
 }
 
 /** Prompts ~ N(0, 1) as in the reference code (nn.Embedding's init); gates exactly 0. */
-export function initAdapter(c: LlamaConfig, spec: AdapterSpec, rng: Rng): Adapter {
+export function initAdapter(c: LlamaConfig, spec: AdapterSpec, rng: Rng, image: ImageProjection | null = null): Adapter {
   return makeAdapter(spec, () => {
     const values = new Float32Array(spec.adapterLen * c.dim);
     for (let i = 0; i < values.length; i++) values[i] = rng.normal();
     return { prompt: tf.tensor2d(values, [spec.adapterLen, c.dim]), gate: tf.zeros([gateSize(c, spec.gateMode)]) };
-  });
+  }, image);
 }
 
-/** The adapter's trainable tensors under stable keys (`layers.{i}.prompt`, `layers.{i}.gate`). */
+/**
+ * The adapter's trainable tensors under stable keys (`layers.{i}.prompt`, `layers.{i}.gate`, and the image
+ * projection's `image_projection.*` for a multi-modal adapter): what trains, what files and checkpoints hold.
+ */
 export function namedAdapterVariables(adapter: Adapter): [string, tf.Variable][] {
-  return [...adapter.byLayer].flatMap(([layer, l]): [string, tf.Variable][] => [
+  const layers = [...adapter.byLayer].flatMap(([layer, l]): [string, tf.Variable][] => [
     [`layers.${layer}.prompt`, l.prompt],
     [`layers.${layer}.gate`, l.gate],
   ]);
+  return adapter.image ? [...layers, ...namedImageProjectionVariables(adapter.image)] : layers;
 }
 
 export function adapterVariables(adapter: Adapter): tf.Variable[] {
@@ -97,12 +108,13 @@ export function disposeAdapter(adapter: Adapter): void {
     l.prompt.dispose();
     l.gate.dispose();
   }
+  if (adapter.image) disposeImageProjection(adapter.image);
 }
 
 /**
  * The prompt's keys and values through the layer's frozen projections, laid out like the token
- * keys after GQA repetition. `promptBias` [B, K, dim] is the multi-modal term (image features
- * projected per example) added to the prompt; without it the result has batch 1 and broadcasts.
+ * keys after GQA repetition. `promptBias` [B, 1 | K, dim] is the multi-modal term (image features
+ * projected per example, image-prompt.ts) added to the prompt; without it the result has batch 1 and broadcasts.
  */
 export function promptKeysValues(
   c: LlamaConfig,
@@ -112,7 +124,7 @@ export function promptKeysValues(
   promptBias?: tf.Tensor3D,
 ): { kp: tf.Tensor4D; vp: tf.Tensor4D } {
   const K = prompt.shape[0];
-  const p = promptBias ? tf.add(prompt, promptBias) : tf.expandDims(prompt, 0); // [B|1, K, dim]
+  const p = promptBias ? tf.add(prompt, promptBias) : tf.expandDims(prompt, 0); // [B | 1, K, dim]
   const B = p.shape[0];
   const flat = tf.reshape(p, [B * K, c.dim]);
   const toHeads = (x: tf.Tensor) => {

@@ -10,7 +10,9 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
+import { EngineError } from './errors.js';
 import { type Adapter, gatedPromptAttention, promptKeysValues, repeatKvHeads } from './adapter.js';
+import { type BatchImages, imagePromptBias } from './image-prompt.js';
 import { type FusedOps, fusedKernels } from './kernels.js';
 import { type Lora, loraDelta, type LoraTarget } from './lora.js';
 import { applyRope, ropeTables } from './rope.js';
@@ -56,8 +58,13 @@ export interface ForwardOptions {
   adapter?: Adapter | null;
   lora?: Lora | null; // the LoRA baseline: low-rank updates on chosen projections
   cache?: KVCache; // read and extended in place (decoding)
-  promptBias?: tf.Tensor3D; // [B, K, dim] multi-modal term added to every adapted layer's prompt
+  /** Image features per example for a multi-modal adapter (adapter.image); their projection is added to every
+   *  adapted layer's prompt. Rows without an image get no image term. */
+  images?: BatchImages | null;
 }
+
+/** ForwardOptions as the attention sees them: the image term already projected, [B, 1, dim]. */
+type LayerOptions = ForwardOptions & { promptBias?: tf.Tensor3D };
 
 export function newKVCache(c: LlamaConfig): KVCache {
   return { length: 0, keys: new Array(c.nLayers).fill(null), values: new Array(c.nLayers).fill(null), prompt: new Map() };
@@ -136,7 +143,7 @@ function attention(
   x: tf.Tensor3D, // [B, T, dim], normed
   rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
   mask: tf.Tensor2D,
-  opts: ForwardOptions,
+  opts: LayerOptions,
 ): tf.Tensor3D {
   const fused = fusedKernels();
   if (fused) return fusedAttention(fused, model, layer, x, rope, opts);
@@ -190,7 +197,7 @@ function fusedAttention(
   layer: number,
   x: tf.Tensor3D, // [B, T, dim], normed
   rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
-  opts: ForwardOptions,
+  opts: LayerOptions,
 ): tf.Tensor3D {
   const c = model.config;
   const w = model.weights.layers[layer];
@@ -220,7 +227,7 @@ function fusedAttention(
   if (adapted) {
     let promptKV = cache?.prompt.get(layer);
     if (!promptKV) {
-      // The prompt [K, dim] (plus the per-example bias [B, K, dim]) through the frozen wk / wv, no RoPE.
+      // The prompt [K, dim] (plus the per-example image term [B, 1, dim]) through the frozen wk / wv, no RoPE.
       const p = opts.promptBias ? tf.add(adapted.prompt, opts.promptBias) : adapted.prompt;
       promptKV = { kp: fused.linear(p, w.wk), vp: fused.linear(p, w.wv) }; // [B|-, K, nKv * hd]
       if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
@@ -268,6 +275,7 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
   const past = opts.cache?.length ?? 0;
   const hidden = tf.tidy(() => {
     const fused = fusedKernels();
+    const layerOpts: LayerOptions = { ...opts, promptBias: imageTerm(opts, ids.shape[0]) };
     const rope = ropeTables(c, past, T);
     const mask = fused ? null : causalMask(T, past); // the fused attention masks as it goes
     const residual = (a: tf.Tensor, b: tf.Tensor) => (fused ? fused.residualAdd(a, b) : tf.add(a, b)) as tf.Tensor3D;
@@ -279,7 +287,7 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
       // ends, rather than when the whole forward pass does.
       h = tf.tidy(() => {
         const normed = rmsNorm(input, lw.attnNorm, c.normEps) as tf.Tensor3D;
-        const attended = consume(attention(model, i, normed, rope, mask!, opts), normed);
+        const attended = consume(attention(model, i, normed, rope, mask!, layerOpts), normed);
         const mid = consume(residual(input, attended), attended);
         const normed2 = rmsNorm(mid, lw.mlpNorm, c.normEps);
         return consume(residual(mid, consume(mlp(lw, normed2, i, opts.lora), normed2)), mid);
@@ -289,6 +297,19 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
   });
   if (opts.cache) opts.cache.length = past + T;
   return hidden;
+}
+
+/**
+ * The multi-modal adapter's image term [B, 1, dim], or undefined: text only, or a cache that already holds the
+ * prompt's keys and values (they were made with the image term at prefill).
+ */
+function imageTerm(opts: ForwardOptions, B: number): tf.Tensor3D | undefined {
+  if (!opts.images) return undefined;
+  const projection = opts.adapter?.image;
+  if (!projection) throw new EngineError('images were given but this model takes none: only a multi-modal adapter (one trained with a vision tower) reads images');
+  if (opts.images.features.shape[0] !== B) throw new EngineError(`image features for ${opts.images.features.shape[0]} examples, but the batch has ${B}`);
+  if (opts.cache && opts.cache.prompt.size > 0) return undefined;
+  return imagePromptBias(projection, opts.images);
 }
 
 export function disposeModel(model: LlamaModel): void {
