@@ -10,9 +10,10 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type Adapter, type AdapterSpec, GATE_MODES, type GateMode, gateSize, makeAdapter, topLayers } from './adapter.js';
+import { type Adapter, type AdapterSpec, GATE_MODES, type GateMode, gateSize, makeAdapter, namedAdapterVariables, topLayers } from './adapter.js';
 import type { LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
+import { type ImageProjection, type ImagePromptSpec, makeImageProjection, PROJECTION_KEYS, projectionShapes, validateImagePromptSpec } from './image-prompt.js';
 import type { LoadedModel } from './load.js';
 import { HF_MODULE_OF, type Lora, type LoraSpec, type LoraTarget, makeLora, namedLoraVariables } from './lora.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
@@ -39,6 +40,8 @@ interface AdapterConfigFile extends AdapterMeta {
   gateMode: GateMode;
   dim: number;
   nHeads: number;
+  /** A multi-modal adapter's image projection: the tower it was trained on, the feature and the shape. */
+  vision?: ImagePromptSpec;
 }
 
 function writeJsonAtomic(path: string, value: unknown): void {
@@ -53,10 +56,7 @@ async function tensorData(t: tf.Tensor): Promise<Float32Array> {
 export async function saveAdapter(dir: string, adapter: Adapter, c: LlamaConfig, meta: AdapterMeta): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const tensors = [];
-  for (const [layer, l] of adapter.byLayer) {
-    tensors.push({ name: `layers.${layer}.prompt`, shape: l.prompt.shape, data: await tensorData(l.prompt) });
-    tensors.push({ name: `layers.${layer}.gate`, shape: l.gate.shape, data: await tensorData(l.gate) });
-  }
+  for (const [name, v] of namedAdapterVariables(adapter)) tensors.push({ name, shape: v.shape, data: await tensorData(v) });
   const config: AdapterConfigFile = {
     format: ADAPTER_FORMAT,
     formatVersion: ADAPTER_FORMAT_VERSION,
@@ -66,6 +66,7 @@ export async function saveAdapter(dir: string, adapter: Adapter, c: LlamaConfig,
     gateMode: adapter.spec.gateMode,
     dim: c.dim,
     nHeads: c.nHeads,
+    ...(adapter.image ? { vision: adapter.image.spec } : {}),
     ...meta,
   };
   // Weights first, config last: a folder with a config always has the weights it describes.
@@ -110,15 +111,43 @@ export function loadAdapter(dir: string, model: LoadedModel, opts: LoadAdapterOp
   const gateMode = (opts.gateMode ?? cfg.gateMode) as GateMode;
   if (!GATE_MODES.includes(gateMode)) throw new EngineError(`${cfgFile}: field "gateMode" must be one of ${GATE_MODES.join(', ')}`);
   const spec: AdapterSpec = { adapterLen: cfg.adapterLen as number, layers: cfg.layers as number[], gateMode };
+  const vision = cfg.vision === undefined ? null : readVisionSpec(cfg.vision, cfgFile);
   const file = SafetensorsFile.open(join(dir, WEIGHTS_FILE));
   try {
+    const projection = vision ? readProjection(file, vision, c.dim) : null;
     return buildAdapter(spec, c, (layer) => ({
       prompt: readChecked(file, `layers.${layer}.prompt`, [spec.adapterLen, c.dim]),
       gate: readChecked(file, `layers.${layer}.gate`, [gateSize(c, cfg.gateMode as GateMode)]),
-    }));
+    }), projection);
   } finally {
     file.close();
   }
+}
+
+function readVisionSpec(value: unknown, cfgFile: string): ImagePromptSpec {
+  const v = value as Partial<ImagePromptSpec> | null;
+  const tower = v?.tower as Partial<ImagePromptSpec['tower']> | undefined;
+  const feature = v?.feature as { kind?: unknown; layers?: unknown } | undefined;
+  const ok =
+    typeof v === 'object' && v !== null && typeof tower === 'object' && tower !== null &&
+    typeof tower.fingerprint === 'string' && typeof tower.name === 'string' && Number.isInteger(tower.layers) &&
+    typeof feature === 'object' && feature !== null &&
+    (feature.kind === 'projected' || (feature.kind === 'class-tokens' && Array.isArray(feature.layers))) &&
+    Number.isInteger(v.featureDim) && Number.isInteger(v.hidden);
+  if (!ok) throw new EngineError(`${cfgFile}: field "vision" must hold tower {name, fingerprint, layers, ...}, feature, featureDim and hidden`);
+  const spec = v as ImagePromptSpec;
+  try {
+    validateImagePromptSpec(spec);
+  } catch (e) {
+    throw new EngineError(`${cfgFile}: field "vision": ${(e as Error).message}`);
+  }
+  return spec;
+}
+
+/** The image projection's four tensors, all read and checked before any variable is made. */
+function readProjection(file: SafetensorsFile, spec: ImagePromptSpec, dim: number): { spec: ImagePromptSpec; values: Map<string, Float32Array> } {
+  const shapes = projectionShapes(spec, dim);
+  return { spec, values: new Map(PROJECTION_KEYS.map((key) => [key, readChecked(file, key, shapes[key])])) };
 }
 
 function readChecked(file: SafetensorsFile, name: string, shape: number[]): Float32Array {
@@ -132,7 +161,12 @@ function readChecked(file: SafetensorsFile, name: string, shape: number[]): Floa
   return file.readF32(name);
 }
 
-function buildAdapter(spec: AdapterSpec, c: LlamaConfig, values: (layer: number) => { prompt: Float32Array; gate: Float32Array }): Adapter {
+function buildAdapter(
+  spec: AdapterSpec,
+  c: LlamaConfig,
+  values: (layer: number) => { prompt: Float32Array; gate: Float32Array },
+  projection: { spec: ImagePromptSpec; values: Map<string, Float32Array> } | null = null,
+): Adapter {
   for (const layer of spec.layers) {
     if (!Number.isInteger(layer) || layer < 0 || layer >= c.nLayers) {
       throw new EngineError(`adapter layer ${layer} does not exist in a ${c.nLayers}-layer model`);
@@ -149,10 +183,13 @@ function buildAdapter(spec: AdapterSpec, c: LlamaConfig, values: (layer: number)
     }
     return [layer, { prompt: v.prompt, gate }];
   }));
+  const image: ImageProjection | null = projection
+    ? makeImageProjection(projection.spec, c.dim, (key, shape) => tf.tensor(projection.values.get(key)!, shape))
+    : null;
   return makeAdapter(spec, (layer) => ({
     prompt: tf.tensor2d(read.get(layer)!.prompt, [spec.adapterLen, c.dim]),
     gate: tf.tensor1d(read.get(layer)!.gate),
-  }));
+  }), image);
 }
 
 const PEFT_PREFIX = 'base_model.model.model.layers';
@@ -186,6 +223,7 @@ function loadPeftAdapter(dir: string, cfg: Record<string, unknown>, model: Loade
 /** Write `adapter` in PEFT's format. Only per-layer gates on the top layers exist there. */
 export async function exportPeftAdapter(dir: string, adapter: Adapter, c: LlamaConfig, baseModelPath = ''): Promise<void> {
   const { spec } = adapter;
+  if (adapter.image) throw new EngineError("PEFT's adaption prompt has no image projection; a multi-modal adapter cannot be exported to it");
   if (spec.gateMode !== 'per-layer') {
     throw new EngineError(`PEFT's adaption prompt has one untransformed gate per layer; this adapter uses "${spec.gateMode}" gates and cannot be exported without changing its outputs`);
   }

@@ -175,3 +175,18 @@ export function parseFeatureChoice(text: string, where: string): ImageFeatureCho
   if (m) return { kind: 'class-tokens', layers: m[1].split(',').map(Number) };
   throw new EngineError(`${where}: image feature must be "projected" or "class-tokens:L1,L2,..." (tower layers, 1-based), got ${JSON.stringify(text)}`);
 }
+
+/**
+ * Refuses a tower other than the one the adapter's projection was trained on: its features would be a different
+ * space, and the answers silently wrong.
+ */
+export function checkVisionTower(adapter: { image: ImageProjection | null }, tower: VisionTowerRecord): void {
+  const trained = adapter.image?.spec.tower;
+  if (!trained) throw new EngineError('this adapter takes no images (it was trained without a vision tower)');
+  if (trained.fingerprint !== tower.fingerprint) {
+    throw new EngineError(
+      `this adapter was trained with the vision tower ${trained.name} (fingerprint ${trained.fingerprint}); ` +
+        `${tower.name} is a different tower (fingerprint ${tower.fingerprint}): use the one it was trained with`,
+    );
+  }
+}

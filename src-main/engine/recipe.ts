@@ -4,9 +4,18 @@
 import { GATE_MODES, type GateMode } from './adapter.js';
 import type { LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
+import type { ImageFeatureChoice } from './image-prompt.js';
 import { type LoraTarget, validateLoraSpec } from './lora.js';
 
 export const METHODS = ['adapter', 'lora', 'full'] as const;
+
+export interface VisionRecipe {
+  feature: ImageFeatureChoice;
+  projectionHidden: number; // H of the projection fc1 [F -> H] -> GELU -> fc2 [H -> dim]
+}
+
+/** The paper's image term: CLIP's projected global feature; H = 128 gives its ~0.6M extra parameters at 7B. */
+export const DEFAULT_VISION_RECIPE: VisionRecipe = { feature: { kind: 'projected' }, projectionHidden: 128 };
 export type Method = (typeof METHODS)[number];
 
 export interface Recipe {
@@ -15,6 +24,9 @@ export interface Recipe {
   adapterLen: number; // K prompt vectors per layer
   adapterLayers: number; // L: the top L layers are adapted
   gateMode: GateMode;
+  /** The multi-modal adapter (image-prompt.ts): which tower feature, projected through an MLP of this width.
+   *  Absent: text only. The tower itself is an input of the run, like the base model. */
+  vision?: VisionRecipe;
   // lora (Alpaca-LoRA)
   loraRank: number;
   loraAlpha: number;
@@ -174,6 +186,15 @@ export function validateRecipe(r: Recipe, c: LlamaConfig): Recipe {
     fail('adapterLayers', `an integer from 1 to ${c.nLayers} (the model's layers)`, r.adapterLayers);
   }
   if (!GATE_MODES.includes(r.gateMode)) fail('gateMode', `one of ${GATE_MODES.join(', ')}`, r.gateMode);
+  if (r.vision !== undefined) {
+    if (r.method !== 'adapter') fail('vision', 'absent: image features go into the adapter\'s prompts, so only the adapter method reads images', r.vision);
+    const v = r.vision;
+    if (typeof v !== 'object' || v === null) fail('vision', 'an object {feature, projectionHidden}', v);
+    if (!Number.isInteger(v.projectionHidden) || v.projectionHidden < 1 || v.projectionHidden > 65536) fail('vision.projectionHidden', 'an integer from 1 to 65536', v.projectionHidden);
+    const f = v.feature as { kind?: unknown; layers?: unknown } | null;
+    const okFeature = typeof f === 'object' && f !== null && (f.kind === 'projected' || (f.kind === 'class-tokens' && Array.isArray(f.layers) && f.layers.length > 0 && f.layers.every((l) => Number.isInteger(l) && l >= 1)));
+    if (!okFeature) fail('vision.feature', '{kind: "projected"} or {kind: "class-tokens", layers: [1-based tower layers]}', v.feature);
+  }
   if (!(r.epochs > 0)) fail('epochs', 'greater than 0', r.epochs);
   if (r.warmupEpochs > r.epochs) fail('warmupEpochs', `at most epochs (${r.epochs})`, r.warmupEpochs);
   if (r.lr !== null && !(typeof r.lr === 'number' && r.lr > 0)) fail('lr', 'a positive number or null', r.lr);

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from './adapter.js';
 import type { Lora } from './lora.js';
 import { CancelledError, EngineError } from './errors.js';
+import { batchImages, disposeBatchImages } from './image-prompt.js';
 import { disposeKVCache, forward, type LlamaModel, newKVCache } from './model.js';
 import type { Rng } from './rng.js';
 
@@ -71,6 +72,8 @@ export interface GenerateOptions {
   model: LlamaModel;
   adapter?: Adapter | null;
   lora?: Lora | null;
+  /** The image feature of the frozen tower for a multi-modal adapter (vision-features.ts); null: text only. */
+  image?: Float32Array | null;
   promptIds: number[];
   sampling: SamplingOptions;
   rng: Rng;
@@ -97,6 +100,7 @@ export async function generate(o: GenerateOptions): Promise<GenerateResult> {
   }
   const maxNew = Math.min(s.maxNewTokens, c.maxPositions - o.promptIds.length);
   const cache = newKVCache(c);
+  const images = o.image ? batchImages([o.image], o.image.length) : null;
   const ids: number[] = [];
   let finishReason: GenerateResult['finishReason'] = 'length';
   let text = '';
@@ -108,7 +112,7 @@ export async function generate(o: GenerateOptions): Promise<GenerateResult> {
       await new Promise((resolve) => setImmediate(resolve)); // let a cancel request arrive
       if (o.signal?.aborted) throw new CancelledError('generation');
       const inputIds = tf.tensor2d([input], [1, input.length], 'int32');
-      const logits = forward(o.model, inputIds, { adapter: o.adapter, lora: o.lora, cache });
+      const logits = forward(o.model, inputIds, { adapter: o.adapter, lora: o.lora, cache, images });
       const last = tf.tidy(() => tf.reshape(tf.slice(logits, [0, input.length - 1, 0], [1, 1, c.vocabSize]), [c.vocabSize]));
       const row = (await last.data()) as Float32Array;
       tf.dispose([inputIds, logits, last]);
@@ -135,6 +139,7 @@ export async function generate(o: GenerateOptions): Promise<GenerateResult> {
     }
   } finally {
     disposeKVCache(cache);
+    if (images) disposeBatchImages(images);
   }
   if (text.length > emitted) o.onText?.(text.slice(emitted));
   const seconds = (performance.now() - started) / 1000;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Encoder, epochOrder, type Instruction, makeBatch, tokenizeExample } from './data.js';
 import { CancelledError, EngineError } from './errors.js';
+import { batchImages, disposeBatchImages, type ImagePromptSpec } from './image-prompt.js';
 import type { LoadedModel } from './load.js';
 import { nextTokenLoss, shiftedTargets } from './loss.js';
 import { type AdamWState, adamWStep, disposeAdamWState, learningRate, newAdamWState } from './optimizer.js';
@@ -44,6 +45,9 @@ export interface TrainOptions {
   tokenizer: Encoder & { hash?: string; eosIds: number[] };
   data: Instruction[];
   recipe: Recipe;
+  /** A multi-modal run (recipe.vision): the projection's spec and each example's image feature (null: no
+   *  image), aligned with `data`, computed once by the frozen tower (vision-features.ts). */
+  vision?: { spec: ImagePromptSpec; features: (Float32Array | null)[] };
   outDir: string;
   resume?: boolean;
   signal?: AbortSignal;
@@ -94,6 +98,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (data.length === 0) throw new EngineError('the training dataset has no examples');
   if (tokenizer.eosIds.length === 0) throw new EngineError(`${model.dir}: config.json names no eos_token_id; training needs one to end responses`);
   const padId = tokenizer.eosIds[0];
+  const vision = opts.vision ?? null;
+  if (vision && vision.features.length !== data.length) throw new EngineError(`image features for ${vision.features.length} examples, but the dataset has ${data.length}`);
   const examples = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen));
   if (!examples.some((e) => e.ids.length > e.promptLength)) throw new EngineError(`every example's prompt fills maxSeqLen (${recipe.maxSeqLen}); nothing is left to learn from`);
 
@@ -120,12 +126,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (JSON.stringify(savedCore) !== JSON.stringify(nowCore)) {
       throw new EngineError(`${latest.path}: the recipe differs from the checkpoint's (${JSON.stringify(savedCore)}); resume needs the same recipe`);
     }
-    trainable = createTrainable(model, recipe, rng, readValues(join(latest.path, VALUES_FILE)));
+    trainable = createTrainable(model, recipe, rng, readValues(join(latest.path, VALUES_FILE)), vision?.spec ?? null);
     optState = readOptimizerState(join(latest.path, OPTIMIZER_FILE), trainable, state.optimizerStep);
     step = state.step;
     resumedFrom = step;
   } else {
-    trainable = createTrainable(model, recipe, rng);
+    trainable = createTrainable(model, recipe, rng, null, vision?.spec ?? null);
     optState = newAdamWState(trainable.named.map(([, v]) => v));
   }
   const vars = trainable.named.map(([, v]) => v);
@@ -170,14 +176,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       for (let m = 0; m < micros; m++) {
         await yieldToEventLoop(); // lets cancel/pause messages and progress I/O through between micro-steps
         const start = (firstMicro + m) * recipe.batchSize;
-        const batch = makeBatch(order.slice(start, start + recipe.batchSize).map((i) => examples[i]), padId);
+        const picked = order.slice(start, start + recipe.batchSize);
+        const batch = makeBatch(picked.map((i) => examples[i]), padId);
         const targets = shiftedTargets(batch.labels, batch.B, batch.T);
         const ids = tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32');
+        const images = vision ? batchImages(picked.map((i) => vision.features[i]), vision.spec.featureDim) : null;
+        const options = images ? { ...trainable.options, images } : trainable.options;
         trainable.beginMicroStep(recipe.seed * 1_000_003 + (step * recipe.accumSteps + m));
         const { value, grads } = trainable.withGradients(() =>
-          tf.variableGrads(() => nextTokenLoss(trainable.model, ids, targets, trainable.options), vars),
+          tf.variableGrads(() => nextTokenLoss(trainable.model, ids, targets, options), vars),
         );
         tf.dispose([ids, targets.labels, targets.mask]);
+        if (images) disposeBatchImages(images);
         const loss = (await value.data())[0];
         value.dispose();
         if (!Number.isFinite(loss)) {

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type Adapter, disposeAdapter, initAdapter, makeAdapter, namedAdapterVariables, topLayers, gateSize } from './adapter.js';
 import { type AdapterMeta, saveAdapter, saveLora } from './adapter-io.js';
 import { EngineError } from './errors.js';
+import { type ImageProjection, type ImagePromptSpec, initImageProjection, makeImageProjection, PROJECTION_KEYS, projectionShapes } from './image-prompt.js';
 import { withOneHotGatherGradient, writeModelFolder } from './full-train.js';
 import type { LoadedModel } from './load.js';
 import { disposeLora, initLora, type Lora, makeLora, namedLoraVariables } from './lora.js';
@@ -20,6 +21,8 @@ export interface Trainable {
   named: [string, tf.Variable][];
   model: LlamaModel; // what forward runs on
   options: ForwardOptions; // the adapter or LoRA attached to it
+  /** A multi-modal adapter's image projection: the trainer passes each batch's image features to forward. */
+  imageSpec: ImagePromptSpec | null;
   /** Runs a gradient computation (full training needs gather's gradient on every backend). */
   withGradients<T>(fn: () => T): T;
   /** Seeds the randomness of the next micro-step (LoRA dropout), so resume stays exact. */
@@ -40,19 +43,28 @@ function fromSaved(saved: SavedValues, key: string, shape: number[]): tf.Tensor 
   return tf.tensor(v, shape);
 }
 
-function adapterTrainable(base: LoadedModel, recipe: Recipe, rng: Rng, saved: SavedValues): Trainable {
+function adapterTrainable(base: LoadedModel, recipe: Recipe, rng: Rng, saved: SavedValues, imageSpec: ImagePromptSpec | null): Trainable {
   const c = base.config;
   const spec = { adapterLen: recipe.adapterLen, layers: topLayers(c.nLayers, recipe.adapterLayers), gateMode: recipe.gateMode };
+  const savedProjection = (): ImageProjection | null => {
+    if (!imageSpec) return null;
+    const shapes = projectionShapes(imageSpec, c.dim);
+    for (const key of PROJECTION_KEYS) fromSaved(saved, key, shapes[key])?.dispose(); // all present and shaped first
+    return makeImageProjection(imageSpec, c.dim, (key, shape) => fromSaved(saved, key, shape)!);
+  };
   const adapter: Adapter = saved
     ? makeAdapter(spec, (layer) => ({
         prompt: fromSaved(saved, `layers.${layer}.prompt`, [spec.adapterLen, c.dim]) as tf.Tensor2D,
         gate: fromSaved(saved, `layers.${layer}.gate`, [gateSize(c, spec.gateMode)]) as tf.Tensor1D,
-      }))
+      }), savedProjection())
     : initAdapter(c, spec, rng);
+  // Drawn after the prompts, so a text-only run's prompts are the same with or without a tower.
+  if (!saved && imageSpec) adapter.image = initImageProjection(imageSpec, c.dim, rng);
   return {
     named: namedAdapterVariables(adapter),
     model: base,
     options: { adapter },
+    imageSpec,
     withGradients: (fn) => fn(),
     beginMicroStep: () => {},
     endTraining: () => {},
@@ -74,6 +86,7 @@ function loraTrainable(base: LoadedModel, recipe: Recipe, rng: Rng, saved: Saved
     named: namedLoraVariables(lora),
     model: base,
     options: { lora },
+    imageSpec: null,
     withGradients: (fn) => fn(),
     beginMicroStep: (seed) => void (lora.dropoutSeed = seed),
     endTraining: () => void (lora.dropoutSeed = null),
@@ -106,6 +119,7 @@ function fullTrainable(base: LoadedModel, saved: SavedValues): Trainable {
     named,
     model,
     options: {},
+    imageSpec: null,
     withGradients: withOneHotGatherGradient,
     beginMicroStep: () => {},
     endTraining: () => {},
@@ -114,10 +128,14 @@ function fullTrainable(base: LoadedModel, saved: SavedValues): Trainable {
   };
 }
 
-export function createTrainable(base: LoadedModel, recipe: Recipe, rng: Rng, saved: SavedValues = null): Trainable {
+/** `imageSpec`: the multi-modal adapter's projection (recipe.vision plus the tower it reads). */
+export function createTrainable(base: LoadedModel, recipe: Recipe, rng: Rng, saved: SavedValues = null, imageSpec: ImagePromptSpec | null = null): Trainable {
+  if ((recipe.vision !== undefined) !== (imageSpec !== null)) {
+    throw new EngineError(recipe.vision ? 'the recipe trains an image projection but no vision tower was given' : 'a vision tower was given but the recipe has no "vision" settings');
+  }
   switch (recipe.method) {
     case 'adapter':
-      return adapterTrainable(base, recipe, rng, saved);
+      return adapterTrainable(base, recipe, rng, saved, imageSpec);
     case 'lora':
       return loraTrainable(base, recipe, rng, saved);
     case 'full':

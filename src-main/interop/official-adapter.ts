@@ -216,6 +216,7 @@ export interface ExportOfficialOptions {
  */
 export async function exportOfficialAdapter(file: string, adapter: Adapter, c: LlamaConfig, opts: ExportOfficialOptions = {}): Promise<void> {
   const form = opts.gateForm ?? 'tanh';
+  if (adapter.image) throw new EngineError("the official text adapter's checkpoint has no image projection; a multi-modal adapter cannot be exported to it");
   if (!OFFICIAL_GATE_FORMS.includes(form)) throw new EngineError(`gate form must be one of ${OFFICIAL_GATE_FORMS.join(', ')}, got ${JSON.stringify(form)}`);
   const { spec } = adapter;
   const top = topLayers(c.nLayers, spec.layers.length);
