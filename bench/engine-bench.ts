@@ -6,6 +6,8 @@
 //   train        --dir D --backend B     adapter training steps (our engine), with a per-kernel profile
 //   decode       --dir D                 greedy decoding with a KV cache (our engine)
 //   decode-llama --dir D                 the same decoding in llama.cpp (node-llama-cpp, CPU build) on the GGUF
+//   multimodal-step --dir D              a multi-modal adapter step (ViT-L/14-sized image features, projection
+//                                        width 128) against the text-only step, alternating in one process
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,6 +22,7 @@ import { exportGguf } from '../src-main/engine/gguf.js';
 import { loadModel } from '../src-main/engine/load.js';
 import { nextTokenLoss, shiftedTargets } from '../src-main/engine/loss.js';
 import { disposeKVCache, forward, newKVCache } from '../src-main/engine/model.js';
+import { batchImages, disposeBatchImages, initImageProjection } from '../src-main/engine/image-prompt.js';
 import { adamWStep, disposeAdamWState, newAdamWState } from '../src-main/engine/optimizer.js';
 import { Rng } from '../src-main/engine/rng.js';
 import { writeTinyLlama } from '../test/helpers/tiny-model.js';
@@ -354,9 +357,76 @@ async function decodeLlama(flags: Flags) {
   return result;
 }
 
+/**
+ * What the image term costs a training step: the same batch trained as text only and with an image feature per
+ * example (F = 768, ViT-L/14's projected embedding; projection width 128, the paper's ~0.6M extra parameters at 7B),
+ * steps alternating so that both see the same load. Features are precomputed (the tower is frozen and its features
+ * cached), so this is the projection, its gradient and the per-example prompt keys/values.
+ */
+async function multimodalStep(flags: Flags) {
+  const dir = need(flags, 'dir');
+  const steps = Number(flags.steps ?? 6);
+  const report = await initBackend('native');
+  loadNativeAddon().setThreads(threadsOf(flags));
+  const model = loadModel(path.join(dir, 'model'));
+  const c = model.config;
+  const batches = JSON.parse(fs.readFileSync(path.join(dir, 'batches.json'), 'utf8')) as Batches;
+  const B = batches.input_ids.length;
+  const T = batches.input_ids[0].length;
+  const ids = tf.tensor2d(batches.input_ids.flat(), [B, T], 'int32');
+  const targets = shiftedTargets(Int32Array.from(batches.labels.flat()), B, T);
+  const layers = topLayers(c.nLayers, REFERENCE.adapterLayers);
+  const featureDim = 768;
+  const tower = { name: 'random', fingerprint: 'bench', modelType: 'clip_vision_model', imageSize: 224, patchSize: 14, hiddenSize: 1024, layers: 24, projectionDim: featureDim };
+  const spec = { adapterLen: REFERENCE.adapterLen, layers, gateMode: 'per-head-tanh' as const };
+  const rng = new Rng(0);
+  const text = initAdapter(c, spec, rng);
+  const multi = initAdapter(c, spec, rng, initImageProjection({ tower, feature: { kind: 'projected' }, featureDim, hidden: 128 }, c.dim, rng));
+  const images = batchImages(Array.from({ length: B }, () => Float32Array.from({ length: featureDim }, () => rng.normal())), featureDim);
+  const variants = [
+    { name: 'text', adapter: text, images: null },
+    { name: 'multimodal', adapter: multi, images },
+  ].map((v) => ({ ...v, vars: adapterVariables(v.adapter), times: [] as number[] }));
+  const optimizers = variants.map((v) => newAdamWState(v.vars));
+  const step = async (i: number) => {
+    const v = variants[i];
+    const t0 = performance.now();
+    const { value, grads } = tf.variableGrads(() => nextTokenLoss(model, ids, targets, { adapter: v.adapter, images: v.images }), v.vars);
+    adamWStep(v.vars, grads, optimizers[i], 1e-3, { betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.02 });
+    await value.data();
+    tf.dispose([value, ...Object.values(grads)]);
+    return performance.now() - t0;
+  };
+  await step(0);
+  await step(1); // warm-up
+  for (let s = 0; s < steps; s++) for (const i of s % 2 === 0 ? [0, 1] : [1, 0]) variants[i].times.push(await step(i));
+  const best = (t: number[]) => Math.min(...t);
+  const median = (t: number[]) => [...t].sort((a, b) => a - b)[Math.floor(t.length / 2)];
+  const result = {
+    backend: report.name,
+    threads: loadNativeAddon().getThreads(),
+    batch: B,
+    seq: T,
+    feature_dim: featureDim,
+    projection_hidden: 128,
+    trainable: Object.fromEntries(variants.map((v) => [v.name, v.vars.reduce((n, x) => n + x.size, 0)])),
+    step_ms: Object.fromEntries(variants.map((v) => [v.name, v.times])),
+    fastest_ms: Object.fromEntries(variants.map((v) => [v.name, best(v.times)])),
+    median_ms: Object.fromEntries(variants.map((v) => [v.name, median(v.times)])),
+    overhead_fastest: best(variants[1].times) / best(variants[0].times) - 1,
+    overhead_median: median(variants[1].times) / median(variants[0].times) - 1,
+  };
+  tf.dispose([ids, targets.labels, targets.mask]);
+  disposeBatchImages(images);
+  optimizers.forEach(disposeAdamWState);
+  disposeAdapter(text);
+  disposeAdapter(multi);
+  return result;
+}
+
 // ---------------------------------------------------------------------------------------------
 
-const commands: Record<string, (flags: Flags) => unknown> = { prepare, sgemm, train, decode, 'decode-llama': decodeLlama };
+const commands: Record<string, (flags: Flags) => unknown> = { prepare, sgemm, train, decode, 'decode-llama': decodeLlama, 'multimodal-step': multimodalStep };
 const { command, flags } = parse(process.argv.slice(2));
 const run = commands[command];
 if (!run) {

@@ -11,6 +11,7 @@
 //
 //   node bench/run.mjs [--rounds 2] [--steps 5] [--threads N] [--skip-wasm] [--out bench/results.md]
 //   node bench/run.mjs --probe-memory [--steps 3]    where our training process's memory goes (bench/mem-probe.ts)
+//   node bench/run.mjs --multimodal [--steps 6]      the image term's cost per training step (bench/results/multimodal-step.md)
 //
 // Needs: the native addon (tools/build-native.mjs), python3 with torch, transformers and peft, node-llama-cpp.
 
@@ -126,6 +127,33 @@ async function main() {
     const flags = ['--dir', data, '--steps', String(args.steps ?? 3), '--threads', String(threads)];
     const result = spawnSync(process.execPath, ['--max-old-space-size=4096', probe, ...flags], { cwd: root, stdio: 'inherit' });
     process.exit(result.status ?? 1);
+  }
+
+  if (args.multimodal) {
+    const r = node('multimodal-step', ['--dir', data, '--steps', String(args.steps ?? 6), '--threads', String(threads)]);
+    if (r.error) throw new Error(`multimodal-step failed: ${r.error}`);
+    const pct = (x) => `${(100 * x).toFixed(1)}%`;
+    const md = [
+      '# The image term\'s cost per adapter training step',
+      '',
+      `Written by \`node bench/run.mjs --multimodal\` on ${startedAt.toISOString()} (${cpuName()}, ${r.threads} threads, load ${loadBefore.map((x) => x.toFixed(2)).join(' / ')}).`,
+      `Reference model of bench/results.md, batch ${r.batch} x ${r.seq}, adapter K = 10 on the top 6 layers (per-head tanh gates); the multi-modal`,
+      `step adds an image feature per example (F = ${r.feature_dim}, ViT-L/14's projected embedding, precomputed as the frozen tower's cache gives it)`,
+      `and the projection (width ${r.projection_hidden}). Text-only and multi-modal steps alternate in one process.`,
+      '',
+      '| | text-only | multi-modal | overhead | target |',
+      '|---|---|---|---|---|',
+      `| trainable parameters | ${r.trainable.text} | ${r.trainable.multimodal} | | |`,
+      `| fastest step (ms) | ${fmt(r.fastest_ms.text, 0)} | ${fmt(r.fastest_ms.multimodal, 0)} | ${pct(r.overhead_fastest)} | < 5% (${verdict(r.overhead_fastest < 0.05)}) |`,
+      `| median step (ms) | ${fmt(r.median_ms.text, 0)} | ${fmt(r.median_ms.multimodal, 0)} | ${pct(r.overhead_median)} | |`,
+      '',
+      `Steps (ms), text-only: ${r.step_ms.text.map((x) => x.toFixed(0)).join(', ')}; multi-modal: ${r.step_ms.multimodal.map((x) => x.toFixed(0)).join(', ')}.`,
+      '',
+    ];
+    const file = path.join(root, 'bench', 'results', 'multimodal-step.md');
+    fs.writeFileSync(file, md.join('\n'));
+    process.stdout.write(md.join('\n'));
+    return;
   }
 
   // The peak is measured once per round too and the highest kept: like the fastest training step, it is what the
