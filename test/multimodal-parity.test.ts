@@ -1,15 +1,16 @@
 // The multi-modal LLaMA-Adapter (image-prompt.ts) against its PyTorch reference (tools/make_multimodal_fixture.py
 // over tools/reference_llama_adapter.py): logits, loss and the gradients of the image projection, the prompts and
-// the gates, on the composite ops (cpu) and the fused kernels (native). Plus what must hold by construction:
+// the gates, on the composite ops (cpu) and the fused kernels (native, webgpu). Plus what must hold by construction:
 // zero gates give the base model with or without an image, an example without an image gets no image term, and
 // decoding with the KV cache gives the full forward's logits.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Adapter, disposeAdapter, makeAdapter, namedAdapterVariables } from '../src-main/engine/adapter.js';
 import { initBackend } from '../src-main/engine/backend.js';
+import { shutdownWebgpu } from '../src-main/engine/backends/webgpu.js';
 import { batchImages, type BatchImages, disposeBatchImages, type ImagePromptSpec, makeImageProjection } from '../src-main/engine/image-prompt.js';
 import { type LoadedModel, loadModel } from '../src-main/engine/load.js';
 import { crossEntropy, nextTokenLoss, shiftedTargets } from '../src-main/engine/loss.js';
@@ -63,7 +64,10 @@ function fixtureImages(): BatchImages {
   return batchImages(f.features.map((row, b) => (f.present[b] ? Float32Array.from(row) : null)), f.feature_dim);
 }
 
-describe.each(['cpu', 'native'] as const)('multi-modal adapter on the %s backend', (backend) => {
+afterAll(() => shutdownWebgpu());
+
+// webgpu: Mesa's lavapipe on CI (tools/setup-lavapipe.sh), a real GPU elsewhere; as in webgpu-parity.test.ts.
+describe.each(['cpu', 'native', 'webgpu'] as const)('multi-modal adapter on the %s backend', (backend) => {
   let model: LoadedModel;
   const [B, T] = [f.input_ids.length, f.input_ids[0].length];
   beforeAll(async () => {
@@ -72,21 +76,22 @@ describe.each(['cpu', 'native'] as const)('multi-modal adapter on the %s backend
     return () => disposeModel(model);
   });
 
-  const logitsOf = (adapter: Adapter | null, images: BatchImages | null, ids = f.input_ids) => {
+  // data(), not dataSync(): webgpu reads back asynchronously only.
+  const logitsOf = async (adapter: Adapter | null, images: BatchImages | null, ids = f.input_ids) => {
     const input = tf.tensor2d(ids, [ids.length, ids[0].length], 'int32');
     const logits = forward(model, input, { adapter, images });
-    const out = logits.dataSync().slice();
+    const out = (await logits.data()).slice();
     tf.dispose([input, logits]);
     return out;
   };
 
-  it('logits, loss and gradients of projection, prompts and gates match the PyTorch reference', () => {
+  it('logits, loss and gradients of projection, prompts and gates match the PyTorch reference', async () => {
     const adapter = fixtureAdapter(model.config.dim);
     const images = fixtureImages();
-    const logits = logitsOf(adapter, images);
+    const logits = await logitsOf(adapter, images);
     expect(maxAbsDiff(logits, flat(f.logits))).toBeLessThan(TOLERANCE);
     // The image term really moves the output of the examples that have an image.
-    expect(maxAbsDiff(logits, logitsOf(adapter, null))).toBeGreaterThan(1e-2);
+    expect(maxAbsDiff(logits, await logitsOf(adapter, null))).toBeGreaterThan(1e-2);
 
     const ids = tf.tensor2d(f.input_ids, [B, T], 'int32');
     const targets = shiftedTargets(Int32Array.from(f.labels.flat()), B, T);
@@ -99,14 +104,14 @@ describe.each(['cpu', 'native'] as const)('multi-modal adapter on the %s backend
     ];
     for (const loss of losses) {
       const { value, grads } = tf.variableGrads(loss, named.map(([, v]) => v));
-      expect(Math.abs(value.dataSync()[0] - f.loss)).toBeLessThan(TOLERANCE);
+      expect(Math.abs((await value.data())[0] - f.loss)).toBeLessThan(TOLERANCE);
       for (const [key, v] of named) {
         const expected = key.startsWith('image_projection.')
           ? f.grads.projection[key.replace('image_projection.', '')]
           : key.endsWith('.prompt')
             ? f.grads.prompts[key.split('.')[1]]
             : f.grads.gates[key.split('.')[1]];
-        expect(maxAbsDiff(grads[v.name].dataSync(), flat(expected)), key).toBeLessThan(TOLERANCE);
+        expect(maxAbsDiff(await grads[v.name].data(), flat(expected)), key).toBeLessThan(TOLERANCE);
       }
       tf.dispose([value, ...Object.values(grads)]);
     }
@@ -115,35 +120,35 @@ describe.each(['cpu', 'native'] as const)('multi-modal adapter on the %s backend
     disposeAdapter(adapter);
   });
 
-  it('gates at zero give exactly the base model, with an image or without', () => {
+  it('gates at zero give exactly the base model, with an image or without', async () => {
     const adapter = fixtureAdapter(model.config.dim, 'zero');
     const images = fixtureImages();
-    const base = logitsOf(null, null);
-    expect(maxAbsDiff(logitsOf(adapter, images), base)).toBe(0);
-    expect(maxAbsDiff(logitsOf(adapter, null), base)).toBe(0);
+    const base = await logitsOf(null, null);
+    expect(maxAbsDiff(await logitsOf(adapter, images), base)).toBe(0);
+    expect(maxAbsDiff(await logitsOf(adapter, null), base)).toBe(0);
     disposeBatchImages(images);
     disposeAdapter(adapter);
   });
 
-  it('an example without an image gets no image term: it equals the text-only forward', () => {
+  it('an example without an image gets no image term: it equals the text-only forward', async () => {
     const adapter = fixtureAdapter(model.config.dim);
     const images = fixtureImages();
     const V = model.config.vocabSize;
-    const all = logitsOf(adapter, images);
+    const all = await logitsOf(adapter, images);
     const noImageRow = f.present.indexOf(0);
-    const textOnly = logitsOf(adapter, null, [f.input_ids[noImageRow]]);
+    const textOnly = await logitsOf(adapter, null, [f.input_ids[noImageRow]]);
     const row = all.slice(noImageRow * T * V, (noImageRow + 1) * T * V);
     expect(maxAbsDiff(row, textOnly)).toBeLessThan(1e-5);
     disposeBatchImages(images);
     disposeAdapter(adapter);
   });
 
-  it('decoding with the KV cache gives the full forward\'s logits with an image', () => {
+  it('decoding with the KV cache gives the full forward\'s logits with an image', async () => {
     const adapter = fixtureAdapter(model.config.dim);
     const row = f.present.indexOf(1);
     const ids = f.input_ids[row];
     const images = batchImages([Float32Array.from(f.features[row])], f.feature_dim);
-    const full = logitsOf(adapter, images, [ids]);
+    const full = await logitsOf(adapter, images, [ids]);
     const cache = newKVCache(model.config);
     const V = model.config.vocabSize;
     const split = 4;
@@ -152,7 +157,7 @@ describe.each(['cpu', 'native'] as const)('multi-modal adapter on the %s backend
     for (const part of parts) {
       const input = tf.tensor2d([part], [1, part.length], 'int32');
       const logits = forward(model, input, { adapter, images, cache });
-      stepped.push(...logits.dataSync());
+      stepped.push(...(await logits.data()));
       tf.dispose([input, logits]);
     }
     expect(maxAbsDiff(stepped, full.slice(0, ids.length * V))).toBeLessThan(TOLERANCE);
