@@ -322,3 +322,47 @@ describe('export with images', () => {
     ws.close();
   });
 });
+
+describe('adapter-studio dataset with images', () => {
+  async function cli(args: string[]) {
+    const { datasetCommand } = await import('../src-main/cli/dataset-command.js');
+    let stdout = '';
+    let stderr = '';
+    const code = await datasetCommand(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
+    return { code, stdout, stderr };
+  }
+
+  it('detects a ScienceQA folder and parquet shards, lists image counts, exports the images', async () => {
+    const ws = join(makeTempDir('cli-images'), 'ws');
+    const sqa = await cli(['import', SQA, '--workspace', ws]);
+    expect(sqa).toMatchObject({ code: 0, stderr: '' });
+    expect(sqa.stdout).toMatch(/^imported 12 example\(s\) \(6 with an image\) into scienceqa \(ds_[0-9a-f]+\), version 1\n$/);
+    expect((await cli(['import', join(FIXTURES, 'parquet', 'shards'), '--name', 'shards', '--workspace', ws])).code).toBe(0);
+    const list = JSON.parse((await cli(['list', '--workspace', ws, '--json'])).stdout);
+    expect(list.datasets.map((d: { name: string; examples: number; images: number; splits: object }) => [d.name, d.examples, d.images, d.splits])).toEqual([
+      ['scienceqa', 12, 6, { train: 3, val: 1, test: 8, unassigned: 0 }],
+      ['shards', 7, 0, { train: 5, val: 0, test: 2, unassigned: 0 }],
+    ]);
+    expect((await cli(['list', '--workspace', ws])).stdout).toMatch(/scienceqa {2}\(ds_[0-9a-f]+\) {2}12 examples \(6 with an image\)/);
+
+    const out = join(makeTempDir('cli-export'), 'train.json');
+    const exported = await cli(['export', 'scienceqa', out, '--split', 'train', '--workspace', ws]);
+    expect(exported.stdout).toBe(`wrote 3 example(s) of scienceqa v1 to ${out} (json) and 2 image(s) to ${join(out, '..', 'images')}\n`);
+  });
+
+  it('takes a multiple-choice template file and refuses a bad one by name', async () => {
+    const dir = makeTempDir('cli-template');
+    const ws = join(dir, 'ws');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dir, 'cqm.json'), JSON.stringify({ prompt: 'Context: {context}\nQuestion: {question}\nOptions: {options}' }));
+    expect((await cli(['import', join(FIXTURES, 'scienceqa-parquet'), '--mc-template', join(dir, 'cqm.json'), '--workspace', ws])).code).toBe(0);
+    const { openWorkspace } = await import('../src-main/store/index.js');
+    const w = openWorkspace(ws);
+    const [first] = [...w.datasets.iterate(w.datasets.find('scienceqa-parquet').id)];
+    expect(first!.instruction).toMatch(/^Context: N\/A\nQuestion: /);
+    w.close();
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ answer: 'always A' }));
+    const bad = await cli(['import', SQA, '--mc-template', join(dir, 'bad.json'), '--workspace', ws]);
+    expect(bad).toMatchObject({ code: 1, stderr: expect.stringContaining('"answer" must contain {letter}') });
+  });
+});

@@ -23,6 +23,8 @@ export interface ExportOptions {
   version?: number;
   /** Also write tags, split and meta (readable by our importer; other tools ignore extra keys). */
   includeMeta?: boolean;
+  /** Write the image files beside the dataset file (default true); false only names them in the records. */
+  writeImages?: boolean;
 }
 
 export interface ExportResult {
@@ -48,10 +50,10 @@ export function exportDataset(ws: Workspace, datasetId: DatasetId, file: string,
   const imagePath = (sha: string): string => {
     let rel = written.get(sha);
     if (rel) return rel;
-    const { image, bytes } = ws.images.read(sha);
-    rel = `${EXPORT_IMAGES_DIR}/${sha}.${imageExtension(image.format)}`;
+    rel = `${EXPORT_IMAGES_DIR}/${sha}.${imageExtension(ws.images.get(sha).format)}`;
     const target = join(dirname(file), rel);
-    if (!existsSync(target)) {
+    if (options.writeImages !== false && !existsSync(target)) {
+      const { bytes } = ws.images.read(sha);
       mkdirSync(imageDir, { recursive: true });
       const part = `${target}.partial-${process.pid}`;
       writeFileSync(part, bytes);

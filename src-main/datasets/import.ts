@@ -15,7 +15,7 @@ import type { Workspace } from '../store/workspace.js';
 import type { ConversationMode, FieldProblem } from './conversations.js';
 import { DEFAULT_IMAGE_LIMITS, loadImage, type ImageCheck, type ImageLimits, type ImageRef } from './images.js';
 import { DatasetImportError, FatalFileIssue, type DatasetFileFormat, type ImportIssue, type ImportReport } from './issues.js';
-import { resolveTemplate, type MultipleChoiceTemplate } from './multiple-choice.js';
+import { MultipleChoiceError, resolveTemplate, type MultipleChoiceTemplate } from './multiple-choice.js';
 import { fileSha256, findParquetShards, isDirectory, openParquet, splitFromShardName } from './parquet.js';
 import { readDelimited, readJsonLines, readJsonList, type RawRecord } from './readers.js';
 import { recordToExamples, resolveColumns, rowToExamples, type ExampleDraft, type FieldMap, type RecordOptions, type RecordShape } from './records.js';
@@ -106,7 +106,7 @@ export async function readDatasetFile(file: string, options: ReadOptions = {}, i
     fieldMap: options.fieldMap ?? {},
     conversation: options.conversation ?? 'last-turn',
     maxFieldChars: options.maxFieldChars ?? DEFAULT_LIMITS.maxFieldChars,
-    multipleChoice: resolveTemplate(options.multipleChoice),
+    multipleChoice: templateOf(options.multipleChoice),
   };
   const imageLimits: ImageLimits = { ...DEFAULT_IMAGE_LIMITS, ...(options.maxImagePixels !== undefined ? { maxImagePixels: options.maxImagePixels } : {}) };
   const imageField = options.fieldMap?.image ?? 'image';
@@ -266,6 +266,15 @@ export async function readDatasetFile(file: string, options: ReadOptions = {}, i
       if (shardSplit) for (const ex of result.examples) ex.split ??= shardSplit;
       await accept({ file: shardName, line: null, index: rec.index, rowGroup: rec.rowGroup, row: rec.row }, result, baseDir);
     }
+  }
+}
+
+function templateOf(partial: Partial<MultipleChoiceTemplate> | undefined): MultipleChoiceTemplate {
+  try {
+    return resolveTemplate(partial);
+  } catch (err) {
+    if (err instanceof MultipleChoiceError) throw new StoreError(err.message);
+    throw err;
   }
 }
 
