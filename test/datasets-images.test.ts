@@ -292,6 +292,17 @@ describe('images across versions', () => {
     ws.close();
   });
 
+  it('a staging folder left by a killed import goes once it is old', async () => {
+    const { ws } = tempWorkspace('gc-staging');
+    ws.images.stage().add(readFileSync(join(IMAGES, 'pics/red.png')), { format: 'png', width: 4, height: 4 });
+    expect(readdirSync(join(ws.dir, 'images')).filter((n) => n.startsWith('.staging-'))).toHaveLength(1);
+    ws.images.collectGarbage();
+    expect(readdirSync(join(ws.dir, 'images')).filter((n) => n.startsWith('.staging-'))).toHaveLength(1);
+    ws.images.collectGarbage({ minAgeMs: 0 });
+    expect(readdirSync(join(ws.dir, 'images'))).toEqual([]);
+    ws.close();
+  });
+
   it('a text-identical example about another picture is not an exact duplicate', async () => {
     const { ws } = tempWorkspace('dup');
     const result = await importDataset(ws, join(IMAGES, 'alpaca-images.jsonl'));
