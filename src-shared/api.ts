@@ -237,6 +237,7 @@ export const ExampleQuery = z.object({
   minChars: count.optional(),
   maxChars: count.optional(),
   hasInput: z.boolean().optional(),
+  hasImage: z.boolean().optional(),
   offset: count.default(0),
   limit: z.number().int().min(1).max(500).default(100),
 });

@@ -59,6 +59,9 @@ describe('datasets with images through the API', () => {
     expect(image).toMatchObject({ sha256: five!.image, format: 'png', mimeType: 'image/png', width: 6, height: 4 });
     expect(Buffer.from(image.base64, 'base64')).toEqual(readFileSync(join(SQA, 'images/test/5/image.png')));
 
+    expect((await app.call('datasets.query', { datasetId, hasImage: true })).total).toBe(6);
+    expect((await app.call('datasets.query', { datasetId, hasImage: false, split: 'test' })).total).toBe(4);
+
     const none = await app.call('datasets.image', { datasetId, exampleId: six!.id }).catch((e: unknown) => e);
     expect(none).toBeInstanceOf(ApiError);
     expect((none as ApiError).message).toMatch(/has no image/);
@@ -69,6 +72,11 @@ describe('datasets with images through the API', () => {
     expect(bad.issues).toEqual([expect.objectContaining({ index: 4, rowGroup: 1, row: 1, field: 'output' })]);
     const shards = await app.call('datasets.import', { source: { kind: 'path', path: join(FIXTURES, 'parquet', 'shards') }, options: {}, onInvalid: 'reject' });
     expect(shards.dataset).toMatchObject({ name: 'shards', examples: 7, images: 0, splits: { train: 5, test: 2 } });
+  });
+
+  it('refuses parquet sent as text', async () => {
+    const err = await app.call('datasets.validate', { source: { kind: 'text', fileName: 'train.parquet', text: 'PAR1...' }, options: {} }).catch((e: unknown) => e);
+    expect((err as ApiError).message).toBe('train.parquet is a binary parquet file: import it by its path, not as text');
   });
 
   it('exports records that name their images, and removes images with the last dataset using them', async () => {

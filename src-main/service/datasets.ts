@@ -67,6 +67,8 @@ function summaryOf(ws: Workspace, id: DatasetId): ApiDatasetSummary {
  */
 function withSourceFile<T>(ctx: ServiceContext, source: ImportSource, fn: (file: string) => Promise<T>): Promise<T> {
   if (source.kind === 'path') return fn(source.path);
+  // Text cannot carry parquet's bytes (a file the UI read as text is already damaged).
+  if (/\.parquet$/i.test(source.fileName)) return Promise.reject(userError(`${source.fileName} is a binary parquet file: import it by its path, not as text`));
   const dir = join(ctx.uploadsDir(), randomBytes(6).toString('hex'));
   mkdirSync(dir, { recursive: true });
   const file = join(dir, source.fileName);

@@ -123,6 +123,8 @@ export interface ExampleQuery {
   minChars?: number;
   maxChars?: number;
   hasInput?: boolean;
+  /** Examples with (true) or without (false) an image. */
+  hasImage?: boolean;
   limit?: number;
   offset?: number;
 }
@@ -494,6 +496,7 @@ export class DatasetStore {
       params.maxChars = q.maxChars;
     }
     if (q.hasInput !== undefined) where.push(q.hasInput ? `e.input <> ''` : `e.input = ''`);
+    if (q.hasImage !== undefined) where.push(q.hasImage ? 'e.image IS NOT NULL' : 'e.image IS NULL');
     const whereSql = where.join(' AND ');
     const total = (this.cached(`SELECT count(*) AS n FROM ${from} WHERE ${whereSql}`).get(params) as { n: number }).n;
     const rows = this.cached(`SELECT e.* FROM ${from} WHERE ${whereSql} ORDER BY ${order} LIMIT @limit OFFSET @offset`).all({
