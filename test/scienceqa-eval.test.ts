@@ -37,6 +37,7 @@ const expected = JSON.parse(readFileSync(join(SQA, 'expected.json'), 'utf8')) as
   correct: number;
   total: number;
   format2: [number, string][];
+  alt: { scores: Record<string, string>; topics: Record<string, string>; correct: number };
 };
 const problems = readProblemsFile(join(SQA, 'problems.json'));
 const outputs = JSON.parse(readFileSync(join(SQA, 'outputs.json'), 'utf8')) as Record<string, string>;
@@ -109,6 +110,13 @@ describe('the accuracy table', () => {
     expect([scores.correct, scores.questions]).toEqual([expected.correct, expected.total]);
     expect(scores.notAChoice).toEqual(['8', '9', '10', '12']);
     expect(scores.counts).toMatchObject({ acc_average: 8, acc_has_image: 4, acc_has_text: 3, acc_no_context: 3 });
+  });
+
+  it('matches it for a second model too', () => {
+    const scores = scoreScienceQa(problems, readResultsFile(join(SQA, 'results-alt.json')));
+    expect(scores.printed).toEqual(expected.alt.scores);
+    expect(scores.topics).toEqual(Object.fromEntries(Object.entries(expected.alt.topics).map(([k, v]) => [k, Number(v)])));
+    expect(scores.correct).toBe(expected.alt.correct);
   });
 
   it("rounds as Python's \"{:.2f}\" does", () => {

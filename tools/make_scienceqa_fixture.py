@@ -5,6 +5,7 @@
       pid_splits.json                      train / val / test / minitrain / minival / minitest / trainval
       images/<split>/<pid>/image.png       tiny PNGs (the problems whose "image" is "image.png")
       results.json                         {"results": {pid: choice index}} for the test split (-1 = unparseable)
+      results-alt.json                     another model's results (7 of 8 right)
       outputs.json                         greedy outputs per test pid, as a model might write them
       expected.json                        what the scorer must print for results.json, the choice each output
                                            parses to, and Python's "{:.2f}" of awkward floats
@@ -20,7 +21,8 @@ The reference scores follow the logic of ScienceQA's tools/evaluate_acc.py (lupa
 (no pandas here): the test split is the problems whose "split" is "test"; TXT = non-empty hint, IMG = an image,
 NO = neither; NAT/SOC/LAN by subject; G1-6 / G7-12 by grade; each accuracy is correct / total * 100 formatted
 "{:.2f}"; the average divides by the number of results (the official script asserts 4241 of them; this fixture
-has 8). Answer parsing is the one of ScienceQA's models/run_gpt3.py (exactly one match of
+has 8; with that assert removed, the official script itself, run once with pandas, printed the same tables).
+Answer parsing is the one of ScienceQA's models/run_gpt3.py (exactly one match of
 r"The answer is ([A-Z])." whose letter is a choice), with the parentheses of LLaMA-Adapter's figure allowed.
 
 Rerun (a second):  python3 tools/make_scienceqa_fixture.py
@@ -211,6 +213,9 @@ def write_scienceqa() -> None:
             path.write_bytes(image_bytes(pid))
     results = {pid: parse_answer(OUTPUTS[pid], len(PROBLEMS[pid]["choices"])) for pid in PID_SPLITS["test"]}
     write_json(SQA / "results.json", {"results": results})
+    # Another model: right on all but pids 6 and 11, so no category is all right or all wrong by accident.
+    alt = {pid: PROBLEMS[pid]["answer"] if pid not in ("6", "11") else (PROBLEMS[pid]["answer"] + 1) % len(PROBLEMS[pid]["choices"]) for pid in PID_SPLITS["test"]}
+    write_json(SQA / "results-alt.json", {"results": alt})
     write_json(SQA / "outputs.json", OUTPUTS)
     awkward = [0.125, 0.375, 2.675, 1.005, 12.5, 100 / 3, 200 / 3, 1 / 800 * 100, 7 / 8 * 100, 0.0, 100.0, 85.185]
     write_json(
@@ -219,6 +224,7 @@ def write_scienceqa() -> None:
             "note": "written by tools/make_scienceqa_fixture.py; the scores follow tools/evaluate_acc.py",
             "parsed": results,
             **scores(PROBLEMS, results),
+            "alt": scores(PROBLEMS, alt),
             "format2": [[x, "{:.2f}".format(x)] for x in awkward],
         },
     )
