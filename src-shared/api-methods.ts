@@ -29,6 +29,7 @@ export const API_METHOD_NAMES = [
   'datasets.split',
   'datasets.stats',
   'datasets.export',
+  'datasets.image',
   'datasets.selfInstruct',
   'tasks.cancel',
   'runs.defaults',

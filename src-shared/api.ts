@@ -114,7 +114,8 @@ export type ModelInfo = z.infer<typeof ModelInfo>;
 
 // --- datasets -------------------------------------------------------------------------------------------------------
 
-export const DATASET_FORMATS = ['auto', 'json', 'jsonl', 'csv', 'tsv'] as const;
+/** parquet: a file or a folder of shards; scienceqa: ScienceQA's folder (problems.json, pid_splits.json, images/). */
+export const DATASET_FORMATS = ['auto', 'json', 'jsonl', 'csv', 'tsv', 'parquet', 'scienceqa'] as const;
 export const DatasetFormat = z.enum(DATASET_FORMATS);
 
 /** Where imported records come from: a file on the main process's disk, or text the UI read from a dropped file. */
@@ -128,16 +129,28 @@ export const ImportSource = z.discriminatedUnion('kind', [
 ]);
 export type ImportSource = z.infer<typeof ImportSource>;
 
+/** The text around a multiple-choice question (src-main/datasets/multiple-choice.ts); fields left out keep the default. */
+export const MultipleChoiceTemplate = z
+  .object({ prompt: z.string().max(2000), option: z.string().max(200), optionSeparator: z.string().max(20), emptyContext: z.string().max(200), answer: z.string().max(200), answerCue: z.string().max(200) })
+  .partial()
+  .strict();
+
 /** How records are read: container format, record shape, and which key/column holds each field. */
 export const ImportOptions = z
   .object({
     format: DatasetFormat.default('auto'),
-    /** 'auto' reads records with "conversations"/"messages" as chats (ShareGPT), the rest as Alpaca. */
-    shape: z.enum(['auto', 'alpaca', 'conversation']).default('auto'),
+    /** 'auto' reads records with "conversations"/"messages" as chats (ShareGPT, LLaVA), records with question +
+     * choices + answer as multiple-choice questions (ScienceQA), the rest as Alpaca. */
+    shape: z.enum(['auto', 'alpaca', 'conversation', 'scienceqa']).default('auto'),
     /** Our field -> the key or CSV column holding it, when the usual names do not match. */
-    fieldMap: z.object({ instruction: z.string(), input: z.string(), output: z.string(), tags: z.string(), split: z.string() }).partial().default({}),
+    fieldMap: z.object({ instruction: z.string(), input: z.string(), output: z.string(), tags: z.string(), split: z.string(), image: z.string() }).partial().default({}),
     /** A conversation gives one example from its last reply, or one per reply. */
     conversation: z.enum(['last-turn', 'each-turn']).default('last-turn'),
+    /** The folder image paths are relative to (default: the dataset file's folder). */
+    imageRoot: z.string().min(1).max(4096).optional(),
+    /** Largest image accepted, in pixels (default 89 478 485, as PIL). */
+    maxImagePixels: z.number().int().min(1).optional(),
+    multipleChoice: MultipleChoiceTemplate.optional(),
   })
   .strict();
 
@@ -150,6 +163,9 @@ export const ImportProblem = z.object({
   /** The field at fault (`output`, `conversations[2].value`), or null for the record or file as a whole. */
   field: z.string().nullable(),
   message: z.string(),
+  /** Parquet: the row group and the row within it (`index` is the row in the file). */
+  rowGroup: z.number().int().optional(),
+  row: z.number().int().optional(),
 });
 export type ImportProblem = z.infer<typeof ImportProblem>;
 
@@ -160,6 +176,8 @@ export const ImportReport = z.object({
   records: count,
   /** Examples the valid records give (a conversation may give several). */
   examples: count,
+  /** Of those, the examples with an image. */
+  images: count,
   invalidRecords: count,
   /** The first problems with single records (the rest are counted in issuesOmitted). */
   issues: z.array(ImportProblem),
@@ -175,6 +193,8 @@ export const DatasetSummary = z.object({
   description: z.string(),
   version: count,
   examples: count,
+  /** Examples that carry an image. */
+  images: count,
   splits: z.object({ train: count, val: count, test: count, unassigned: count }),
   createdAt: timestamp,
   updatedAt: timestamp,
@@ -190,8 +210,24 @@ export const Example = z.object({
   split: Split.nullable(),
   source: z.string(),
   sourceLine: z.number().int().nullable(),
+  /** sha256 of the example's image (fetch it with datasets.image), or null. */
+  image: z.string().nullable(),
+  /** What the source record held beyond the text fields (ScienceQA: pid, choices, answer, subject, grade, ...). */
+  meta: z.record(z.string(), z.unknown()),
 });
 export type Example = z.infer<typeof Example>;
+
+/** An example's image: its bytes (base64) as stored, never re-encoded. */
+export const ExampleImage = z.object({
+  sha256: z.string(),
+  format: z.enum(['png', 'jpeg', 'webp', 'gif']),
+  mimeType: z.string(),
+  width: count,
+  height: count,
+  bytes: count,
+  base64: z.string(),
+});
+export type ExampleImage = z.infer<typeof ExampleImage>;
 
 export const ExampleQuery = z.object({
   datasetId: id,
@@ -201,6 +237,7 @@ export const ExampleQuery = z.object({
   minChars: count.optional(),
   maxChars: count.optional(),
   hasInput: z.boolean().optional(),
+  hasImage: z.boolean().optional(),
   offset: count.default(0),
   limit: z.number().int().min(1).max(500).default(100),
 });
@@ -675,8 +712,15 @@ export const API = {
   ),
   'datasets.export': method(
     z.object({ datasetId: id, format: z.enum(['json', 'jsonl']), split: z.union([Split, z.literal('all')]).default('all'), includeMeta: z.boolean().default(false) }).strict(),
-    z.object({ fileName: z.string(), mimeType: z.string(), content: z.string(), examples: count }),
+    /** `images`: distinct images the records point at as images/<sha256>.<ext>; this text does not carry their
+     * bytes (datasets.image does; `adapter-studio dataset export` writes the files). */
+    z.object({ fileName: z.string(), mimeType: z.string(), content: z.string(), examples: count, images: count }),
     'the dataset as Alpaca JSON or JSONL text',
+  ),
+  'datasets.image': method(
+    z.object({ datasetId: id, exampleId: z.number().int() }).strict(),
+    ExampleImage,
+    "an example's image (bytes as base64, format, size)",
   ),
   'datasets.selfInstruct': method(
     z

@@ -3,10 +3,11 @@
 // holds each transaction whole or not at all.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importDataset } from '../src-main/datasets/import.js';
 import { DATABASE_FILE, openWorkspace, type RunId } from '../src-main/store/index.js';
 import { alpacaRecords, checkSearchIndex, writeJsonFile } from './helpers/store-fixtures.js';
 import { makeTempDir } from './helpers/tmp.js';
@@ -114,6 +115,50 @@ describe('SIGKILL during an import', () => {
     expect(ws.datasets.list().map((d) => d.examples)).toEqual([20_000]);
     expect(ws.datasets.query(ws.datasets.list()[0]!.id, { search: 'item number 19999' }).total).toBeGreaterThan(0);
     checkSearchIndex(ws); // the bulk path indexed every row
+    ws.close();
+  });
+});
+
+describe('SIGKILL during an import with images', () => {
+  const data = makeTempDir('store-crash-images');
+  let file: string;
+  beforeAll(async () => {
+    const sharp = (await import('sharp')).default;
+    mkdirSync(join(data, 'pics'));
+    for (let i = 0; i < 300; i++) {
+      const png = await sharp({ create: { width: 2, height: 2, channels: 3, background: { r: i % 256, g: Math.floor(i / 256), b: 7 } } }).png().toBuffer();
+      writeFileSync(join(data, 'pics', `${i}.png`), png);
+    }
+    // 3000 records over 300 pictures: the transaction is still open well after "progress 1000".
+    const records = alpacaRecords(3000).map((r, i) => ({ ...r, image: `pics/${i % 300}.png` }));
+    file = join(data, 'pictures.jsonl');
+    writeFileSync(file, records.map((r) => JSON.stringify(r)).join('\n'));
+  });
+
+  it('leaves image files without rows, which garbage collection removes and a new import reuses', async () => {
+    const dir = makeTempDir('store-crash-import-images');
+    const child = startChild(['import', dir, file]);
+    await child.waitFor(/^progress 1000$/);
+    await kill(child);
+    expect(child.lines).not.toContain('committed');
+
+    const ws = openWorkspace(dir);
+    expect(ws.db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(ws.datasets.list()).toEqual([]);
+    expect(ws.db.prepare('SELECT count(*) AS n FROM images').get()).toEqual({ n: 0 });
+    const files = () => readdirSync(join(dir, 'images'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+    // Moved into place (and fsynced) before the transaction began, so all of them, whole.
+    expect(files()).toBe(300);
+
+    const again = await importDataset(ws, file, { name: 'again' });
+    expect(again.report.images).toBe(3000);
+    expect(ws.db.prepare('SELECT count(*) AS n FROM images').get()).toEqual({ n: 300 });
+    for (const sha of ws.datasets.imagesOf(again.dataset.id)) expect(ws.images.read(sha).bytes.length).toBeGreaterThan(0);
+    expect(files()).toBe(300);
+
+    ws.datasets.delete(again.dataset.id);
+    expect(ws.images.collectGarbage({ minAgeMs: 0 })).toEqual({ rows: 300, files: 300 });
+    expect(files()).toBe(0);
     ws.close();
   });
 });

@@ -22,7 +22,7 @@ function esmNode(root) {
     target: 'node20',
     format: 'esm',
     sourcemap: true,
-    external: ['better-sqlite3', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'electron', 'webgpu'],
+    external: ['better-sqlite3', 'sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'electron', 'webgpu'],
     logLevel: 'warning',
     mainFields: ['module', 'main'],
     banner: {
@@ -68,7 +68,7 @@ export async function buildApp({ root = join(here, '..'), only = null } = {}) {
       entryPoints: { main: join(root, 'src-main/electron/main.ts') },
       outdir: join(dist, 'electron'),
       outExtension: { '.js': '.cjs' },
-      external: ['electron', 'better-sqlite3', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu'],
+      external: ['electron', 'better-sqlite3', 'sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu'],
       // CommonJS has no import.meta.url; modules that find files beside themselves get this file's URL.
       banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
       define: { 'import.meta.url': '__importMetaUrl' },

@@ -9,7 +9,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 mkdirSync(join(root, 'dist'), { recursive: true });
 
 // Packages that must stay outside the bundle: native modules, optional GPU backends, Electron.
-const external = ['better-sqlite3', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'electron', 'webgpu'];
+const external = ['better-sqlite3', 'sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'electron', 'webgpu'];
 
 const common = {
   bundle: true,

@@ -1,5 +1,7 @@
 // `adapter-studio dataset ...`: dataset curation from the command line, over the same functions the app uses.
 
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   assignSplits,
@@ -15,6 +17,8 @@ import {
   type FieldMap,
   type ImportReport,
 } from '../datasets/index.js';
+import { EXPORT_IMAGES_DIR } from '../datasets/export.js';
+import { MultipleChoiceError, resolveTemplate, type MultipleChoiceTemplate } from '../datasets/multiple-choice.js';
 import { FIELD_ALIASES } from '../datasets/records.js';
 import { SPLITS, type Split } from '../store/datasets.js';
 import { StoreError } from '../store/errors.js';
@@ -28,12 +32,18 @@ export interface DatasetCommandIO {
 export const DATASET_USAGE = `adapter-studio dataset <command> [flags]
 
 Commands:
-  import FILE       [--name NAME | --into DATASET] [--format auto|json|jsonl|csv|tsv]
-                    [--shape auto|alpaca|conversation] [--conversation last-turn|each-turn]
+  import PATH       [--name NAME | --into DATASET] [--format auto|json|jsonl|csv|tsv|parquet|scienceqa]
+                    [--shape auto|alpaca|conversation|scienceqa] [--conversation last-turn|each-turn]
                     [--map FIELD=KEY]... [--delimiter C] [--tag TAG]... [--split train|val|test]
+                    [--image-root DIR] [--max-image-pixels N] [--mc-template FILE.json]
                     [--max-field-chars N] [--valid-only]
+                    PATH is a file (.json, .jsonl, .csv, .tsv, .parquet) or a folder: ScienceQA's
+                    (problems.json, pid_splits.json, images/) or parquet shards (one dataset, splits from
+                    the shard names). Image paths in records are relative to the file (or --image-root).
                     Any invalid record refuses the whole import unless --valid-only. --split puts every
                     record that names no split of its own into that split (e.g. a held-out file as test).
+                    --mc-template: a JSON object of multiple-choice template fields (prompt, option,
+                    optionSeparator, emptyContext, answer, answerCue; see docs/STORE.md).
   list [DATASET]    all datasets with example counts; with DATASET, its version history
   export DATASET FILE  [--format json|jsonl] [--split train|val|test] [--version N] [--meta]
   dedupe DATASET    [--near] [--threshold X] [--apply]   list duplicate groups; --apply deletes all but the first
@@ -41,7 +51,7 @@ Commands:
   undo DATASET      revert the latest change
 
 Every command takes --workspace DIR (default $ADAPTER_STUDIO_WORKSPACE or ~/.adapter-studio) and --json.
-DATASET is a dataset id or name. FIELD is one of instruction, input, output, tags, split.
+DATASET is a dataset id or name. FIELD is one of instruction, input, output, tags, split, image.
 `;
 
 class UsageError extends Error {}
@@ -64,6 +74,9 @@ const SUBCOMMANDS: Record<string, { options: Options; positionals: [number, numb
       'max-field-chars': { type: 'string' },
       'valid-only': { type: 'boolean' },
       split: { type: 'string' },
+      'image-root': { type: 'string' },
+      'max-image-pixels': { type: 'string' },
+      'mc-template': { type: 'string' },
     },
     positionals: [1, 1],
     run: runImport,
@@ -194,6 +207,25 @@ function fieldMap(a: Parsed): FieldMap {
   return map;
 }
 
+function multipleChoiceTemplate(a: Parsed): Partial<MultipleChoiceTemplate> | undefined {
+  const file = stringValue(a, 'mc-template');
+  if (file === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`--mc-template ${file}: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError(`--mc-template ${file}: expected a JSON object of template fields`);
+  try {
+    resolveTemplate(value as Partial<MultipleChoiceTemplate>);
+  } catch (err) {
+    if (err instanceof MultipleChoiceError) throw new UsageError(`--mc-template ${file}: ${err.message}`);
+    throw err;
+  }
+  return value as Partial<MultipleChoiceTemplate>;
+}
+
 function reportText(report: ImportReport, limit = 20): string {
   const lines = report.issues.slice(0, limit).map((i) => `  ${formatIssue(i)}`);
   const more = report.issues.length + report.issuesOmitted - lines.length;
@@ -210,19 +242,22 @@ async function runImport(ws: Workspace, a: Parsed, out: Output): Promise<number>
   const result = await importDataset(ws, file, {
     name: stringValue(a, 'name'),
     into: into ? ws.datasets.find(into).id : undefined,
-    format: choice(a, 'format', ['auto', 'json', 'jsonl', 'csv', 'tsv'] as const),
-    shape: choice(a, 'shape', ['auto', 'alpaca', 'conversation'] as const),
+    format: choice(a, 'format', ['auto', 'json', 'jsonl', 'csv', 'tsv', 'parquet', 'scienceqa'] as const),
+    shape: choice(a, 'shape', ['auto', 'alpaca', 'conversation', 'scienceqa'] as const),
     conversation: choice(a, 'conversation', ['last-turn', 'each-turn'] as const),
     fieldMap: fieldMap(a),
     delimiter: stringValue(a, 'delimiter')?.replace(/^\\t$/, '\t'),
     tags: listValue(a, 'tag'),
     split: choice(a, 'split', SPLITS),
     maxFieldChars: numberValue(a, 'max-field-chars', 'int'),
+    imageRoot: stringValue(a, 'image-root'),
+    maxImagePixels: numberValue(a, 'max-image-pixels', 'int'),
+    multipleChoice: multipleChoiceTemplate(a),
     onInvalid: a.values['valid-only'] ? 'skip' : 'reject',
   });
   const skipped = result.report.invalidRecords;
   const text = [
-    `imported ${result.imported} example(s) into ${result.dataset.name} (${result.dataset.id}), version ${result.version.version}`,
+    `imported ${result.imported} example(s)${result.report.images ? ` (${result.report.images} with an image)` : ''} into ${result.dataset.name} (${result.dataset.id}), version ${result.version.version}`,
     ...(skipped ? [`skipped ${skipped} invalid record(s):`, reportText(result.report)] : []),
   ].join('\n');
   out.result(text, { ok: true, dataset: result.dataset, version: result.version.version, imported: result.imported, report: result.report });
@@ -243,7 +278,7 @@ function runList(ws: Workspace, a: Parsed, out: Output): number {
   const datasets = ws.datasets.list();
   const text = datasets.length
     ? datasets
-        .map((d) => `${d.name}  (${d.id})  ${d.examples} examples  v${d.version}  train ${d.splits.train} / val ${d.splits.val} / test ${d.splits.test} / unassigned ${d.splits.unassigned}`)
+        .map((d) => `${d.name}  (${d.id})  ${d.examples} examples${d.images ? ` (${d.images} with an image)` : ''}  v${d.version}  train ${d.splits.train} / val ${d.splits.val} / test ${d.splits.test} / unassigned ${d.splits.unassigned}`)
         .join('\n')
     : 'no datasets yet (import one with: adapter-studio dataset import FILE)';
   out.result(text, { datasets });
@@ -258,7 +293,8 @@ function runExport(ws: Workspace, a: Parsed, out: Output): number {
     version: numberValue(a, 'version', 'int'),
     includeMeta: a.values.meta === true,
   });
-  out.result(`wrote ${result.count} example(s) of ${dataset.name} v${result.version} to ${result.file} (${result.format})`, { ok: true, ...result });
+  const images = result.images ? ` and ${result.images} image(s) to ${join(dirname(result.file), EXPORT_IMAGES_DIR)}` : '';
+  out.result(`wrote ${result.count} example(s) of ${dataset.name} v${result.version} to ${result.file} (${result.format})${images}`, { ok: true, ...result });
   return 0;
 }
 

@@ -4,6 +4,7 @@ import { CancelledError, EngineError } from '../engine/errors.js';
 import { datasetCommand } from './dataset-command.js';
 import { serveCommand } from './serve-command.js';
 import { demoCommand } from './demo-command.js';
+import { EVAL_SCIENCEQA_USAGE, evalScienceQaCommand } from './eval-scienceqa-command.js';
 import { EXPORT_GGUF_USAGE, exportGgufCommand } from './gguf-command.js';
 import { forwardCommand, generateCommand, infoCommand, trainCommand } from './engine-commands.js';
 import { convertMetaCommand, exportJobCommand, exportOfficialCommand, importJobCommand, importOfficialCommand, INTEROP_USAGE } from './interop-commands.js';
@@ -34,8 +35,8 @@ Commands:
   serve     [--host 127.0.0.1] [--port N] [--workspace DIR]   the app in your browser (prints the URL
             with its access token); --allow-remote to bind a non-loopback address
   dataset   import|list|export|dedupe|split|undo [--workspace DIR] [--json]   curate datasets in a
-            workspace (run "adapter-studio dataset --help")
-
+            workspace (run "adapter-studio dataset --help"); imports ScienceQA folders and parquet too
+${EVAL_SCIENCEQA_USAGE}
 In a workspace (what the app shows; --workspace defaults to $ADAPTER_STUDIO_WORKSPACE or ~/.adapter-studio):
 ${WORKSPACE_USAGE}
 
@@ -51,6 +52,7 @@ const COMMANDS: Record<string, Command> = {
   // With --workspace (or --dataset) a run is queued in a workspace, as the app does; otherwise files in, folder out.
   train: (args, io) => (args.some((a) => /^--(workspace|dataset)(=|$)/.test(a)) ? workspaceTrainCommand(args, io) : trainCommand(args, io)),
   eval: evalCommand,
+  'eval-scienceqa': evalScienceQaCommand,
   compare: compareCommand,
   generate: generateCommand,
   forward: forwardCommand,

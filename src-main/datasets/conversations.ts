@@ -131,6 +131,8 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 export function typeName(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
+  if (v instanceof Uint8Array) return `binary data (${v.length} bytes)`;
   if (typeof v === 'object') return 'an object';
+  if (typeof v === 'bigint') return `number ${v}`;
   return typeof v === 'string' ? 'text' : `${typeof v} ${JSON.stringify(v)}`;
 }

@@ -12,11 +12,15 @@ export interface ImportIssue {
   /** The field at fault (`output`, `conversations[2].value`), or null for the record or file as a whole. */
   field: string | null;
   message: string;
+  /** Parquet: the row group, and the row within it (`index` is then the row in the file). */
+  rowGroup?: number;
+  row?: number;
 }
 
 export function formatIssue(issue: ImportIssue): string {
   const where = [issue.file + (issue.line !== null ? `:${issue.line}` : '')];
-  if (issue.index !== null) where.push(`record ${issue.index}`);
+  if (issue.rowGroup !== undefined) where.push(`row group ${issue.rowGroup}${issue.row !== undefined ? `, row ${issue.row}` : ''}`);
+  else if (issue.index !== null) where.push(`record ${issue.index}`);
   if (issue.field !== null) where.push(`field "${issue.field}"`);
   return `${where.join(', ')}: ${issue.message}`;
 }
@@ -28,6 +32,8 @@ export interface ImportReport {
   records: number;
   /** Examples the valid records turned into (a conversation can give several, see conversations.ts). */
   examples: number;
+  /** Of those, the examples with an image. */
+  images: number;
   invalidRecords: number;
   /** Problems with single records, the first `maxIssues` of them. */
   issues: ImportIssue[];
@@ -39,7 +45,8 @@ export interface ImportReport {
   sha256: string | null;
 }
 
-export type DatasetFileFormat = 'json' | 'jsonl' | 'csv' | 'tsv';
+/** `parquet` is a file or a folder of shards; `scienceqa` is ScienceQA's published folder (problems.json, ...). */
+export type DatasetFileFormat = 'json' | 'jsonl' | 'csv' | 'tsv' | 'parquet' | 'scienceqa';
 
 /** Thrown when an import is refused; `report` holds every issue for display. */
 export class DatasetImportError extends StoreError {

@@ -6,11 +6,20 @@
 //   output      <- output | response | answer | completion
 //   tags        <- tags   (a list of text, or text separated by "," or ";")   (optional)
 //   split       <- split  (train | val | validation | dev | test)             (optional)
+//   image       <- image  (a path relative to the file, a data: URL, or {bytes, path}; see images.ts) (optional)
+//
+// A record with "question", a "choices" list and a numeric "answer" (ScienceQA, as its problems.json and its
+// Hugging Face copy have them) is a multiple-choice question: see scienceqa.ts. A chat record ("conversations" /
+// "messages", see conversations.ts) loses LLaVA's "<image>" placeholders: the picture reaches the model through
+// the adapter, not as text.
 
 import { SPLITS, type NewExample, type Split } from '../store/datasets.js';
 import { conversationToExamples, isConversation, isPlainObject, typeName, type ConversationMode, type FieldProblem } from './conversations.js';
+import { toImageRef, type ImageRef } from './images.js';
+import { DEFAULT_MULTIPLE_CHOICE_TEMPLATE, type MultipleChoiceTemplate } from './multiple-choice.js';
+import { isScienceQaRecord, scienceQaRecordToExample } from './scienceqa.js';
 
-export type ExampleField = 'instruction' | 'input' | 'output' | 'tags' | 'split';
+export type ExampleField = 'instruction' | 'input' | 'output' | 'tags' | 'split' | 'image';
 
 /** Our field -> the key (JSON) or column (CSV) holding it. */
 export type FieldMap = Partial<Record<ExampleField, string>>;
@@ -21,9 +30,10 @@ export const FIELD_ALIASES: Readonly<Record<ExampleField, readonly string[]>> = 
   output: ['output', 'response', 'answer', 'completion'],
   tags: ['tags'],
   split: ['split'],
+  image: ['image'],
 };
 
-export type RecordShape = 'auto' | 'alpaca' | 'conversation';
+export type RecordShape = 'auto' | 'alpaca' | 'conversation' | 'scienceqa';
 
 export interface RecordOptions {
   shape: RecordShape;
@@ -31,32 +41,68 @@ export interface RecordOptions {
   conversation: ConversationMode;
   /** Longest instruction/input/output accepted, in characters. */
   maxFieldChars: number;
+  /** How multiple-choice questions are written (multiple-choice.ts); default LLaMA-Adapter's ScienceQA format. */
+  multipleChoice?: MultipleChoiceTemplate;
 }
 
-export type ExampleDraft = Omit<NewExample, 'source' | 'sourceLine'>;
+/** An example before it is stored: its image is still a reference (a path or bytes), checked by the importer. */
+export type ExampleDraft = Omit<NewExample, 'source' | 'sourceLine' | 'image'> & { imageRef?: ImageRef };
 
-const SPLIT_NAMES: Record<string, Split> = { train: 'train', val: 'val', validation: 'val', dev: 'val', test: 'test' };
+export const SPLIT_NAMES: Readonly<Record<string, Split>> = { train: 'train', val: 'val', validation: 'val', dev: 'val', test: 'test' };
 
-/** Checks one parsed JSON record. */
-export function recordToExamples(value: unknown, options: RecordOptions): { examples: ExampleDraft[]; problems: FieldProblem[] } {
+type Result = { examples: ExampleDraft[]; problems: FieldProblem[] };
+
+/** Checks one parsed JSON record (or parquet row). */
+export function recordToExamples(value: unknown, options: RecordOptions): Result {
   if (!isPlainObject(value)) {
     return { examples: [], problems: [{ field: null, message: `expected an object with instruction, input and output, got ${typeName(value)}` }] };
   }
   const conversation = isConversation(value);
-  if (options.shape === 'conversation' || (options.shape === 'auto' && conversation)) {
+  let result: Result;
+  if (options.shape === 'scienceqa' || (options.shape === 'auto' && !conversation && isScienceQaRecord(value))) {
+    result = scienceQaRecordToExample(value, options.multipleChoice ?? DEFAULT_MULTIPLE_CHOICE_TEMPLATE);
+    if (!result.problems.length) result.problems.push(...checkLengths(result.examples[0]!, options.maxFieldChars));
+  } else if (options.shape === 'conversation' || (options.shape === 'auto' && conversation)) {
     if (!conversation) return { examples: [], problems: [{ field: 'conversations', message: 'missing; expected a "conversations" or "messages" list' }] };
-    const result = conversationToExamples(value, options.conversation);
-    const problems = [...result.problems];
+    result = conversationToExamples(value, options.conversation);
     const key = value.conversations !== undefined ? 'conversations' : 'messages';
-    for (const ex of result.examples) problems.push(...checkLengths(ex, options.maxFieldChars, (f) => `${key} (as ${f})`));
-    return problems.length ? { examples: [], problems } : result;
+    for (const ex of result.examples) {
+      ex.instruction = stripImageTokens(ex.instruction);
+      ex.input = stripImageTokens(ex.input);
+      ex.output = stripImageTokens(ex.output);
+      if (ex.instruction === '') result.problems.push({ field: key, message: 'a user turn holds nothing but the <image> placeholder' });
+      result.problems.push(...checkLengths(ex, options.maxFieldChars, (f) => `${key} (as ${f})`));
+    }
+  } else {
+    result = alpacaFields((name) => value[name], (name) => name in value, options);
   }
-  return alpacaFields((name) => value[name], (name) => name in value, options);
+  return withImage(result, value[options.fieldMap.image ?? 'image'], options.fieldMap.image ?? 'image');
 }
 
 /** Checks one CSV/TSV row (all cells are text). */
-export function rowToExamples(cells: Record<string, string>, options: RecordOptions): { examples: ExampleDraft[]; problems: FieldProblem[] } {
-  return alpacaFields((name) => cells[name], (name) => name in cells, options);
+export function rowToExamples(cells: Record<string, string>, options: RecordOptions): Result {
+  const key = options.fieldMap.image;
+  return withImage(alpacaFields((name) => cells[name], (name) => name in cells, options), key === undefined ? undefined : cells[key], key ?? 'image');
+}
+
+/** Every example of a record shows the record's image (a chat's each-turn examples all see it). */
+function withImage(result: Result, value: unknown, key: string): Result {
+  const { ref, problem } = toImageRef(value);
+  if (problem) result.problems.push({ field: key, message: problem });
+  if (result.problems.length) return { examples: [], problems: result.problems };
+  if (ref) for (const ex of result.examples) ex.imageRef = ref;
+  return result;
+}
+
+/**
+ * LLaVA marks where the picture goes with "<image>" (usually "<image>\n" before the question or "\n<image>"
+ * after it). The token and the line break beside it are removed.
+ */
+export function stripImageTokens(text: string): string {
+  if (!text.includes('<image>')) return text;
+  return text
+    .replace(/<image>\n?|\n?<image>/g, '')
+    .trim();
 }
 
 /** For CSV: which column feeds each field, or the reason the header cannot be used. */
@@ -94,7 +140,16 @@ function alpacaFields(
 
   const text = (field: 'instruction' | 'input' | 'output', required: boolean): string => {
     const key = keyFor(field);
-    const v = get(key);
+    let v = get(key);
+    if (v instanceof Uint8Array) {
+      // A parquet BYTE_ARRAY column without a STRING annotation: text, if it is UTF-8.
+      try {
+        v = new TextDecoder('utf-8', { fatal: true }).decode(v);
+      } catch {
+        problems.push({ field: key, message: `expected text, got ${typeName(v)} that is not UTF-8` });
+        return '';
+      }
+    }
     if (v === undefined || v === null) {
       if (required) problems.push({ field: key, message: `missing; expected the ${field} text${options.fieldMap[field] ? '' : ` (looked for ${FIELD_ALIASES[field].join(', ')})`}` });
       return '';
@@ -125,11 +180,15 @@ function alpacaFields(
     else problems.push({ field: splitKey, message: `expected one of ${SPLITS.join(', ')} (or validation, dev), got ${JSON.stringify(split)}` });
   }
 
+  // Our own export's metadata (--meta) reads back.
+  const meta = get('meta');
+  if (isPlainObject(meta)) draft.meta = meta;
+
   problems.push(...checkLengths(draft, options.maxFieldChars, keyFor));
   return problems.length ? { examples: [], problems } : { examples: [draft], problems };
 }
 
-function checkLengths(ex: ExampleDraft, max: number, keyFor: (f: ExampleField) => string = (f) => f): FieldProblem[] {
+export function checkLengths(ex: ExampleDraft, max: number, keyFor: (f: ExampleField) => string = (f) => f): FieldProblem[] {
   const out: FieldProblem[] = [];
   for (const field of ['instruction', 'input', 'output'] as const) {
     const n = ex[field].length;

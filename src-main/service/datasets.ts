@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ApiHandlers, DatasetSummary as ApiDatasetSummary, DatasetVersion as ApiDatasetVersion, Example as ApiExample, ImportReport as ApiImportReport, ImportSource } from '../../src-shared/api.js';
+import type { ApiHandlers, ApiParsedInput, DatasetSummary as ApiDatasetSummary, DatasetVersion as ApiDatasetVersion, Example as ApiExample, ImportReport as ApiImportReport, ImportSource } from '../../src-shared/api.js';
 import {
   assignSplits,
   DatasetImportError,
@@ -23,7 +23,7 @@ import {
   type ReadOptions,
   type TextGenerator,
 } from '../datasets/index.js';
-import type { DatasetId, DatasetSummary, DatasetVersion, Example, ExampleId, ModelId, Workspace } from '../store/index.js';
+import { imageMimeType, type DatasetId, type DatasetSummary, type DatasetVersion, type Example, type ExampleId, type ModelId, type Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { cancelTask, startTask } from './tasks.js';
 import { userError } from './errors.js';
@@ -36,6 +36,7 @@ export function toDatasetSummary(d: DatasetSummary): ApiDatasetSummary {
     description: d.description,
     version: d.version,
     examples: d.examples,
+    images: d.images,
     splits: { train: d.splits.train, val: d.splits.val, test: d.splits.test, unassigned: d.splits.unassigned },
     createdAt: d.createdAt,
     updatedAt: d.updatedAt,
@@ -43,7 +44,7 @@ export function toDatasetSummary(d: DatasetSummary): ApiDatasetSummary {
 }
 
 export function toExample(e: Example): ApiExample {
-  return { id: e.id, instruction: e.instruction, input: e.input, output: e.output, tags: e.tags, split: e.split, source: e.source, sourceLine: e.sourceLine };
+  return { id: e.id, instruction: e.instruction, input: e.input, output: e.output, tags: e.tags, split: e.split, source: e.source, sourceLine: e.sourceLine, image: e.image, meta: e.meta };
 }
 
 function toVersion(v: DatasetVersion): ApiDatasetVersion {
@@ -51,7 +52,7 @@ function toVersion(v: DatasetVersion): ApiDatasetVersion {
 }
 
 function toReport(r: ImportReport): ApiImportReport {
-  return { file: r.file, format: r.format, records: r.records, examples: r.examples, invalidRecords: r.invalidRecords, issues: r.issues, issuesOmitted: r.issuesOmitted, fatal: r.fatal };
+  return { file: r.file, format: r.format, records: r.records, examples: r.examples, images: r.images, invalidRecords: r.invalidRecords, issues: r.issues, issuesOmitted: r.issuesOmitted, fatal: r.fatal };
 }
 
 function summaryOf(ws: Workspace, id: DatasetId): ApiDatasetSummary {
@@ -66,6 +67,8 @@ function summaryOf(ws: Workspace, id: DatasetId): ApiDatasetSummary {
  */
 function withSourceFile<T>(ctx: ServiceContext, source: ImportSource, fn: (file: string) => Promise<T>): Promise<T> {
   if (source.kind === 'path') return fn(source.path);
+  // Text cannot carry parquet's bytes (a file the UI read as text is already damaged).
+  if (/\.parquet$/i.test(source.fileName)) return Promise.reject(userError(`${source.fileName} is a binary parquet file: import it by its path, not as text`));
   const dir = join(ctx.uploadsDir(), randomBytes(6).toString('hex'));
   mkdirSync(dir, { recursive: true });
   const file = join(dir, source.fileName);
@@ -73,8 +76,8 @@ function withSourceFile<T>(ctx: ServiceContext, source: ImportSource, fn: (file:
   return fn(file).finally(() => rmSync(dir, { recursive: true, force: true }));
 }
 
-function readOptions(o: { format: 'auto' | 'json' | 'jsonl' | 'csv' | 'tsv'; shape: ReadOptions['shape']; fieldMap: ReadOptions['fieldMap']; conversation: ReadOptions['conversation'] }): ReadOptions {
-  return { format: o.format, shape: o.shape, fieldMap: o.fieldMap, conversation: o.conversation };
+function readOptions(o: ApiParsedInput<'datasets.import'>['options']): ReadOptions {
+  return { format: o.format, shape: o.shape, fieldMap: o.fieldMap, conversation: o.conversation, imageRoot: o.imageRoot, maxImagePixels: o.maxImagePixels, multipleChoice: o.multipleChoice };
 }
 
 /** Self-instruct's text generator backed by the inference engine process (the main process never computes). */
@@ -119,6 +122,7 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
   | 'datasets.split'
   | 'datasets.stats'
   | 'datasets.export'
+  | 'datasets.image'
   | 'datasets.selfInstruct'
   | 'tasks.cancel'
 > {
@@ -162,6 +166,8 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
       const users = ws.runs.list().filter((r) => r.datasetId === datasetId);
       if (users.length) throw userError(`the dataset is used by ${users.length} run(s) (${users.slice(0, 3).map((r) => r.name).join(', ')}); delete those runs first`);
       ws.datasets.delete(id(datasetId));
+      // Its images go once nothing else refers to them (another dataset, an undoable version).
+      ws.images.collectGarbage();
       changed(null);
       return { ok: true as const };
     },
@@ -262,11 +268,20 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
       mkdirSync(dir, { recursive: true });
       try {
         const file = join(dir, fileName);
-        const result = exportDataset(ws, dataset.id, file, { format, split: split === 'all' ? undefined : split, includeMeta });
-        return { fileName, mimeType: format === 'jsonl' ? 'application/jsonl' : 'application/json', content: readFileSync(file, 'utf8'), examples: result.count };
+        const result = exportDataset(ws, dataset.id, file, { format, split: split === 'all' ? undefined : split, includeMeta, writeImages: false });
+        return { fileName, mimeType: format === 'jsonl' ? 'application/jsonl' : 'application/json', content: readFileSync(file, 'utf8'), examples: result.count, images: result.images };
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    },
+
+    'datasets.image': async ({ datasetId, exampleId }) => {
+      const ws = ctx.ws();
+      const ex = ws.datasets.example(exampleId as ExampleId);
+      if (ex.datasetId !== datasetId) throw userError(`example ${exampleId} is not in this dataset`);
+      if (!ex.image) throw userError(`example ${exampleId} has no image`);
+      const { image, bytes } = ws.images.read(ex.image);
+      return { sha256: image.sha256, format: image.format, mimeType: imageMimeType(image.format), width: image.width, height: image.height, bytes: image.bytes, base64: bytes.toString('base64') };
     },
 
     'datasets.selfInstruct': async ({ datasetId, count, generator, seedTasks, seed }) => {

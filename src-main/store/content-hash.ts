@@ -10,13 +10,16 @@ export function normalizeText(text: string): string {
 }
 
 /** sha1 of the normalised instruction, input and output. Each part is length-prefixed so that text moving
- * from one field to the next ("ab" + "" versus "a" + "b") changes the hash. */
-export function contentHash(instruction: string, input: string, output: string): string {
+ * from one field to the next ("ab" + "" versus "a" + "b") changes the hash. An example's image (the sha256 of its
+ * bytes) is part of it: the same question about two different pictures is not a duplicate. Without an image the
+ * hash is what it always was. */
+export function contentHash(instruction: string, input: string, output: string, image: string | null = null): string {
   const h = createHash('sha1');
   for (const part of [instruction, input, output]) {
     const normalized = normalizeText(part);
     h.update(`${normalized.length}:`);
     h.update(normalized);
   }
+  if (image) h.update(`image:${image}`);
   return h.digest('hex');
 }

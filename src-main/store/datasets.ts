@@ -35,6 +35,10 @@ export interface NewExample extends ExampleText {
   source?: string;
   /** 1-based line in `source` where the record starts (null when the source has no lines). */
   sourceLine?: number | null;
+  /** The sha256 of an image already recorded in the workspace's image store (ImageStore.record). */
+  image?: string | null;
+  /** What the source record held beyond the text fields (ScienceQA's question, choices, answer, ...). */
+  meta?: Record<string, unknown>;
 }
 
 export interface Example extends ExampleText {
@@ -44,6 +48,9 @@ export interface Example extends ExampleText {
   split: Split | null;
   source: string;
   sourceLine: number | null;
+  /** sha256 of the example's image in the workspace's image store, or null. */
+  image: string | null;
+  meta: Record<string, unknown>;
   contentHash: string;
   createdVersion: number;
   updatedVersion: number;
@@ -70,6 +77,8 @@ export interface Dataset {
 
 export interface DatasetSummary extends Dataset {
   examples: number;
+  /** Examples that carry an image. */
+  images: number;
   splits: Record<Split | 'unassigned', number>;
 }
 
@@ -114,6 +123,8 @@ export interface ExampleQuery {
   minChars?: number;
   maxChars?: number;
   hasInput?: boolean;
+  /** Examples with (true) or without (false) an image. */
+  hasImage?: boolean;
   limit?: number;
   offset?: number;
 }
@@ -133,6 +144,8 @@ interface ExampleRow {
   split: Split | null;
   source: string;
   source_line: number | null;
+  image: string | null;
+  meta: string;
   content_hash: string;
   created_version: number;
   updated_version: number;
@@ -159,8 +172,8 @@ interface VersionRow {
   changes: number;
 }
 
-/** A before-image as stored in dataset_changes.before (column names, tags as an array). */
-type BeforeImage = Partial<Omit<ExampleRow, 'id' | 'dataset_id' | 'tags' | 'content_hash'>> & { tags?: string[] };
+/** A before-image as stored in dataset_changes.before (column names, tags and meta as JSON values). */
+type BeforeImage = Partial<Omit<ExampleRow, 'id' | 'dataset_id' | 'tags' | 'meta' | 'content_hash'>> & { tags?: string[]; meta?: Record<string, unknown> };
 
 /** From this many inserted rows on, search indexing is done in one statement (see applyInTransaction). */
 const BULK_INSERT_ROWS = 200;
@@ -182,6 +195,8 @@ function toExample(r: ExampleRow): Example {
     split: r.split,
     source: r.source,
     sourceLine: r.source_line,
+    image: r.image,
+    meta: readJson<Record<string, unknown>>(r.meta, `examples.meta of example ${r.id}`),
     contentHash: r.content_hash,
     createdVersion: r.created_version,
     updatedVersion: r.updated_version,
@@ -223,6 +238,8 @@ function fullImage(r: ExampleRow): BeforeImage {
     split: r.split,
     source: r.source,
     source_line: r.source_line,
+    image: r.image,
+    meta: readJson<Record<string, unknown>>(r.meta, `examples.meta of example ${r.id}`),
     created_version: r.created_version,
     updated_version: r.updated_version,
   };
@@ -269,9 +286,10 @@ export class DatasetStore {
     this.s = {
       datasetById: db.prepare<[string], DatasetRow>('SELECT * FROM datasets WHERE id = ?'),
       datasetByName: db.prepare<[string], DatasetRow>('SELECT * FROM datasets WHERE name = ?'),
-      listDatasets: db.prepare<[], DatasetRow & Record<'examples' | 'train' | 'val' | 'test' | 'unassigned', number>>(`
+      listDatasets: db.prepare<[], DatasetRow & Record<'examples' | 'images' | 'train' | 'val' | 'test' | 'unassigned', number>>(`
         SELECT d.*,
           (SELECT count(*) FROM examples e WHERE e.dataset_id = d.id) AS examples,
+          (SELECT count(*) FROM examples e WHERE e.dataset_id = d.id AND e.image IS NOT NULL) AS images,
           (SELECT count(*) FROM examples e WHERE e.dataset_id = d.id AND e.split = 'train') AS train,
           (SELECT count(*) FROM examples e WHERE e.dataset_id = d.id AND e.split = 'val') AS val,
           (SELECT count(*) FROM examples e WHERE e.dataset_id = d.id AND e.split = 'test') AS test,
@@ -312,11 +330,11 @@ export class DatasetStore {
       idsOf: db.prepare<[string], { id: number }>('SELECT id FROM examples WHERE dataset_id = ? ORDER BY id'),
       countOf: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM examples WHERE dataset_id = ?'),
       insertExample: db.prepare(`
-        INSERT INTO examples (dataset_id, instruction, input, output, tags, split, source, source_line, content_hash, created_version, updated_version)
-        VALUES (@dataset_id, @instruction, @input, @output, @tags, @split, @source, @source_line, @content_hash, @created_version, @updated_version)`),
+        INSERT INTO examples (dataset_id, instruction, input, output, tags, split, source, source_line, image, meta, content_hash, created_version, updated_version)
+        VALUES (@dataset_id, @instruction, @input, @output, @tags, @split, @source, @source_line, @image, @meta, @content_hash, @created_version, @updated_version)`),
       restoreExample: db.prepare(`
-        INSERT INTO examples (id, dataset_id, instruction, input, output, tags, split, source, source_line, content_hash, created_version, updated_version)
-        VALUES (@id, @dataset_id, @instruction, @input, @output, @tags, @split, @source, @source_line, @content_hash, @created_version, @updated_version)`),
+        INSERT INTO examples (id, dataset_id, instruction, input, output, tags, split, source, source_line, image, meta, content_hash, created_version, updated_version)
+        VALUES (@id, @dataset_id, @instruction, @input, @output, @tags, @split, @source, @source_line, @image, @meta, @content_hash, @created_version, @updated_version)`),
       updateExample: db.prepare(`
         UPDATE examples SET instruction = @instruction, input = @input, output = @output, tags = @tags, split = @split,
           content_hash = @content_hash, updated_version = @updated_version
@@ -325,10 +343,13 @@ export class DatasetStore {
       // which makes re-splitting 50K examples ~10x faster.
       updateMeta: db.prepare('UPDATE examples SET tags = @tags, split = @split, updated_version = @updated_version WHERE id = @id'),
       deleteExample: db.prepare('DELETE FROM examples WHERE id = ?'),
+      imageKnown: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM images WHERE sha256 = ?'),
       deferFts: db.prepare('UPDATE fts_sync SET deferred = ?'),
       indexFtsFrom: db.prepare(`
         INSERT INTO examples_fts (rowid, instruction, input, output)
         SELECT id, instruction, input, output FROM examples WHERE dataset_id = ? AND id >= ?`),
+      imagesOf: db.prepare<[string], { image: string }>('SELECT DISTINCT image FROM examples WHERE dataset_id = ? AND image IS NOT NULL'),
+      imagesOfSplit: db.prepare<[string, string], { image: string }>('SELECT DISTINCT image FROM examples WHERE dataset_id = ? AND split = ? AND image IS NOT NULL'),
       tagCounts: db.prepare<[string], { tag: string; n: number }>(`
         SELECT j.value AS tag, count(*) AS n FROM examples e, json_each(e.tags) j
         WHERE e.dataset_id = ? GROUP BY j.value ORDER BY n DESC, tag`),
@@ -395,6 +416,7 @@ export class DatasetStore {
     return this.s.listDatasets.all().map((r) => ({
       ...toDataset(r),
       examples: r.examples,
+      images: r.images,
       splits: { train: r.train, val: r.val, test: r.test, unassigned: r.unassigned },
     }));
   }
@@ -474,6 +496,7 @@ export class DatasetStore {
       params.maxChars = q.maxChars;
     }
     if (q.hasInput !== undefined) where.push(q.hasInput ? `e.input <> ''` : `e.input = ''`);
+    if (q.hasImage !== undefined) where.push(q.hasImage ? 'e.image IS NOT NULL' : 'e.image IS NULL');
     const whereSql = where.join(' AND ');
     const total = (this.cached(`SELECT count(*) AS n FROM ${from} WHERE ${whereSql}`).get(params) as { n: number }).n;
     const rows = this.cached(`SELECT e.* FROM ${from} WHERE ${whereSql} ORDER BY ${order} LIMIT @limit OFFSET @offset`).all({
@@ -482,6 +505,12 @@ export class DatasetStore {
       offset: q.offset ?? 0,
     }) as ExampleRow[];
     return { total, items: rows.map(toExample) };
+  }
+
+  /** The distinct images (sha256) the dataset's current examples use, optionally of one split. */
+  imagesOf(datasetId: DatasetId, split?: Split): string[] {
+    const rows = split ? this.s.imagesOfSplit.all(datasetId, split) : this.s.imagesOf.all(datasetId);
+    return rows.map((r) => r.image);
   }
 
   /** Each tag used in the dataset with how many examples carry it, most used first. */
@@ -546,7 +575,7 @@ export class DatasetStore {
       if (Object.keys(before).length === 0) continue;
       before.updated_version = row.updated_version;
       this.s.insertChange.run(datasetId, version, id, JSON.stringify(before));
-      this.writeRow(id, next, version, TEXT_FIELDS.some((f) => f in before));
+      this.writeRow(id, next, version, TEXT_FIELDS.some((f) => f in before), row.image);
       changed++;
     }
 
@@ -562,6 +591,10 @@ export class DatasetStore {
       const instruction = checkText(ex.instruction, 'instruction', where, false);
       const input = checkText(ex.input ?? '', 'input', where, true);
       const output = checkText(ex.output, 'output', where, false);
+      const image = ex.image ?? null;
+      if (image !== null && this.s.imageKnown.get(image)!.n === 0) {
+        throw new StoreError(`${where}: image ${image} is not in the workspace's image store (record it first)`);
+      }
       const { lastInsertRowid } = this.s.insertExample.run({
         dataset_id: datasetId,
         instruction,
@@ -571,7 +604,9 @@ export class DatasetStore {
         split: checkSplit(ex.split, where),
         source: ex.source ?? '',
         source_line: ex.sourceLine ?? null,
-        content_hash: contentHash(instruction, input, output),
+        image,
+        meta: writeJson(ex.meta ?? {}, `${where}: meta`),
+        content_hash: contentHash(instruction, input, output, image),
         created_version: version,
         updated_version: version,
       });
@@ -650,9 +685,9 @@ export class DatasetStore {
         continue;
       }
       const before = JSON.parse(c.before) as BeforeImage;
-      const row = rows.get(c.example_id) ?? ({ id: c.example_id, dataset_id: datasetId } as unknown as ExampleRow);
-      Object.assign(row, before, before.tags ? { tags: JSON.stringify(before.tags) } : {});
-      row.content_hash = contentHash(row.instruction, row.input, row.output);
+      const row = rows.get(c.example_id) ?? ({ id: c.example_id, dataset_id: datasetId, image: null, meta: '{}' } as unknown as ExampleRow);
+      Object.assign(row, before, before.tags ? { tags: JSON.stringify(before.tags) } : {}, before.meta ? { meta: JSON.stringify(before.meta) } : {});
+      row.content_hash = contentHash(row.instruction, row.input, row.output, row.image);
       rows.set(c.example_id, row);
     }
     return [...rows.values()].sort((a, b) => a.id - b.id).map(toExample);
@@ -712,12 +747,13 @@ export class DatasetStore {
     const before = JSON.parse(beforeJson) as BeforeImage;
     if (!row) {
       // The undone version deleted this example: put it back under its old id.
-      const full = { ...before, tags: JSON.stringify(before.tags ?? []) } as Omit<ExampleRow, 'id' | 'dataset_id' | 'content_hash'>;
+      // Before-images written before images existed have no image or meta.
+      const full = { image: null, ...before, tags: JSON.stringify(before.tags ?? []), meta: JSON.stringify(before.meta ?? {}) } as Omit<ExampleRow, 'id' | 'dataset_id' | 'content_hash'>;
       this.s.restoreExample.run({
         ...full,
         id,
         dataset_id: datasetId,
-        content_hash: contentHash(full.instruction, full.input, full.output),
+        content_hash: contentHash(full.instruction, full.input, full.output, full.image),
       });
       this.s.insertChange.run(datasetId, version, id, null);
       return;
@@ -729,13 +765,13 @@ export class DatasetStore {
     const next = { ...current, ...before } as BeforeImage & ExampleText;
     this.s.insertChange.run(datasetId, version, id, JSON.stringify(inverse));
     const fields = { instruction: next.instruction, input: next.input, output: next.output, tags: JSON.stringify(next.tags ?? []), split: next.split ?? null };
-    this.writeRow(id, fields, version, TEXT_FIELDS.some((f) => f in before));
+    this.writeRow(id, fields, version, TEXT_FIELDS.some((f) => f in before), row.image);
   }
 
   /** Updates an example's fields; the text columns (and search index) only when `textChanged`. */
-  private writeRow(id: ExampleId, f: { instruction: string; input: string; output: string; tags: string; split: Split | null }, version: number, textChanged: boolean): void {
+  private writeRow(id: ExampleId, f: { instruction: string; input: string; output: string; tags: string; split: Split | null }, version: number, textChanged: boolean, image: string | null): void {
     if (textChanged) {
-      this.s.updateExample.run({ id, ...f, content_hash: contentHash(f.instruction, f.input, f.output), updated_version: version });
+      this.s.updateExample.run({ id, ...f, content_hash: contentHash(f.instruction, f.input, f.output, image), updated_version: version });
     } else {
       this.s.updateMeta.run({ id, tags: f.tags, split: f.split, updated_version: version });
     }

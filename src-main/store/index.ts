@@ -6,6 +6,7 @@ export { StoreError, NotFoundError } from './errors.js';
 export { contentHash, normalizeText } from './content-hash.js';
 export type * from './ids.js';
 export * from './datasets.js';
+export * from './images.js';
 export * from './runs.js';
 export * from './models.js';
 export * from './evaluations.js';

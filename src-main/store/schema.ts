@@ -239,6 +239,27 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX messages_by_chat ON messages(chat_id, id);
     `,
   },
+  {
+    version: 4,
+    description: 'images: content-addressed image files, one optional image and a metadata object per example',
+    sql: `
+      -- One row per distinct image (sha256 of its bytes); the file is images/<first 2 hex>/<sha256>.<ext> in the
+      -- workspace folder. Rows are written in the same transaction as the examples that use them, after the file
+      -- is durable; a row is deleted only when no example and no before-image refers to it (ImageStore.collectGarbage).
+      CREATE TABLE images (
+        sha256     TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+        format     TEXT NOT NULL CHECK (format IN ('png', 'jpeg', 'webp', 'gif')),
+        width      INTEGER NOT NULL,
+        height     INTEGER NOT NULL,
+        bytes      INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      ALTER TABLE examples ADD COLUMN image TEXT REFERENCES images(sha256);
+      -- What the source record held beyond instruction/input/output (ScienceQA's question, choices, answer, ...).
+      ALTER TABLE examples ADD COLUMN meta TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(meta));
+      CREATE INDEX examples_by_image ON examples(image) WHERE image IS NOT NULL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -13,6 +13,7 @@ import { ComparisonStore } from './comparisons.js';
 import { DatasetStore } from './datasets.js';
 import { StoreError } from './errors.js';
 import { EvaluationStore } from './evaluations.js';
+import { ImageStore } from './images.js';
 import type { CheckpointId, RunId } from './ids.js';
 import { ModelStore } from './models.js';
 import { RunStore } from './runs.js';
@@ -36,6 +37,7 @@ export interface RecoveryReport {
 export class Workspace {
   readonly models: ModelStore;
   readonly datasets: DatasetStore;
+  readonly images: ImageStore;
   readonly runs: RunStore;
   readonly evaluations: EvaluationStore;
   readonly comparisons: ComparisonStore;
@@ -49,6 +51,7 @@ export class Workspace {
   ) {
     this.models = new ModelStore(db, this);
     this.datasets = new DatasetStore(db);
+    this.images = new ImageStore(db, this);
     this.runs = new RunStore(db, this);
     this.evaluations = new EvaluationStore(db);
     this.comparisons = new ComparisonStore(db);
