@@ -690,7 +690,7 @@ export const API = {
   'datasets.duplicates': method(
     z.object({ datasetId: id, near: z.boolean().default(true), threshold: z.number().min(0.3).max(1).default(0.8) }).strict(),
     z.array(DuplicateGroup),
-    'exact duplicates, and near duplicates of instruction + input (MinHash, Jaccard >= threshold), in groups for review',
+    'exact duplicates, and near duplicates alike in instruction, input and output and showing the same image (MinHash, every member at Jaccard >= threshold against the kept one), in groups for review',
   ),
   'datasets.removeDuplicates': method(
     z.object({ datasetId: id, groups: z.array(z.object({ ids: z.array(z.number().int()).min(2), keep: z.number().int() })).min(1) }).strict(),

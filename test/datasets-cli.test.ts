@@ -33,8 +33,12 @@ describe('dataset CLI', () => {
     expect(split.stdout).toBe('demo: 18 train, 2 val, 2 test; version 2\n');
 
     const dupes = await cli(['dedupe', 'demo', '--workspace', ws]);
-    expect(dupes.stdout).toMatch(/^2 group\(s\) of exact duplicates in demo, 2 example\(s\) beyond the first of each\n/);
-    expect(dupes.stdout).toMatch(/run again with --apply/);
+    expect(dupes.stdout).toMatch(/^2 group\(s\) of exact duplicates in demo: 2 example\(s\) beyond the kept one of each\n/);
+    expect(dupes.stdout).toMatch(/run again with --apply to delete these 2 example\(s\)/);
+    const firstKeep = (JSON.parse((await cli(['dedupe', 'demo', '--workspace', ws, '--json'])).stdout) as { groups: { keep: number }[] }).groups[0]!.keep;
+    const skipping = await cli(['dedupe', 'demo', '--skip', String(firstKeep), '--workspace', ws]);
+    expect(skipping.stdout).toMatch(/^2 group\(s\) of exact duplicates in demo, 1 skipped: 1 example\(s\) beyond/);
+    expect((await cli(['dedupe', 'demo', '--skip', '99999', '--workspace', ws])).stderr).toMatch(/--skip: "99999" is not the kept example of a group/);
     const applied = await cli(['dedupe', 'demo', '--apply', '--workspace', ws, '--json']);
     expect(JSON.parse(applied.stdout)).toMatchObject({ kind: 'exact', removed: 2, version: 3 });
 

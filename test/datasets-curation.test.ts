@@ -18,7 +18,7 @@ import {
   rougeL,
   tokenLengthStats,
 } from '../src-main/datasets/index.js';
-import { jaccard, lshBands, shingles } from '../src-main/datasets/near-duplicates.js';
+import { comparableText, exampleSimilarity, jaccard, lshBands, type NearDuplicateItem, shingles } from '../src-main/datasets/near-duplicates.js';
 import type { ExampleId } from '../src-main/store/index.js';
 import { alpacaRecords, tempWorkspace, writeJsonFile } from './helpers/store-fixtures.js';
 import { makeTempDir } from './helpers/tmp.js';
@@ -28,7 +28,7 @@ const dir = makeTempDir('datasets-curation');
 describe('duplicates', () => {
   const records = [
     { instruction: 'Give three tips for staying healthy.', input: '', output: 'Eat well, sleep, move.' }, // 0
-    { instruction: 'Give three tips for staying healthy!', input: '', output: 'Drink water.' }, // 1: near 0
+    { instruction: 'Give three tips for staying healthy!', input: '', output: 'Drink water.' }, // 1: the question of 0, another answer
     { instruction: 'give three tips for staying   healthy.', input: '', output: 'Eat well, sleep, move.' }, // 2: exact 0
     { instruction: 'Translate the sentence into Spanish.', input: 'I like green apples.', output: 'Me gustan las manzanas verdes.' }, // 3
     { instruction: 'Translate the sentence into Spanish.', input: 'I like green apples!', output: 'Me gustan las manzanas verdes!' }, // 4: near 3
@@ -45,17 +45,18 @@ describe('duplicates', () => {
     expect(exact).toEqual([{ kind: 'exact', keep: ids[0], ids: [ids[0], ids[2]], similarity: [1, 1] }]);
 
     const near = findNearDuplicates(ws, dataset.id, { threshold: 0.8 });
+    // Another answer to the same question (1) and the same instruction with another input (5) are examples of
+    // their own: only examples alike in every field are near duplicates.
     expect(near.map((g) => g.ids)).toEqual([
-      [ids[0], ids[1], ids[2]],
+      [ids[0], ids[2]],
       [ids[3], ids[4]],
     ]);
     for (const g of near) expect(Math.min(...g.similarity)).toBeGreaterThanOrEqual(0.8);
-    // A lower threshold also joins the translation with another input (Jaccard 0.42).
-    expect(findNearDuplicates(ws, dataset.id, { threshold: 0.4 }).find((g) => g.ids.includes(ids[3]!))?.ids).toContain(ids[5]);
+    expect(findNearDuplicates(ws, dataset.id, { threshold: 0.4 }).flatMap((g) => g.ids)).not.toContain(ids[5]);
 
     const version = removeDuplicates(ws, dataset.id, near)!;
-    expect(version).toMatchObject({ kind: 'dedupe', changes: 3 });
-    expect(ws.datasets.exampleIds(dataset.id)).toEqual([ids[0], ids[3], ids[5], ids[6]]);
+    expect(version).toMatchObject({ kind: 'dedupe', changes: 2 });
+    expect(ws.datasets.exampleIds(dataset.id)).toEqual([ids[0], ids[1], ids[3], ids[5], ids[6]]);
     expect(removeDuplicates(ws, dataset.id, [{ ids: [ids[0]!], keep: ids[0]! }])).toBeNull();
     expect(() => removeDuplicates(ws, dataset.id, [{ ids: [ids[0]!], keep: ids[3]! }])).toThrow(/is not in it/);
     ws.datasets.undo(dataset.id);
@@ -63,29 +64,78 @@ describe('duplicates', () => {
     ws.close();
   });
 
-  it('MinHash + LSH finds the same pairs as an exhaustive Jaccard comparison', () => {
-    // 300 texts in families of near-variants, plus unrelated ones.
+  it('MinHash + LSH groups as an exhaustive comparison against each kept example does', () => {
+    // 300 examples in families of near-variants, plus unrelated ones.
     const words = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon'.split(' ');
-    const items: { id: number; text: string }[] = [];
+    const items: NearDuplicateItem<number>[] = [];
     for (let f = 0; f < 60; f++) {
       const base = Array.from({ length: 12 }, (_, k) => words[(f * 7 + k * 3) % words.length]).join(' ') + ` family ${f}`;
-      for (let v = 0; v < 5; v++) items.push({ id: items.length, text: v === 0 ? base : `${base} variant${v}` });
+      for (let v = 0; v < 5; v++) items.push({ id: items.length, fields: [v === 0 ? base : `${base} variant${v}`, '', `answer ${f}`] });
     }
     const threshold = 0.7;
-    const sets = items.map((it) => shingles(it.text));
-    const truePairs: [number, number][] = [];
-    for (let i = 0; i < items.length; i++) for (let j = i + 1; j < items.length; j++) if (jaccard(sets[i]!, sets[j]!) >= threshold) truePairs.push([i, j]);
-    expect(truePairs.length).toBeGreaterThan(100);
+    // The reference: each example, in order, joins the most similar earlier kept example at >= threshold.
+    const sets = items.map((it) => it.fields.map((t) => (comparableText(t) === '' ? new Uint32Array(0) : shingles(comparableText(t)))));
+    const keeps: number[] = [];
+    const expectedKeep = new Map<number, number>();
+    for (let i = 0; i < items.length; i++) {
+      let best = -1;
+      let bestSim = 0;
+      for (const k of keeps) {
+        const sim = exampleSimilarity(sets[i]!, sets[k]!);
+        if (sim >= threshold && sim > bestSim) [best, bestSim] = [k, sim];
+      }
+      if (best < 0) keeps.push(i);
+      expectedKeep.set(i, best < 0 ? i : best);
+    }
+    const joined = [...expectedKeep].filter(([i, k]) => i !== k).length;
+    expect(joined).toBeGreaterThan(100);
 
     const groups = findNearDuplicateGroups(items, { threshold });
-    const groupOf = new Map<number, number>();
-    groups.forEach((g, k) => g.ids.forEach((id) => groupOf.set(id, k)));
-    const found = truePairs.filter(([i, j]) => groupOf.has(i) && groupOf.get(i) === groupOf.get(j)).length;
-    expect(found / truePairs.length).toBeGreaterThanOrEqual(0.98);
+    const keepOf = new Map<number, number>();
+    for (const g of groups) for (const [m, id] of g.ids.entries()) {
+      keepOf.set(id, g.keep);
+      expect(g.similarity[m]).toBeGreaterThanOrEqual(m === 0 ? 1 : threshold); // every member against the kept one
+    }
+    const found = [...expectedKeep].filter(([i, k]) => i !== k && keepOf.get(i) === k).length;
+    expect(found / joined).toBeGreaterThanOrEqual(0.98);
     // The banding is chosen below the threshold, favouring recall.
     const { bands, rows } = lshBands(128, threshold);
     expect(bands * rows).toBe(128);
     expect(Math.pow(1 / bands, 1 / rows)).toBeLessThan(threshold);
+  });
+
+  it('on the bundled demo data, fewer than 1% of the examples are flagged (its template questions are distinct)', () => {
+    const demo = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'assets', 'starter', 'demo-train.json'), 'utf8')) as { instruction: string; input: string; output: string }[];
+    const groups = findNearDuplicateGroups(demo.map((r, id) => ({ id, fields: [r.instruction, r.input, r.output] })), { threshold: 0.8 });
+    const flagged = groups.reduce((n, g) => n + g.ids.length - 1, 0);
+    expect(flagged).toBeGreaterThanOrEqual(3); // its 3 exact duplicates
+    expect(flagged / demo.length).toBeLessThan(0.01);
+  });
+
+  it('near duplicates need every field near and the same image; similarity does not chain', () => {
+    const long = 'Write a short paragraph that explains why the sky looks blue during the day and red at sunset, for a child.';
+    const answer = 'Sunlight is made of many colours. Air scatters blue light the most, so the sky looks blue; at sunset light travels further and the blue is scattered away.';
+    const items: NearDuplicateItem<number>[] = [
+      { id: 0, fields: [long, '', answer] },
+      { id: 1, fields: [`  ${long.toUpperCase()}  `, '', answer.replace(/\./g, '')] }, // case, whitespace, punctuation
+      { id: 2, fields: [long.replace('child', 'kid'), '', answer] }, // a word changed in a long text
+      { id: 3, fields: ['Give a synonym for this verb.', 'run', 'sprint'] },
+      { id: 4, fields: ['Give a synonym for this verb.', 'eat', 'devour'] }, // the template with another input
+      { id: 5, fields: ['Give a synonym for this verb.', 'run', 'jog'] }, // the same input, another answer
+      { id: 6, fields: [long, '', answer], image: 'aaa' }, // the same text about a picture
+      { id: 7, fields: [long, '', answer], image: 'bbb' }, // ... and about another picture
+      { id: 8, fields: [long, '', answer], image: 'aaa' },
+    ];
+    const groups = findNearDuplicateGroups(items, { threshold: 0.8 });
+    expect(groups.map((g) => g.ids)).toEqual([[0, 1, 2], [6, 8]]);
+    // A chain: each step replaces two more words of the text; neighbours are near (Jaccard ~0.85), the ends far.
+    const words = Array.from({ length: 40 }, (_, i) => `word${i}`);
+    const chain = Array.from({ length: 6 }, (_, step) => words.map((w, i) => (i < step * 2 ? `other${i}q` : w)).join(' '));
+    const chained = findNearDuplicateGroups(chain.map((t, id) => ({ id, fields: [t, '', 'same answer'] })), { threshold: 0.8 });
+    const sets = chain.map((t) => shingles(comparableText(t)));
+    for (const g of chained) for (const id of g.ids) expect(jaccard(sets[g.keep]!, sets[id]!)).toBeGreaterThanOrEqual(0.8);
+    // Transitively all six would be one group; measured against the kept one they are [0, 1, 2] and [3, 4, 5].
+    expect(chained.map((g) => g.ids)).toEqual([[0, 1, 2], [3, 4, 5]]);
   });
 });
 

@@ -46,7 +46,7 @@ Commands:
                     optionSeparator, emptyContext, answer, answerCue; see docs/STORE.md).
   list [DATASET]    all datasets with example counts; with DATASET, its version history
   export DATASET FILE  [--format json|jsonl] [--split train|val|test] [--version N] [--meta]
-  dedupe DATASET    [--near] [--threshold X] [--apply]   list duplicate groups; --apply deletes all but the first
+  dedupe DATASET    [--near] [--threshold X] [--skip KEEP,...] [--apply]   list duplicate groups; --apply deletes all but the first of each group not skipped
   split DATASET     [--train X] [--val X] [--test X] [--seed N]   seeded train/val/test assignment
   undo DATASET      revert the latest change
 
@@ -88,7 +88,7 @@ const SUBCOMMANDS: Record<string, { options: Options; positionals: [number, numb
     run: runExport,
   },
   dedupe: {
-    options: { near: { type: 'boolean' }, threshold: { type: 'string' }, apply: { type: 'boolean' } },
+    options: { near: { type: 'boolean' }, threshold: { type: 'string' }, apply: { type: 'boolean' }, skip: { type: 'string' } },
     positionals: [1, 1],
     run: runDedupe,
   },
@@ -304,16 +304,31 @@ function runDedupe(ws: Workspace, a: Parsed, out: Output): number {
   const threshold = numberValue(a, 'threshold', 'fraction');
   if (threshold !== undefined && !near) throw new UsageError('--threshold applies to --near');
   const groups: DuplicateGroup[] = near ? findNearDuplicates(ws, dataset.id, { threshold }) : findExactDuplicates(ws, dataset.id);
-  const version = a.values.apply ? removeDuplicates(ws, dataset.id, groups) : null;
-  const duplicates = groups.reduce((n, g) => n + g.ids.length - 1, 0);
-  const lines = [`${groups.length} group(s) of ${near ? 'near' : 'exact'} duplicates in ${dataset.name}, ${duplicates} example(s) beyond the first of each`];
+  const skipped = new Set(
+    String(a.values.skip ?? '')
+      .split(',')
+      .filter((s) => s.trim() !== '')
+      .map((s) => {
+        const id = Number(s);
+        if (!Number.isInteger(id) || !groups.some((g) => g.keep === id)) throw new UsageError(`--skip: ${JSON.stringify(s)} is not the kept example of a group (the "keep" numbers listed without --apply)`);
+        return id;
+      }),
+  );
+  const chosen = groups.filter((g) => !skipped.has(g.keep));
+  const version = a.values.apply ? removeDuplicates(ws, dataset.id, chosen) : null;
+  const duplicates = chosen.reduce((n, g) => n + g.ids.length - 1, 0);
+  const lines = [
+    `${groups.length} group(s) of ${near ? 'near' : 'exact'} duplicates in ${dataset.name}` +
+      (skipped.size ? `, ${skipped.size} skipped` : '') +
+      `: ${duplicates} example(s) beyond the kept one of each${near ? ' (similarity to the kept one in parentheses, the lowest over instruction, input and output)' : ''}`,
+  ];
   for (const g of groups.slice(0, 20)) {
     const first = ws.datasets.example(g.keep);
-    lines.push(`  keep ${g.keep}, duplicates ${g.ids.slice(1).map((id, k) => `${id}${near ? ` (${g.similarity[k + 1]!.toFixed(2)})` : ''}`).join(', ')}: ${JSON.stringify(first.instruction.slice(0, 70))}`);
+    lines.push(`  ${skipped.has(g.keep) ? 'skip' : 'keep'} ${g.keep}, duplicates ${g.ids.slice(1).map((id, k) => `${id}${near ? ` (${g.similarity[k + 1]!.toFixed(2)})` : ''}`).join(', ')}: ${JSON.stringify(first.instruction.slice(0, 70))}`);
   }
   if (groups.length > 20) lines.push(`  ... and ${groups.length - 20} more group(s)`);
   if (a.values.apply) lines.push(version ? `removed ${version.changes} example(s) as version ${version.version} (undo with: adapter-studio dataset undo ${dataset.name})` : 'nothing to remove');
-  else if (groups.length) lines.push('run again with --apply to delete all but the first of each group');
+  else if (groups.length) lines.push(`run again with --apply to delete these ${duplicates} example(s), keeping the first of each group (--skip KEEP,... leaves groups alone)`);
   out.result(lines.join('\n'), { dataset: dataset.id, kind: near ? 'near' : 'exact', groups, removed: version?.changes ?? 0, version: version?.version ?? null });
   return 0;
 }

@@ -1,11 +1,11 @@
-// Duplicate review for a dataset: exact duplicates (same normalised text) and near duplicates (similar
-// instruction + input), listed in groups; removing them is one undoable version.
+// Duplicate review for a dataset: exact duplicates (same normalised text and image) and near duplicates (every
+// field similar, same image), listed in groups; removing them is one undoable version.
 
 import type { DatasetVersion } from '../store/datasets.js';
 import { StoreError } from '../store/errors.js';
 import type { DatasetId, ExampleId } from '../store/ids.js';
 import type { Workspace } from '../store/workspace.js';
-import { findNearDuplicateGroups, type NearDuplicateOptions } from './near-duplicates.js';
+import { findNearDuplicateGroups, type NearDuplicateItem, type NearDuplicateOptions } from './near-duplicates.js';
 
 export interface DuplicateGroup {
   kind: 'exact' | 'near';
@@ -27,13 +27,15 @@ export function findExactDuplicates(ws: Workspace, datasetId: DatasetId): Duplic
 }
 
 /**
- * Examples whose instruction + input are near duplicates (MinHash + LSH, see near-duplicates.ts). The
- * output is left out on purpose: the same question answered twice is what makes a dataset lopsided.
+ * Examples that are near duplicates of an earlier one in instruction, input and output alike, showing the same
+ * image (MinHash + LSH, then every member checked against the kept one: see near-duplicates.ts). Whitespace,
+ * case, punctuation or a word changed in a long text still match; a template question with another input or
+ * answer does not.
  */
 export function findNearDuplicates(ws: Workspace, datasetId: DatasetId, options: NearDuplicateOptions = {}): DuplicateGroup[] {
   ws.datasets.get(datasetId);
-  const items: { id: ExampleId; text: string }[] = [];
-  for (const ex of ws.datasets.iterate(datasetId)) items.push({ id: ex.id, text: ex.input ? `${ex.instruction}\n${ex.input}` : ex.instruction });
+  const items: NearDuplicateItem<ExampleId>[] = [];
+  for (const ex of ws.datasets.iterate(datasetId)) items.push({ id: ex.id, fields: [ex.instruction, ex.input, ex.output], image: ex.image });
   return findNearDuplicateGroups(items, options).map((g) => ({ kind: 'near' as const, ...g }));
 }
 

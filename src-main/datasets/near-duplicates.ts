@@ -3,9 +3,10 @@
 // Broder, "On the resemblance and containment of documents" (1997) for MinHash; the banding scheme is from
 // Leskovec, Rajaraman & Ullman, "Mining of Massive Datasets", ch. 3.
 //
-// Text -> normalised (case, Unicode, whitespace; see content-hash.ts) -> shingles (character n-grams by
-// default: robust for short instructions, where one changed word would remove most word n-grams) -> the set
-// of their 32-bit hashes. Two texts' similarity is the Jaccard index of those sets.
+// Each field -> normalised (case, Unicode, whitespace; see content-hash.ts) and stripped of punctuation ->
+// shingles (character n-grams by default: robust for short instructions, where one changed word would remove
+// most word n-grams) -> the set of their 32-bit hashes. Two examples' similarity is the lowest Jaccard index
+// over their fields (exampleSimilarity).
 
 import { normalizeText } from '../store/content-hash.js';
 import { fnv1a, seededRandom } from './rng.js';
@@ -129,8 +130,48 @@ export function lshBands(numPerm: number, threshold: number): { bands: number; r
   return best;
 }
 
-/** Groups texts whose shingle sets have Jaccard >= threshold (connected components of the similar pairs). */
-export function findNearDuplicateGroups<Id>(items: { id: Id; text: string }[], options: NearDuplicateOptions = {}): NearDuplicateGroup<Id>[] {
+/** One example as near-duplicate detection sees it: its text fields, and the image it shows (if any). */
+export interface NearDuplicateItem<Id> {
+  id: Id;
+  /** The fields that make an example what it is (instruction, input, output), compared one by one. */
+  fields: string[];
+  /** A content hash of the example's image; examples showing different images are never duplicates. */
+  image?: string | null;
+}
+
+/** Text as the near comparison sees it: normalised (case, Unicode, whitespace) and without punctuation. */
+export function comparableText(text: string): string {
+  return normalizeText(text).replace(/[^\p{L}\p{N}\s]+/gu, '').replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * Similarity of two examples: the lowest Jaccard index over their fields (two empty fields count as equal), 0
+ * when they show different images. An example is a near duplicate only if every field is near its counterpart:
+ * one template question ("Give a synonym for this verb.") with different inputs or answers is many examples,
+ * not one. Fields are shingled separately, so a long field cannot hide a difference in a short one.
+ */
+export function exampleSimilarity(a: Uint32Array[], b: Uint32Array[]): number {
+  let min = 1;
+  for (let f = 0; f < a.length; f++) {
+    const x = a[f]!;
+    const y = b[f]!;
+    const j = x.length === 0 && y.length === 0 ? 1 : x.length === 0 || y.length === 0 ? 0 : jaccard(x, y);
+    if (j < min) min = j;
+    if (min === 0) break;
+  }
+  return min;
+}
+
+/**
+ * Groups near-duplicate examples. Every member of a group is at or above `threshold` against the group's kept
+ * member (the earliest), never merely against another member: similarity does not chain, so A~B and B~C do not
+ * put A and C together unless C is near A too. Each example joins the group whose kept member it is most similar
+ * to, or keeps a group of its own.
+ *
+ * Candidates come from LSH over each example's fields together (shingles tagged by field): when every field has
+ * Jaccard >= t, so does the union (the mediant of the per-field ratios), so the banding tuned to t finds them.
+ */
+export function findNearDuplicateGroups<Id>(items: NearDuplicateItem<Id>[], options: NearDuplicateOptions = {}): NearDuplicateGroup<Id>[] {
   const threshold = options.threshold ?? 0.8;
   if (!(threshold > 0 && threshold <= 1)) throw new RangeError(`near-duplicate threshold must be in (0, 1], got ${threshold}`);
   const numPerm = options.numPerm ?? 128;
@@ -140,68 +181,57 @@ export function findNearDuplicateGroups<Id>(items: { id: Id; text: string }[], o
   const salts = minhashSalts(numPerm, options.seed ?? 1);
   const { bands, rows } = lshBands(numPerm, threshold);
 
-  const sets = items.map((it) => shingles(it.text, unit, size));
-  const parent = Int32Array.from(items, (_, i) => i);
-  const find = (i: number): number => {
-    while (parent[i] !== i) {
-      parent[i] = parent[parent[i]!]!;
-      i = parent[i]!;
-    }
-    return i;
-  };
-  const union = (a: number, b: number) => {
-    const ra = find(a);
-    const rb = find(b);
-    if (ra !== rb) parent[Math.max(ra, rb)] = Math.min(ra, rb); // the root is the earliest item
+  const fieldSets = items.map((it) => it.fields.map((f) => { const t = comparableText(f); return t === '' ? new Uint32Array(0) : shingles(t, unit, size); }));
+  // The union of the fields' shingles, each tagged with its field so that equal text in two fields stays apart.
+  const signatures = fieldSets.map((sets) => {
+    const tagged = sets.flatMap((set, f) => Array.from(set, (h) => fmix32(h ^ Math.imul(f + 1, 0x9e3779b1))));
+    return minhash(Uint32Array.from(tagged), salts);
+  });
+  const bandKey = (sig: Uint32Array, band: number) => {
+    let key = 0x811c9dc5;
+    for (let r = band * rows; r < (band + 1) * rows; r++) key = fmix32(Math.imul(key ^ sig[r]!, 0x01000193));
+    return key;
   };
 
-  const signatures = sets.map((s) => minhash(s, salts));
-  for (let band = 0; band < bands; band++) {
-    // A band's rows hashed to one number. Two different bands colliding only adds a candidate pair, which
-    // the exact Jaccard check below then drops.
-    const buckets = new Map<number, number[]>();
-    for (let i = 0; i < items.length; i++) {
-      const sig = signatures[i]!;
-      let key = 0x811c9dc5;
-      for (let r = band * rows; r < (band + 1) * rows; r++) key = fmix32(Math.imul(key ^ sig[r]!, 0x01000193));
-      const bucket = buckets.get(key);
-      if (bucket) bucket.push(i);
-      else buckets.set(key, [i]);
-    }
-    for (const bucket of buckets.values()) {
-      if (bucket.length < 2) continue;
-      // Compare each member with one representative per group already found in this bucket, not with every
-      // member: a bucket of 1000 copies of one text costs 1000 comparisons, not half a million.
-      const representatives: number[] = [];
-      for (const i of bucket) {
-        let joined = false;
-        for (const r of representatives) {
-          if (find(i) === find(r) || jaccard(sets[i]!, sets[r]!) >= threshold) {
-            union(i, r);
-            joined = true;
-            break;
-          }
+  // Kept members seen so far, per band bucket; items are taken in input order, so a group's kept member is its
+  // earliest and every later example is measured against it.
+  const keptIn: Map<number, number[]>[] = Array.from({ length: bands }, () => new Map());
+  const groupOf = new Int32Array(items.length).fill(-1);
+  const groups: { keep: number; members: number[]; similarity: number[] }[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const keys = Array.from({ length: bands }, (_, band) => bandKey(signatures[i]!, band));
+    let best = -1;
+    let bestSim = 0;
+    const seen = new Set<number>();
+    for (let band = 0; band < bands; band++) {
+      for (const k of keptIn[band]!.get(keys[band]!) ?? []) {
+        if (seen.has(k)) continue;
+        seen.add(k);
+        if ((items[k]!.image ?? null) !== (items[i]!.image ?? null)) continue;
+        const sim = exampleSimilarity(fieldSets[i]!, fieldSets[k]!);
+        if (sim >= threshold && sim > bestSim) {
+          best = k;
+          bestSim = sim;
         }
-        if (!joined) representatives.push(i);
       }
     }
+    if (best >= 0) {
+      const g = groups[groupOf[best]!]!;
+      g.members.push(i);
+      g.similarity.push(bestSim);
+      groupOf[i] = groupOf[best]!;
+      continue;
+    }
+    groupOf[i] = groups.length;
+    groups.push({ keep: i, members: [i], similarity: [1] });
+    for (let band = 0; band < bands; band++) {
+      const bucket = keptIn[band]!.get(keys[band]!);
+      if (bucket) bucket.push(i);
+      else keptIn[band]!.set(keys[band]!, [i]);
+    }
   }
-
-  const groups = new Map<number, number[]>();
-  for (let i = 0; i < items.length; i++) {
-    const root = find(i);
-    const g = groups.get(root);
-    if (g) g.push(i);
-    else groups.set(root, [i]);
-  }
-  const out: NearDuplicateGroup<Id>[] = [];
-  for (const [root, members] of groups) {
-    if (members.length < 2) continue;
-    out.push({
-      keep: items[root]!.id,
-      ids: members.map((m) => items[m]!.id),
-      similarity: members.map((m) => (m === root ? 1 : jaccard(sets[root]!, sets[m]!))),
-    });
-  }
-  return out.sort((a, b) => b.ids.length - a.ids.length);
+  return groups
+    .filter((g) => g.members.length > 1)
+    .map((g) => ({ keep: items[g.keep]!.id, ids: g.members.map((m) => items[m]!.id), similarity: g.similarity }))
+    .sort((a, b) => b.ids.length - a.ids.length);
 }
