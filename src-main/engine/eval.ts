@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from './adapter.js';
 import { formatAlpacaPrompt, type Instruction, makeBatch, tokenizeExample } from './data.js';
 import { EngineError } from './errors.js';
+import { batchImages } from './image-prompt.js';
 import { nextTokenLoss, shiftedTargets } from './loss.js';
 import type { Lora } from './lora.js';
 import type { LlamaModel } from './model.js';
@@ -86,14 +87,18 @@ export function referenceNll(
   model: LlamaModel,
   tokenizer: TextTokenizer,
   example: Instruction,
-  fineTune: { adapter?: Adapter | null; lora?: Lora | null } = {},
+  fineTune: { adapter?: Adapter | null; lora?: Lora | null; image?: Float32Array | null } = {},
 ): { nll: number; tokens: number } {
   const tokenized = tokenizeExample(tokenizer, example, model.config.maxPositions);
   const batch = makeBatch([tokenized], 0);
   const targets = shiftedTargets(batch.labels, batch.B, batch.T);
   try {
     if (targets.count === 0) return { nll: 0, tokens: 0 };
-    const mean = tf.tidy(() => nextTokenLoss(model, tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32'), targets, fineTune));
+    const { image, ...attached } = fineTune;
+    const mean = tf.tidy(() => {
+      const images = image && attached.adapter?.image ? batchImages([image], image.length) : null;
+      return nextTokenLoss(model, tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32'), targets, { ...attached, images });
+    });
     const value = mean.dataSync()[0];
     mean.dispose();
     return { nll: value * targets.count, tokens: targets.count };
@@ -102,9 +107,10 @@ export function referenceNll(
   }
 }
 
-/** An Alpaca example to answer; `task` (optional) groups the scores. */
+/** An Alpaca example to answer; `task` (optional) groups the scores; `image`: its feature for a multi-modal adapter. */
 export interface EvalExample extends Instruction {
   task?: string;
+  image?: Float32Array | null;
 }
 
 export interface ScoredAnswer {
@@ -166,6 +172,7 @@ export async function evaluateAnswers(o: EvaluateOptions): Promise<EvalReport> {
     const result = await generate({
       model: o.model,
       adapter: o.adapter,
+      image: o.adapter?.image ? (ex.image ?? null) : null,
       promptIds,
       sampling,
       rng: new Rng(0), // unused at temperature 0
