@@ -19,7 +19,7 @@ import { train, type TrainEvent } from '../engine/train.js';
 import { type Flags, flag, type IO, numberFlag, parseFlags, requireFlag } from './flags.js';
 import { applyRecipeFlags, recipeFlagSpec } from './recipe-flags.js';
 
-async function startBackend(flags: Flags, io: IO): Promise<BackendReport> {
+export async function startBackend(flags: Flags, io: IO): Promise<BackendReport> {
   const report = await initBackend((flag(flags, 'backend') ?? 'auto') as never);
   if (!flags.json) io.stderr(describeBackend(report) + '\n');
   return report;

@@ -6,6 +6,7 @@ import { serveCommand } from './serve-command.js';
 import { demoCommand } from './demo-command.js';
 import { EVAL_SCIENCEQA_USAGE, evalScienceQaCommand } from './eval-scienceqa-command.js';
 import { EXPORT_GGUF_USAGE, exportGgufCommand } from './gguf-command.js';
+import { embedImageCommand, VISION_USAGE, visionInfoCommand } from './vision-commands.js';
 import { forwardCommand, generateCommand, infoCommand, trainCommand } from './engine-commands.js';
 import { convertMetaCommand, exportJobCommand, exportOfficialCommand, importJobCommand, importOfficialCommand, INTEROP_USAGE } from './interop-commands.js';
 import type { IO } from './flags.js';
@@ -36,7 +37,7 @@ Commands:
             with its access token); --allow-remote to bind a non-loopback address
   dataset   import|list|export|dedupe|split|undo [--workspace DIR] [--json]   curate datasets in a
             workspace (run "adapter-studio dataset --help"); imports ScienceQA folders and parquet too
-${EVAL_SCIENCEQA_USAGE}
+${EVAL_SCIENCEQA_USAGE}${VISION_USAGE}
 In a workspace (what the app shows; --workspace defaults to $ADAPTER_STUDIO_WORKSPACE or ~/.adapter-studio):
 ${WORKSPACE_USAGE}
 
@@ -53,6 +54,8 @@ const COMMANDS: Record<string, Command> = {
   train: (args, io) => (args.some((a) => /^--(workspace|dataset)(=|$)/.test(a)) ? workspaceTrainCommand(args, io) : trainCommand(args, io)),
   eval: evalCommand,
   'eval-scienceqa': evalScienceQaCommand,
+  'vision-info': visionInfoCommand,
+  'embed-image': embedImageCommand,
   compare: compareCommand,
   generate: generateCommand,
   forward: forwardCommand,
