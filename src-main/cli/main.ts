@@ -33,6 +33,8 @@ Commands:
 
   demo      [--out DIR] [--test-limit N]            the bundled starter model: base vs LLaMA-Adapter on
             held-out questions, with exact match and ROUGE-L (minutes on 2 cores)
+  demo --multimodal [--out DIR] [--test-limit N] [--json]   the paper's ScienceQA comparison on the
+            starter models: text-only vs multi-modal adapter (starter CLIP tower), ScienceQA's table
   serve     [--host 127.0.0.1] [--port N] [--workspace DIR]   the app in your browser (prints the URL
             with its access token); --allow-remote to bind a non-loopback address
   dataset   import|list|export|dedupe|split|undo [--workspace DIR] [--json]   curate datasets in a

@@ -19,6 +19,8 @@ export const STARTER = {
   report: 'assets/starter/build-report.json', // every number the build measured
   modelCard: 'assets/starter/MODEL_CARD.md',
   licence: 'assets/starter/LICENSE-WordNet.txt',
+  visionDir: 'assets/starter/vision', // an HF CLIP folder (CLIPModel), trained contrastively on synthetic pictures
+  scienceQaDemo: 'assets/starter/scienceqa-demo', // ScienceQA's layout: problems.json, pid_splits.json, images/
 } as const;
 
 /** Absolute path of a starter file, e.g. starterPath(STARTER.modelDir). */
