@@ -11,6 +11,8 @@ export const API_METHOD_NAMES = [
   'models.list',
   'models.info',
   'models.remove',
+  'images.upload',
+  'images.get',
   'datasets.validate',
   'datasets.import',
   'datasets.list',

@@ -72,8 +72,31 @@ export const ModelConfigSummary = z.object({
 });
 export type ModelConfigSummary = z.infer<typeof ModelConfigSummary>;
 
+/** llama: a language model to fine-tune; vision: a CLIP vision tower for multi-modal adapters. */
+export const MODEL_KINDS = ['llama', 'vision'] as const;
+export const ModelKind = z.enum(MODEL_KINDS);
+export type ModelKind = z.infer<typeof ModelKind>;
+
+export const VisionConfigSummary = z.object({
+  modelType: z.string(),
+  hiddenSize: count,
+  intermediateSize: count,
+  numLayers: count,
+  numHeads: count,
+  imageSize: count,
+  patchSize: count,
+  activation: z.string(),
+  /** image_embeds' width, or null for a CLIPVisionModel without visual_projection. */
+  projectionDim: count.nullable(),
+  /** Preprocessing: the shortest edge images are resized to, and the crop. */
+  shortestEdge: z.number(),
+  crop: z.tuple([count, count]),
+});
+export type VisionConfigSummary = z.infer<typeof VisionConfigSummary>;
+
 export const ModelSummary = z.object({
   id,
+  kind: ModelKind,
   name: z.string(),
   path: z.string(),
   fingerprint: z.string(),
@@ -104,8 +127,11 @@ export const BackendInfo = z.object({
 export type BackendInfo = z.infer<typeof BackendInfo>;
 
 export const ModelInfo = ModelSummary.extend({
-  config: ModelConfigSummary,
-  /** float32 weights plus a rough training-activation estimate at batch 1 and the model's context. */
+  /** A language model's config (kind llama), else null. */
+  config: ModelConfigSummary.nullable(),
+  /** A vision tower's config (kind vision), else null. */
+  vision: VisionConfigSummary.nullable(),
+  /** float32 weights plus a rough training-activation estimate at batch 1 and the model's context (a tower: one image). */
   memory: z.object({ weightsBytes: count, activationBytes: count }),
   backend: BackendInfo,
   adapters: z.array(AdapterSummary),
@@ -218,6 +244,9 @@ export const Example = z.object({
 export type Example = z.infer<typeof Example>;
 
 /** An example's image: its bytes (base64) as stored, never re-encoded. */
+/** A picture's content address in the workspace's image store. */
+export const Sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be a sha256 (64 lowercase hex digits)');
+
 export const ExampleImage = z.object({
   sha256: z.string(),
   format: z.enum(['png', 'jpeg', 'webp', 'gif']),
@@ -411,6 +440,19 @@ const RunRequest = z.object({
   split: z.union([Split, z.literal('all')]).default('all'),
   /** Fields to change from the preset of `recipe.method` (default adapter: the paper's) for this model. */
   recipe: Recipe.partial().default({}),
+  /**
+   * A multi-modal LLaMA-Adapter: the vision tower (a model of kind "vision") whose image feature is projected and
+   * added to every adaption prompt. Examples without an image train as text. Adapter method only.
+   */
+  vision: z
+    .object({
+      modelId: id,
+      /** "projected" (CLIP's image_embeds) or "class-tokens:L1,L2,..." (class tokens of those tower layers). */
+      feature: z.string().max(200).default('projected'),
+      projectionHidden: z.number().int().min(1).max(65536).default(128),
+    })
+    .strict()
+    .optional(),
 });
 
 // --- generation: chat and compare ------------------------------------------------------------------------------------
@@ -643,7 +685,7 @@ export const API = {
   'settings.update': method(SettingsPatch, Settings, 'change settings; backend and threads apply to new engine processes'),
   'settings.switchWorkspace': method(z.object({ path: z.string().min(1) }).strict(), Settings, 'open (or create) another workspace folder; refused while a run trains'),
 
-  'models.add': method(z.object({ path: z.string().min(1), name: z.string().trim().max(200).optional() }).strict(), ModelInfo, 'check a Hugging Face LLaMA folder and add it'),
+  'models.add': method(z.object({ path: z.string().min(1), name: z.string().trim().max(200).optional() }).strict(), ModelInfo, 'check a Hugging Face LLaMA folder (or a CLIP vision tower folder) and add it'),
   'models.list': method(none, z.array(ModelSummary), 'added models'),
   'models.info': method(z.object({ modelId: id }).strict(), ModelInfo, 'config, parameters, memory estimate, backend, adapters trained on it'),
   'models.remove': method(z.object({ modelId: id }).strict(), ok, 'forget a model (its folder is left alone)'),
@@ -769,8 +811,14 @@ export const API = {
     "record a PEFT scale-out job's result (export-job, then train.py on a cluster) as a completed adapter run, with its loss per step",
   ),
 
+  'images.upload': method(
+    z.object({ fileName: z.string().min(1).max(255), base64: z.string().min(1).max(90_000_000) }).strict(),
+    ExampleImage.omit({ base64: true }),
+    'keep a picture in the workspace (PNG, JPEG, WebP, GIF; checked whole) to attach to a chat or a generation',
+  ),
+  'images.get': method(z.object({ sha256: Sha256 }).strict(), ExampleImage, "a stored picture's bytes (base64), format and size"),
   'generate.start': method(
-    z.object({ model: ModelRef, prompt: text.refine((s) => s.trim() !== '', 'must not be empty'), input: text.default(''), template: z.enum(['alpaca', 'none']).default('alpaca'), sampling: Sampling.default(Sampling.parse({})) }).strict(),
+    z.object({ model: ModelRef, prompt: text.refine((s) => s.trim() !== '', 'must not be empty'), input: text.default(''), template: z.enum(['alpaca', 'none']).default('alpaca'), sampling: Sampling.default(Sampling.parse({})), image: Sha256.optional() }).strict(),
     streamStarted,
     'generate one response; text arrives as stream events',
   ),
@@ -790,7 +838,7 @@ export const API = {
   ),
   'chats.remove': method(z.object({ chatId: id }).strict(), ok, 'delete a conversation'),
   'chats.send': method(
-    z.object({ chatId: id, content: text.refine((s) => s.trim() !== '', 'must not be empty') }).strict(),
+    z.object({ chatId: id, content: text.refine((s) => s.trim() !== '', 'must not be empty'), image: Sha256.optional() }).strict(),
     z.object({ streamId: id, userMessage: ChatMessage }),
     'add a user message and stream the reply (saved when it ends)',
   ),

@@ -50,7 +50,7 @@ describe('models', () => {
   it('adds a model folder and reports config, parameters, memory and the backend', async () => {
     const info = await app.call('models.add', { path: writeTinyModel(dir), name: 'tiny' });
     modelId = info.id;
-    expect(info.config.nLayers).toBe(2);
+    expect(info.config!.nLayers).toBe(2);
     expect(info.parameters).toBeGreaterThan(10_000);
     expect(info.memory.weightsBytes).toBe(info.parameters * 4);
     expect(info.fingerprint).toMatch(/^[0-9a-f]{32}$/);

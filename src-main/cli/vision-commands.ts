@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { describeFeature, parseFeatureChoice } from '../engine/image-prompt.js';
 import { EngineError } from '../engine/errors.js';
+import { clipVisionParameters } from '../engine/vision/clip-vision.js';
 import { loadImageEncoder } from '../engine/vision/encoder.js';
 import { startBackend } from './engine-commands.js';
 import { flag, type IO, parseFlags, requireFlag } from './flags.js';
@@ -20,9 +21,8 @@ export async function visionInfoCommand(args: string[], io: IO): Promise<number>
   try {
     const { config, preprocess, record } = encoder.tower;
     const D = config.hiddenSize;
-    const perLayer = 4 * (D * D + D) + 2 * D * config.intermediateSize + config.intermediateSize + D + 4 * D;
     const tokens = (config.imageSize / config.patchSize) ** 2 + 1;
-    const parameters = 3 * config.patchSize ** 2 * D + D + tokens * D + 4 * D + config.numLayers * perLayer + (config.projectionDim ?? 0) * D;
+    const parameters = clipVisionParameters(config);
     const info = { tower: encoder.tower.dir, fingerprint: record.fingerprint, config, preprocess, parameters, tokens };
     if (flags.json) io.stdout(`${JSON.stringify(info)}\n`);
     else {

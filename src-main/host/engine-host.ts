@@ -23,7 +23,12 @@ import { latestCheckpoint, throwIfAborted, train } from '../engine/train.js';
 import { convertJobOutput } from '../interop/job-convert.js';
 import { connectToParent, type ParentPort } from './channel.js';
 import { renderPrompt, TURN_STOPS } from './prompt.js';
-import type { EvalAnswer, FromHost, GenerateResultMessage, JobId, ModelFacts, ResultOf, ToHost } from './protocol.js';
+import { checkVisionTower, type ImagePromptSpec } from '../engine/image-prompt.js';
+import { DEFAULT_VISION_RECIPE } from '../engine/recipe.js';
+import { imageFeatures } from '../engine/vision-features.js';
+import { type ClipImageEncoder, loadImageEncoder } from '../engine/vision/encoder.js';
+import { visionTowerFacts } from '../engine/vision/clip-vision.js';
+import type { EvalAnswer, FromHost, GenerateResultMessage, JobId, ModelFacts, ResultOf, ToHost, VisionInput } from './protocol.js';
 
 interface Loaded {
   model: LoadedModel;
@@ -42,6 +47,8 @@ class EngineHost {
   private readonly aborts = new Map<JobId, { controller: AbortController; mode: 'pause' | 'cancel' }>();
   /** Jobs that use a model right now: it is not evicted under them. */
   private readonly inUse = new Map<string, number>();
+  /** Vision towers, by folder: small next to the language model (ViT-L/14 is 1.2 GB), kept while the host lives. */
+  private readonly towers = new Map<string, ClipImageEncoder>();
 
   constructor(private readonly port: ParentPort) {}
 
@@ -63,6 +70,9 @@ class EngineHost {
         return;
       case 'inspect':
         this.run(msg.job, () => this.inspect(msg.modelDir));
+        return;
+      case 'inspectVision':
+        this.run(msg.job, async () => visionTowerFacts(this.tower(msg.towerDir).tower));
         return;
       case 'train':
         this.run(msg.job, () => this.train(msg, this.abortable(msg.job, 'pause')));
@@ -198,11 +208,43 @@ class EngineHost {
     return fineTune;
   }
 
+  private tower(towerDir: string): ClipImageEncoder {
+    let encoder = this.towers.get(towerDir);
+    if (!encoder) {
+      encoder = loadImageEncoder(towerDir);
+      this.towers.set(towerDir, encoder);
+    }
+    return encoder;
+  }
+
+  /**
+   * The image feature a multi-modal adapter reads for each file (null stays null), from the tower it was trained
+   * with; refuses images for an adapter without a projection, and a different tower.
+   */
+  private async adapterImageFeatures(fineTune: FineTune | null, files: (string | null)[], vision: VisionInput | undefined, signal: AbortSignal): Promise<(Float32Array | null)[]> {
+    if (files.every((f) => f === null)) return files.map(() => null);
+    const projection = fineTune?.kind === 'adapter' ? fineTune.adapter.image : null;
+    if (!projection) {
+      // Evaluations of a text-only model on an image dataset answer from the text, as the text-only baseline does.
+      return files.map(() => null);
+    }
+    if (!vision) throw new EngineError(`this adapter reads images with the vision tower ${projection.spec.tower.name}; no vision tower was given`);
+    const encoder = this.tower(vision.towerDir);
+    checkVisionTower(fineTune!.kind === 'adapter' ? fineTune!.adapter : { image: null }, encoder.record);
+    return imageFeatures(encoder, files, projection.spec.feature, { cacheDir: vision.cacheDir, signal });
+  }
+
   private async generate(msg: Extract<ToHost, { kind: 'generate' }>, abort: { controller: AbortController }): Promise<GenerateResultMessage> {
     const { controller } = abort;
     try {
       return await this.withModel(msg.modelDir, async ({ model, tokenizer }) => {
         const fineTune = msg.adapterDir ? this.fineTuneFor(msg.modelDir, msg.adapterDir, model) : null;
+        let image: Float32Array | null = null;
+        if (msg.image) {
+          // A chat picture is refused by a model that cannot see it, rather than silently ignored.
+          if (fineTune?.kind !== 'adapter' || !fineTune.adapter.image) throw new EngineError('this model takes no images: attach a picture to a multi-modal adapter (trained with a vision tower)');
+          [image] = await this.adapterImageFeatures(fineTune, [msg.image.file], msg.image.vision, controller.signal);
+        }
         const promptIds = tokenizer.encode(renderPrompt(msg.prompt), { bos: true });
         const stop = msg.prompt.template === 'none' ? msg.sampling.stop : [...new Set([...msg.sampling.stop, ...TURN_STOPS])];
         let streamed = '';
@@ -212,6 +254,7 @@ class EngineHost {
             adapter: fineTune?.kind === 'adapter' ? fineTune.adapter : null,
             lora: fineTune?.kind === 'lora' ? fineTune.lora : null,
             promptIds,
+            image,
             sampling: { ...msg.sampling, stop },
             rng: new Rng(msg.seed),
             eosIds: tokenizer.eosIds,
@@ -245,21 +288,23 @@ class EngineHost {
       return await this.withModel(msg.modelDir, async ({ model, tokenizer }) => {
         const fineTune = msg.adapterDir ? this.fineTuneFor(msg.modelDir, msg.adapterDir, model) : null;
         const parts = { adapter: fineTune?.kind === 'adapter' ? fineTune.adapter : null, lora: fineTune?.kind === 'lora' ? fineTune.lora : null };
+        const images = await this.adapterImageFeatures(fineTune, msg.items.map((item) => item.image ?? null), msg.vision, signal);
         const answers: EvalAnswer[] = [];
-        for (const item of msg.items) {
+        for (const [i, item] of msg.items.entries()) {
           throwIfAborted(signal, 'evaluation');
           const started = performance.now();
           const result = await generate({
             model,
             ...parts,
             promptIds: tokenizer.encode(renderPrompt({ template: 'alpaca', instruction: item.instruction, input: item.input }), { bos: true }),
+            image: images[i],
             sampling: { ...DEFAULT_SAMPLING, temperature: 0, maxNewTokens: msg.maxNewTokens, stop: TURN_STOPS },
             rng: new Rng(0), // unused at temperature 0
             eosIds: tokenizer.eosIds,
             tokenizer,
             signal,
           });
-          const ref = item.reference === null ? null : referenceNll(model, tokenizer, { instruction: item.instruction, input: item.input, output: item.reference }, parts);
+          const ref = item.reference === null ? null : referenceNll(model, tokenizer, { instruction: item.instruction, input: item.input, output: item.reference }, { ...parts, image: images[i] });
           answers.push({
             output: result.text.trim(),
             finishReason: result.finishReason,
@@ -281,10 +326,21 @@ class EngineHost {
     try {
       const { model, tokenizer } = await this.load(msg.modelDir);
       const resume = msg.resume && latestCheckpoint(msg.outDir) !== null;
+      let vision: { spec: ImagePromptSpec; features: (Float32Array | null)[] } | undefined;
+      if (msg.recipe.vision) {
+        if (!msg.vision) throw new EngineError('a multi-modal recipe (recipe.vision) needs a vision tower');
+        if (!msg.images || msg.images.length !== msg.data.length) throw new EngineError(`a multi-modal run needs one image entry per example (${msg.data.length}), got ${msg.images?.length ?? 0}`);
+        const encoder = this.tower(msg.vision.towerDir);
+        const feature = msg.recipe.vision.feature ?? DEFAULT_VISION_RECIPE.feature;
+        const spec: ImagePromptSpec = { tower: encoder.record, feature, featureDim: encoder.featureDim(feature), hidden: msg.recipe.vision.projectionHidden };
+        const features = await imageFeatures(encoder, msg.images, feature, { cacheDir: msg.vision.cacheDir, signal: controller.signal });
+        vision = { spec, features };
+      }
       const result = await train({
         model,
         tokenizer,
         data: msg.data,
+        vision,
         recipe: msg.recipe,
         outDir: msg.outDir,
         resume,
@@ -310,6 +366,8 @@ class EngineHost {
     for (const { controller } of this.aborts.values()) controller.abort();
     for (const { fineTune } of this.adapters.values()) disposeFineTune(fineTune);
     this.adapters.clear();
+    for (const encoder of this.towers.values()) encoder.dispose();
+    this.towers.clear();
     for (const entry of this.models.values()) void entry.then((l) => disposeModel(l.model), () => undefined);
     this.models.clear();
     this.port.close();

@@ -179,7 +179,7 @@ export class EngineProcess {
     const result = new Promise<ResultOf[K]>((resolve, reject) => {
       this.jobs.set(job, { resolve: resolve as (v: unknown) => void, reject, ...handlers });
     });
-    this.proc.send({ ...body, kind, job } as ToHost);
+    this.proc.send({ ...body, kind, job } as unknown as ToHost);
     return { job, result };
   }
 

@@ -4,7 +4,7 @@
 
 import type { BackendChoice, BackendInfo } from '../../src-shared/api.js';
 import { EngineProcess, type HostSpawner } from './engine-process.js';
-import type { EvalAnswer, EvalItem, GenerateResultMessage, ModelFacts, PromptSpec } from './protocol.js';
+import type { EvalAnswer, EvalItem, GenerateResultMessage, ModelFacts, PromptSpec, VisionFacts, VisionInput } from './protocol.js';
 import type { SamplingOptions } from '../engine/sample.js';
 import type { Instruction } from '../engine/data.js';
 import type { JobConversion, JobConversionRequest } from '../interop/job-convert.js';
@@ -88,6 +88,11 @@ export class Engines {
     return this.tracked(host.request('inspect', { modelDir }).result);
   }
 
+  async inspectVision(towerDir: string): Promise<VisionFacts> {
+    const host = await this.inferenceHost();
+    return this.tracked(host.request('inspectVision', { towerDir }).result);
+  }
+
   async tokenLengths(modelDir: string, examples: Instruction[]): Promise<number[]> {
     const host = await this.inferenceHost();
     return this.tracked(host.request('tokenLengths', { modelDir, examples }).result);
@@ -107,7 +112,7 @@ export class Engines {
 
   /** Starts a generation; `cancel` stops it early (the result then has finishReason 'cancelled'). */
   async generate(
-    req: { modelDir: string; adapterDir: string | null; prompt: PromptSpec; sampling: SamplingOptions; seed: number },
+    req: { modelDir: string; adapterDir: string | null; prompt: PromptSpec; sampling: SamplingOptions; seed: number; image?: { file: string; vision: VisionInput } | null },
     onDelta: (text: string) => void,
   ): Promise<{ result: Promise<GenerateResultMessage>; cancel: () => void }> {
     const host = await this.inferenceHost();
@@ -116,7 +121,7 @@ export class Engines {
   }
 
   /** Answers and scores one batch of an evaluation; `cancel` makes the result reject with a CancelledError's message. */
-  async evaluate(req: { modelDir: string; adapterDir: string | null; items: EvalItem[]; maxNewTokens: number }): Promise<{ result: Promise<EvalAnswer[]>; cancel: () => void }> {
+  async evaluate(req: { modelDir: string; adapterDir: string | null; items: EvalItem[]; maxNewTokens: number; vision?: VisionInput }): Promise<{ result: Promise<EvalAnswer[]>; cancel: () => void }> {
     const host = await this.inferenceHost();
     const { job, result } = host.request('evaluate', req);
     return { result: this.tracked(result), cancel: () => host.abort(job, 'cancel') };

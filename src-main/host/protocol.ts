@@ -29,14 +29,36 @@ export interface ModelFacts {
   memory: { weightsBytes: number; activationBytes: number };
 }
 
+/** What a vision tower reports about itself (the Models page). */
+export interface VisionFacts {
+  fingerprint: string;
+  /** The engine's ClipVisionConfig and ClipPreprocess (plain JSON). */
+  config: Record<string, unknown>;
+  preprocess: Record<string, unknown>;
+  parameters: number;
+  memory: { weightsBytes: number; activationBytes: number };
+}
+
+/** The frozen vision tower a multi-modal request reads image features with, and where features are cached. */
+export interface VisionInput {
+  towerDir: string;
+  /** Features are cached by image content under this folder (vision-features.ts); null: no cache. */
+  cacheDir: string | null;
+}
+
 export type ToHost =
   | { kind: 'init'; backend: BackendChoice; threads: number }
   | { kind: 'inspect'; job: JobId; modelDir: string }
+  | { kind: 'inspectVision'; job: JobId; towerDir: string }
   | {
       kind: 'train';
       job: JobId;
       modelDir: string;
       data: Instruction[];
+      /** Each example's image file (null: none), aligned with `data`; read when recipe.vision is set. */
+      images?: (string | null)[];
+      /** Required when recipe.vision is set. */
+      vision?: VisionInput;
       recipe: Recipe;
       outDir: string;
       /** Continue from the newest checkpoint in outDir when there is one. */
@@ -51,12 +73,14 @@ export type ToHost =
       prompt: PromptSpec;
       sampling: SamplingOptions;
       seed: number;
+      /** A picture for a multi-modal adapter, read by the tower it was trained with. */
+      image?: { file: string; vision: VisionInput } | null;
     }
   /**
    * Answer each example greedily from its Alpaca prompt and, where it has a reference, score the
    * reference's likelihood (for perplexity). One batch of an evaluation; the service stores each batch.
    */
-  | { kind: 'evaluate'; job: JobId; modelDir: string; adapterDir: string | null; items: EvalItem[]; maxNewTokens: number }
+  | { kind: 'evaluate'; job: JobId; modelDir: string; adapterDir: string | null; items: EvalItem[]; maxNewTokens: number; vision?: VisionInput }
   /** Tokens per example as training sees them: BOS + Alpaca prompt + response + EOS. */
   | { kind: 'tokenLengths'; job: JobId; modelDir: string; examples: Instruction[] }
   /** Tokens of a prompt as `generate` encodes it (BOS included), to check it against the context first. */
@@ -72,6 +96,8 @@ export interface EvalItem {
   instruction: string;
   input: string;
   reference: string | null;
+  /** The example's image file; given to a multi-modal adapter (with the request's `vision`), else unused. */
+  image?: string | null;
 }
 
 export interface EvalAnswer {
@@ -105,6 +131,7 @@ export type FromHost =
 /** The result value of each request kind. */
 export interface ResultOf {
   inspect: ModelFacts;
+  inspectVision: VisionFacts;
   train: { status: 'completed' | 'paused' | 'cancelled'; steps: number; adapterDir: string | null };
   generate: GenerateResultMessage;
   evaluate: EvalAnswer[];

@@ -13,11 +13,15 @@ import type { TrainEvent } from '../engine/train.js';
 import type { RunId, Workspace } from '../store/index.js';
 import { EngineJobError, type EngineProcess } from './engine-process.js';
 import type { Engines } from './engines.js';
+import type { VisionInput } from './protocol.js';
 
 /** What the queue needs to train a run, read from the store when the run starts. */
 export interface TrainingJob {
   modelDir: string;
   data: Instruction[];
+  /** A multi-modal run (recipe.vision): each example's image file, aligned with data, and the tower. */
+  images?: (string | null)[];
+  vision?: VisionInput;
   recipe: Recipe;
   outDir: string;
 }
@@ -228,7 +232,7 @@ export class RunQueue {
       engine.onLog((level, message) => this.hooks.log(runId, level, message));
       const request = engine.request(
         'train',
-        { modelDir: job.modelDir, data: job.data, recipe: job.recipe, outDir: job.outDir, resume: resuming },
+        { modelDir: job.modelDir, data: job.data, images: job.images, vision: job.vision, recipe: job.recipe, outDir: job.outDir, resume: resuming },
         { onTrain: (event) => this.onTrainEvent(active, event) },
       );
       active.job = request.job;

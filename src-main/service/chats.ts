@@ -4,7 +4,7 @@ import { type ApiHandlers, type ChatMessage, type ChatSummary, ModelRef, Samplin
 import type { Chat, ChatId, Message, ModelId, RunId } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { userError } from './errors.js';
-import { resolveModel, streamGeneration } from './generation.js';
+import { type ResolvedModel, resolveModel, streamGeneration } from './generation.js';
 
 /** What a chat's settings column holds. The model is kept here too, so that it can change mid-conversation. */
 interface ChatSettings {
@@ -30,6 +30,12 @@ function toChatSummary(chat: Chat): ChatSummary {
 
 function toMessage(m: Message): ChatMessage {
   return { id: m.id, role: m.role, content: m.content, createdAt: m.createdAt, meta: m.meta };
+}
+
+/** A picture is refused, before anything is stored, by a model that cannot see it or when it is not in the store. */
+function checkPicture(ctx: ServiceContext, model: ResolvedModel, sha256: string): void {
+  if (!model.vision) throw userError(`${model.label} takes no pictures: attach one to a multi-modal adapter (trained with a vision tower)`);
+  if (!ctx.ws().images.find(sha256)) throw userError(`the picture ${sha256.slice(0, 12)}… is not in this workspace; upload it first (images.upload)`);
 }
 
 export function chatHandlers(ctx: ServiceContext): Pick<
@@ -69,13 +75,16 @@ export function chatHandlers(ctx: ServiceContext): Pick<
       chats().delete(chatId as ChatId);
       return { ok: true as const };
     },
-    'chats.send': async ({ chatId, content }) => {
+    'chats.send': async ({ chatId, content, image }) => {
       const chat = chats().get(chatId as ChatId);
       const settings = chatSettings(chat);
       if (!settings.model) throw userError('choose a model for this chat first');
       const model = resolveModel(ctx, settings.model);
+      if (image) checkPicture(ctx, model, image);
       const history = chats().messages(chat.id);
-      const userMessage = chats().addMessage(chat.id, { role: 'user', content });
+      const userMessage = chats().addMessage(chat.id, { role: 'user', content, meta: image ? { image } : {} });
+      // The adapter sees one picture: the one attached last in the conversation (a multi-modal adapter only).
+      const picture = model.vision ? ([...history, userMessage].reverse().find((m) => typeof m.meta.image === 'string')?.meta.image as string | undefined) ?? null : null;
       // The first message names a chat that still has the default title.
       if (history.length === 0 && chat.title === 'New chat') chats().update(chat.id, { title: content.trim().slice(0, 60) });
       const turns = [...history, userMessage]
@@ -83,7 +92,7 @@ export function chatHandlers(ctx: ServiceContext): Pick<
         .map((m) => ({ role: m.role as 'user' | 'assistant', content: m.content }));
       const stream = ctx.streams.open();
       void (async () => {
-        const outcome = await streamGeneration(ctx, stream, 'reply', model, { template: 'chat', system: settings.systemPrompt, turns }, settings.sampling);
+        const outcome = await streamGeneration(ctx, stream, 'reply', model, { template: 'chat', system: settings.systemPrompt, turns }, settings.sampling, undefined, picture);
         if ('result' in outcome && (outcome.result.text !== '' || outcome.result.finishReason !== 'cancelled')) {
           const result = outcome.result;
           chats().addMessage(chat.id, {
@@ -96,11 +105,12 @@ export function chatHandlers(ctx: ServiceContext): Pick<
       })();
       return { streamId: stream.id, userMessage: toMessage(userMessage) };
     },
-    'generate.start': async ({ model: ref, prompt, input, template, sampling }) => {
+    'generate.start': async ({ model: ref, prompt, input, template, sampling, image }) => {
       const model = resolveModel(ctx, ref);
+      if (image) checkPicture(ctx, model, image);
       const stream = ctx.streams.open();
       const spec = template === 'alpaca' ? { template, instruction: prompt, input } : { template, text: input ? `${prompt}\n${input}` : prompt };
-      void streamGeneration(ctx, stream, 'output', model, spec, sampling).finally(() => stream.close());
+      void streamGeneration(ctx, stream, 'output', model, spec, sampling, undefined, image ?? null).finally(() => stream.close());
       return { streamId: stream.id };
     },
     'streams.cancel': async ({ streamId }) => {

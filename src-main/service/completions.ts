@@ -21,7 +21,7 @@ import type { GenerateResultMessage } from '../host/protocol.js';
 import type { Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { resolveModel } from './generation.js';
-import { storedFacts } from './models.js';
+import { languageConfig, modelKind } from './models.js';
 
 export interface ServedModel {
   /** The id clients see in the model list. */
@@ -59,9 +59,10 @@ export interface CompletionService {
 /** The served models of a workspace, with the public ids of the header comment. */
 export function servedModels(ws: Workspace): ServedModel[] {
   const entries: (Omit<ServedModel, 'id'> & { name: string })[] = [];
-  const models = ws.models.list().filter((m) => existsSync(join(m.path, 'config.json')));
+  // Vision towers answer no prompts: only language models are served.
+  const models = ws.models.list().filter((m) => modelKind(m) === 'llama' && existsSync(join(m.path, 'config.json')));
   for (const m of models) {
-    entries.push({ name: m.name, storeId: m.id, ref: { modelId: m.id, adapterRunId: null }, fineTuned: false, contextLength: storedFacts(m).llama.maxPositions, created: m.addedAt });
+    entries.push({ name: m.name, storeId: m.id, ref: { modelId: m.id, adapterRunId: null }, fineTuned: false, contextLength: languageConfig(m).maxPositions, created: m.addedAt });
   }
   const runs = ws.runs.list('completed').sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
   for (const r of runs) {
@@ -73,7 +74,7 @@ export function servedModels(ws: Workspace): ServedModel[] {
       storeId: `${m.id}+${r.id}`,
       ref: { modelId: m.id, adapterRunId: r.id },
       fineTuned: true,
-      contextLength: storedFacts(m).llama.maxPositions,
+      contextLength: languageConfig(m).maxPositions,
       created: r.finishedAt ?? r.createdAt,
     });
   }

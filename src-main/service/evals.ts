@@ -23,7 +23,7 @@ import type { ServiceContext } from './context.js';
 import { engineGenerator } from './datasets.js';
 import { userError } from './errors.js';
 import { resolveModel } from './generation.js';
-import { storedFacts } from './models.js';
+import { languageConfig } from './models.js';
 import { trainableParameterCount } from './runs.js';
 import { startTask } from './tasks.js';
 
@@ -539,7 +539,7 @@ function methodTable(ctx: ServiceContext, suite: EvalSuiteSummary): MethodRow[] 
       const speeds = metrics.map((m) => m.tokensPerSec).filter((v): v is number => typeof v === 'number' && v > 0);
       const memory = metrics.map((m) => m.memoryBytes).filter((v): v is number => typeof v === 'number');
       try {
-        row.trainableParameters = run.modelId ? trainableParameterCount(storedFacts(ws.models.get(run.modelId)).llama, run.recipe as unknown as Recipe) : null;
+        row.trainableParameters = run.modelId ? trainableParameterCount(languageConfig(ws.models.get(run.modelId)), run.recipe as unknown as Recipe) : null;
       } catch {
         row.trainableParameters = null;
       }

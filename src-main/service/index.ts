@@ -20,6 +20,7 @@ import { RunQueue } from '../host/run-queue.js';
 import { GENERATOR_ENDPOINT_SETTING } from '../datasets/index.js';
 import { openWorkspace, type Workspace } from '../store/index.js';
 import { chatHandlers } from './chats.js';
+import { imageHandlers } from './images.js';
 import { compareHandlers } from './compare.js';
 import { type CompletionService, completionService } from './completions.js';
 import { evalHandlers } from './evals.js';
@@ -160,6 +161,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
     ...runHandlers(ctx, views),
     ...jobImportHandlers(ctx, views),
     ...chatHandlers(ctx),
+    ...imageHandlers(ctx),
     ...compareHandlers(ctx),
     ...evalHandlers(ctx),
   };

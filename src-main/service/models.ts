@@ -2,21 +2,60 @@
 
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { AdapterSummary, ApiHandlers, ModelConfigSummary, ModelInfo, ModelSummary } from '../../src-shared/api.js';
+import { readFileSync } from 'node:fs';
+import type { AdapterSummary, ApiHandlers, ModelConfigSummary, ModelInfo, ModelKind, ModelSummary, VisionConfigSummary } from '../../src-shared/api.js';
 import type { LlamaConfig } from '../engine/config.js';
 import { readModelConfig } from '../engine/load.js';
-import type { ModelFacts } from '../host/protocol.js';
+import type { ModelFacts, VisionFacts } from '../host/protocol.js';
+import { readClipVisionConfig } from '../engine/vision/clip-config.js';
+import type { ClipPreprocess, ClipVisionConfig } from '../engine/vision/clip-config.js';
 import type { Model, ModelId } from '../store/index.js';
 import type { Recipe } from '../engine/recipe.js';
 import type { ServiceContext } from './context.js';
 import { trainableParameterCount } from './runs.js';
 import { userError } from './errors.js';
 
-/** What the models table's config column holds for us. */
+/** What the models table's config column holds for us: `llama` for a language model, `vision` for a tower. */
 interface StoredModelFacts {
-  llama: LlamaConfig;
+  llama?: LlamaConfig;
+  vision?: { config: ClipVisionConfig; preprocess: ClipPreprocess };
   parameters: number;
   memory: ModelFacts['memory'];
+}
+
+export function modelKind(m: Model): ModelKind {
+  return storedFacts(m).vision ? 'vision' : 'llama';
+}
+
+/** A language model's config; a vision tower given where a language model belongs is refused by name. */
+export function languageConfig(m: Model): LlamaConfig {
+  const facts = storedFacts(m);
+  if (!facts.llama) throw userError(`"${m.name}" is a vision tower, not a language model: pick a LLaMA model here`);
+  return facts.llama;
+}
+
+/** A vision tower's folder; a language model given where a tower belongs is refused by name. */
+export function visionTower(m: Model): Model {
+  if (modelKind(m) !== 'vision') throw userError(`"${m.name}" is a language model, not a vision tower: add a CLIP folder on the Models page`);
+  return m;
+}
+
+function visionSummary(v: NonNullable<StoredModelFacts['vision']>): VisionConfigSummary {
+  const c = v.config;
+  return {
+    modelType: c.modelType, hiddenSize: c.hiddenSize, intermediateSize: c.intermediateSize, numLayers: c.numLayers, numHeads: c.numHeads,
+    imageSize: c.imageSize, patchSize: c.patchSize, activation: c.activation, projectionDim: c.projectionDim,
+    shortestEdge: v.preprocess.shortestEdge, crop: [v.preprocess.cropHeight, v.preprocess.cropWidth],
+  };
+}
+
+/** A folder's config.json model_type, to tell vision towers from language models before reading more. */
+function folderModelType(dir: string): unknown {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { model_type?: unknown }).model_type;
+  } catch {
+    return undefined; // readModelConfig reports the problem
+  }
 }
 
 export function configSummary(c: LlamaConfig): ModelConfigSummary {
@@ -48,6 +87,7 @@ export function toModelSummary(m: Model): ModelSummary {
   const problem = modelProblem(m);
   return {
     id: m.id,
+    kind: modelKind(m),
     name: m.name,
     path: m.path,
     fingerprint: m.fingerprint,
@@ -66,7 +106,7 @@ function adaptersOf(ctx: ServiceContext, modelId: string): AdapterSummary[] {
     .map((r) => {
       let trainable: number | null = null;
       try {
-        trainable = trainableParameterCount(storedFacts(ws.models.get(r.modelId as ModelId)).llama, r.recipe as unknown as Recipe);
+        trainable = trainableParameterCount(languageConfig(ws.models.get(r.modelId as ModelId)), r.recipe as unknown as Recipe);
       } catch {
         // a recipe from another version: the count is only informative
       }
@@ -78,7 +118,8 @@ export function modelInfo(ctx: ServiceContext, m: Model): ModelInfo {
   const facts = storedFacts(m);
   return {
     ...toModelSummary(m),
-    config: configSummary(facts.llama),
+    config: facts.llama ? configSummary(facts.llama) : null,
+    vision: facts.vision ? visionSummary(facts.vision) : null,
     memory: facts.memory,
     backend: ctx.engines.backendInfo(),
     adapters: adaptersOf(ctx, m.id),
@@ -90,6 +131,19 @@ export function modelHandlers(ctx: ServiceContext): Pick<ApiHandlers, 'models.ad
     'models.add': async ({ path, name }) => {
       const dir = resolve(path);
       if (!existsSync(dir)) throw userError(`${dir}: no such folder`);
+      const modelType = folderModelType(dir);
+      if (modelType === 'clip' || modelType === 'clip_vision_model') {
+        readClipVisionConfig(dir); // checked at once; the weights are read by the engine process
+        const facts: VisionFacts = await ctx.engines.inspectVision(dir);
+        const stored: StoredModelFacts = {
+          vision: { config: facts.config as unknown as ClipVisionConfig, preprocess: facts.preprocess as unknown as ClipPreprocess },
+          parameters: facts.parameters,
+          memory: facts.memory,
+        };
+        const model = ctx.ws().models.register({ name: name?.trim() || defaultModelName(dir), path: dir, fingerprint: facts.fingerprint, config: stored as unknown as Record<string, unknown> });
+        ctx.events.emit({ type: 'models.changed' });
+        return modelInfo(ctx, model);
+      }
       // The config is checked here, at once; weights and tokenizer are read by the engine process.
       readModelConfig(dir);
       if (!existsSync(join(dir, 'tokenizer.json'))) throw userError(`${dir}: no tokenizer.json (a Hugging Face model folder has one beside config.json)`);

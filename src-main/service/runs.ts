@@ -2,23 +2,26 @@
 // at a time, in an engine process of its own) is src-main/host/run-queue.ts.
 
 import { existsSync, realpathSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApiError, type ApiHandlers, type MetricPoint, type Recipe as ApiRecipe, Recipe as RecipeSchema, type RunDetail, type RunPlan, type RunSummary } from '../../src-shared/api.js';
 import type { LlamaConfig } from '../engine/config.js';
 import { EngineError } from '../engine/errors.js';
 import { memoryEstimate } from '../engine/load.js';
 import { parameterCount } from '../engine/config.js';
-import { type Method, presetFor, peakLearningRate, type Recipe, starterPreset, validateRecipe } from '../engine/recipe.js';
+import { type ImageFeatureChoice, parseFeatureChoice } from '../engine/image-prompt.js';
+import { type Method, presetFor, peakLearningRate, type Recipe, starterPreset, validateRecipe, type VisionRecipe } from '../engine/recipe.js';
+import type { ClipVisionConfig } from '../engine/vision/clip-config.js';
 import { STARTER, starterPath } from '../engine/starter.js';
 import type { TrainingJob } from '../host/run-queue.js';
 import type { DatasetId, Model, ModelId, Run, RunId, Split, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { conflict } from './errors.js';
-import { storedFacts } from './models.js';
+import { languageConfig, visionTower } from './models.js';
 
 type SplitChoice = Split | 'all';
 
 /** What a run's recipe column holds: the engine recipe plus which examples it trains on. */
-type StoredRecipe = Recipe & { split: SplitChoice };
+type StoredRecipe = Recipe & { split: SplitChoice; visionModelId?: string };
 
 /**
  * Parameters a run trains. adapter: K prompt vectors of width dim and a gate (per head, or one per layer) on
@@ -32,7 +35,14 @@ export function trainableParameterCount(c: LlamaConfig, r: Recipe): number {
     const shapes: Record<string, [number, number]> = { q: [c.dim, q], k: [c.dim, kv], v: [c.dim, kv], o: [q, c.dim], gate: [c.dim, c.ffnDim], up: [c.dim, c.ffnDim], down: [c.ffnDim, c.dim] };
     return c.nLayers * r.loraTargets.reduce((n, t) => n + r.loraRank * (shapes[t][0] + shapes[t][1]), 0);
   }
-  return r.adapterLayers * (r.adapterLen * c.dim + (r.gateMode === 'per-layer' ? 1 : c.nHeads));
+  return r.adapterLayers * (r.adapterLen * c.dim + (r.gateMode === 'per-layer' ? 1 : c.nHeads)) + imageProjectionParameters(c, r);
+}
+
+/** The multi-modal projection fc1 [F, H] + fc2 [H, dim] with biases; F is known once the tower is (stored on the recipe). */
+function imageProjectionParameters(c: LlamaConfig, r: Recipe & { visionFeatureDim?: number }): number {
+  if (!r.vision || !r.visionFeatureDim) return 0;
+  const H = r.vision.projectionHidden;
+  return r.visionFeatureDim * H + H + H * c.dim + c.dim;
 }
 
 function examplesIn(ws: Workspace, datasetId: DatasetId, split: SplitChoice): number {
@@ -53,7 +63,7 @@ function recipeProblem(e: EngineError): { field: string; message: string } {
  * run with the defaults learns in minutes.
  */
 export function presetForModel(model: Model, method: Method): Recipe {
-  const config = storedFacts(model).llama;
+  const config = languageConfig(model);
   return isStarterModel(model.path) ? starterPreset(method, config) : presetFor(method, config);
 }
 
@@ -70,14 +80,38 @@ interface PlanInput {
   datasetId: string;
   split: SplitChoice;
   recipe: Partial<ApiRecipe>;
+  vision?: { modelId: string; feature: string; projectionHidden: number };
 }
 
-export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config: LlamaConfig } {
+/** The feature length a tower gives for `feature`, from its stored config (no engine needed). */
+function towerFeatureDim(tower: Model, feature: ImageFeatureChoice): number {
+  const v = (tower.config as { vision?: { config: ClipVisionConfig } }).vision!.config;
+  if (feature.kind === 'projected') {
+    if (v.projectionDim === null) throw new EngineError(`vision tower "${tower.name}" has no visual_projection: use the feature "class-tokens:${v.numLayers}"`);
+    return v.projectionDim;
+  }
+  for (const l of feature.layers) if (l < 1 || l > v.numLayers) throw new EngineError(`image feature "class-tokens": layer ${l} is not one of ${tower.name}'s layers 1..${v.numLayers}`);
+  return v.hiddenSize * feature.layers.length;
+}
+
+export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config: LlamaConfig; vision: VisionRecipe | null } {
   const ws = ctx.ws();
   const model = ws.models.get(req.modelId as ModelId);
-  const config = storedFacts(model).llama;
-  const recipe: Recipe = { ...presetForModel(model, req.recipe.method ?? 'adapter'), ...req.recipe } as Recipe;
+  const config = languageConfig(model);
+  const recipe: Recipe & { visionFeatureDim?: number } = { ...presetForModel(model, req.recipe.method ?? 'adapter'), ...req.recipe } as Recipe;
   const problems: RunPlan['problems'] = [];
+  if (req.vision) {
+    try {
+      const tower = visionTower(ws.models.get(req.vision.modelId as ModelId));
+      const feature = parseFeatureChoice(req.vision.feature, 'vision.feature');
+      recipe.vision = { feature, projectionHidden: req.vision.projectionHidden };
+      recipe.visionFeatureDim = towerFeatureDim(tower, feature);
+      if (ws.images.countIn(req.datasetId as DatasetId) === 0) problems.push({ field: 'vision', message: 'the dataset has no images: a multi-modal adapter would learn nothing from the tower' });
+    } catch (e) {
+      if (!(e instanceof EngineError) && !(e instanceof ApiError)) throw e;
+      problems.push({ field: 'vision', message: e.message });
+    }
+  }
   try {
     validateRecipe(recipe, config);
   } catch (e) {
@@ -96,6 +130,7 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
   const mem = memoryEstimate(config, recipe.batchSize, recipe.maxSeqLen);
   return {
     recipe: RecipeSchema.parse(recipe),
+    vision: recipe.vision ?? null,
     trainableParameters: trainable,
     peakLr: problems.length ? 0 : peakLearningRate(recipe),
     examples,
@@ -168,7 +203,7 @@ export class RunViews {
     let trainable: number | null = facts?.trainableParameters ?? null;
     if (trainable === null && run.modelId) {
       try {
-        trainable = trainableParameterCount(storedFacts(ws.models.get(run.modelId)).llama, run.recipe as unknown as Recipe);
+        trainable = trainableParameterCount(languageConfig(ws.models.get(run.modelId)), run.recipe as unknown as Recipe);
       } catch {
         trainable = null;
       }
@@ -208,12 +243,21 @@ export function trainingJobFor(ws: Workspace, runId: RunId): TrainingJob {
   const model = ws.models.get(run.modelId);
   const { split, ...recipe } = run.recipe as unknown as StoredRecipe;
   const examples = ws.datasets.examplesAt(run.datasetId, run.datasetVersion).filter((e) => split === 'all' || e.split === split);
-  return {
+  const { visionModelId, ...engineRecipe } = recipe;
+  const job: TrainingJob = {
     modelDir: model.path,
     data: examples.map((e) => ({ instruction: e.instruction, input: e.input, output: e.output })),
-    recipe,
+    recipe: engineRecipe,
     outDir: ws.runDir(runId),
   };
+  if (engineRecipe.vision) {
+    if (!visionModelId) throw new EngineError(`run ${run.name} is multi-modal but records no vision tower`);
+    const tower = ws.models.get(visionModelId as ModelId);
+    job.images = examples.map((e) => (e.image ? ws.images.filePath(ws.images.get(e.image)) : null));
+    // Cached by tower fingerprint and image content: shared by every run and evaluation of the workspace.
+    job.vision = { towerDir: tower.path, cacheDir: join(ws.dir, 'image-features') };
+  }
+  return job;
 }
 
 function toMetricPoint(m: { step: number; loss: number | null; lr: number | null; tokensPerSec: number | null; memoryBytes: number | null; elapsedMs: number | null }): MetricPoint {
@@ -228,7 +272,7 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
   return {
     'runs.defaults': async ({ modelId, method }) => RecipeSchema.parse(presetForModel(ctx.ws().models.get(modelId as ModelId), method)),
     'runs.plan': async (req) => {
-      const { config: _config, ...plan } = planRun(ctx, req);
+      const { config: _config, vision: _vision, ...plan } = planRun(ctx, req);
       return plan;
     },
     'runs.start': async (req) => {
@@ -243,6 +287,11 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
       }
       const dataset = ws.datasets.get(req.datasetId as DatasetId);
       const stored: StoredRecipe = { ...(plan.recipe as Recipe), split: req.split };
+      if (req.vision) {
+        // The contract's recipe has no image fields: the engine's vision recipe and the tower go on the stored one.
+        stored.vision = plan.vision!;
+        stored.visionModelId = req.vision.modelId;
+      }
       const run = ws.runs.create({
         name: req.name,
         method: plan.recipe.method,

@@ -101,7 +101,8 @@ export class ImageStore {
       unreferenced: db.prepare<[], ImageRow>(`
         SELECT i.* FROM images i
         WHERE NOT EXISTS (SELECT 1 FROM examples e WHERE e.image = i.sha256)
-          AND NOT EXISTS (SELECT 1 FROM dataset_changes c WHERE c.before IS NOT NULL AND json_extract(c.before, '$.image') = i.sha256)`),
+          AND NOT EXISTS (SELECT 1 FROM dataset_changes c WHERE c.before IS NOT NULL AND json_extract(c.before, '$.image') = i.sha256)
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE json_extract(m.meta, '$.image') = i.sha256)`),
       remove: db.prepare('DELETE FROM images WHERE sha256 = ?'),
       countIn: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM examples WHERE dataset_id = ? AND image IS NOT NULL'),
     };
@@ -161,7 +162,7 @@ export class ImageStore {
   }
 
   /**
-   * Deletes images that nothing refers to any more (no example, no before-image of any version), then files
+   * Deletes images that nothing refers to any more (no example, no before-image of any version, no chat message), then files
    * without a row and staging folders, both only when older than `minAgeMs` (default one hour) so that an
    * import running in another process keeps its files.
    */

@@ -283,3 +283,27 @@ export async function clipImageFeatures(t: ClipVisionTower, pixels: Float32Array
   result.dispose();
   return Array.from({ length: B }, (_, b) => flat.slice(b * dim, (b + 1) * dim));
 }
+
+/** Parameters of the tower as loaded (the text tower of a CLIPModel not counted). */
+export function clipVisionParameters(c: ClipVisionConfig): number {
+  const D = c.hiddenSize;
+  const tokens = (c.imageSize / c.patchSize) ** 2 + 1;
+  const perLayer = 4 * (D * D + D) + 2 * D * c.intermediateSize + c.intermediateSize + D + 4 * D;
+  return 3 * c.patchSize ** 2 * D + D + tokens * D + 4 * D + c.numLayers * perLayer + (c.projectionDim ?? 0) * D;
+}
+
+/** What the Models page shows for a tower: config, preprocessing, size, and memory for one image's forward pass. */
+export function visionTowerFacts(t: ClipVisionTower): {
+  fingerprint: string;
+  config: Record<string, unknown>;
+  preprocess: Record<string, unknown>;
+  parameters: number;
+  memory: { weightsBytes: number; activationBytes: number };
+} {
+  const c = t.config;
+  const parameters = clipVisionParameters(c);
+  const tokens = (c.imageSize / c.patchSize) ** 2 + 1;
+  // One image: the residual stream, the MLP's hidden activations and one layer's attention probabilities.
+  const activationBytes = 4 * (tokens * (4 * c.hiddenSize + c.intermediateSize) + c.numHeads * tokens * tokens);
+  return { fingerprint: t.record.fingerprint, config: { ...c }, preprocess: { ...t.preprocess }, parameters, memory: { weightsBytes: parameters * 4, activationBytes } };
+}

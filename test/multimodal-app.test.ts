@@ -1,0 +1,100 @@
+// The multi-modal adapter through the app's API, end to end: real workspace (SQLite), real engine processes, a
+// tiny LLaMA and a tiny CLIP folder (test/fixtures/clip). A vision tower is a model of kind "vision"; a run with
+// `vision` trains the image projection on a ScienceQA folder's pictures; chat and generate hand a picture to the
+// adapter; every wrong pairing is refused by name.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ApiEvent, ApiEventOf, RunSummary } from '../src-shared/api.js';
+import { type AppFixture, buildAppParts, startApp, writeTinyModel } from './helpers/app-fixture.js';
+import { makeTempDir } from './helpers/tmp.js';
+
+const CLIP = join(import.meta.dirname, 'fixtures', 'clip');
+const SQA = join(import.meta.dirname, 'fixtures', 'scienceqa');
+const RECIPE = { adapterLen: 4, adapterLayers: 2, epochs: 4, warmupEpochs: 1, lr: 0.05, batchSize: 4, accumSteps: 1, maxSeqLen: 256 } as const;
+
+let app: AppFixture;
+let dir: string;
+let llamaId: string;
+let towerId: string;
+let datasetId: string;
+
+const runEvent = (runId: string, status: RunSummary['status']) => (e: ApiEvent): e is ApiEventOf<'run.updated'> =>
+  e.type === 'run.updated' && e.run.id === runId && e.run.status === status;
+
+beforeAll(async () => {
+  buildAppParts('host');
+  dir = makeTempDir('multimodal-app');
+  app = startApp(join(dir, 'workspace'));
+  llamaId = (await app.call('models.add', { path: writeTinyModel(dir), name: 'tiny' })).id;
+  datasetId = (await app.call('datasets.import', { source: { kind: 'path', path: SQA }, options: { format: 'scienceqa' }, name: 'sqa', onInvalid: 'reject' })).dataset.id;
+});
+
+afterAll(async () => {
+  await app?.close();
+});
+
+describe('vision towers as models', () => {
+  it('adds a CLIP folder as a model of kind vision, with its config and size', async () => {
+    const info = await app.call('models.add', { path: join(CLIP, 'clip-full') });
+    towerId = info.id;
+    expect(info.kind).toBe('vision');
+    expect(info.config).toBeNull();
+    expect(info.vision).toMatchObject({ modelType: 'clip', numLayers: 2, hiddenSize: 32, patchSize: 8, imageSize: 32, projectionDim: 16, activation: 'quick_gelu', crop: [32, 32] });
+    expect(info.parameters).toBeGreaterThan(10_000);
+    expect(info.memory.weightsBytes).toBe(info.parameters * 4);
+    const kinds = (await app.call('models.list', {})).map((m) => [m.name, m.kind]);
+    expect(kinds).toEqual(expect.arrayContaining([['tiny', 'llama'], ['clip-full', 'vision']]));
+  });
+
+  it('a vision tower is refused where a language model belongs, and the reverse', async () => {
+    await expect(app.call('runs.plan', { modelId: towerId, datasetId, recipe: RECIPE })).rejects.toThrow(/"clip-full" is a vision tower, not a language model/);
+    await expect(app.call('chats.create', { model: { modelId: towerId, adapterRunId: null } })).rejects.toThrow(/vision tower/);
+    const plan = await app.call('runs.plan', { modelId: llamaId, datasetId, recipe: RECIPE, vision: { modelId: llamaId } });
+    expect(plan.problems).toEqual([{ field: 'vision', message: expect.stringContaining('"tiny" is a language model, not a vision tower') }]);
+  });
+});
+
+describe('a multi-modal run', () => {
+  let runId: string;
+  it('plans the projection into the trainable parameters and refuses a bad feature', async () => {
+    const text = await app.call('runs.plan', { modelId: llamaId, datasetId, recipe: RECIPE });
+    const mm = await app.call('runs.plan', { modelId: llamaId, datasetId, recipe: RECIPE, vision: { modelId: towerId, projectionHidden: 8 } });
+    expect(mm.problems).toEqual([]);
+    // fc1 [16, 8] + 8, fc2 [8, 32] + 32 on a width-32 model
+    expect(mm.trainableParameters - text.trainableParameters).toBe(16 * 8 + 8 + 8 * 32 + 32);
+    const bad = await app.call('runs.plan', { modelId: llamaId, datasetId, recipe: RECIPE, vision: { modelId: towerId, feature: 'class-tokens:7' } });
+    expect(bad.problems[0]).toMatchObject({ field: 'vision', message: expect.stringContaining('layer 7') });
+  });
+
+  it('trains with the images of the dataset and saves the projection with the tower it used', async () => {
+    const run = await app.call('runs.start', { modelId: llamaId, datasetId, name: 'mm', recipe: RECIPE, vision: { modelId: towerId, projectionHidden: 8 } });
+    runId = run.id;
+    await app.waitFor(runEvent(run.id, 'completed'), { timeoutMs: 120_000 });
+    const detail = await app.call('runs.get', { runId });
+    const config = JSON.parse(readFileSync(join(detail.adapterPath!, 'adapter_config.json'), 'utf8'));
+    expect(config.vision).toMatchObject({ featureDim: 16, hidden: 8, feature: { kind: 'projected' } });
+    expect(config.vision.tower.modelType).toBe('clip');
+  });
+
+  it('chats with a picture: the adapter reads it; the message keeps it', async () => {
+    const picture = readFileSync(join(CLIP, 'images', 'rgb.jpg')).toString('base64');
+    const uploaded = await app.call('images.upload', { fileName: 'rgb.jpg', base64: picture });
+    expect(uploaded).toMatchObject({ format: 'jpeg', width: 90, height: 70 });
+    const chat = await app.call('chats.create', { model: { modelId: llamaId, adapterRunId: runId }, sampling: { temperature: 0, maxNewTokens: 4 } });
+    const sent = await app.call('chats.send', { chatId: chat.id, content: 'Which animal is a fish?', image: uploaded.sha256 });
+    const end = await app.waitFor((e) => (e.type === 'stream.end' || e.type === 'stream.error') && 'streamId' in e && e.streamId === sent.streamId);
+    expect(end.type).toBe('stream.end');
+    await app.waitFor((e) => e.type === 'stream.closed' && e.streamId === sent.streamId);
+    const saved = await app.call('chats.get', { chatId: chat.id });
+    expect(saved.messages[0]).toMatchObject({ role: 'user', meta: { image: uploaded.sha256 } });
+    expect((await app.call('images.get', { sha256: uploaded.sha256 })).base64).toBe(picture);
+  });
+
+  it('refuses a picture for a model that cannot see it, and a file that is not a picture', async () => {
+    const uploaded = await app.call('images.upload', { fileName: 'grey.png', base64: readFileSync(join(CLIP, 'images', 'grey.png')).toString('base64') });
+    await expect(app.call('generate.start', { model: { modelId: llamaId, adapterRunId: null }, prompt: 'hi', image: uploaded.sha256 })).rejects.toThrow(/tiny takes no pictures/);
+    await expect(app.call('images.upload', { fileName: 'notes.png', base64: Buffer.from('hello').toString('base64') })).rejects.toThrow(/notes\.png/);
+  });
+});
