@@ -372,3 +372,66 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     await screenshot(page, '16-train-dark');
   });
 });
+
+describe('multi-modal: a vision tower, a run that reads pictures, a chat with a picture', () => {
+  const CLIP = join(import.meta.dirname, '..', 'test', 'fixtures', 'clip');
+  const SQA = join(import.meta.dirname, '..', 'test', 'fixtures', 'scienceqa');
+
+  it('adds a CLIP folder as a vision tower and trains a multi-modal adapter on a ScienceQA folder', async () => {
+    await nav('Models');
+    await page.getByLabel('Model folder').fill(join(CLIP, 'clip-full'));
+    await page.getByLabel('Name (optional)').fill('tiny-clip');
+    await page.getByRole('button', { name: 'Add model' }).click();
+    const details = page.getByRole('region', { name: 'Model details' });
+    await details.getByRole('heading', { name: 'tiny-clip' }).waitFor();
+    await details.getByText('CLIP vision tower').waitFor();
+    expect(await details.innerText()).toMatch(/image_embeds, 16 values/);
+    await page.getByRole('list', { name: 'Models' }).getByText(/vision tower/).waitFor();
+    await screenshot(page, '20-models-vision');
+
+    // Path import of a folder is an API call (the page imports files); the dataset then shows its pictures.
+    const imported = await fetch(`${server.origin}/api/call/datasets.import`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${server.token}`, 'Content-Type': 'application/json', Origin: server.origin },
+      body: JSON.stringify({ source: { kind: 'path', path: SQA }, options: { format: 'scienceqa' }, name: 'sqa', onInvalid: 'reject' }),
+    });
+    expect(imported.status).toBe(200);
+    await nav('Datasets');
+    await page.getByRole('list', { name: 'Datasets' }).getByRole('link', { name: /sqa/ }).click();
+    await page.getByRole('row').filter({ hasText: 'Which animal is a fish?' }).first().click();
+    await page.getByRole('region', { name: /Edit example/ }).getByRole('img', { name: "the example's picture" }).waitFor();
+
+    await nav('Train');
+    await page.getByRole('heading', { name: 'New run' }).waitFor();
+    await page.getByLabel('Dataset').selectOption({ label: 'sqa (12)' });
+    const before = await page.getByTestId('trainable-params').innerText();
+    await page.getByLabel('Images').selectOption({ label: 'multi-modal with tiny-clip' });
+    await page.waitForFunction((b) => document.querySelector('[data-testid=trainable-params]')?.textContent !== b, before);
+    const fill = async (label: string, value: string) => page.getByLabel(label, { exact: true }).fill(value);
+    await fill('Epochs', '2');
+    await fill('Warm-up epochs', '1');
+    await fill('Batch size', '4');
+    await fill('Gradient accumulation', '1');
+    await fill('Max sequence length', '256');
+    await page.getByLabel('Run name').fill('mm');
+    await page.getByText('Fix the fields marked in red first.').waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: /Start training/ }).click();
+    await page.getByRole('region', { name: 'Run mm' }).getByText('completed').first().waitFor({ timeout: 120_000 });
+    await screenshot(page, '21-train-multimodal');
+  });
+
+  it('chats with the multi-modal adapter and a picture; the picture stays in the conversation', async () => {
+    await nav('Chat');
+    await page.getByRole('button', { name: 'New chat' }).click();
+    const chat = page.getByRole('region', { name: 'Conversation' });
+    const adapter = await chat.getByLabel('Adapter').locator('option', { hasText: ': mm' }).getAttribute('value');
+    await chat.getByLabel('Adapter').selectOption(adapter!);
+    await chat.getByLabel('Attach a picture').setInputFiles(join(CLIP, 'images', 'rgb.jpg'));
+    await chat.getByRole('img', { name: 'rgb.jpg' }).waitFor();
+    await chat.getByLabel('Message').fill('Which animal is a fish?');
+    await chat.getByLabel('Message').press('Enter');
+    await chat.locator('[data-role=assistant] .bubble').first().waitFor({ timeout: 60_000 });
+    await chat.locator('[data-role=user] .bubble img').first().waitFor();
+    await screenshot(page, '22-chat-picture');
+  });
+});

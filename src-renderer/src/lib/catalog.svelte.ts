@@ -5,7 +5,12 @@ import type { DatasetSummary, ModelSummary } from '../../../src-shared/api';
 import { api, connection, errorText } from './api';
 
 class Catalog {
-  models = $state<ModelSummary[]>([]);
+  /** Every added model: language models and vision towers (the Models page). */
+  allModels = $state<ModelSummary[]>([]);
+  /** Language models: what trains, chats and evaluates. */
+  readonly models = $derived(this.allModels.filter((m) => m.kind === 'llama'));
+  /** CLIP vision towers, for multi-modal adapters. */
+  readonly visionTowers = $derived(this.allModels.filter((m) => m.kind === 'vision'));
   datasets = $state<DatasetSummary[]>([]);
   loadError = $state<string | null>(null);
   loaded = $state(false);
@@ -19,7 +24,7 @@ class Catalog {
 
   async refreshModels(): Promise<void> {
     try {
-      this.models = await api.models.list({});
+      this.allModels = await api.models.list({});
       this.loadError = null;
     } catch (e) {
       this.loadError = errorText(e);
@@ -38,7 +43,7 @@ class Catalog {
   }
 
   modelName(id: string | null | undefined): string {
-    return this.models.find((m) => m.id === id)?.name ?? '—';
+    return this.allModels.find((m) => m.id === id)?.name ?? '—';
   }
 }
 

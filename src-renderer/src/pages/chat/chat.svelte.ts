@@ -2,12 +2,16 @@
 
 import type { ChatMessage, ChatSummary, ModelRef, Sampling } from '../../../../src-shared/api';
 import { api, connection, errorText } from '../../lib/api';
+import { fileBase64 } from '../../lib/pictures';
 
 export class ChatState {
   chats = $state<ChatSummary[]>([]);
   chat = $state<ChatSummary | null>(null);
   messages = $state<ChatMessage[]>([]);
   draft = $state('');
+  /** A picture uploaded for the next message (a multi-modal adapter reads it). */
+  attachment = $state<{ sha256: string; name: string; url: string } | null>(null);
+  attaching = $state(false);
   reply = $state<string | null>(null); // streaming text, null when no reply is being written
   streamId = $state<string | null>(null);
   error = $state<string | null>(null);
@@ -66,14 +70,29 @@ export class ChatState {
     }
   }
 
+  async attach(file: File): Promise<void> {
+    this.error = null;
+    this.attaching = true;
+    try {
+      const base64 = await fileBase64(file);
+      const stored = await api.images.upload({ fileName: file.name, base64 });
+      this.attachment = { sha256: stored.sha256, name: file.name, url: `data:${stored.mimeType};base64,${base64}` };
+    } catch (e) {
+      this.error = errorText(e);
+    } finally {
+      this.attaching = false;
+    }
+  }
+
   async send(): Promise<void> {
     const content = this.draft.trim();
     if (!content || !this.chat || this.streamId) return;
     this.error = null;
     try {
       const chatId = this.chat.id;
-      const { streamId, userMessage } = await api.chats.send({ chatId, content });
+      const { streamId, userMessage } = await api.chats.send({ chatId, content, image: this.attachment?.sha256 });
       this.draft = '';
+      this.attachment = null;
       this.messages.push(userMessage);
       this.reply = '';
       this.streamId = streamId;

@@ -12,6 +12,8 @@ type Field = keyof RecipeValues;
 
 export class TrainForm {
   modelId = $state('');
+  /** A vision tower's model id for a multi-modal adapter, or '' for text only. */
+  visionModelId = $state('');
   datasetId = $state('');
   split = $state<'all' | 'train'>('all');
   name = $state('');
@@ -65,7 +67,14 @@ export class TrainForm {
     for (const key of Object.keys(Recipe.shape) as Field[]) {
       if (this.recipe && Recipe.shape[key].safeParse(this.recipe[key]).success) (recipe as Record<string, unknown>)[key] = this.recipe[key];
     }
-    return { modelId: this.modelId, datasetId: this.datasetId, split: this.split, name: this.name.trim() || undefined, recipe };
+    return {
+      modelId: this.modelId,
+      datasetId: this.datasetId,
+      split: this.split,
+      name: this.name.trim() || undefined,
+      recipe,
+      vision: this.visionModelId && recipe.method === 'adapter' ? { modelId: this.visionModelId } : undefined,
+    };
   }
 
   async replan(): Promise<void> {
