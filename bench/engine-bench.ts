@@ -6,6 +6,7 @@
 //   train        --dir D --backend B     adapter training steps (our engine), with a per-kernel profile
 //   decode       --dir D                 greedy decoding with a KV cache (our engine)
 //   decode-llama --dir D                 the same decoding in llama.cpp (node-llama-cpp, CPU build) on the GGUF
+//   vision-features --dir D [--rounds R] image_embeds of a CLIP folder's PNGs (bench/clip_bench.py --make), images/s
 //   multimodal-step --dir D              a multi-modal adapter step (ViT-L/14-sized image features, projection
 //                                        width 128) against the text-only step, alternating in one process
 
@@ -25,6 +26,7 @@ import { disposeKVCache, forward, newKVCache } from '../src-main/engine/model.js
 import { batchImages, disposeBatchImages, initImageProjection } from '../src-main/engine/image-prompt.js';
 import { adamWStep, disposeAdamWState, newAdamWState } from '../src-main/engine/optimizer.js';
 import { Rng } from '../src-main/engine/rng.js';
+import { loadImageEncoder } from '../src-main/engine/vision/encoder.js';
 import { writeTinyLlama } from '../test/helpers/tiny-model.js';
 
 /** The issue's reference configuration. */
@@ -424,9 +426,30 @@ async function multimodalStep(flags: Flags) {
   return result;
 }
 
+/** image_embeds of the PNGs in --dir (made by bench/clip_bench.py --make), batch 8, decode + preprocessing included. */
+async function visionFeatures(flags: Flags) {
+  const dir = need(flags, 'dir');
+  const rounds = Number(flags.rounds ?? 2);
+  await initBackend('native');
+  loadNativeAddon().setThreads(threadsOf(flags));
+  const encoder = loadImageEncoder(dir);
+  const files = fs.readdirSync(dir).filter((f) => /^img\d+\.png$/.test(f)).sort();
+  const bytes = files.map((f) => new Uint8Array(fs.readFileSync(path.join(dir, f))));
+  const seconds: number[] = [];
+  for (let r = 0; r <= rounds; r++) {
+    const started = performance.now();
+    for (let i = 0; i < bytes.length; i += 8) await encoder.encode(bytes.slice(i, i + 8), { kind: 'projected' }, files.slice(i, i + 8));
+    if (r > 0) seconds.push((performance.now() - started) / 1000); // round 0 warms up
+  }
+  encoder.dispose();
+  return { engine: 'ours', threads: threadsOf(flags), images: files.length, seconds, images_per_sec: files.length / Math.min(...seconds) };
+}
+
 // ---------------------------------------------------------------------------------------------
 
-const commands: Record<string, (flags: Flags) => unknown> = { prepare, sgemm, train, decode, 'decode-llama': decodeLlama, 'multimodal-step': multimodalStep };
+const commands: Record<string, (flags: Flags) => unknown> = {
+  prepare, sgemm, train, decode, 'decode-llama': decodeLlama, 'multimodal-step': multimodalStep, 'vision-features': visionFeatures,
+};
 const { command, flags } = parse(process.argv.slice(2));
 const run = commands[command];
 if (!run) {

@@ -12,6 +12,7 @@
 //   node bench/run.mjs [--rounds 2] [--steps 5] [--threads N] [--skip-wasm] [--out bench/results.md]
 //   node bench/run.mjs --probe-memory [--steps 3]    where our training process's memory goes (bench/mem-probe.ts)
 //   node bench/run.mjs --multimodal [--steps 6]      the image term's cost per training step (bench/results/multimodal-step.md)
+//   node bench/run.mjs --vision [--rounds 2]         CLIP image features, ours vs transformers (bench/results/vision-features.md)
 //
 // Needs: the native addon (tools/build-native.mjs), python3 with torch, transformers and peft, node-llama-cpp.
 
@@ -82,7 +83,7 @@ async function bundle() {
     target: 'node20',
     format: 'esm',
     mainFields: ['module', 'main'],
-    external: ['node-llama-cpp', 'better-sqlite3', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu'],
+    external: ['node-llama-cpp', 'better-sqlite3', 'sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'webgpu'],
     logLevel: 'warning',
     banner: {
       js: [
@@ -127,6 +128,41 @@ async function main() {
     const flags = ['--dir', data, '--steps', String(args.steps ?? 3), '--threads', String(threads)];
     const result = spawnSync(process.execPath, ['--max-old-space-size=4096', probe, ...flags], { cwd: root, stdio: 'inherit' });
     process.exit(result.status ?? 1);
+  }
+
+  if (args.vision) {
+    const dir = path.join(work, 'clip-b16');
+    if (!fs.existsSync(path.join(dir, 'img15.png'))) {
+      const made = runJson('python3', [path.join(root, 'bench', 'clip_bench.py'), '--make', dir]);
+      if (made.error) throw new Error(`could not make the CLIP folder: ${made.error}`);
+    }
+    const results = { ours: [], transformers: [] };
+    for (let r = 0; r < rounds; r++) {
+      results.ours.push(node('vision-features', ['--dir', dir, '--threads', String(threads), '--rounds', '2']));
+      results.transformers.push(runJson('python3', [path.join(root, 'bench', 'clip_bench.py'), '--dir', dir, '--threads', String(threads), '--rounds', '2']));
+    }
+    const ours = best(results.ours, 'images_per_sec');
+    const peer = best(results.transformers, 'images_per_sec');
+    const x = ratio(ours.images_per_sec, peer.images_per_sec);
+    const md = [
+      '# CLIP image features: ours vs transformers',
+      '',
+      `Written by \`node bench/run.mjs --vision\` on ${startedAt.toISOString()} (${cpuName()}, ${threads} threads, load ${loadBefore.map((v) => v.toFixed(2)).join(' / ')}).`,
+      'A ViT-B/16-shaped random CLIPVisionModelWithProjection (768 wide, 12 layers, 224 px, 197 tokens; bench/clip_bench.py --make),',
+      `image_embeds of 16 PNGs of assorted sizes (300-495 x 295-400 px) in batches of 8, decoding and CLIP preprocessing included;`,
+      `ours on the native backend, transformers ${'5.x'} on PyTorch CPU (CLIPImageProcessorPil), same threads; best of ${rounds} alternating rounds.`,
+      '',
+      '| | ours | transformers | ratio | goal |',
+      '|---|---|---|---|---|',
+      `| images/s | ${fmt(ours.images_per_sec, 2)} | ${fmt(peer.images_per_sec, 2)} | ${fmt(x, 2)} | >= 1.0 (${verdict(x >= 1)}) |`,
+      '',
+      `Rounds (s for 16 images), ours: ${results.ours.flatMap((r) => r.seconds ?? []).map((v) => v.toFixed(2)).join(', ')}; transformers: ${results.transformers.flatMap((r) => r.seconds ?? []).map((v) => v.toFixed(2)).join(', ')}.`,
+      '',
+    ];
+    const file = path.join(root, 'bench', 'results', 'vision-features.md');
+    fs.writeFileSync(file, md.join('\n'));
+    process.stdout.write(md.join('\n'));
+    return;
   }
 
   if (args.multimodal) {

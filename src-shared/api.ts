@@ -594,7 +594,7 @@ export type EvalMetrics = z.infer<typeof EvalMetrics>;
 export const EvalColumn = z.object({
   evaluationId: id,
   label: z.string(),
-  kind: z.enum(['base', 'adapter', 'lora', 'full', 'model', 'references']),
+  kind: z.enum(['base', 'adapter', 'multimodal', 'lora', 'full', 'model', 'references']),
   runId: id.nullable(),
   status: EvalStatus,
   error: z.string().nullable(),

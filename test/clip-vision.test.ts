@@ -172,15 +172,16 @@ describe('embed-image and vision-info commands', () => {
   }
 
   it('prints image_embeds as transformers computes them', async () => {
-    const out = await cli(['embed-image', '--backend', 'cpu', '--tower', join(ROOT, 'clip-full'), '--image', join(ROOT, 'images', 'rgb.webp'), '--json']);
+    const out = await cli(['embed-image', '--backend', 'cpu', '--vision', join(ROOT, 'clip-full'), '--image', join(ROOT, 'images', 'rgb.webp'), '--json']);
     expect(out.code).toBe(0);
-    const parsed = JSON.parse(out.stdout) as { feature: string; images: { file: string; values: number[] }[] };
+    const parsed = JSON.parse(out.stdout) as { feature: string; embeddings: number[][] };
     expect(parsed.feature).toBe('projected');
-    expect(maxAbsDiff(parsed.images[0].values, f32(expected.images['rgb.webp']['clip-full'].image_embeds!))).toBeLessThan(1e-4);
+    expect(parsed.embeddings).toHaveLength(1);
+    expect(maxAbsDiff(parsed.embeddings[0], f32(expected.images['rgb.webp']['clip-full'].image_embeds!))).toBeLessThan(1e-4);
   });
 
   it('vision-info describes a tower without a projection', async () => {
-    const out = await cli(['vision-info', '--backend', 'cpu', '--tower', join(ROOT, 'clip-vision-gelu'), '--json']);
+    const out = await cli(['vision-info', '--backend', 'cpu', '--vision', join(ROOT, 'clip-vision-gelu'), '--json']);
     expect(out.code).toBe(0);
     const info = JSON.parse(out.stdout);
     expect(info.config).toMatchObject({ modelType: 'clip_vision_model', numLayers: 3, hiddenSize: 24, activation: 'gelu', projectionDim: null });
@@ -189,7 +190,7 @@ describe('embed-image and vision-info commands', () => {
 
   it('an unreadable image is an error naming the file', async () => {
     const bad = join(ROOT, 'images', 'not-an-image.png');
-    const out = await cli(['embed-image', '--backend', 'cpu', '--tower', join(ROOT, 'clip-full'), '--image', bad]);
+    const out = await cli(['embed-image', '--backend', 'cpu', '--vision', join(ROOT, 'clip-full'), '--image', bad]);
     expect(out.code).toBe(1);
     expect(out.stderr).toContain(`${bad}: not a readable image`);
   });

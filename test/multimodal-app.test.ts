@@ -7,6 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiEvent, ApiEventOf, RunSummary } from '../src-shared/api.js';
+import OpenAI from 'openai';
+import { newToken } from '../src-main/server/auth.js';
+import { type RunningServer, startHttpServer } from '../src-main/server/http-server.js';
 import { type AppFixture, buildAppParts, startApp, writeTinyModel } from './helpers/app-fixture.js';
 import { makeTempDir } from './helpers/tmp.js';
 
@@ -31,7 +34,9 @@ beforeAll(async () => {
   datasetId = (await app.call('datasets.import', { source: { kind: 'path', path: SQA }, options: { format: 'scienceqa' }, name: 'sqa', onInvalid: 'reject' })).dataset.id;
 });
 
+let server: RunningServer | null = null;
 afterAll(async () => {
+  await server?.close();
   await app?.close();
 });
 
@@ -96,5 +101,41 @@ describe('a multi-modal run', () => {
     const uploaded = await app.call('images.upload', { fileName: 'grey.png', base64: readFileSync(join(CLIP, 'images', 'grey.png')).toString('base64') });
     await expect(app.call('generate.start', { model: { modelId: llamaId, adapterRunId: null }, prompt: 'hi', image: uploaded.sha256 })).rejects.toThrow(/tiny takes no pictures/);
     await expect(app.call('images.upload', { fileName: 'notes.png', base64: Buffer.from('hello').toString('base64') })).rejects.toThrow(/notes\.png/);
+  });
+});
+
+describe('the OpenAI-compatible API with pictures', () => {
+  let client: OpenAI;
+  beforeAll(async () => {
+    const token = newToken();
+    server = await startHttpServer({ service: app.service, token, host: '127.0.0.1', port: 0, staticDir: null });
+    client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: token, maxRetries: 0 });
+  });
+  const picture = () => `data:image/png;base64,${readFileSync(join(CLIP, 'images', 'rgb-32.png')).toString('base64')}`;
+
+  it('answers an image_url part with a multi-modal adapter', async () => {
+    const models = (await client.models.list()).data.map((m) => m.id);
+    const mm = models.find((id) => id.endsWith('+mm'))!;
+    expect(mm).toBeDefined();
+    const reply = await client.chat.completions.create({
+      model: mm,
+      max_tokens: 4,
+      temperature: 0,
+      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: picture() } }, { type: 'text', text: 'Which animal is a fish?' }] }],
+    });
+    expect(reply.choices[0]!.finish_reason).toMatch(/stop|length/);
+  });
+
+  it('refuses a picture for a text-only model, and URLs it would have to fetch, naming the part', async () => {
+    const err = await client.chat.completions
+      .create({ model: 'tiny', messages: [{ role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'image_url', image_url: { url: picture() } }] }] })
+      .catch((e) => e);
+    expect(err.status).toBe(400);
+    expect(err.message).toMatch(/messages\[0\]\.content\[1\]\.image_url\.url.*takes no images/);
+    const remote = await client.chat.completions
+      .create({ model: 'tiny', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://example.com/cat.png' } }] }] })
+      .catch((e) => e);
+    expect(remote.status).toBe(400);
+    expect(remote.message).toMatch(/data: URLs/);
   });
 });

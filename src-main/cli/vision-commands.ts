@@ -9,15 +9,16 @@ import { loadImageEncoder } from '../engine/vision/encoder.js';
 import { startBackend } from './engine-commands.js';
 import { flag, type IO, parseFlags, requireFlag } from './flags.js';
 
-export const VISION_USAGE = `  vision-info --tower DIR [--json]                    a CLIP vision tower's config, preprocessing, parameters
-  embed-image --tower DIR --image FILE [--image FILE ...] [--feature projected|class-tokens:L1,L2] [--json]
-            the frozen tower's feature per image (default "projected": CLIP's image_embeds)
+export const VISION_USAGE = `  vision-info --vision DIR [--json]                   a CLIP vision tower's config, preprocessing, parameters
+  embed-image --vision DIR --image FILE [--image FILE ...] [--feature projected|class-tokens:L1,L2] [--json]
+            the frozen tower's feature per image, in order (default "projected": CLIP's image_embeds,
+            unnormalised); --json prints {"embeddings": [[...], ...]}
 `;
 
 export async function visionInfoCommand(args: string[], io: IO): Promise<number> {
-  const flags = parseFlags(args, { tower: 'string', json: 'boolean', backend: 'string' });
+  const flags = parseFlags(args, { vision: 'string', json: 'boolean', backend: 'string' });
   await startBackend(flags, io);
-  const encoder = loadImageEncoder(requireFlag(flags, 'tower'));
+  const encoder = loadImageEncoder(requireFlag(flags, 'vision'));
   try {
     const { config, preprocess, record } = encoder.tower;
     const D = config.hiddenSize;
@@ -43,12 +44,12 @@ export async function visionInfoCommand(args: string[], io: IO): Promise<number>
 }
 
 export async function embedImageCommand(args: string[], io: IO): Promise<number> {
-  const flags = parseFlags(args, { tower: 'string', image: 'string', feature: 'string', json: 'boolean', backend: 'string' }, ['image']);
+  const flags = parseFlags(args, { vision: 'string', image: 'string', feature: 'string', json: 'boolean', backend: 'string' }, ['image']);
   const images = (flags.image as string[] | undefined) ?? [];
   if (images.length === 0) throw new EngineError('missing --image');
   const feature = parseFeatureChoice(flag(flags, 'feature') ?? 'projected', '--feature');
   await startBackend(flags, io);
-  const encoder = loadImageEncoder(requireFlag(flags, 'tower'));
+  const encoder = loadImageEncoder(requireFlag(flags, 'vision'));
   try {
     const bytes = images.map((file) => {
       try {
@@ -59,7 +60,7 @@ export async function embedImageCommand(args: string[], io: IO): Promise<number>
     });
     const rows = await encoder.encode(bytes, feature, images);
     if (flags.json) {
-      io.stdout(`${JSON.stringify({ tower: encoder.record.fingerprint, feature: describeFeature(feature), images: images.map((file, i) => ({ file, values: [...rows[i]] })) })}\n`);
+      io.stdout(`${JSON.stringify({ embeddings: rows.map((row) => [...row]), feature: describeFeature(feature), tower: encoder.record.fingerprint })}\n`);
     } else {
       images.forEach((file, i) => {
         const row = rows[i];

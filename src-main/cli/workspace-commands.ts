@@ -21,6 +21,8 @@ import { builtPaths } from './serve-command.js';
 export const WORKSPACE_USAGE = `  train     --workspace DIR --model NAME|ID|DIR --dataset NAME|ID   queue a run in a workspace (as the app's
             [--split train|val|test|all] [--name NAME] [--method adapter|lora|full] [--preset P]
             [recipe flags as above] [--json]   Train page does) and follow it until it ends
+            [--vision NAME|ID|DIR [--vision-feature projected|class-tokens:L,..] [--projection-hidden H]]
+            a multi-modal adapter: the CLIP tower's image feature added to every adaption prompt
   eval      --workspace DIR [--dataset NAME|ID] [--split test] [--limit N] | [--prompts FILE]
             [--column base|RUN|model:NAME|refs:FILE[=LABEL]]... [--model NAME|ID] [--name NAME]
             [--max-new-tokens N] [--json]   answer the set with every column (default: the base model and
@@ -106,12 +108,13 @@ async function findModel(s: Session, wanted: string): Promise<string> {
 export async function workspaceTrainCommand(args: string[], io: IO): Promise<number> {
   const flags = parseFlags(args, {
     workspace: 'string', model: 'string', dataset: 'string', split: 'string', name: 'string', method: 'string', preset: 'string',
-    'lora-targets': 'string', json: 'boolean', ...recipeFlagSpec(),
+    'lora-targets': 'string', json: 'boolean', vision: 'string', 'vision-feature': 'string', 'projection-hidden': 'string', ...recipeFlagSpec(),
   });
   const method = flag(flags, 'method') as Method | undefined;
   if (method !== undefined && !METHODS.includes(method)) throw new EngineError(`--method must be one of ${METHODS.join(', ')}, got "${method}"`);
   const preset = flag(flags, 'preset') as PresetName | undefined;
   if (preset !== undefined && !(preset in PRESETS)) throw new EngineError(`unknown --preset "${preset}"; available: ${Object.keys(PRESETS).join(', ')}`);
+  if (!flag(flags, 'vision') && (flag(flags, 'vision-feature') || flag(flags, 'projection-hidden'))) throw new EngineError('--vision-feature and --projection-hidden need --vision');
   const split = (flag(flags, 'split') ?? 'all') as 'train' | 'val' | 'test' | 'all';
   if (!['train', 'val', 'test', 'all'].includes(split)) throw new EngineError(`--split must be train, val, test or all, got "${split}"`);
   if (!flag(flags, 'model') || !flag(flags, 'dataset')) throw new EngineError('train --workspace needs --model and --dataset');
@@ -124,9 +127,17 @@ export async function workspaceTrainCommand(args: string[], io: IO): Promise<num
     const recipe = applyRecipeFlags(flags, { ...base } as unknown as Recipe) as unknown as Record<string, unknown>;
     const targets = flag(flags, 'lora-targets');
     if (targets !== undefined) recipe.loraTargets = targets.split(',').map((t) => t.trim().replace(/_proj$/, ''));
-    const plan = await s.call('runs.plan', { modelId, datasetId, split, recipe: recipe as never });
+    // A multi-modal run: the tower by name, id or folder (a folder is added to the workspace as a vision model).
+    const vision = flag(flags, 'vision')
+      ? {
+          modelId: await findModel(s, flag(flags, 'vision')!),
+          feature: flag(flags, 'vision-feature') ?? 'projected',
+          projectionHidden: numberFlag(flags, 'projection-hidden', 'int') ?? 128,
+        }
+      : undefined;
+    const plan = await s.call('runs.plan', { modelId, datasetId, split, recipe: recipe as never, vision });
     if (plan.problems.length) throw new EngineError(plan.problems.map((p) => (p.field ? `--${p.field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${p.message}` : p.message)).join('; '));
-    const run = await s.call('runs.start', { modelId, datasetId, split, name: flag(flags, 'name'), recipe: recipe as never });
+    const run = await s.call('runs.start', { modelId, datasetId, split, name: flag(flags, 'name'), recipe: recipe as never, vision });
     io.stderr(`queued run "${run.name}" (${run.id}): ${run.method}, ${formatCount(plan.trainableParameters)} trainable parameters, ${plan.totalSteps} steps\n`);
     const stop = onInterrupt(() => {
       io.stderr('\npausing: writing a checkpoint (resume it from the app or with the same workspace)\n');

@@ -22,7 +22,7 @@ import { TURN_STOPS } from '../host/prompt.js';
 import type { CompletionService, ServedModel } from '../service/completions.js';
 import { bearerToken, originAllowed, sameToken } from './auth.js';
 import {
-  ChatCompletionRequest, chatCompletion, chatCompletionChunk, chatPrompt, CompletionRequest, completion, completionChunk, completionPrompt,
+  ChatCompletionRequest, chatCompletion, chatCompletionChunk, chatPicture, chatPrompt, CompletionRequest, completion, completionChunk, completionPrompt,
   contextLengthExceeded, type FinishReason, modelList, modelNotFound, type OpenAIError, openAIError, OpenAIRequestError, parseRequest,
   type ResponseIds, samplingFromRequest, sseData, sseDone, usage,
 } from './openai-schema.js';
@@ -110,6 +110,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 interface Plan {
   model: ServedModel;
   prompt: string;
+  /** The conversation's picture, for a multi-modal adapter. */
+  image: { bytes: Uint8Array; name: string } | null;
   promptTokens: number;
   sampling: SamplingOptions;
   seed: number;
@@ -122,6 +124,10 @@ async function plan(kind: 'chat' | 'text', body: unknown, completions: Completio
   const model = completions.find(req.model);
   if (!model) throw modelNotFound(req.model);
   const prompt = 'messages' in req ? chatPrompt(req.messages, model.fineTuned ? 'alpaca' : 'plain') : completionPrompt(req, model.fineTuned ? 'alpaca' : 'none');
+  const picture = 'messages' in req ? chatPicture(req.messages) : null;
+  if (picture && !model.multimodal) {
+    throw new OpenAIRequestError(400, openAIError(`${picture.param}: the model "${model.id}" takes no images (only multi-modal adapters, trained with a vision tower, read them)`, 'invalid_request_error', picture.param, 'invalid_value'));
+  }
   const requested = samplingFromRequest(req, { defaultMaxTokens: DEFAULT_MAX_TOKENS, maxTokensCap: model.contextLength });
   if (requested.seed !== null && !(Number.isSafeInteger(requested.seed) && requested.seed >= 0)) {
     throw new OpenAIRequestError(400, openAIError(`seed: must be an integer from 0 to 2^53 - 1, got ${requested.seed}`, 'invalid_request_error', 'seed', 'invalid_value'));
@@ -140,6 +146,7 @@ async function plan(kind: 'chat' | 'text', body: unknown, completions: Completio
   return {
     model,
     prompt,
+    image: picture ? { bytes: picture.bytes, name: picture.param } : null,
     promptTokens,
     sampling: { ...sampling, maxNewTokens, stop: [...new Set([...sampling.stop, ...templateStops])] },
     seed: seed ?? randomInt(0, 2 ** 31),
@@ -163,7 +170,7 @@ async function complete(req: IncomingMessage, res: ServerResponse, completions: 
   const ids: ResponseIds = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: p.model.id };
 
   if (!p.stream) {
-    const result = await completions.generate(p.model, { text: p.prompt, sampling: p.sampling, seed: p.seed, onText: () => undefined, signal: disconnect.signal });
+    const result = await completions.generate(p.model, { text: p.prompt, image: p.image, sampling: p.sampling, seed: p.seed, onText: () => undefined, signal: disconnect.signal });
     if (disconnect.signal.aborted) return;
     const u = usage(result.promptTokens, result.newTokens);
     const finish = finishReason(result.finishReason);
@@ -177,7 +184,7 @@ async function complete(req: IncomingMessage, res: ServerResponse, completions: 
   const delta = (text: string) => send(sseData(kind === 'chat' ? chatCompletionChunk(ids, { content: text }, null) : completionChunk(ids, text, null)));
   if (kind === 'chat') send(sseData(chatCompletionChunk(ids, { role: 'assistant', content: '' }, null)));
   const text = new TrimmedText(delta);
-  const result = await completions.generate(p.model, { text: p.prompt, sampling: p.sampling, seed: p.seed, onText: (t) => text.push(t), signal: disconnect.signal });
+  const result = await completions.generate(p.model, { text: p.prompt, image: p.image, sampling: p.sampling, seed: p.seed, onText: (t) => text.push(t), signal: disconnect.signal });
   const finish = finishReason(result.finishReason);
   send(sseData(kind === 'chat' ? chatCompletionChunk(ids, {}, finish) : completionChunk(ids, '', finish)));
   if (p.includeUsage) {

@@ -16,10 +16,23 @@ import type { SamplingOptions } from '../engine/sample.js';
 
 const text = z.string().max(1_000_000);
 
-/** Content is a string or a list of parts; only text parts are supported. */
+/** Content is a string or a list of parts: text, and pictures as data: URLs for multi-modal adapters. */
 const Content = z.union([
   text,
-  z.array(z.object({ type: z.literal('text'), text })).min(1),
+  z
+    .array(
+      z.union([
+        z.object({ type: z.literal('text'), text }),
+        z.object({
+          type: z.literal('image_url'),
+          image_url: z.object({
+            url: z.string().max(90_000_000).regex(/^data:image\/(png|jpeg|webp|gif);base64,/, 'only data: URLs of PNG, JPEG, WebP or GIF pictures (the server fetches nothing)'),
+            detail: z.enum(['auto', 'low', 'high']).optional(),
+          }),
+        }),
+      ]),
+    )
+    .min(1),
 ]);
 
 export const ChatMessage = z.object({
@@ -139,7 +152,25 @@ export function contextLengthExceeded(promptTokens: number, maxNewTokens: number
 // Mapping onto our templates and sampling
 
 export function contentText(content: ChatMessage['content']): string {
-  return typeof content === 'string' ? content : content.map((p) => p.text).join('');
+  return typeof content === 'string' ? content : content.map((p) => (p.type === 'text' ? p.text : '')).join('');
+}
+
+/**
+ * The picture a multi-modal adapter reads: the last image_url part of the conversation (the adapter takes one),
+ * decoded from its data: URL; null when there is none.
+ */
+export function chatPicture(messages: ChatMessage[]): { bytes: Uint8Array; param: string } | null {
+  for (let m = messages.length - 1; m >= 0; m--) {
+    const content = messages[m]!.content;
+    if (typeof content === 'string') continue;
+    for (let p = content.length - 1; p >= 0; p--) {
+      const part = content[p]!;
+      if (part.type !== 'image_url') continue;
+      const base64 = part.image_url.url.slice(part.image_url.url.indexOf(',') + 1);
+      return { bytes: new Uint8Array(Buffer.from(base64, 'base64')), param: `messages[${m}].content[${p}].image_url.url` };
+    }
+  }
+  return null;
 }
 
 /** How chat messages become one prompt: the Alpaca template (adapter models) or a plain transcript. */

@@ -17,10 +17,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelRef } from '../../src-shared/api.js';
 import type { SamplingOptions } from '../engine/sample.js';
-import type { GenerateResultMessage } from '../host/protocol.js';
+import type { GenerateResultMessage, VisionInput } from '../host/protocol.js';
 import type { Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { resolveModel } from './generation.js';
+import { userError } from './errors.js';
+import { storePicture } from './images.js';
 import { languageConfig, modelKind } from './models.js';
 
 export interface ServedModel {
@@ -33,6 +35,8 @@ export interface ServedModel {
   fineTuned: boolean;
   /** Prompt plus completion tokens the model reads at most. */
   contextLength: number;
+  /** A multi-modal adapter: it reads a picture (image_url parts). */
+  multimodal: boolean;
   /** When the model was added or the run finished (ms). */
   created: number;
 }
@@ -45,6 +49,8 @@ export interface GenerationRequest {
   onText: (delta: string) => void;
   /** Aborting stops the generation (the client went away); the result then has finishReason 'cancelled'. */
   signal: AbortSignal;
+  /** A picture's bytes for a multi-modal adapter (checked and kept in the workspace's image store). */
+  image?: { bytes: Uint8Array; name: string } | null;
 }
 
 export interface CompletionService {
@@ -62,7 +68,7 @@ export function servedModels(ws: Workspace): ServedModel[] {
   // Vision towers answer no prompts: only language models are served.
   const models = ws.models.list().filter((m) => modelKind(m) === 'llama' && existsSync(join(m.path, 'config.json')));
   for (const m of models) {
-    entries.push({ name: m.name, storeId: m.id, ref: { modelId: m.id, adapterRunId: null }, fineTuned: false, contextLength: languageConfig(m).maxPositions, created: m.addedAt });
+    entries.push({ name: m.name, storeId: m.id, ref: { modelId: m.id, adapterRunId: null }, fineTuned: false, contextLength: languageConfig(m).maxPositions, multimodal: false, created: m.addedAt });
   }
   const runs = ws.runs.list('completed').sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
   for (const r of runs) {
@@ -75,6 +81,7 @@ export function servedModels(ws: Workspace): ServedModel[] {
       ref: { modelId: m.id, adapterRunId: r.id },
       fineTuned: true,
       contextLength: languageConfig(m).maxPositions,
+      multimodal: typeof (r.recipe as { visionModelId?: unknown }).visionModelId === 'string',
       created: r.finishedAt ?? r.createdAt,
     });
   }
@@ -93,10 +100,16 @@ export function completionService(ctx: ServiceContext): CompletionService {
     countTokens: async (model, text) => ctx.engines.countTokens(resolveModel(ctx, model.ref).modelDir, text),
     async generate(model, req) {
       const resolved = resolveModel(ctx, model.ref);
+      let image: { file: string; vision: VisionInput } | null = null;
+      if (req.image) {
+        if (!resolved.vision) throw userError(`${model.id} takes no pictures: send image_url parts to a multi-modal adapter`);
+        const ws = ctx.ws();
+        image = { file: ws.images.filePath(await storePicture(ws, req.image.bytes, req.image.name)), vision: resolved.vision };
+      }
       const stream = ctx.streams.open({ broadcast: false });
       try {
         const { result, cancel } = await ctx.engines.generate(
-          { modelDir: resolved.modelDir, adapterDir: resolved.adapterDir, prompt: { template: 'none', text: req.text }, sampling: req.sampling, seed: req.seed },
+          { modelDir: resolved.modelDir, adapterDir: resolved.adapterDir, prompt: { template: 'none', text: req.text }, sampling: req.sampling, seed: req.seed, image },
           req.onText,
         );
         stream.onCancel(cancel);

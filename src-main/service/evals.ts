@@ -53,6 +53,8 @@ interface SetExample {
   instruction: string;
   input: string;
   reference: string | null;
+  /** The example's picture file in the image store (a multi-modal adapter reads it), or null. */
+  imageFile?: string | null;
 }
 
 function configOf(e: Evaluation): ColumnConfig | null {
@@ -77,7 +79,13 @@ function setExamples(ws: Workspace, set: StoredSet): SetExample[] {
     .examplesAt(set.datasetId as DatasetId, set.version)
     .filter((e) => set.split === 'all' || e.split === set.split)
     .slice(0, set.limit ?? undefined);
-  return examples.map((e) => ({ exampleId: e.id, instruction: e.instruction, input: e.input, reference: e.output }));
+  return examples.map((e) => ({
+    exampleId: e.id,
+    instruction: e.instruction,
+    input: e.input,
+    reference: e.output,
+    imageFile: e.image ? ws.images.filePath(ws.images.get(e.image)) : null,
+  }));
 }
 
 /** Mean scores and the corpus perplexity (total NLL over total reference tokens) of stored outputs. */
@@ -183,8 +191,8 @@ export function evalHandlers(ctx: ServiceContext): Pick<
           const model = resolveModel(ctx, config.system.model);
           for (let start = ws.evaluations.get(id).outputs; start < examples.length; start += BATCH) {
             const batch = examples.slice(start, start + BATCH);
-            const items: EvalItem[] = batch.map((e) => ({ instruction: e.instruction, input: e.input, reference: e.reference }));
-            const { result, cancel } = await ctx.engines.evaluate({ modelDir: model.modelDir, adapterDir: model.adapterDir, items, maxNewTokens: config.maxNewTokens });
+            const items: EvalItem[] = batch.map((e) => ({ instruction: e.instruction, input: e.input, reference: e.reference, image: e.imageFile ?? null }));
+            const { result, cancel } = await ctx.engines.evaluate({ modelDir: model.modelDir, adapterDir: model.adapterDir, items, maxNewTokens: config.maxNewTokens, vision: model.vision ?? undefined });
             signal.addEventListener('abort', cancel, { once: true });
             let answers;
             try {
@@ -401,8 +409,10 @@ function columnKinds(ws: Workspace, systems: StoredSystem[]): ColumnKind[] {
   return systems.map((system) => {
     if (system.kind === 'references') return 'references';
     if (system.model.adapterRunId) {
-      const method = ws.runs.get(system.model.adapterRunId as RunId).method;
-      return method === 'lora' ? 'lora' : method === 'full' ? 'full' : 'adapter';
+      const run = ws.runs.get(system.model.adapterRunId as RunId);
+      // The paper's two rows: a text-only adapter and a multi-modal one (a vision tower on its recipe).
+      if (run.method === 'adapter' && (run.recipe as { visionModelId?: string }).visionModelId) return 'multimodal';
+      return run.method === 'lora' ? 'lora' : run.method === 'full' ? 'full' : 'adapter';
     }
     // A model that another column fine-tunes is their base; any other model folder (a downloaded Alpaca, say) is just a model.
     const isBase = systems.some((o) => o.kind === 'model' && o.model.adapterRunId && o.model.modelId === system.model.modelId);

@@ -3,29 +3,33 @@
 
 import type { ApiHandlers } from '../../src-shared/api.js';
 import { checkImageBytes } from '../datasets/images.js';
-import { imageMimeType } from '../store/index.js';
+import { type ImageInfo, imageMimeType, type Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { userError } from './errors.js';
+
+/** Checks a picture's bytes (whole decode, pixel limit) and keeps it in the workspace's image store. */
+export async function storePicture(ws: Workspace, bytes: Uint8Array, name: string): Promise<ImageInfo> {
+  const checked = await checkImageBytes(bytes, name);
+  if (!checked.ok) throw userError(checked.message);
+  const staging = ws.images.stage();
+  try {
+    const info = staging.add(checked.bytes, checked.info);
+    staging.commit();
+    ws.db.transaction(() => {
+      if (!ws.images.find(info.sha256)) ws.images.record([info]);
+    })();
+    return info;
+  } catch (e) {
+    staging.rollback();
+    throw e;
+  }
+}
 
 export function imageHandlers(ctx: ServiceContext): Pick<ApiHandlers, 'images.upload' | 'images.get'> {
   return {
     'images.upload': async ({ fileName, base64 }) => {
-      const bytes = new Uint8Array(Buffer.from(base64, 'base64'));
-      const checked = await checkImageBytes(bytes, fileName);
-      if (!checked.ok) throw userError(checked.message);
-      const ws = ctx.ws();
-      const staging = ws.images.stage();
-      try {
-        const info = staging.add(checked.bytes, checked.info);
-        staging.commit();
-        ws.db.transaction(() => {
-          if (!ws.images.find(info.sha256)) ws.images.record([info]);
-        })();
-        return { sha256: info.sha256, format: info.format, mimeType: imageMimeType(info.format), width: info.width, height: info.height, bytes: info.bytes };
-      } catch (e) {
-        staging.rollback();
-        throw e;
-      }
+      const info = await storePicture(ctx.ws(), new Uint8Array(Buffer.from(base64, 'base64')), fileName);
+      return { sha256: info.sha256, format: info.format, mimeType: imageMimeType(info.format), width: info.width, height: info.height, bytes: info.bytes };
     },
     'images.get': async ({ sha256 }) => {
       const ws = ctx.ws();
