@@ -404,6 +404,8 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
     await nav('Train');
     await page.getByRole('heading', { name: 'New run' }).waitFor();
     await page.getByLabel('Dataset').selectOption({ label: 'sqa (12)' });
+    // A dataset with a train split trains on it by default: its test split stays unseen for Evaluate.
+    expect(await page.getByLabel('Examples').inputValue()).toBe('train');
     const before = await page.getByTestId('trainable-params').innerText();
     await page.getByLabel('Images').selectOption({ label: 'multi-modal with tiny-clip' });
     await page.waitForFunction((b) => document.querySelector('[data-testid=trainable-params]')?.textContent !== b, before);

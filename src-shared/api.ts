@@ -457,12 +457,18 @@ const RunRequest = z.object({
 
 // --- generation: chat and compare ------------------------------------------------------------------------------------
 
+/**
+ * The one set of sampling defaults: Chat, Compare, generate and the CLI's `generate` start from these, so the same
+ * model at temperature 0 gives the same answer on every page, and the same as Evaluate (greedy, no penalty).
+ */
+export const SAMPLING_DEFAULTS = { temperature: 0.7, topK: 40, topP: 0.95, repetitionPenalty: 1, maxNewTokens: 128 } as const;
+
 export const Sampling = z.object({
-  temperature: z.number().min(0).max(10).default(0.7),
-  topK: z.number().int().min(0).max(100_000).default(40),
-  topP: z.number().gt(0).max(1).default(0.95),
-  repetitionPenalty: z.number().positive().max(10).default(1.1),
-  maxNewTokens: z.number().int().min(1).max(8192).default(128),
+  temperature: z.number().min(0).max(10).default(SAMPLING_DEFAULTS.temperature),
+  topK: z.number().int().min(0).max(100_000).default(SAMPLING_DEFAULTS.topK),
+  topP: z.number().gt(0).max(1).default(SAMPLING_DEFAULTS.topP),
+  repetitionPenalty: z.number().positive().max(10).default(SAMPLING_DEFAULTS.repetitionPenalty),
+  maxNewTokens: z.number().int().min(1).max(8192).default(SAMPLING_DEFAULTS.maxNewTokens),
   seed: z.number().int().min(0).optional(),
 });
 export type Sampling = z.infer<typeof Sampling>;

@@ -13,7 +13,8 @@ import { forward } from '../engine/model.js';
 import { METHODS, type Method, paperRecipe, peakLearningRate, PRESETS, type PresetName, presetFor, type Recipe } from '../engine/recipe.js';
 import type { LoraTarget } from '../engine/lora.js';
 import { Rng } from '../engine/rng.js';
-import { DEFAULT_SAMPLING, generate, type SamplingOptions } from '../engine/sample.js';
+import { generate, type SamplingOptions } from '../engine/sample.js';
+import { SAMPLING_DEFAULTS } from '../../src-shared/api.js';
 import { loadTokenizer } from '../engine/tokenizer.js';
 import { train, type TrainEvent } from '../engine/train.js';
 import { type Flags, flag, type IO, numberFlag, parseFlags, requireFlag } from './flags.js';
@@ -111,12 +112,13 @@ function formatEvent(e: TrainEvent, recipe: Recipe): string {
 
 export function samplingFromFlags(flags: Flags): SamplingOptions {
   const stop = flags.stop;
+  // The app's defaults (src-shared/api.ts), so the CLI answers as Chat does; --temperature 0 for greedy.
   return {
-    temperature: numberFlag(flags, 'temperature', 'number') ?? DEFAULT_SAMPLING.temperature,
-    topK: numberFlag(flags, 'top-k', 'int') ?? DEFAULT_SAMPLING.topK,
-    topP: numberFlag(flags, 'top-p', 'number') ?? DEFAULT_SAMPLING.topP,
-    repetitionPenalty: numberFlag(flags, 'repetition-penalty', 'number') ?? DEFAULT_SAMPLING.repetitionPenalty,
-    maxNewTokens: numberFlag(flags, 'max-new-tokens', 'int') ?? DEFAULT_SAMPLING.maxNewTokens,
+    temperature: numberFlag(flags, 'temperature', 'number') ?? SAMPLING_DEFAULTS.temperature,
+    topK: numberFlag(flags, 'top-k', 'int') ?? SAMPLING_DEFAULTS.topK,
+    topP: numberFlag(flags, 'top-p', 'number') ?? SAMPLING_DEFAULTS.topP,
+    repetitionPenalty: numberFlag(flags, 'repetition-penalty', 'number') ?? SAMPLING_DEFAULTS.repetitionPenalty,
+    maxNewTokens: numberFlag(flags, 'max-new-tokens', 'int') ?? SAMPLING_DEFAULTS.maxNewTokens,
     stop: Array.isArray(stop) ? (stop as string[]) : typeof stop === 'string' ? [stop] : [],
   };
 }

@@ -53,7 +53,15 @@ export class TrainForm {
       this.modelId = catalog.models[0].id;
       void this.loadPreset();
     }
-    if (!this.datasetId && catalog.datasets.length) this.datasetId = catalog.datasets[0].id;
+    if (!this.datasetId && catalog.datasets.length) this.chooseDataset(catalog.datasets[0].id);
+  }
+
+  /** A dataset with a train split trains on it by default, so that its test split stays unseen for Evaluate. */
+  chooseDataset(datasetId: string): void {
+    this.datasetId = datasetId;
+    const dataset = catalog.datasets.find((d) => d.id === datasetId);
+    this.split = dataset && dataset.splits.train > 0 ? 'train' : 'all';
+    this.schedulePlan();
   }
 
   schedulePlan(): void {
