@@ -23,9 +23,11 @@ const PROMPT_NO_INPUT =
   '### Instruction:\n{instruction}\n\n### Response:';
 
 export function formatAlpacaPrompt(instruction: string, input = ''): string {
-  // Replace via functions so "$&"-style sequences in user text are kept literally.
-  if (input.trim() === '') return PROMPT_NO_INPUT.replace('{instruction}', () => instruction);
-  return PROMPT_WITH_INPUT.replace('{instruction}', () => instruction).replace('{input}', () => input);
+  // As Stanford Alpaca's train.py: the with-input template for any non-empty input (whitespace included), and
+  // both fields filled in one pass (Python's format_map), so an instruction that itself contains "{input}" or
+  // "$&" stays as written.
+  const values: Record<string, string> = { instruction, input };
+  return (input !== '' ? PROMPT_WITH_INPUT : PROMPT_NO_INPUT).replace(/\{(instruction|input)\}/g, (_, key: string) => values[key]!);
 }
 
 /**
