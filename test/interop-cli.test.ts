@@ -35,8 +35,11 @@ describe('interop CLI', () => {
     const tmp = makeTempDir('cli-official');
     const io = capture();
     const src = path.join(FIXTURES, 'interop', 'official', 'mha', 'adapter.pth');
-    expect(await importOfficialCommand(['--model', MHA_MODEL, '--adapter', src, '--out', path.join(tmp, 'ours'), '--json'], io)).toBe(0);
-    expect(JSON.parse(io.out)).toMatchObject({ adapterLen: 5, adapterLenSource: 'gates', layers: [1, 2], gateMode: 'per-head-tanh', storedDtype: 'float32' });
+    const plain = capture();
+    expect(await importOfficialCommand(['--model', MHA_MODEL, '--adapter', src, '--out', path.join(tmp, 'release')], plain)).toBe(0);
+    expect(plain.out).toMatch(/raw gates, as the official example\.py applies them to a release file/);
+    expect(await importOfficialCommand(['--model', MHA_MODEL, '--adapter', src, '--out', path.join(tmp, 'ours'), '--gate-form', 'tanh', '--json'], io)).toBe(0);
+    expect(JSON.parse(io.out)).toMatchObject({ adapterLen: 5, adapterLenSource: 'gates', layers: [1, 2], gateMode: 'per-head-tanh', gateFormSource: 'option', storedDtype: 'float32' });
     const cfg = JSON.parse(fs.readFileSync(path.join(tmp, 'ours', 'adapter_config.json'), 'utf8'));
     expect(cfg.source).toMatchObject({ kind: 'official-llama-adapter-v1', gateForm: 'tanh' });
 
@@ -45,7 +48,7 @@ describe('interop CLI', () => {
     expect(io2.out).toMatch(/adapter_query\.weight \[10, 32\] and 3 gates \(tanh form, from per-head-tanh\), float32/);
     // The same bytes of tensor data as the original torch.save file (names, order, shapes, values).
     const io3 = capture();
-    expect(await importOfficialCommand(['--model', MHA_MODEL, '--adapter', path.join(tmp, 'back.pth'), '--out', path.join(tmp, 'again'), '--json'], io3)).toBe(0);
+    expect(await importOfficialCommand(['--model', MHA_MODEL, '--adapter', path.join(tmp, 'back.pth'), '--out', path.join(tmp, 'again'), '--gate-form', 'tanh', '--json'], io3)).toBe(0);
     const model = loadModel(MHA_MODEL);
     const [a, b] = [loadAdapter(path.join(tmp, 'ours'), model), loadAdapter(path.join(tmp, 'again'), model)];
     for (const layer of [1, 2]) {

@@ -55,8 +55,16 @@ describe.each(['mha', 'gqa'])('official adapter: %s', (name) => {
     return () => disposeModel(model);
   });
 
-  it('imports the training form (tanh gates) with the reference logits', () => {
-    const { adapter, contents } = importOfficialAdapter(join(dir, 'adapter.pth'), model);
+  it('imports a release extract with the raw gate of the inference code (example.py) by default', () => {
+    const { adapter, gateForm, gateFormSource } = importOfficialAdapter(join(dir, 'adapter.pth'), model);
+    expect([gateForm, gateFormSource]).toEqual(['raw', 'release extract']);
+    expect(adapter.spec.gateMode).toBe('per-head');
+    expect(maxAbsDiff(logits(model, f.input_ids, adapter), f.logits.raw.flat(2))).toBeLessThan(TOLERANCE);
+    disposeAdapter(adapter);
+  });
+
+  it('imports the training form (tanh gates) with the reference logits when asked', () => {
+    const { adapter, contents } = importOfficialAdapter(join(dir, 'adapter.pth'), model, { gateForm: 'tanh' });
     expect(adapter.spec).toEqual({ adapterLen: f.adapter_len, layers: f.adapter_layers, gateMode: 'per-head-tanh' });
     // The file holds gates for every layer; K is recovered from which of them are non-zero.
     expect(contents.adapterLenSource).toBe('gates');
@@ -66,39 +74,34 @@ describe.each(['mha', 'gqa'])('official adapter: %s', (name) => {
     disposeAdapter(adapter);
   });
 
-  it('imports with the raw gate of the inference code when asked', () => {
-    const { adapter } = importOfficialAdapter(join(dir, 'adapter.pth'), model, { gateForm: 'raw' });
-    expect(adapter.spec.gateMode).toBe('per-head');
-    expect(maxAbsDiff(logits(model, f.input_ids, adapter), f.logits.raw.flat(2))).toBeLessThan(TOLERANCE);
-    disposeAdapter(adapter);
-  });
 
   it.each([
     ['adapter_fp16.pth', 'fp16_tanh'],
     ['adapter_bf16.pth', 'bf16_tanh'],
   ] as const)('reads %s storages', (file, key) => {
-    const { adapter, contents } = importOfficialAdapter(join(dir, file), model);
+    const { adapter, contents } = importOfficialAdapter(join(dir, file), model, { gateForm: 'tanh' });
     expect(contents.dtype).toBe(key.startsWith('fp16') ? 'float16' : 'bfloat16');
     expect(maxAbsDiff(logits(model, f.input_ids, adapter), f.logits[key].flat(2))).toBeLessThan(TOLERANCE);
     disposeAdapter(adapter);
   });
 
   it.each(['adapter_strided.pth', 'adapter_deflated.pth'])('reads %s (strided view / deflated archive) with the same values', (file) => {
-    const { adapter } = importOfficialAdapter(join(dir, file), model);
+    const { adapter } = importOfficialAdapter(join(dir, file), model, { gateForm: 'tanh' });
     expect(maxAbsDiff(logits(model, f.input_ids, adapter), f.logits.tanh.flat(2))).toBeLessThan(TOLERANCE);
     disposeAdapter(adapter);
   });
 
   it("reads a full training checkpoint, taking K from its args and skipping the base weights", () => {
-    const { adapter, contents } = importOfficialAdapter(join(dir, 'checkpoint-4.pth'), model);
+    const { adapter, contents, gateForm, gateFormSource } = importOfficialAdapter(join(dir, 'checkpoint-4.pth'), model);
     expect(contents.adapterLenSource).toBe('checkpoint args');
+    expect([gateForm, gateFormSource]).toEqual(['tanh', 'training checkpoint']);
     expect(maxAbsDiff(logits(model, f.input_ids, adapter), f.logits.tanh.flat(2))).toBeLessThan(TOLERANCE);
     disposeAdapter(adapter);
   });
 
   it('exports to the official format and reads back the same values', async () => {
     const tmp = makeTempDir('official-export');
-    const { adapter } = importOfficialAdapter(join(dir, 'adapter.pth'), model);
+    const { adapter } = importOfficialAdapter(join(dir, 'adapter.pth'), model, { gateForm: 'tanh' });
     await exportOfficialAdapter(join(tmp, 'out.pth'), adapter, model.config);
     const original = TorchFile.open(join(dir, 'adapter.pth'));
     const ours = TorchFile.open(join(tmp, 'out.pth'));
@@ -118,7 +121,7 @@ describe.each(['mha', 'gqa'])('official adapter: %s', (name) => {
 
   it('round-trips through our adapter folder and the raw form', async () => {
     const tmp = makeTempDir('official-roundtrip');
-    const { adapter } = importOfficialAdapter(join(dir, 'adapter.pth'), model);
+    const { adapter } = importOfficialAdapter(join(dir, 'adapter.pth'), model, { gateForm: 'tanh' });
     await saveAdapter(join(tmp, 'ours'), adapter, model.config, { baseFingerprint: model.fingerprint });
     const again = loadAdapter(join(tmp, 'ours'), model);
     // tanh -> raw stores tanh(g); imported as raw it must give the same logits as the tanh original.

@@ -21,6 +21,7 @@ import { type Flags, flag, type IO, numberFlag, parseFlags, requireFlag } from '
 import { applyRecipeFlags, recipeFlagSpec } from './recipe-flags.js';
 
 export const INTEROP_USAGE = `  import-official --model DIR --adapter FILE.pth --out DIR [--gate-form tanh|raw] [--adapter-len K]
+            (default gate form: raw for a release extract, as example.py; tanh for a training checkpoint)
             an official LLaMA-Adapter v1 checkpoint -> our adapter folder (tanh: training form, default;
             raw: the repository's inference code)
   export-official --model DIR --adapter DIR --out FILE.pth [--gate-form tanh|raw] [--dtype float32|float16|bfloat16]
@@ -63,12 +64,12 @@ export async function importOfficialCommand(args: string[], io: IO): Promise<num
   const modelDir = requireFlag(flags, 'model');
   const file = requireFlag(flags, 'adapter');
   const outDir = requireFlag(flags, 'out');
-  const gateForm = gateFormFlag(flags) ?? 'tanh';
+  const asked = gateFormFlag(flags);
   const adapterLen = numberFlag(flags, 'adapter-len', 'int');
   await startBackend(flags, io);
   const model = loadModel(modelDir);
   try {
-    const { adapter, contents } = importOfficialAdapter(file, model, { gateForm, adapterLen });
+    const { adapter, contents, gateForm, gateFormSource } = importOfficialAdapter(file, model, { gateForm: asked, adapterLen });
     try {
       const meta = { baseFingerprint: model.fingerprint, baseModelPath: model.dir, source: { kind: 'official-llama-adapter-v1', file, gateForm, storedDtype: contents.dtype } };
       await saveAdapter(outDir, adapter, model.config, meta);
@@ -76,8 +77,14 @@ export async function importOfficialCommand(args: string[], io: IO): Promise<num
       disposeAdapter(adapter);
     }
     for (const w of contents.warnings) io.stderr(`warning: ${w}\n`);
-    const summary = { out: outDir, adapterLen: contents.adapterLen, adapterLenSource: contents.adapterLenSource, layers: contents.layers, gateMode: gateForm === 'tanh' ? 'per-head-tanh' : 'per-head', storedDtype: contents.dtype, warnings: contents.warnings };
-    print(io, flags, summary, `imported ${file}: K=${contents.adapterLen} (from ${contents.adapterLenSource}) on layers ${contents.layers[0]}-${contents.layers.at(-1)}, ${summary.gateMode} gates, stored as ${contents.dtype}\nadapter saved to ${outDir}`);
+    const summary = { out: outDir, adapterLen: contents.adapterLen, adapterLenSource: contents.adapterLenSource, layers: contents.layers, gateForm, gateFormSource, gateMode: gateForm === 'tanh' ? 'per-head-tanh' : 'per-head', storedDtype: contents.dtype, warnings: contents.warnings };
+    const why =
+      gateFormSource === 'release extract'
+        ? "raw gates, as the official example.py applies them to a release file (no training args in it); --gate-form tanh for the training code's form"
+        : gateFormSource === 'training checkpoint'
+          ? 'tanh gates, as the training code that wrote this checkpoint applies them'
+          : `${gateForm} gates (--gate-form)`;
+    print(io, flags, summary, `imported ${file}: K=${contents.adapterLen} (from ${contents.adapterLenSource}) on layers ${contents.layers[0]}-${contents.layers.at(-1)}, ${why}, stored as ${contents.dtype}\nadapter saved to ${outDir}`);
     return 0;
   } finally {
     disposeModel(model);

@@ -49,6 +49,8 @@ export interface OfficialAdapterContents {
   prompts: Map<number, Float32Array>; // layer -> [K * dim], row-major [K, dim]
   gates: Map<number, Float32Array>; // layer -> [nHeads], as stored
   dtype: TorchDtype; // adapter_query's stored dtype
+  /** A full training checkpoint (with its `args`), rather than a flat release extract. */
+  fromTrainingCheckpoint: boolean;
   warnings: string[];
 }
 
@@ -126,6 +128,7 @@ export function readOfficialAdapter(file: string, c: LlamaConfig, opts: ReadOffi
       prompts,
       gates: new Map(layers.map((l) => [l, gates.get(l)!])),
       dtype: query.storage.dtype,
+      fromTrainingCheckpoint: pyAttribute(torchFile.root, 'args') !== undefined,
       warnings,
     };
   } finally {
@@ -185,22 +188,31 @@ function chooseAdapterLen(
 }
 
 export interface ImportOfficialOptions extends ReadOfficialOptions {
-  /** 'tanh' (default): the training code's form; 'raw': the repository's inference code. */
+  /**
+   * 'tanh': the training code's form; 'raw': the repository's inference code (example.py). Default: 'tanh' for a
+   * training checkpoint (it carries its args), 'raw' for a flat release extract such as
+   * llama_adapter_len10_layer30_release.pth, which is meant for example.py (the repository's issue #39).
+   */
   gateForm?: OfficialGateForm;
 }
 
 /** An official v1 file as an Adapter on `model` (per-head-tanh for 'tanh', per-head for 'raw'). */
-export function importOfficialAdapter(file: string, model: LoadedModel, opts: ImportOfficialOptions = {}): { adapter: Adapter; contents: OfficialAdapterContents } {
-  const form = opts.gateForm ?? 'tanh';
-  if (!OFFICIAL_GATE_FORMS.includes(form)) throw new EngineError(`gate form must be one of ${OFFICIAL_GATE_FORMS.join(', ')}, got ${JSON.stringify(form)}`);
+export function importOfficialAdapter(
+  file: string,
+  model: LoadedModel,
+  opts: ImportOfficialOptions = {},
+): { adapter: Adapter; contents: OfficialAdapterContents; gateForm: OfficialGateForm; gateFormSource: 'option' | 'training checkpoint' | 'release extract' } {
+  if (opts.gateForm !== undefined && !OFFICIAL_GATE_FORMS.includes(opts.gateForm)) throw new EngineError(`gate form must be one of ${OFFICIAL_GATE_FORMS.join(', ')}, got ${JSON.stringify(opts.gateForm)}`);
   const c = model.config;
   const contents = readOfficialAdapter(file, c, opts);
+  const form: OfficialGateForm = opts.gateForm ?? (contents.fromTrainingCheckpoint ? 'tanh' : 'raw');
+  const gateFormSource = opts.gateForm !== undefined ? 'option' : contents.fromTrainingCheckpoint ? 'training checkpoint' : 'release extract';
   const spec: AdapterSpec = { adapterLen: contents.adapterLen, layers: contents.layers, gateMode: form === 'tanh' ? 'per-head-tanh' : 'per-head' };
   const adapter = makeAdapter(spec, (layer) => ({
     prompt: tf.tensor2d(contents.prompts.get(layer)!, [spec.adapterLen, c.dim]),
     gate: tf.tensor1d(contents.gates.get(layer)!),
   }));
-  return { adapter, contents };
+  return { adapter, contents, gateForm: form, gateFormSource };
 }
 
 export interface ExportOfficialOptions {
