@@ -348,6 +348,18 @@ export const Recipe = z.object({
   seed: z.number().int().min(0),
   checkpointEvery: z.number().int().min(0),
   maxSteps: z.number().int().min(1).nullable(),
+  // How each reference trains; absent in recipes stored before these fields existed (the engine fills what they
+  // trained with: cosine, warmupEpochs, no clipping, response-only loss, no batch dropped).
+  /** After warm-up: cosine (official adapter, Alpaca) or linear decay (HF Trainer's default, Alpaca-LoRA). */
+  schedule: z.enum(['cosine', 'linear']).optional(),
+  /** Warm-up in optimizer steps (Alpaca-LoRA: 100); null: warmupEpochs. */
+  warmupSteps: z.number().int().min(0).max(10_000_000).nullable().optional(),
+  /** Clip the gradients' global L2 norm (HF Trainer: 1.0); null: no clipping (the official adapter). */
+  maxGradNorm: z.number().positive().max(1e6).nullable().optional(),
+  /** Loss on the prompt tokens too (Alpaca-LoRA's train_on_inputs=True). */
+  trainOnInputs: z.boolean().optional(),
+  /** Drop each epoch's last partial batch (the official adapter's DataLoader drop_last=True). */
+  dropLast: z.boolean().optional(),
 });
 export type Recipe = z.infer<typeof Recipe>;
 

@@ -42,7 +42,7 @@ describe('requests', () => {
     expect(q.limit).toBe(100);
     const chat = parseRequest('chats.create', {});
     expect(chat.title).toBe('New chat');
-    expect(chat.sampling).toEqual({ temperature: 0.7, topK: 40, topP: 0.95, repetitionPenalty: 1.1, maxNewTokens: 128 });
+    expect(chat.sampling).toEqual({ temperature: 0.7, topK: 40, topP: 0.95, repetitionPenalty: 1, maxNewTokens: 128 });
     expect(parseRequest('runs.start', { modelId: 'm', datasetId: 'd' }).split).toBe('all');
   });
 

@@ -20,7 +20,8 @@ Commands:
             [--method adapter|lora|full] [--preset paper|alpaca-lora|alpaca]   or the Alpaca baselines
             [--adapter-len K] [--adapter-layers L] [--gate-mode per-head-tanh|per-head|per-layer]
             [--lora-rank R] [--lora-alpha A] [--lora-dropout P] [--lora-targets q,v]
-            [--epochs N] [--warmup-epochs N] [--blr X | --lr X] [--min-lr X] [--weight-decay X]
+            [--epochs N] [--warmup-epochs N | --warmup-steps N] [--blr X | --lr X] [--min-lr X] [--weight-decay X]
+            [--schedule cosine|linear] [--max-grad-norm X] [--train-on-inputs true|false] [--drop-last true|false]
             [--batch-size N] [--accum-steps N] [--max-seq-len N] [--seed N] [--checkpoint-every N]
             [--max-steps N] [--resume] [--json]
   generate  --model DIR [--adapter DIR] --prompt TEXT  (--adapter: an adapter or LoRA folder; a full

@@ -1,6 +1,7 @@
 // Recipe flags shared by `train` and `export-job`: one flag per numeric recipe field.
 
 import type { Recipe } from '../engine/recipe.js';
+import { EngineError } from '../engine/errors.js';
 import { type Flags, flag, numberFlag } from './flags.js';
 
 export const RECIPE_FLAGS = {
@@ -21,11 +22,16 @@ export const RECIPE_FLAGS = {
   'lora-rank': ['loraRank', 'int'],
   'lora-alpha': ['loraAlpha', 'number'],
   'lora-dropout': ['loraDropout', 'number'],
+  'warmup-steps': ['warmupSteps', 'int'],
+  'max-grad-norm': ['maxGradNorm', 'number'],
 } as const;
+
+/** Recipe fields set by a word: --schedule cosine|linear, --train-on-inputs true|false, --drop-last true|false. */
+const WORD_FLAGS = { schedule: 'schedule', 'train-on-inputs': 'trainOnInputs', 'drop-last': 'dropLast' } as const;
 
 /** parseFlags spec entries for every recipe flag (all parsed as strings, then checked as numbers). */
 export function recipeFlagSpec(): Record<string, 'string'> {
-  return Object.fromEntries([...Object.keys(RECIPE_FLAGS), 'gate-mode'].map((name) => [name, 'string']));
+  return Object.fromEntries([...Object.keys(RECIPE_FLAGS), ...Object.keys(WORD_FLAGS), 'gate-mode'].map((name) => [name, 'string']));
 }
 
 /** Apply the recipe flags that were given to `recipe`, in place. */
@@ -36,5 +42,12 @@ export function applyRecipeFlags(flags: Flags, recipe: Recipe): Recipe {
   }
   const gateMode = flag(flags, 'gate-mode');
   if (gateMode) recipe.gateMode = gateMode as Recipe['gateMode'];
+  for (const [name, key] of Object.entries(WORD_FLAGS)) {
+    const v = flag(flags, name);
+    if (v === undefined) continue;
+    if (key === 'schedule') recipe.schedule = v as Recipe['schedule']; // validateRecipe names a bad value
+    else if (v === 'true' || v === 'false') recipe[key] = v === 'true';
+    else throw new EngineError(`--${name} must be true or false, got "${v}"`);
+  }
   return recipe;
 }

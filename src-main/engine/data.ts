@@ -102,10 +102,12 @@ export interface Encoder {
  * Tokenise as the official code does: BOS + prompt + response + EOS, with the prompt's tokens
  * masked from the loss, truncated to maxSeqLen.
  */
-export function tokenizeExample(tok: Encoder, ex: Instruction, maxSeqLen: number): TokenizedExample {
+/** With `trainOnInputs` every token is a target (Alpaca-LoRA's train_on_inputs=True), else the response's only. */
+export function tokenizeExample(tok: Encoder, ex: Instruction, maxSeqLen: number, opts: { trainOnInputs?: boolean } = {}): TokenizedExample {
   const prompt = formatAlpacaPrompt(ex.instruction, ex.input);
-  const promptIds = tok.encode(prompt, { bos: true, eos: false });
   const fullIds = tok.encode(prompt + ex.output, { bos: true, eos: true });
+  if (opts.trainOnInputs) return { ids: fullIds.slice(0, maxSeqLen), promptLength: 0 };
+  const promptIds = tok.encode(prompt, { bos: true, eos: false });
   return { ids: fullIds.slice(0, maxSeqLen), promptLength: Math.min(promptIds.length, maxSeqLen) };
 }
 

@@ -65,11 +65,28 @@ export interface ScheduleSettings {
   minLr: number;
   warmupEpochs: number;
   epochs: number;
+  /** After warm-up: half-cycle cosine (the official adapter, Alpaca) or linear decay (HF's get_linear_schedule_with_warmup). */
+  schedule?: 'cosine' | 'linear';
 }
 
 /** Learning rate at fractional epoch `epoch` (e.g. 1.25 = a quarter into the second epoch). */
 export function learningRate(epoch: number, s: ScheduleSettings): number {
   if (epoch < s.warmupEpochs) return (s.lr * epoch) / s.warmupEpochs;
   const span = Math.max(s.epochs - s.warmupEpochs, 1e-12);
-  return s.minLr + (s.lr - s.minLr) * 0.5 * (1 + Math.cos((Math.PI * (epoch - s.warmupEpochs)) / span));
+  const progress = Math.min(1, (epoch - s.warmupEpochs) / span);
+  if (s.schedule === 'linear') return s.minLr + (s.lr - s.minLr) * (1 - progress);
+  return s.minLr + (s.lr - s.minLr) * 0.5 * (1 + Math.cos(Math.PI * progress));
+}
+
+/**
+ * torch.nn.utils.clip_grad_norm_: scales every gradient by min(1, maxNorm / (total L2 norm + 1e-6)); returns the
+ * new gradients (the old ones are disposed when scaled) and the norm before clipping.
+ */
+export function clipGradNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: number } {
+  const norm = Math.sqrt(tf.tidy(() => tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
+  const coef = maxNorm / (norm + 1e-6);
+  if (coef >= 1) return { grads, norm };
+  const scaled = tf.tidy(() => Object.fromEntries(Object.entries(grads).map(([k, g]) => [k, tf.mul(g, coef)])));
+  tf.dispose(Object.values(grads));
+  return { grads: scaled, norm };
 }

@@ -47,6 +47,29 @@ export interface Recipe {
   seed: number;
   checkpointEvery: number; // optimizer steps between checkpoints; 0 = only at the end
   maxSteps: number | null; // stop early after this many optimizer steps (quick trials, tests)
+  // how each reference trains (the presets set these as their code does)
+  schedule: Schedule; // after warm-up: half-cycle cosine (the official adapter, Alpaca) or linear decay (HF Trainer's default, Alpaca-LoRA)
+  warmupSteps: number | null; // warm-up as optimizer steps (Alpaca-LoRA's 100); null: warmupEpochs
+  maxGradNorm: number | null; // clip the gradients' global L2 norm (HF Trainer's 1.0); null: no clipping (the official adapter)
+  trainOnInputs: boolean; // loss on the prompt too (Alpaca-LoRA's default); false: response tokens only
+  dropLast: boolean; // drop each epoch's last partial batch (the official DataLoader's drop_last=True)
+}
+
+export const SCHEDULES = ['cosine', 'linear'] as const;
+export type Schedule = (typeof SCHEDULES)[number];
+
+/** What a recipe stored before these fields existed trained with. */
+export const RECIPE_FIELD_DEFAULTS = { schedule: 'cosine', warmupSteps: null, maxGradNorm: null, trainOnInputs: false, dropLast: false } as const satisfies Partial<Recipe>;
+
+/** A recipe from storage or a file, with the fields it may predate filled as it trained. */
+export function withRecipeDefaults(r: Recipe): Recipe {
+  return { ...RECIPE_FIELD_DEFAULTS, ...r };
+}
+
+/** Micro-batches and optimizer steps per epoch of `examples` examples. */
+export function epochShape(examples: number, r: Pick<Recipe, 'batchSize' | 'accumSteps' | 'dropLast'>): { microPerEpoch: number; stepsPerEpoch: number } {
+  const microPerEpoch = r.dropLast ? Math.floor(examples / r.batchSize) : Math.ceil(examples / r.batchSize);
+  return { microPerEpoch, stepsPerEpoch: Math.ceil(microPerEpoch / r.accumSteps) };
 }
 
 /**
@@ -74,6 +97,12 @@ export function paperRecipe(c: LlamaConfig): Recipe {
     seed: 0,
     checkpointEvery: 0,
     maxSteps: null,
+    // main_finetune.py: cosine after warm-up, no clipping, loss on the response only, DataLoader(drop_last=True)
+    schedule: 'cosine',
+    warmupSteps: null,
+    maxGradNorm: null,
+    trainOnInputs: false,
+    dropLast: true,
   };
 }
 
@@ -81,15 +110,22 @@ export function paperRecipe(c: LlamaConfig): Recipe {
 const LORA_DEFAULTS = { loraRank: 8, loraAlpha: 16, loraDropout: 0.05, loraTargets: ['q', 'v'] as LoraTarget[] };
 
 /**
- * Alpaca-LoRA: lr 3e-4, 3 epochs, effective batch 128 (micro-batch 4), cutoff 256 tokens, AdamW
- * without weight decay. Its 100 warmup steps become a warmup share of the first epoch here.
+ * Alpaca-LoRA (tloen/alpaca-lora finetune.py on HF Trainer): lr 3e-4, 3 epochs, effective batch 128
+ * (micro-batch 4), cutoff 256 tokens, AdamW without weight decay, 100 warm-up steps then HF's default linear
+ * decay, gradient clipping at 1.0 (Trainer's max_grad_norm), loss on the prompt too (train_on_inputs=True), no
+ * batch dropped.
  */
 export function alpacaLoraRecipe(c: LlamaConfig): Recipe {
   return {
     ...paperRecipe(c),
     method: 'lora',
     epochs: 3,
-    warmupEpochs: 0.1,
+    warmupEpochs: 0,
+    warmupSteps: 100,
+    schedule: 'linear',
+    maxGradNorm: 1,
+    trainOnInputs: true,
+    dropLast: false,
     blr: 3e-4 * (256 / 128),
     weightDecay: 0,
     betas: [0.9, 0.999],
@@ -109,6 +145,8 @@ export function alpacaFullRecipe(c: LlamaConfig): Recipe {
     method: 'full',
     epochs: 3,
     warmupEpochs: 0.03 * 3,
+    maxGradNorm: 1, // HF Trainer's default
+    dropLast: false,
     blr: 2e-5 * (256 / 128),
     weightDecay: 0,
     betas: [0.9, 0.999],
@@ -203,5 +241,10 @@ export function validateRecipe(r: Recipe, c: LlamaConfig): Recipe {
   if (!Array.isArray(r.betas) || r.betas.length !== 2 || r.betas.some((b) => !(b >= 0 && b < 1))) fail('betas', 'two numbers in [0, 1)', r.betas);
   if (r.maxSteps !== null && !(Number.isInteger(r.maxSteps) && r.maxSteps > 0)) fail('maxSteps', 'a positive integer or null', r.maxSteps);
   if (r.maxSeqLen > c.maxPositions) fail('maxSeqLen', `at most the model's max_position_embeddings (${c.maxPositions})`, r.maxSeqLen);
+  if (!SCHEDULES.includes(r.schedule)) fail('schedule', `one of ${SCHEDULES.join(', ')}`, r.schedule);
+  if (r.warmupSteps !== null && !(Number.isInteger(r.warmupSteps) && r.warmupSteps >= 0)) fail('warmupSteps', 'an integer >= 0 or null', r.warmupSteps);
+  if (r.maxGradNorm !== null && !(typeof r.maxGradNorm === 'number' && r.maxGradNorm > 0 && Number.isFinite(r.maxGradNorm))) fail('maxGradNorm', 'a positive number or null', r.maxGradNorm);
+  if (typeof r.trainOnInputs !== 'boolean') fail('trainOnInputs', 'true or false', r.trainOnInputs);
+  if (typeof r.dropLast !== 'boolean') fail('dropLast', 'true or false', r.dropLast);
   return r;
 }

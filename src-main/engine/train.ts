@@ -16,8 +16,8 @@ import { CancelledError, EngineError } from './errors.js';
 import { batchImages, disposeBatchImages, type ImagePromptSpec } from './image-prompt.js';
 import type { LoadedModel } from './load.js';
 import { nextTokenLoss, shiftedTargets } from './loss.js';
-import { type AdamWState, adamWStep, disposeAdamWState, learningRate, newAdamWState } from './optimizer.js';
-import { peakLearningRate, type Recipe, validateRecipe } from './recipe.js';
+import { type AdamWState, adamWStep, clipGradNorm, disposeAdamWState, learningRate, newAdamWState } from './optimizer.js';
+import { epochShape, peakLearningRate, type Recipe, validateRecipe, withRecipeDefaults } from './recipe.js';
 import { Rng } from './rng.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
 import { createTrainable, type SavedValues, type Trainable } from './trainable.js';
@@ -94,17 +94,19 @@ export function latestCheckpoint(outDir: string): { step: number; path: string }
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { model, tokenizer, data, outDir } = opts;
   const c = model.config;
-  const recipe = validateRecipe(opts.recipe, c);
+  const recipe = validateRecipe(withRecipeDefaults(opts.recipe), c);
   if (data.length === 0) throw new EngineError('the training dataset has no examples');
   if (tokenizer.eosIds.length === 0) throw new EngineError(`${model.dir}: config.json names no eos_token_id; training needs one to end responses`);
   const padId = tokenizer.eosIds[0];
   const vision = opts.vision ?? null;
   if (vision && vision.features.length !== data.length) throw new EngineError(`image features for ${vision.features.length} examples, but the dataset has ${data.length}`);
-  const examples = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen));
+  const examples = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen, { trainOnInputs: recipe.trainOnInputs }));
   if (!examples.some((e) => e.ids.length > e.promptLength)) throw new EngineError(`every example's prompt fills maxSeqLen (${recipe.maxSeqLen}); nothing is left to learn from`);
 
-  const microPerEpoch = Math.ceil(examples.length / recipe.batchSize);
-  const stepsPerEpoch = Math.ceil(microPerEpoch / recipe.accumSteps);
+  const { microPerEpoch, stepsPerEpoch } = epochShape(examples.length, recipe);
+  if (microPerEpoch === 0) throw new EngineError(`${examples.length} examples make no whole batch of ${recipe.batchSize}, and the recipe drops the last partial batch (dropLast); use a smaller batch or dropLast: false`);
+  // Warm-up given in optimizer steps (Alpaca-LoRA's 100) becomes epochs here; the schedule runs on epochs.
+  const warmupEpochs = recipe.warmupSteps !== null ? Math.min(recipe.epochs, recipe.warmupSteps / stepsPerEpoch) : recipe.warmupEpochs;
   const plannedSteps = Math.ceil(stepsPerEpoch * recipe.epochs);
   const totalSteps = recipe.maxSteps === null ? plannedSteps : Math.min(plannedSteps, recipe.maxSteps);
   const peakLr = peakLearningRate(recipe);
@@ -121,9 +123,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (latest) {
     const state = JSON.parse(readFileSync(join(latest.path, STATE_FILE), 'utf8'));
     if (state.dataHash !== hashOfData) throw new EngineError(`${latest.path}: the dataset differs from the one this run was trained on; resume needs the same data`);
-    const { maxSteps: _a, checkpointEvery: _b, ...savedCore } = state.recipe as Recipe;
+    const { maxSteps: _a, checkpointEvery: _b, ...savedCore } = withRecipeDefaults(state.recipe as Recipe);
     const { maxSteps: _c, checkpointEvery: _d, ...nowCore } = recipe;
-    if (JSON.stringify(savedCore) !== JSON.stringify(nowCore)) {
+    if (canonicalJson(savedCore) !== canonicalJson(nowCore)) {
       throw new EngineError(`${latest.path}: the recipe differs from the checkpoint's (${JSON.stringify(savedCore)}); resume needs the same recipe`);
     }
     trainable = createTrainable(model, recipe, rng, readValues(join(latest.path, VALUES_FILE)), vision?.spec ?? null);
@@ -169,7 +171,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const order = epochOrder(examples.length, recipe.seed, epoch);
       const firstMicro = groupInEpoch * recipe.accumSteps;
       const micros = Math.min(recipe.accumSteps, microPerEpoch - firstMicro);
-      const lr = learningRate(epoch + firstMicro / microPerEpoch, { lr: peakLr, minLr: recipe.minLr, warmupEpochs: recipe.warmupEpochs, epochs: recipe.epochs });
+      const lr = learningRate(epoch + firstMicro / microPerEpoch, { lr: peakLr, minLr: recipe.minLr, warmupEpochs, epochs: recipe.epochs, schedule: recipe.schedule });
 
       let summed: Record<string, tf.Tensor> | null = null;
       let lossSum = 0;
@@ -203,8 +205,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           tf.dispose([...Object.values(prev), ...Object.values(grads)]);
         }
       }
-      const meanGrads = tf.tidy(() => Object.fromEntries(Object.entries(summed!).map(([k, g]) => [k, tf.div(g, micros)])));
+      let meanGrads = tf.tidy(() => Object.fromEntries(Object.entries(summed!).map(([k, g]) => [k, tf.div(g, micros)])));
       tf.dispose(Object.values(summed!));
+      // HF Trainer clips the accumulated gradient (max_grad_norm) before the optimizer step; the official adapter does not.
+      if (recipe.maxGradNorm !== null) meanGrads = clipGradNorm(meanGrads, recipe.maxGradNorm).grads;
       adamWStep(vars, meanGrads, optState, lr, { betas: recipe.betas, eps: recipe.eps, weightDecay: recipe.weightDecay });
       tf.dispose(Object.values(meanGrads));
       step += 1;
@@ -294,4 +298,11 @@ export function yieldToEventLoop(): Promise<void> {
 /** Make a CancelledError-aware abort check for loops outside the trainer (generation, eval). */
 export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   if (signal?.aborted) throw new CancelledError(what);
+}
+
+/** JSON with object keys sorted at every level, so two recipes compare by content, not by key order. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }

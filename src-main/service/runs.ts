@@ -9,7 +9,7 @@ import { EngineError } from '../engine/errors.js';
 import { memoryEstimate } from '../engine/load.js';
 import { parameterCount } from '../engine/config.js';
 import { type ImageFeatureChoice, parseFeatureChoice } from '../engine/image-prompt.js';
-import { type Method, presetFor, peakLearningRate, type Recipe, starterPreset, validateRecipe, type VisionRecipe } from '../engine/recipe.js';
+import { epochShape, type Method, presetFor, peakLearningRate, type Recipe, starterPreset, validateRecipe, type VisionRecipe, withRecipeDefaults } from '../engine/recipe.js';
 import type { ClipVisionConfig } from '../engine/vision/clip-config.js';
 import { STARTER, starterPath } from '../engine/starter.js';
 import type { TrainingJob } from '../host/run-queue.js';
@@ -122,8 +122,8 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
   if (examples === 0) {
     problems.push({ field: 'split', message: req.split === 'all' ? 'the dataset has no examples' : `the dataset has no examples in the ${req.split} split; split it first or train on all` });
   }
-  const microPerEpoch = Math.ceil(examples / recipe.batchSize);
-  const stepsPerEpoch = Math.ceil(microPerEpoch / recipe.accumSteps);
+  const { microPerEpoch, stepsPerEpoch } = epochShape(examples, withRecipeDefaults(recipe));
+  if (examples > 0 && microPerEpoch === 0) problems.push({ field: 'batchSize', message: `${examples} examples make no whole batch of ${recipe.batchSize}, and this recipe drops the last partial batch` });
   const planned = Math.ceil(stepsPerEpoch * recipe.epochs);
   const totalSteps = recipe.maxSteps === null ? planned : Math.min(planned, recipe.maxSteps);
   const trainable = trainableParameterCount(config, recipe);
@@ -228,7 +228,7 @@ function plannedSteps(ws: Workspace, run: Run): { total: number; perEpoch: numbe
   if (!run.datasetId || !r.batchSize || !r.accumSteps || !r.epochs) return null;
   try {
     const n = examplesIn(ws, run.datasetId, r.split ?? 'all');
-    const perEpoch = Math.max(1, Math.ceil(Math.ceil(n / r.batchSize) / r.accumSteps));
+    const perEpoch = Math.max(1, epochShape(n, withRecipeDefaults(r as Recipe)).stepsPerEpoch);
     const total = Math.ceil(perEpoch * r.epochs);
     return { total: r.maxSteps ? Math.min(total, r.maxSteps) : total, perEpoch };
   } catch {
