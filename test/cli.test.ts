@@ -93,3 +93,16 @@ describe('the bundled command, as a real process', () => {
     expect(err.stderr).toContain(`error: ${missing}: file not found`);
   });
 });
+
+describe('stderr stays the user\'s', () => {
+  // Dawn (the webgpu package) prints driver warnings straight to fd 2 when the automatic backend choice probes for
+  // a GPU; they go to a debug log unless the webgpu backend is asked for by name.
+  it('info on the auto backend prints one backend line and no driver chatter', async () => {
+    const bin = join(ROOT, 'bin', 'adapter-studio.mjs');
+    const { stderr } = await run(process.execPath, [bin, 'info', '--model', join(ROOT, 'assets', 'starter', 'model')], { env: { ...process.env, ADAPTER_STUDIO_VERBOSE: '' } });
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^backend: /);
+    expect(stderr).not.toMatch(/Warning:|artificially reduced|vkCreateInstance/);
+  });
+});

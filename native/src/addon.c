@@ -68,6 +68,56 @@ static napi_value BlasInfo(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * redirectStderr(path) -> saved fd; restoreStderr(saved): point file descriptor 2 at a log file and back. Native
+ * libraries in this process (Dawn probing for a GPU) write warnings straight to fd 2, below anything Node can
+ * intercept; the engine sends them to a debug log so that every command's stderr stays the user's.
+ */
+#if defined(_WIN32)
+#include <fcntl.h>
+#include <io.h>
+#define dup _dup
+#define dup2 _dup2
+#define close _close
+#define open _open
+#define O_FLAGS (_O_WRONLY | _O_CREAT | _O_APPEND)
+#else
+#include <fcntl.h>
+#include <unistd.h>
+#define O_FLAGS (O_WRONLY | O_CREAT | O_APPEND)
+#endif
+
+static napi_value RedirectStderr(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char path[4096];
+  size_t length = 0;
+  if (!args_get(env, info, "redirectStderr", 1, argv)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok || length == 0 || length >= sizeof path - 1) {
+    napi_throw_type_error(env, NULL, "redirectStderr: path must be a non-empty string shorter than 4096 bytes");
+    return NULL;
+  }
+  fflush(stderr);
+  int saved = dup(2);
+  int fd = open(path, O_FLAGS, 0644);
+  int result = -1;
+  if (saved >= 0 && fd >= 0 && dup2(fd, 2) >= 0) result = saved;
+  else if (saved >= 0) close(saved);
+  if (fd >= 0) close(fd);
+  napi_value out;
+  napi_create_int32(env, result, &out);
+  return out;
+}
+
+static napi_value RestoreStderr(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t saved;
+  if (!args_get(env, info, "restoreStderr", 1, argv) || !arg_int(env, argv[0], "restoreStderr", "fd", 0, 1 << 20, &saved)) return NULL;
+  fflush(stderr);
+  dup2((int)saved, 2);
+  close((int)saved);
+  return NULL;
+}
+
 static void set_function(napi_env env, napi_value exports, const char *name, napi_callback callback) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, NULL, &fn);
@@ -85,6 +135,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   set_function(env, exports, "sgemmStridedBatched", SgemmStridedBatched);
   set_function(env, exports, "biasActivation", BiasActivation);
   set_function(env, exports, "setThreads", SetThreads);
+  set_function(env, exports, "redirectStderr", RedirectStderr);
+  set_function(env, exports, "restoreStderr", RestoreStderr);
   set_function(env, exports, "getThreads", GetThreads);
   set_function(env, exports, "rmsNorm", RmsNorm);
   set_function(env, exports, "rmsNormBackward", RmsNormBackward);

@@ -2,6 +2,8 @@
 // optional installs) -> webgpu -> native (wasm + our BLAS addon) -> wasm -> cpu. A backend that
 // fails to start is skipped with its reason recorded; the caller always learns which one runs.
 
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
@@ -47,9 +49,34 @@ async function startTensorflow(): Promise<void> {
  */
 async function startWebgpu(requested: boolean): Promise<string> {
   const { initWebgpuBackend, formatWebgpuDevice } = await import('./backends/webgpu.js');
-  const status = await initWebgpuBackend({ allowSoftware: requested });
-  if (!status.ok) throw new Error(status.reason);
-  return formatWebgpuDevice(status.info);
+  // Probing for a GPU on the way to another backend, Dawn's driver chatter ("vkCreateInstance failed", "... artificially
+  // reduced ...") goes to a debug log, not the user's stderr; asked for by name (or ADAPTER_STUDIO_VERBOSE), it shows.
+  const quiet = !requested && !process.env.ADAPTER_STUDIO_VERBOSE ? await quietStderr() : null;
+  try {
+    const status = await initWebgpuBackend({ allowSoftware: requested });
+    if (!status.ok) throw new Error(status.reason);
+    return formatWebgpuDevice(status.info);
+  } finally {
+    quiet?.();
+  }
+}
+
+/** The file native libraries' stderr goes to while the backend probe is quiet. */
+export function backendLogPath(): string {
+  return join(tmpdir(), `adapter-studio-backend-${process.getuid?.() ?? 'user'}.log`);
+}
+
+/** Sends fd 2 to backendLogPath() until the returned function is called; null when the native addon is absent. */
+async function quietStderr(): Promise<(() => void) | null> {
+  try {
+    const { loadNativeAddon } = await import('./backends/native.js');
+    const addon = loadNativeAddon();
+    if (typeof addon.redirectStderr !== 'function') return null; // an addon built before this existed
+    const saved = addon.redirectStderr(backendLogPath());
+    return saved < 0 ? null : () => addon.restoreStderr(saved);
+  } catch {
+    return null;
+  }
 }
 
 async function startNative(): Promise<void> {

@@ -77,6 +77,9 @@ export interface NativeAddon {
    */
   setThreads(threads: number): void;
   getThreads(): number;
+  /** Points file descriptor 2 at `path` (appending); returns the saved descriptor for restoreStderr, or -1. */
+  redirectStderr(path: string): number;
+  restoreStderr(saved: number): void;
   /** e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64". */
   blasInfo(): string;
   /** Activation name -> the code biasActivation takes. */
