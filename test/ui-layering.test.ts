@@ -47,4 +47,30 @@ describe('import layering', () => {
     expect(imports(join(ROOT, 'src-main/electron/preload.ts')).sort()).toEqual(['./bridge.js', 'electron']);
     expect(imports(join(ROOT, 'src-main/electron/bridge.ts')).sort()).toEqual(['../../src-shared/api-methods.js', '../../src-shared/api.js']);
   });
+
+  it('the main side imports in one direction: no module reaches itself through its imports', () => {
+    // Value imports only: `import type` is erased and cannot make a cycle at run time.
+    const graph = new Map<string, string[]>();
+    for (const f of files(join(ROOT, 'src-main'), ['.ts'])) {
+      const text = readFileSync(f, 'utf8');
+      const specs = [...text.matchAll(/^\s*(?:import|export)\s+(?!type\s)[^'"]*?from\s+['"](\.[^'"]+)['"]/gm)].map((m) => m[1]!);
+      graph.set(f, specs.map((s) => join(dirname(f), s.replace(/\.js$/, '.ts'))));
+    }
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const stack: string[] = [];
+    const visit = (n: string) => {
+      state.set(n, 'open');
+      stack.push(n);
+      for (const m of graph.get(n) ?? []) {
+        if (!graph.has(m)) continue;
+        if (state.get(m) === 'open') cycles.push(stack.slice(stack.indexOf(m)).map((x) => relative(ROOT, x)).join(' -> '));
+        else if (!state.has(m)) visit(m);
+      }
+      stack.pop();
+      state.set(n, 'done');
+    };
+    for (const n of graph.keys()) if (!state.has(n)) visit(n);
+    expect(cycles).toEqual([]);
+  });
 });

@@ -13,7 +13,7 @@ import type { LlamaModel } from './model.js';
 import { Rng } from './rng.js';
 import { DEFAULT_SAMPLING, generate } from './sample.js';
 import type { TextTokenizer } from './tokenizer.js';
-import { throwIfAborted } from './train.js';
+import { throwIfAborted } from './cancel.js';
 import { rougeLTokens } from '../../src-shared/rouge.js';
 
 export { lcsLength } from '../../src-shared/rouge.js';

@@ -18,7 +18,7 @@ import { type AdamWState, adamWStep, disposeAdamWState, learningRate, newAdamWSt
 import { Rng } from './rng.js';
 import { writeAtomically, writeSafetensors, type TensorToWrite, type WritableDtype } from './safetensors.js';
 import { type Encoder, epochOrder } from './data.js';
-import { yieldToEventLoop } from './train.js';
+import { yieldToEventLoop } from './cancel.js';
 
 // ---------------------------------------------------------------------------------------------
 // Initial weights

@@ -12,7 +12,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Encoder, epochOrder, type Instruction, makeBatch, tokenizeExample } from './data.js';
-import { CancelledError, EngineError } from './errors.js';
+import { EngineError } from './errors.js';
+import { yieldToEventLoop } from './cancel.js';
 import { batchImages, disposeBatchImages, type ImagePromptSpec } from './image-prompt.js';
 import type { LoadedModel } from './load.js';
 import { nextTokenLoss, shiftedTargets } from './loss.js';
@@ -288,16 +289,6 @@ function readOptimizerState(path: string, t: Trainable, step: number): AdamWStat
   } finally {
     file.close();
   }
-}
-
-/** A macrotask boundary: awaiting tensor data alone only runs microtasks, which starves I/O. */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Make a CancelledError-aware abort check for loops outside the trainer (generation, eval). */
-export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new CancelledError(what);
 }
 
 /** JSON with object keys sorted at every level, so two recipes compare by content, not by key order. */

@@ -23,7 +23,7 @@ import type { ServiceContext } from './context.js';
 import { resolveModel } from './generation.js';
 import { userError } from './errors.js';
 import { storePicture } from './images.js';
-import { languageConfig, modelKind } from './models.js';
+import { languageConfig, modelKind } from './model-kinds.js';
 
 export interface ServedModel {
   /** The id clients see in the model list. */

@@ -23,7 +23,7 @@ import type { ServiceContext } from './context.js';
 import { engineGenerator } from './datasets.js';
 import { userError } from './errors.js';
 import { resolveModel } from './generation.js';
-import { languageConfig } from './models.js';
+import { languageConfig } from './model-kinds.js';
 import { trainableParameterCount } from './runs.js';
 import { startTask } from './tasks.js';
 

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GenerationResult, ModelRef, Sampling } from '../../src-shared/api.js';
 import type { PromptSpec, VisionInput } from '../host/protocol.js';
-import { modelKind } from './models.js';
+import { modelKind } from './model-kinds.js';
 import type { ModelId, RunId } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { userError } from './errors.js';

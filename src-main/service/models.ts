@@ -1,44 +1,18 @@
 // models.*: add a Hugging Face LLaMA folder (checked by reading it the way training will), list, inspect.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { readFileSync } from 'node:fs';
-import type { AdapterSummary, ApiHandlers, ModelConfigSummary, ModelInfo, ModelKind, ModelSummary, VisionConfigSummary } from '../../src-shared/api.js';
+import type { AdapterSummary, ApiHandlers, ModelConfigSummary, ModelInfo, ModelSummary, VisionConfigSummary } from '../../src-shared/api.js';
 import type { LlamaConfig } from '../engine/config.js';
 import { readModelConfig } from '../engine/load.js';
-import type { ModelFacts, VisionFacts } from '../host/protocol.js';
-import { readClipVisionConfig } from '../engine/vision/clip-config.js';
-import type { ClipPreprocess, ClipVisionConfig } from '../engine/vision/clip-config.js';
+import type { VisionFacts } from '../host/protocol.js';
+import { type ClipPreprocess, type ClipVisionConfig, readClipVisionConfig } from '../engine/vision/clip-config.js';
 import type { Model, ModelId } from '../store/index.js';
 import type { Recipe } from '../engine/recipe.js';
 import type { ServiceContext } from './context.js';
 import { trainableParameterCount } from './runs.js';
+import { languageConfig, modelKind, type StoredModelFacts, storedFacts } from './model-kinds.js';
 import { userError } from './errors.js';
-
-/** What the models table's config column holds for us: `llama` for a language model, `vision` for a tower. */
-interface StoredModelFacts {
-  llama?: LlamaConfig;
-  vision?: { config: ClipVisionConfig; preprocess: ClipPreprocess };
-  parameters: number;
-  memory: ModelFacts['memory'];
-}
-
-export function modelKind(m: Model): ModelKind {
-  return storedFacts(m).vision ? 'vision' : 'llama';
-}
-
-/** A language model's config; a vision tower given where a language model belongs is refused by name. */
-export function languageConfig(m: Model): LlamaConfig {
-  const facts = storedFacts(m);
-  if (!facts.llama) throw userError(`"${m.name}" is a vision tower, not a language model: pick a LLaMA model here`);
-  return facts.llama;
-}
-
-/** A vision tower's folder; a language model given where a tower belongs is refused by name. */
-export function visionTower(m: Model): Model {
-  if (modelKind(m) !== 'vision') throw userError(`"${m.name}" is a language model, not a vision tower: add a CLIP folder on the Models page`);
-  return m;
-}
 
 function visionSummary(v: NonNullable<StoredModelFacts['vision']>): VisionConfigSummary {
   const c = v.config;
@@ -73,9 +47,6 @@ export function configSummary(c: LlamaConfig): ModelConfigSummary {
   };
 }
 
-export function storedFacts(m: Model): StoredModelFacts {
-  return m.config as unknown as StoredModelFacts;
-}
 
 function modelProblem(m: Model): string | null {
   if (!existsSync(m.path)) return `the folder ${m.path} no longer exists`;

@@ -16,7 +16,7 @@ import type { TrainingJob } from '../host/run-queue.js';
 import type { DatasetId, Model, ModelId, Run, RunId, Split, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { conflict } from './errors.js';
-import { languageConfig, visionTower } from './models.js';
+import { languageConfig, visionTower } from './model-kinds.js';
 
 type SplitChoice = Split | 'all';
 
