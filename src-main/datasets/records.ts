@@ -8,6 +8,9 @@
 //   split       <- split  (train | val | validation | dev | test)             (optional)
 //   image       <- image  (a path relative to the file, a data: URL, or {bytes, path}; see images.ts) (optional)
 //
+// Stanford Alpaca's seed_tasks.jsonl records ({instruction, instances: [{input, output}], is_classification, id, name})
+// give one example per instance, the task's fields in meta.
+//
 // A record with "question", a "choices" list and a numeric "answer" (ScienceQA, as its problems.json and its
 // Hugging Face copy have them) is a multiple-choice question: see scienceqa.ts. A chat record ("conversations" /
 // "messages", see conversations.ts) loses LLaVA's "<image>" placeholders: the picture reaches the model through
@@ -62,6 +65,8 @@ export function recordToExamples(value: unknown, options: RecordOptions): Result
   if (options.shape === 'scienceqa' || (options.shape === 'auto' && !conversation && isScienceQaRecord(value))) {
     result = scienceQaRecordToExample(value, options.multipleChoice ?? DEFAULT_MULTIPLE_CHOICE_TEMPLATE);
     if (!result.problems.length) result.problems.push(...checkLengths(result.examples[0]!, options.maxFieldChars));
+  } else if (options.shape === 'auto' && !conversation && isSeedTaskRecord(value)) {
+    result = seedTaskToExamples(value, options);
   } else if (options.shape === 'conversation' || (options.shape === 'auto' && conversation)) {
     if (!conversation) return { examples: [], problems: [{ field: 'conversations', message: 'missing; expected a "conversations" or "messages" list' }] };
     result = conversationToExamples(value, options.conversation);
@@ -77,6 +82,32 @@ export function recordToExamples(value: unknown, options: RecordOptions): Result
     result = alpacaFields((name) => value[name], (name) => name in value, options);
   }
   return withImage(result, value[options.fieldMap.image ?? 'image'], options.fieldMap.image ?? 'image');
+}
+
+/** Stanford Alpaca's seed_tasks.jsonl: {id, name, instruction, instances: [{input, output}], is_classification}. */
+function isSeedTaskRecord(value: Record<string, unknown>): boolean {
+  return typeof value.instruction === 'string' && Array.isArray(value.instances) && !('output' in value);
+}
+
+/** One example per instance; the task's id, name and is_classification go into the example's meta (and tags). */
+function seedTaskToExamples(value: Record<string, unknown>, options: RecordOptions): Result {
+  const instances = value.instances as unknown[];
+  if (instances.length === 0) return { examples: [], problems: [{ field: 'instances', message: 'is empty; a seed task needs at least one {input, output} instance' }] };
+  const examples: ExampleDraft[] = [];
+  const problems: FieldProblem[] = [];
+  const meta: Record<string, unknown> = {};
+  for (const key of ['id', 'name', 'is_classification'] as const) if (value[key] !== undefined) meta[key] = value[key];
+  const tags = value.is_classification === true ? ['classification'] : [];
+  instances.forEach((instance, i) => {
+    if (!isPlainObject(instance)) {
+      problems.push({ field: `instances[${i}]`, message: `expected an object {input, output}, got ${typeName(instance)}` });
+      return;
+    }
+    const one = alpacaFields((name) => (name === 'instruction' ? value.instruction : instance[name]), (name) => (name === 'instruction' ? true : name in instance), options);
+    for (const p of one.problems) problems.push({ field: p.field === null || p.field === 'instruction' ? p.field : `instances[${i}].${p.field}`, message: p.message });
+    for (const ex of one.examples) examples.push({ ...ex, tags: [...new Set([...(ex.tags ?? []), ...tags])], meta: { ...meta, instance: i } });
+  });
+  return problems.length ? { examples: [], problems } : { examples, problems };
 }
 
 /** Checks one CSV/TSV row (all cells are text). */
