@@ -232,6 +232,23 @@ describe('runs', () => {
     expect(saved.chat.title).toBe('What color is sky?');
   });
 
+  it('a chat longer than the context leaves out its oldest turns, and says so; a message too long alone is refused', async () => {
+    const chat = await app.call('chats.create', { model: { modelId, adapterRunId: trained }, sampling: { temperature: 0, maxNewTokens: 8 } });
+    const long = (n: number) => `What color is sky? ${'and tell me more '.repeat(n)}`;
+    await expect(app.call('chats.send', { chatId: chat.id, content: long(200) })).rejects.toThrow(/makes a prompt of \d+ tokens; .* reads 256 tokens in all/);
+    expect((await app.call('chats.get', { chatId: chat.id })).messages).toEqual([]); // nothing stored
+    for (let turn = 0; turn < 4; turn++) {
+      const sent = await app.call('chats.send', { chatId: chat.id, content: long(5) });
+      await app.waitFor((e) => e.type === 'stream.closed' && e.streamId === sent.streamId);
+    }
+    const saved = await app.call('chats.get', { chatId: chat.id });
+    const replies = saved.messages.filter((m) => m.role === 'assistant');
+    expect(replies).toHaveLength(4);
+    expect(replies[0]!.meta.droppedTurns).toBeUndefined();
+    expect(replies.at(-1)!.meta.droppedTurns).toBeGreaterThan(0);
+    expect(replies.at(-1)!.meta.promptTokens as number).toBeLessThanOrEqual(256 - 8);
+  });
+
   it('compares base and adapter side by side, then rates blind', async () => {
     const { comparisonId, streamId } = await app.call('compare.start', {
       prompts: ['What color is grass?', 'What color is snow?'],

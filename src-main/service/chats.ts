@@ -5,6 +5,8 @@ import type { Chat, ChatId, Message, ModelId, RunId } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { userError } from './errors.js';
 import { type ResolvedModel, resolveModel, streamGeneration } from './generation.js';
+import { languageConfig } from './model-kinds.js';
+import { renderPrompt } from '../host/prompt.js';
 
 /** What a chat's settings column holds. The model is kept here too, so that it can change mid-conversation. */
 interface ChatSettings {
@@ -30,6 +32,32 @@ function toChatSummary(chat: Chat): ChatSummary {
 
 function toMessage(m: Message): ChatMessage {
   return { id: m.id, role: m.role, content: m.content, createdAt: m.createdAt, meta: m.meta };
+}
+
+type Turn = { role: 'user' | 'assistant'; content: string };
+
+/**
+ * The conversation as the model can read it: the whole of it when it fits, else without its oldest turns (the
+ * system prompt always stays), as chat apps do; the reply keeps room for min(maxNewTokens, a quarter of the
+ * context). A last message that cannot fit even alone is refused, with the numbers.
+ */
+async function fitToContext(ctx: ServiceContext, model: ResolvedModel, settings: ChatSettings, all: Turn[]): Promise<{ turns: Turn[]; dropped: number; promptTokens: number; contextLength: number }> {
+  const contextLength = languageConfig(ctx.ws().models.get(settings.model!.modelId as ModelId)).maxPositions;
+  const reserve = Math.max(1, Math.min(settings.sampling.maxNewTokens, Math.floor(contextLength / 4)));
+  const count = (turns: Turn[]) => ctx.engines.countTokens(model.modelDir, renderPrompt({ template: 'chat', system: settings.systemPrompt, turns }));
+  let turns = all;
+  let tokens = await count(turns);
+  while (tokens > contextLength - reserve && turns.length > 1) {
+    // Drop the oldest exchange: up to the next user turn.
+    let cut = 1;
+    while (cut < turns.length - 1 && turns[cut]!.role !== 'user') cut++;
+    turns = turns.slice(cut);
+    tokens = await count(turns);
+  }
+  if (tokens > contextLength - reserve) {
+    throw userError(`this message makes a prompt of ${tokens} tokens; ${model.label} reads ${contextLength} tokens in all and ${reserve} are kept for the reply: shorten it (or the system prompt)`);
+  }
+  return { turns, dropped: all.length - turns.length, promptTokens: tokens, contextLength };
 }
 
 /** A picture is refused, before anything is stored, by a model that cannot see it or when it is not in the store. */
@@ -82,14 +110,15 @@ export function chatHandlers(ctx: ServiceContext): Pick<
       const model = resolveModel(ctx, settings.model);
       if (image) checkPicture(ctx, model, image);
       const history = chats().messages(chat.id);
+      const asTurn = (m: { role: string; content: string }) => ({ role: m.role as 'user' | 'assistant', content: m.content });
+      // Checked before anything is stored: a message the model cannot read is refused, and the oldest turns give way.
+      const fitted = await fitToContext(ctx, model, settings, [...history.filter((m) => m.role !== 'system').map(asTurn), { role: 'user', content }]);
       const userMessage = chats().addMessage(chat.id, { role: 'user', content, meta: image ? { image } : {} });
       // The adapter sees one picture: the one attached last in the conversation (a multi-modal adapter only).
       const picture = model.vision ? ([...history, userMessage].reverse().find((m) => typeof m.meta.image === 'string')?.meta.image as string | undefined) ?? null : null;
       // The first message names a chat that still has the default title.
       if (history.length === 0 && chat.title === 'New chat') chats().update(chat.id, { title: content.trim().slice(0, 60) });
-      const turns = [...history, userMessage]
-        .filter((m) => m.role !== 'system')
-        .map((m) => ({ role: m.role as 'user' | 'assistant', content: m.content }));
+      const turns = fitted.turns;
       const stream = ctx.streams.open();
       void (async () => {
         const outcome = await streamGeneration(ctx, stream, 'reply', model, { template: 'chat', system: settings.systemPrompt, turns }, settings.sampling, undefined, picture);
@@ -98,7 +127,15 @@ export function chatHandlers(ctx: ServiceContext): Pick<
           chats().addMessage(chat.id, {
             role: 'assistant',
             content: result.text,
-            meta: { model: model.label, finishReason: result.finishReason, tokensPerSec: result.tokensPerSec, newTokens: result.newTokens },
+            meta: {
+              model: model.label,
+              finishReason: result.finishReason,
+              tokensPerSec: result.tokensPerSec,
+              newTokens: result.newTokens,
+              promptTokens: fitted.promptTokens,
+              contextLength: fitted.contextLength,
+              ...(fitted.dropped > 0 ? { droppedTurns: fitted.dropped } : {}),
+            },
           });
         }
         stream.close();
