@@ -5,7 +5,8 @@ import { namedAdapterVariables } from '../engine/adapter.js';
 import { loadFineTune } from '../engine/adapter-io.js';
 import { type BackendReport, describeBackend, initBackend } from '../engine/backend.js';
 import { parameterCount } from '../engine/config.js';
-import { formatAlpacaPrompt, readInstructionFile } from '../engine/data.js';
+import { formatAlpacaPrompt, type Instruction } from '../engine/data.js';
+import { formatIssue, readDatasetFile } from '../datasets/index.js';
 import { EngineError } from '../engine/errors.js';
 import { loadModel, memoryEstimate, readModelConfig } from '../engine/load.js';
 import { crossEntropy, shiftedTargets } from '../engine/loss.js';
@@ -52,6 +53,20 @@ export async function infoCommand(args: string[], io: IO): Promise<number> {
 }
 
 
+/**
+ * A dataset file as the importer reads it (JSON, JSONL, CSV, TSV, parquet; Alpaca, chat and ScienceQA records),
+ * so a bad record is reported by file, line or record, and field, as `dataset import` reports it.
+ */
+export async function readTrainingData(file: string): Promise<Instruction[]> {
+  const { report, examples } = await readDatasetFile(file);
+  const problems = report.fatal ? [report.fatal] : report.issues;
+  if (problems.length > 0) {
+    throw new EngineError(`${formatIssue(problems[0]!)}${problems.length > 1 ? ` (and ${problems.length - 1} more invalid records; \`adapter-studio dataset import\` lists them all)` : ''}`);
+  }
+  if (examples.length === 0) throw new EngineError(`${file}: no examples`);
+  return examples.map(({ instruction, input, output }) => ({ instruction, input, output }));
+}
+
 export async function trainCommand(args: string[], io: IO): Promise<number> {
   const flags = parseFlags(args, { model: 'string', data: 'string', out: 'string', method: 'string', preset: 'string', 'lora-targets': 'string', resume: 'boolean', json: 'boolean', backend: 'string', ...recipeFlagSpec() });
   const modelDir = requireFlag(flags, 'model');
@@ -61,7 +76,7 @@ export async function trainCommand(args: string[], io: IO): Promise<number> {
   if (method !== undefined && !METHODS.includes(method)) throw new EngineError(`--method must be one of ${METHODS.join(', ')}, got "${method}"`);
   const preset = flag(flags, 'preset') as PresetName | undefined;
   if (preset !== undefined && !(preset in PRESETS)) throw new EngineError(`unknown --preset "${preset}"; available: ${Object.keys(PRESETS).join(', ')}`);
-  const data = readInstructionFile(dataFile); // fail on bad data before the slow model load
+  const data = await readTrainingData(dataFile); // fail on bad data before the slow model load
   await startBackend(flags, io);
   const model = loadModel(modelDir);
   const tokenizer = await loadTokenizer(modelDir, { bosId: model.config.bosId, eosIds: model.config.eosIds });

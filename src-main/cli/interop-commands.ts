@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { loadAdapter, saveAdapter } from '../engine/adapter-io.js';
 import { disposeAdapter } from '../engine/adapter.js';
 import { type BackendChoice, describeBackend, initBackend } from '../engine/backend.js';
-import { type Instruction, readInstructionFile } from '../engine/data.js';
+import type { Instruction } from '../engine/data.js';
 import { EngineError } from '../engine/errors.js';
 import { loadModel, readModelConfig } from '../engine/load.js';
 import { disposeModel } from '../engine/model.js';
@@ -17,6 +17,7 @@ import { importJobAsRun, findWorkspaceModel } from '../interop/job-run.js';
 import { exportJob, importJobResult, type JobOrigin } from '../interop/scaleout.js';
 import { openWorkspace } from '../store/index.js';
 import type { SavedFloatDtype } from '../interop/torch-file.js';
+import { readTrainingData } from './engine-commands.js';
 import { type Flags, flag, type IO, numberFlag, parseFlags, requireFlag } from './flags.js';
 import { applyRecipeFlags, recipeFlagSpec } from './recipe-flags.js';
 
@@ -203,7 +204,7 @@ export async function exportJobCommand(args: string[], io: IO): Promise<number> 
   const modelDir = fromWorkspace?.modelDir ?? requireFlag(flags, 'model');
   const dataFile = fromWorkspace ? null : requireFlag(flags, 'data');
   const outDir = requireFlag(flags, 'out');
-  const data = fromWorkspace?.data ?? readInstructionFile(dataFile!);
+  const data = fromWorkspace?.data ?? (await readTrainingData(dataFile!));
   const config = readModelConfig(modelDir);
   const recipeFile = flag(flags, 'recipe');
   const recipe: Recipe = { ...paperRecipe(config), ...(recipeFile ? readRecipeFile(recipeFile) : {}) };
