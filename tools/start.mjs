@@ -36,6 +36,12 @@ const child = electron.path
   : (process.stderr.write(`Starting Adapter Studio in serve mode (${electron.why}); open the URL below in a browser.\n`),
     spawn(process.execPath, [join(root, 'dist', 'serve.mjs'), '--starter', ...passThrough], { cwd: root, stdio: 'inherit' }));
 
-// Ctrl-C reaches the child through the terminal; pass on a TERM from a supervisor too.
-process.on('SIGTERM', () => child.kill('SIGTERM'));
+// Ctrl-C reaches the child through the terminal; a signal sent to this process alone (a supervisor, `kill` on
+// npm's pid) is passed on, and the two exit together.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+// npm killed without passing the signal on leaves this process an orphan (reparented): stop the app then too.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) child.kill('SIGTERM');
+}, 1000).unref();
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

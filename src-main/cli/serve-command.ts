@@ -80,7 +80,15 @@ export async function serveCommand(args: string[], io: IO, stop?: AbortSignal): 
     const done = () => resolve();
     process.once('SIGINT', done);
     process.once('SIGTERM', done);
+    process.once('SIGHUP', done);
     stop?.addEventListener('abort', done, { once: true });
+    // Started by a launcher (npm start) that was killed without passing the signal on: stop rather than go on
+    // serving as an orphan. POSIX reparents an orphan, so its parent pid changes.
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) done();
+    }, 1000);
+    watch.unref();
   });
   io.stderr('stopping...\n');
   await server.close();
