@@ -65,6 +65,7 @@ export const API_METHOD_NAMES = [
   'evals.resume',
   'evals.remove',
   'evals.methodTable',
+  'evals.scienceqa',
   'evals.blind',
   'evals.judge',
 ] as const;

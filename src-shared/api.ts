@@ -908,6 +908,24 @@ export const API = {
   'evals.resume': method(z.object({ suiteId: id }).strict(), z.object({ taskId: id }), 'continue an interrupted or cancelled evaluation where it stopped'),
   'evals.remove': method(z.object({ suiteId: id }).strict(), ok, 'delete an evaluation and its outputs'),
   'evals.methodTable': method(z.object({ suiteId: id }).strict(), z.array(MethodRow), "the paper's method table for the evaluation's columns"),
+  'evals.scienceqa': method(
+    z.object({ suiteId: id }).strict(),
+    z.array(
+      z.object({
+        label: z.string(),
+        kind: EvalColumn.shape.kind,
+        /** ScienceQA's official keys (acc_average, acc_natural, ...; two decimals), null where no question is of that kind. */
+        scores: z.record(z.string(), z.number().nullable()),
+        questions: count,
+        correct: count,
+        /** Answers that name no choice (counted wrong, as ScienceQA's tools count them). */
+        unparseable: count,
+        /** ScienceQA's results format: pid -> the chosen choice's index (-1: none). */
+        results: z.record(z.string(), z.number().int()),
+      }),
+    ),
+    "ScienceQA's accuracy table for an evaluation of imported ScienceQA questions, and each column's results file",
+  ),
   'evals.blind': method(
     z.object({ suiteId: id, columns: z.tuple([count, count]) }).strict(),
     z.object({ comparisonId: id }),

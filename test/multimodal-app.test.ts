@@ -97,6 +97,25 @@ describe('a multi-modal run', () => {
     expect((await app.call('images.get', { sha256: uploaded.sha256 })).base64).toBe(picture);
   });
 
+  it("evaluates both columns on the ScienceQA test split and gives ScienceQA's table and results files", async () => {
+    const started = await app.call('evals.start', {
+      name: 'sqa',
+      set: { kind: 'split', datasetId, split: 'test', limit: null },
+      systems: [{ kind: 'model', model: { modelId: llamaId, adapterRunId: null } }, { kind: 'model', model: { modelId: llamaId, adapterRunId: runId } }],
+      maxNewTokens: 8,
+    });
+    await app.waitFor((e) => e.type === 'task.progress' && e.taskId === started.taskId && e.finished, { timeoutMs: 120_000 });
+    const table = await app.call('evals.scienceqa', { suiteId: started.suiteId });
+    expect(table.map((c) => c.kind)).toEqual(['base', 'multimodal']);
+    for (const c of table) {
+      expect(c.questions).toBe(8);
+      expect(Object.keys(c.results).sort()).toEqual(['10', '11', '12', '5', '6', '7', '8', '9']);
+      expect(c.scores.acc_average).toBeCloseTo((100 * c.correct) / 8, 2);
+    }
+    // The method table names the multi-modal adapter's row as such.
+    expect((await app.call('evals.methodTable', { suiteId: started.suiteId })).map((r) => r.kind)).toEqual(['base', 'multimodal']);
+  });
+
   it('refuses a picture for a model that cannot see it, and a file that is not a picture', async () => {
     const uploaded = await app.call('images.upload', { fileName: 'grey.png', base64: readFileSync(join(CLIP, 'images', 'grey.png')).toString('base64') });
     await expect(app.call('generate.start', { model: { modelId: llamaId, adapterRunId: null }, prompt: 'hi', image: uploaded.sha256 })).rejects.toThrow(/tiny takes no pictures/);

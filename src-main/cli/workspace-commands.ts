@@ -4,8 +4,8 @@
 //   eval                answer a held-out split with several columns and score every answer
 //   compare             the method table, outputs side by side, and an LLM judge's verdicts
 
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { tally } from '../../src-shared/ab-stats.js';
 import { type ApiEvent, ApiError, type ApiInput, type ApiMethod, type ApiOutput, type EvalSuiteSummary, type EvalSystem, type MethodRow, METHODS, type Method } from '../../src-shared/api.js';
 import { formatCount, methodTableCsv, methodTableMarkdown } from '../../src-shared/method-table.js';
@@ -25,8 +25,10 @@ export const WORKSPACE_USAGE = `  train     --workspace DIR --model NAME|ID|DIR 
             a multi-modal adapter: the CLIP tower's image feature added to every adaption prompt
   eval      --workspace DIR [--dataset NAME|ID] [--split test] [--limit N] | [--prompts FILE]
             [--column base|RUN|model:NAME|refs:FILE[=LABEL]]... [--model NAME|ID] [--name NAME]
-            [--max-new-tokens N] [--json]   answer the set with every column (default: the base model and
-            each of its completed runs) and score each answer: exact match, ROUGE-L, token F1, perplexity
+            [--max-new-tokens N] [--scienceqa-out DIR] [--json]   answer the set with every column (default: the
+            base model and each of its completed runs) and score each answer: exact match, ROUGE-L, token F1,
+            perplexity; imported ScienceQA questions also get ScienceQA's table and, with --scienceqa-out, one
+            results file per column for eval-scienceqa
   compare   --workspace DIR [--eval ID|NAME] [--format markdown|csv] [--out FILE] [--examples N]
             [--judge A,B (--judge-url URL --judge-model M [--judge-key-env VAR] | --judge-local MODEL[+RUN])]
             the method table of an evaluation (default: the newest), N outputs side by side, and an
@@ -173,7 +175,7 @@ export async function workspaceTrainCommand(args: string[], io: IO): Promise<num
 export async function evalCommand(args: string[], io: IO): Promise<number> {
   const flags = parseFlags(
     args,
-    { workspace: 'string', dataset: 'string', split: 'string', limit: 'string', prompts: 'string', column: 'string', model: 'string', name: 'string', 'max-new-tokens': 'string', json: 'boolean', help: 'boolean' },
+    { workspace: 'string', dataset: 'string', split: 'string', limit: 'string', prompts: 'string', column: 'string', model: 'string', name: 'string', 'max-new-tokens': 'string', json: 'boolean', help: 'boolean', 'scienceqa-out': 'string' },
     ['column'],
   );
   if (flags.help) {
@@ -204,14 +206,39 @@ export async function evalCommand(args: string[], io: IO): Promise<number> {
       const end = await s.next((e): e is Extract<ApiEvent, { type: 'task.progress' }> => e.type === 'task.progress' && e.taskId === started.taskId && e.finished);
       const suite = await s.call('evals.get', { suiteId: started.suiteId, limit: 1 });
       const table = await s.call('evals.methodTable', { suiteId: started.suiteId });
-      if (flags.json) io.stdout(`${JSON.stringify({ suiteId: suite.id, status: suite.status, error: end.error, set: suite.setLabel, columns: suite.columns.map(({ label, kind, metrics, status }) => ({ label, kind, status, metrics })), methodTable: table })}\n`);
-      else io.stdout(`evaluation ${suite.id} (${suite.name}) on ${suite.setLabel}: ${suite.status}${end.error ? ` (${end.error})` : ''}\n\n${methodTableMarkdown(table)}`);
+      // Imported ScienceQA questions: ScienceQA's own table too, and its results files with --scienceqa-out.
+      const scienceqa = set.kind === 'split' ? await s.call('evals.scienceqa', { suiteId: started.suiteId }).catch(() => null) : null;
+      if (flag(flags, 'scienceqa-out')) {
+        if (!scienceqa) throw new EngineError('--scienceqa-out: this evaluation is not of imported ScienceQA questions');
+        const dir = flag(flags, 'scienceqa-out')!;
+        mkdirSync(dir, { recursive: true });
+        for (const c of scienceqa) {
+          const file = join(dir, `${c.label.replace(/[^\w.+-]+/g, '_')}.json`);
+          writeFileSync(file, `${JSON.stringify({ results: c.results })}\n`);
+          io.stderr(`  ${c.label}: ScienceQA results written to ${file}\n`);
+        }
+      }
+      if (flags.json) io.stdout(`${JSON.stringify({ suiteId: suite.id, status: suite.status, error: end.error, set: suite.setLabel, columns: suite.columns.map(({ label, kind, metrics, status }) => ({ label, kind, status, metrics })), methodTable: table, scienceqa: scienceqa?.map(({ results: _r, ...rest }) => rest) ?? null })}\n`);
+      else io.stdout(`evaluation ${suite.id} (${suite.name}) on ${suite.setLabel}: ${suite.status}${end.error ? ` (${end.error})` : ''}\n\n${methodTableMarkdown(table)}${scienceqa ? `\n${scienceQaTable(scienceqa)}` : ''}`);
       return suite.status === 'completed' ? 0 : suite.status === 'cancelled' ? 130 : 1;
     } finally {
       unsubscribe();
       stop();
     }
   });
+}
+
+const SQA_LABELS: [string, string][] = [
+  ['acc_natural', 'NAT'], ['acc_social', 'SOC'], ['acc_language', 'LAN'], ['acc_has_text', 'TXT'], ['acc_has_image', 'IMG'],
+  ['acc_no_context', 'NO'], ['acc_grade_1_6', 'G1-6'], ['acc_grade_7_12', 'G7-12'], ['acc_average', 'Avg'],
+];
+
+/** ScienceQA's accuracy table (the paper's Table 2 layout), one row per column. */
+function scienceQaTable(rows: ApiOutput<'evals.scienceqa'>): string {
+  const head = `| column | ${SQA_LABELS.map(([, l]) => l).join(' | ')} | unparsed |`;
+  const rule = `|---|${SQA_LABELS.map(() => '---').join('|')}|---|`;
+  const body = rows.map((r) => `| ${r.label} | ${SQA_LABELS.map(([k]) => (r.scores[k] == null ? 'n/a' : r.scores[k]!.toFixed(2))).join(' | ')} | ${r.unparseable} |`);
+  return ['ScienceQA accuracy (%):', '', head, rule, ...body, ''].join('\n');
 }
 
 async function evalSet(s: Session, flags: Flags, split: 'train' | 'val' | 'test' | 'all'): Promise<ApiInput<'evals.start'>['set']> {

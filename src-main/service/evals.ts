@@ -17,6 +17,7 @@ import { scoreAnswer } from '../engine/eval.js';
 import type { Recipe } from '../engine/recipe.js';
 import { JUDGE_SYSTEM_PROMPT, judgePrompt, leftShownFirst, parseJudgeReply } from '../evaluation/judge.js';
 import { parseReferences, promptKey, ReferencesError } from '../evaluation/references.js';
+import { ScienceQaError, type ScienceQaProblem, type ScienceQaProblems, scienceQaPredictions, scoreScienceQa } from '../evaluation/scienceqa.js';
 import type { EvalItem } from '../host/protocol.js';
 import type { ComparisonId, ComparisonSide, DatasetId, Evaluation, EvaluationId, ExampleId, ModelId, Rating, RunId, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
@@ -129,7 +130,7 @@ function folderBytes(dir: string, skip: string[] = []): number | null {
 
 export function evalHandlers(ctx: ServiceContext): Pick<
   ApiHandlers,
-  'evals.start' | 'evals.list' | 'evals.get' | 'evals.resume' | 'evals.remove' | 'evals.methodTable' | 'evals.blind' | 'evals.judge'
+  'evals.start' | 'evals.list' | 'evals.get' | 'evals.resume' | 'evals.remove' | 'evals.methodTable' | 'evals.scienceqa' | 'evals.blind' | 'evals.judge'
 > {
   /** Suite -> the task working on it in this process. */
   const liveTasks = new Map<string, string>();
@@ -326,6 +327,47 @@ export function evalHandlers(ctx: ServiceContext): Pick<
     },
 
     'evals.methodTable': async ({ suiteId }) => methodTable(ctx, summaryOf(suiteId)),
+
+    'evals.scienceqa': async ({ suiteId }) => {
+      const ws = ctx.ws();
+      const columns = suiteColumns(ws, suiteId);
+      // The problems, from the imported examples' ScienceQA fields (meta); every answered example must have them.
+      const problems: ScienceQaProblems = {};
+      const pidOf = new Map<number, string>();
+      const metaOf = (exampleId: ExampleId) => {
+        const meta = ws.datasets.example(exampleId).meta as Record<string, unknown>;
+        if (typeof meta.pid !== 'string' || !Array.isArray(meta.choices) || typeof meta.answer !== 'number') {
+          throw userError(`example ${exampleId} is not an imported ScienceQA question (no pid, choices and answer in its metadata)`);
+        }
+        return meta;
+      };
+      const out = [];
+      for (const { evaluation, config } of columns) {
+        const outputs = ws.evaluations.outputs(evaluation.id, { limit: 1e9 });
+        const items = [];
+        for (const o of outputs) {
+          if (o.exampleId === null) throw userError('this evaluation is of prompts, not of ScienceQA questions');
+          if (!pidOf.has(o.exampleId)) {
+            const meta = metaOf(o.exampleId);
+            pidOf.set(o.exampleId, meta.pid as string);
+            problems[meta.pid as string] = { ...(meta as unknown as ScienceQaProblem), hint: (meta.hint as string | null) ?? null, split: 'evaluated' };
+          }
+          items.push({ pid: pidOf.get(o.exampleId)!, output: o.output, choices: (problems[pidOf.get(o.exampleId)!]!.choices ?? []).length });
+        }
+        if (items.length === 0) continue;
+        const predictions = scienceQaPredictions(items);
+        let scores;
+        try {
+          scores = scoreScienceQa(Object.fromEntries(items.map((i) => [i.pid, problems[i.pid]!])), predictions.results, { split: 'evaluated' });
+        } catch (e) {
+          if (e instanceof ScienceQaError) throw userError(e.message);
+          throw e;
+        }
+        out.push({ label: config.system.label, kind: config.kind, scores: scores.scores, questions: scores.questions, correct: scores.correct, unparseable: predictions.unparseable.length, results: predictions.results });
+      }
+      if (out.length === 0) throw userError('no column has answered yet');
+      return out;
+    },
 
     'evals.blind': async ({ suiteId, columns: [a, b] }) => {
       const ws = ctx.ws();
