@@ -2,7 +2,7 @@
 // falls, only adapter tensors change, nothing leaks, the adapter generates what it learned,
 // pause/resume replays an uninterrupted run, cancel stops cleanly.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { formatAlpacaPrompt } from '../src-main/engine/data.js';
 import type { LoadedModel } from '../src-main/engine/load.js';
 import { Rng } from '../src-main/engine/rng.js';
 import { generate } from '../src-main/engine/sample.js';
-import { train } from '../src-main/engine/train.js';
+import { train, type TrainEvent } from '../src-main/engine/train.js';
 import { COLOR_DATA, COLORS, type TinyTrainer, tinyTrainer } from './helpers/color-task.js';
 import { makeTempDir } from './helpers/tmp.js';
 import { expectPauseResumeReplays } from './helpers/resume-check.js';
@@ -87,6 +87,27 @@ describe('adapter training (native backend)', () => {
     await expect(train({ ...base, data: COLOR_DATA, recipe: t.recipe({ lr: 1e-3 }) })).rejects.toThrow(/recipe differs/);
     await expect(train({ ...base, data: COLOR_DATA.slice(1), recipe: t.recipe() })).rejects.toThrow(/dataset differs/);
     await expect(train({ ...base, data: COLOR_DATA, recipe: t.recipe(), outDir: join(dir, 'nothing-here') })).rejects.toThrow(/no checkpoint/);
+  });
+
+  it('a damaged newest checkpoint falls back to the one before it, and says so', async () => {
+    const outDir = join(dir, 'damaged-run');
+    const controller = new AbortController();
+    const common = { model: t.model, tokenizer: t.tokenizer, data: COLOR_DATA, recipe: t.recipe({ checkpointEvery: 2 }), outDir };
+    const paused = await train({ ...common, signal: controller.signal, onAbort: 'pause', onEvent: (e) => e.type === 'step' && e.step === 5 && controller.abort() });
+    expect(paused.status).toBe('paused');
+    const checkpoints = join(outDir, 'checkpoints');
+    expect(readdirSync(checkpoints).sort()).toEqual(['step-000004', 'step-000005']);
+    for (const garbage of ['', '{"step": 5, "optimizerStep":', 'null']) {
+      writeFileSync(join(checkpoints, 'step-000005', 'trainer_state.json'), garbage);
+      const events: TrainEvent[] = [];
+      const probe = new AbortController();
+      await train({ ...common, resume: true, signal: probe.signal, onAbort: 'cancel', onEvent: (e) => (events.push(e), e.type === 'start' && probe.abort()) });
+      const start = events.find((e) => e.type === 'start') as Extract<TrainEvent, { type: 'start' }>;
+      expect(start.resumedFrom).toBe(4);
+      expect(start.notes?.[0]).toMatch(/step-000005 is damaged \(trainer_state\.json .*\); resuming from the one before it/);
+    }
+    writeFileSync(join(checkpoints, 'step-000004', 'trainable.safetensors'), 'garbage');
+    await expect(train({ ...common, resume: true })).rejects.toThrow(/no checkpoint could be read[\s\S]*step-000005[\s\S]*step-000004/);
   });
 
   it('cancel stops at once and saves no adapter', async () => {

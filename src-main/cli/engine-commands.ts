@@ -115,7 +115,7 @@ export async function trainCommand(args: string[], io: IO): Promise<number> {
 function formatEvent(e: TrainEvent, recipe: Recipe): string {
   switch (e.type) {
     case 'start':
-      return `${recipe.method}: training ${e.trainableParams} parameters on ${e.examples} examples: ${e.totalSteps} steps (${e.stepsPerEpoch}/epoch), peak lr ${peakLearningRate(recipe).toExponential(3)}${e.resumedFrom !== null ? `, resumed at step ${e.resumedFrom}` : ''}\n`;
+      return `${(e.notes ?? []).map((n) => `warning: ${n}\n`).join('')}${recipe.method}: training ${e.trainableParams} parameters on ${e.examples} examples: ${e.totalSteps} steps (${e.stepsPerEpoch}/epoch), peak lr ${peakLearningRate(recipe).toExponential(3)}${e.resumedFrom !== null ? `, resumed at step ${e.resumedFrom}` : ''}\n`;
     case 'step':
       return `step ${e.step}/${e.totalSteps}  epoch ${e.epoch.toFixed(2)}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toExponential(2)}  ${e.tokensPerSec.toFixed(0)} tok/s  eta ${Math.round(e.etaSec)}s  rss ${(e.rssBytes / 2 ** 20).toFixed(0)} MiB\n`;
     case 'checkpoint':

@@ -8,8 +8,8 @@
 // uninterrupted run would have done.
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Encoder, epochOrder, type Instruction, makeBatch, tokenizeExample } from './data.js';
 import { EngineError } from './errors.js';
@@ -20,11 +20,11 @@ import { nextTokenLoss, shiftedTargets } from './loss.js';
 import { type AdamWState, adamWStep, clipGradNorm, disposeAdamWState, learningRate, newAdamWState } from './optimizer.js';
 import { epochShape, peakLearningRate, type Recipe, validateRecipe, withRecipeDefaults } from './recipe.js';
 import { Rng } from './rng.js';
-import { SafetensorsFile, writeSafetensors } from './safetensors.js';
+import { SafetensorsFile, writeAtomically, writeSafetensors } from './safetensors.js';
 import { createTrainable, type SavedValues, type Trainable } from './trainable.js';
 
 export type TrainEvent =
-  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; examples: number; trainableParams: number; lr: number; resumedFrom: number | null }
+  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; examples: number; trainableParams: number; lr: number; resumedFrom: number | null; notes?: string[] }
   | {
       type: 'step';
       step: number;
@@ -119,19 +119,43 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let step = 0;
   let resumedFrom: number | null = null;
   const rng = new Rng(recipe.seed);
-  const latest = opts.resume ? latestCheckpoint(outDir) : null;
-  if (opts.resume && !latest) throw new EngineError(`${outDir}: --resume was given but there is no checkpoint to resume from`);
-  if (latest) {
-    const state = JSON.parse(readFileSync(join(latest.path, STATE_FILE), 'utf8'));
-    if (state.dataHash !== hashOfData) throw new EngineError(`${latest.path}: the dataset differs from the one this run was trained on; resume needs the same data`);
-    const { maxSteps: _a, checkpointEvery: _b, ...savedCore } = withRecipeDefaults(state.recipe as Recipe);
+  // Resume from the newest checkpoint that reads whole; a damaged one (a crash mid-write on a disk without
+  // ordered writes, another tool) is skipped for the one before it, which is kept for exactly this, and said so.
+  const notes: string[] = [];
+  let loaded: { trainable: Trainable; optState: AdamWState; step: number } | null = null;
+  const candidates = opts.resume ? checkpointDirs(outDir).reverse() : [];
+  if (opts.resume && candidates.length === 0) throw new EngineError(`${outDir}: --resume was given but there is no checkpoint to resume from`);
+  for (const checkpoint of candidates) {
+    let state: CheckpointState;
+    let values: SavedValues;
+    let optimizer: Map<string, Float32Array>;
+    try {
+      state = readCheckpointState(join(checkpoint.path, STATE_FILE));
+      values = readValues(join(checkpoint.path, VALUES_FILE));
+      optimizer = readValues(join(checkpoint.path, OPTIMIZER_FILE));
+    } catch (e) {
+      notes.push(`checkpoint ${checkpoint.path} is damaged (${(e as Error).message}); resuming from the one before it`);
+      continue;
+    }
+    // A different dataset or recipe is the user's change, not damage: an older checkpoint would differ the same way.
+    if (state.dataHash !== hashOfData) throw new EngineError(`${checkpoint.path}: the dataset differs from the one this run was trained on; resume needs the same data`);
+    const { maxSteps: _a, checkpointEvery: _b, ...savedCore } = withRecipeDefaults(state.recipe);
     const { maxSteps: _c, checkpointEvery: _d, ...nowCore } = recipe;
     if (canonicalJson(savedCore) !== canonicalJson(nowCore)) {
-      throw new EngineError(`${latest.path}: the recipe differs from the checkpoint's (${JSON.stringify(savedCore)}); resume needs the same recipe`);
+      throw new EngineError(`${checkpoint.path}: the recipe differs from the checkpoint's (${JSON.stringify(savedCore)}); resume needs the same recipe`);
     }
-    trainable = createTrainable(model, recipe, rng, readValues(join(latest.path, VALUES_FILE)), vision?.spec ?? null);
-    optState = readOptimizerState(join(latest.path, OPTIMIZER_FILE), trainable, state.optimizerStep);
-    step = state.step;
+    const restored = createTrainable(model, recipe, rng, values, vision?.spec ?? null);
+    try {
+      loaded = { trainable: restored, optState: optimizerStateFrom(optimizer, join(checkpoint.path, OPTIMIZER_FILE), restored, state.optimizerStep), step: state.step };
+      break;
+    } catch (e) {
+      restored.dispose();
+      notes.push(`checkpoint ${checkpoint.path} is damaged (${(e as Error).message}); resuming from the one before it`);
+    }
+  }
+  if (opts.resume && !loaded) throw new EngineError(`${outDir}: no checkpoint could be read, so the run cannot resume:\n  ${notes.join('\n  ')}`);
+  if (loaded) {
+    ({ trainable, optState, step } = loaded);
     resumedFrom = step;
   } else {
     trainable = createTrainable(model, recipe, rng, null, vision?.spec ?? null);
@@ -139,7 +163,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   const vars = trainable.named.map(([, v]) => v);
   const meta = { baseFingerprint: model.fingerprint, baseModelPath: model.dir, tokenizerHash: tokenizer.hash ?? null, recipe };
-  opts.onEvent?.({ type: 'start', totalSteps, stepsPerEpoch, examples: examples.length, trainableParams: trainableParameterCount(trainable), lr: peakLr, resumedFrom });
+  opts.onEvent?.({ type: 'start', totalSteps, stepsPerEpoch, examples: examples.length, trainableParams: trainableParameterCount(trainable), lr: peakLr, resumedFrom, ...(notes.length ? { notes } : {}) });
 
   const saveCheckpoint = async () => {
     const root = join(outDir, 'checkpoints');
@@ -149,9 +173,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     mkdirSync(tmp, { recursive: true });
     await writeValues(join(tmp, VALUES_FILE), trainable);
     await writeOptimizerState(join(tmp, OPTIMIZER_FILE), trainable, optState);
-    writeFileSync(join(tmp, STATE_FILE), JSON.stringify({ step, optimizerStep: optState.step, recipe, dataHash: hashOfData, rng: rng.state() }, null, 2));
+    const state = Buffer.from(JSON.stringify({ step, optimizerStep: optState.step, recipe, dataHash: hashOfData, rng: rng.state() }, null, 2));
+    writeAtomically(join(tmp, STATE_FILE), (fd) => writeSync(fd, state)); // fsynced: on disk before the rename below
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final); // a checkpoint folder exists whole or not at all
+    syncDir(root);
     // Keep the two newest: enough to survive a crash during the next write.
     for (const old of checkpointDirs(outDir).slice(0, -2)) rmSync(old.path, { recursive: true, force: true });
     opts.onEvent?.({ type: 'checkpoint', step, path: final });
@@ -256,7 +282,7 @@ async function writeValues(path: string, t: Trainable): Promise<void> {
   writeSafetensors(path, tensors);
 }
 
-function readValues(path: string): SavedValues {
+function readValues(path: string): Map<string, Float32Array> {
   const file = SafetensorsFile.open(path);
   try {
     return new Map(file.tensors().map((t) => [t.name, file.readF32(t.name)]));
@@ -274,20 +300,56 @@ async function writeOptimizerState(path: string, t: Trainable, state: AdamWState
   writeSafetensors(path, tensors, { step: String(state.step) });
 }
 
-function readOptimizerState(path: string, t: Trainable, step: number): AdamWState {
-  const file = SafetensorsFile.open(path);
-  try {
-    const state: AdamWState = { step, m: new Map(), v: new Map() };
-    for (const [key, v] of t.named) {
-      for (const kind of ['m', 'v'] as const) {
-        const name = `${kind}.${key}`;
-        if (!file.has(name)) throw new EngineError(`${path}: optimizer state "${name}" is missing`);
-        state[kind].set(v.name, tf.tensor(file.readF32(name), v.shape));
-      }
+/** AdamW's moments for `t`'s variables from an optimizer file's tensors, each checked by name and size. */
+function optimizerStateFrom(tensors: Map<string, Float32Array>, path: string, t: Trainable, step: number): AdamWState {
+  const state: AdamWState = { step, m: new Map(), v: new Map() };
+  for (const [key, v] of t.named) {
+    for (const kind of ['m', 'v'] as const) {
+      const name = `${kind}.${key}`;
+      const values = tensors.get(name);
+      if (!values) throw new EngineError(`${path}: optimizer state "${name}" is missing`);
+      if (values.length !== v.size) throw new EngineError(`${path}: optimizer state "${name}" has ${values.length} values; the variable has ${v.size}`);
     }
-    return state;
-  } finally {
-    file.close();
+  }
+  for (const [key, v] of t.named) for (const kind of ['m', 'v'] as const) state[kind].set(v.name, tf.tensor(tensors.get(`${kind}.${key}`)!, v.shape));
+  return state;
+}
+
+interface CheckpointState {
+  step: number;
+  optimizerStep: number;
+  recipe: Recipe;
+  dataHash: string;
+}
+
+/** trainer_state.json, checked field by field: an empty or garbled file is damage, named as such. */
+function readCheckpointState(path: string): CheckpointState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new EngineError(`${basename(path)} is not valid JSON: ${(e as Error).message}`);
+  }
+  const s = raw as Partial<CheckpointState> | null;
+  if (typeof s !== 'object' || s === null) throw new EngineError(`${basename(path)} is not an object`);
+  if (!Number.isInteger(s.step) || s.step! < 0) throw new EngineError(`${basename(path)}: field "step" must be an integer >= 0`);
+  if (!Number.isInteger(s.optimizerStep) || s.optimizerStep! < 0) throw new EngineError(`${basename(path)}: field "optimizerStep" must be an integer >= 0`);
+  if (typeof s.dataHash !== 'string') throw new EngineError(`${basename(path)}: field "dataHash" is missing`);
+  if (typeof s.recipe !== 'object' || s.recipe === null) throw new EngineError(`${basename(path)}: field "recipe" is missing`);
+  return s as CheckpointState;
+}
+
+/** Makes a rename in `dir` durable (best effort: not every platform can open a folder). */
+function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    /* best effort */
   }
 }
 

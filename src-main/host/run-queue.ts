@@ -261,6 +261,7 @@ export class RunQueue {
         this.facts.set(active.runId, { trainableParameters: event.trainableParams, examples: event.examples });
         active.progress = { step: event.resumedFrom ?? 0, totalSteps: event.totalSteps, epoch: 0, loss: null, lr: event.lr, tokensPerSec: null, etaSec: null };
         this.hooks.log(active.runId, 'info', `training ${event.trainableParams.toLocaleString('en')} parameters on ${event.examples} examples, ${event.totalSteps} steps`);
+        for (const note of event.notes ?? []) this.hooks.log(active.runId, 'warn', note);
         this.hooks.runChanged(active.runId);
         return;
       case 'step': {
