@@ -128,9 +128,12 @@ export async function workspaceTrainCommand(args: string[], io: IO): Promise<num
     if (plan.problems.length) throw new EngineError(plan.problems.map((p) => (p.field ? `--${p.field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${p.message}` : p.message)).join('; '));
     const run = await s.call('runs.start', { modelId, datasetId, split, name: flag(flags, 'name'), recipe: recipe as never });
     io.stderr(`queued run "${run.name}" (${run.id}): ${run.method}, ${formatCount(plan.trainableParameters)} trainable parameters, ${plan.totalSteps} steps\n`);
+    const { owner } = await s.call('system.info', {});
+    if (owner && !owner.self) io.stderr(`it trains in ${owner.description}, which owns this workspace; following it from here\n`);
     const stop = onInterrupt(() => {
       io.stderr('\npausing: writing a checkpoint (resume it from the app or with the same workspace)\n');
-      void s.call('runs.pause', { runId: run.id }).catch(() => undefined);
+      // Refused when the run trains in another process: say so (a second Ctrl-C quits).
+      void s.call('runs.pause', { runId: run.id }).catch((e: Error) => io.stderr(`${e.message}\n`));
     });
     let lastShown = 0;
     const every = Math.max(1, Math.round(plan.totalSteps / 20));
