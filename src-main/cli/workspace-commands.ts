@@ -147,6 +147,9 @@ export async function workspaceTrainCommand(args: string[], io: IO): Promise<num
       }
       if (e.type === 'run.log' && e.runId === run.id && e.level !== 'info') io.stderr(`  ${e.level}: ${e.message}\n`);
     });
+    // When the run trains in another process, only the service's (unref'd) database polls bring its events:
+    // keep this process alive until it ends.
+    const keepAlive = setInterval(() => undefined, 60_000);
     try {
       const done = await s.next((e): e is Extract<ApiEvent, { type: 'run.updated' }> => e.type === 'run.updated' && e.run.id === run.id && ['completed', 'failed', 'cancelled', 'paused', 'interrupted'].includes(e.run.status));
       const detail = await s.call('runs.get', { runId: run.id });
@@ -154,6 +157,7 @@ export async function workspaceTrainCommand(args: string[], io: IO): Promise<num
       io.stdout(flags.json ? `${JSON.stringify(summary)}\n` : `run "${run.name}" ${done.run.status}${done.run.error ? `: ${done.run.error}` : ''}${detail.trainingSeconds ? ` after ${detail.trainingSeconds.toFixed(1)} s` : ''}\n`);
       return done.run.status === 'completed' ? 0 : done.run.status === 'paused' ? 130 : 1;
     } finally {
+      clearInterval(keepAlive);
       unsubscribe();
       stop();
     }

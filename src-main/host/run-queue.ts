@@ -249,10 +249,14 @@ export class RunQueue {
   private async pump(): Promise<void> {
     if (this.pumping || this.active || this.closed) return;
     this.pumping = true;
+    // A run whose start could not even be recorded stays first in line: it is tried again at the next poll,
+    // not in a loop here (which would never yield to the event loop).
+    const tried = new Set<RunId>();
     try {
       while (!this.active && !this.closed && this.ws().isOwner) {
         const next = this.line()[0];
-        if (!next) break;
+        if (!next || tried.has(next)) break;
+        tried.add(next);
         const inLine = this.resumeLine.indexOf(next);
         if (inLine >= 0) this.resumeLine.splice(inLine, 1);
         await this.runOne(next);

@@ -130,14 +130,16 @@ export function createAppService(opts: AppServiceOptions): AppService {
 
   // Runs that train in another process reach this one's events through the database.
   const otherProcessRuns = new OtherProcessRuns(ctx, views);
-  const watchOtherProcesses = setInterval(() => {
+  const lookAtOtherProcesses = () => {
     if (queue.isOwner) return otherProcessRuns.reset();
     try {
       otherProcessRuns.look();
     } catch (e) {
       log(`could not read runs of the owning process: ${(e as Error).message}`);
     }
-  }, QUEUE_POLL_MS);
+  };
+  lookAtOtherProcesses(); // the baseline: from here on, every change is news
+  const watchOtherProcesses = setInterval(lookAtOtherProcesses, QUEUE_POLL_MS);
   watchOtherProcesses.unref();
 
   function emitEngineStatus(): void {
@@ -177,6 +179,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
       ws.close();
       ws = next;
       otherProcessRuns.reset();
+      lookAtOtherProcesses();
       opts.rememberWorkspace?.(dir);
       events.emit({ type: 'models.changed' });
       events.emit({ type: 'datasets.changed', datasetId: null });

@@ -111,8 +111,9 @@ export function claimOwnership(dir: string): OwnershipClaim {
     if (text === null) continue; // released between our attempt and the read: try again
     const holder = parseRecord(text);
     if (holder && isAlive(holder)) return { heldBy: holder };
-    if (!holder && isBeingWritten(file)) {
-      sleepSync(50);
+    const writtenMsAgo = holder ? Infinity : msSinceWritten(file);
+    if (writtenMsAgo < BEING_WRITTEN_MS) {
+      sleepSync(BEING_WRITTEN_MS - writtenMsAgo);
       continue;
     }
     if (replaceStale(file, text, mine)) return { lock: new OwnerLock(file, mine) };
@@ -215,12 +216,14 @@ function replaceStale(file: string, staleText: string, mine: OwnerRecord): boole
   }
 }
 
-/** An unreadable lock just created by the O_EXCL fallback, whose content is on its way. */
-function isBeingWritten(file: string): boolean {
+/** How long an unreadable lock may be one the O_EXCL fallback created and is still writing. */
+const BEING_WRITTEN_MS = 2_000;
+
+function msSinceWritten(file: string): number {
   try {
-    return Date.now() - statSync(file).mtimeMs < 2_000;
+    return Date.now() - statSync(file).mtimeMs;
   } catch {
-    return false;
+    return Infinity;
   }
 }
 

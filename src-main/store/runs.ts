@@ -17,7 +17,8 @@ export type RunStatus = 'queued' | 'running' | 'paused' | 'completed' | 'failed'
 export type RunMethod = 'adapter' | 'full' | (string & {});
 
 export const RUN_TRANSITIONS: Readonly<Record<RunStatus, readonly RunStatus[]>> = {
-  queued: ['running', 'cancelled'],
+  // failed: it could not start (its model or dataset is gone).
+  queued: ['running', 'cancelled', 'failed'],
   running: ['paused', 'completed', 'failed', 'interrupted', 'cancelled'],
   paused: ['running', 'cancelled', 'failed'],
   interrupted: ['running', 'cancelled', 'failed'],
