@@ -15,11 +15,13 @@ import { ApiError } from '../src-shared/api.js';
 import { forkSpawner } from '../src-main/host/engine-process.js';
 import { QUEUE_POLL_MS } from '../src-main/host/run-queue.js';
 import { createAppService } from '../src-main/service/index.js';
-import { DATABASE_FILE, OWNER_LOCK_FILE, openWorkspace, type RunId } from '../src-main/store/index.js';
+import { DATABASE_FILE, openWorkspace, type RunId } from '../src-main/store/index.js';
 import { type AppFixture, buildAppParts, FAST_RECIPE, HOST_ENTRY, startApp, writeColorDataset, writeTinyModel } from './helpers/app-fixture.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 const ROOT = join(import.meta.dirname, '..');
+/** The owner lock in the workspace folder (src-main/store/owner-lock.ts). */
+const OWNER_LOCK_FILE = 'owner.lock';
 // Inside the repository, so that node resolves better-sqlite3 from node_modules.
 const childFile = join(ROOT, 'test-output', `workspace-owner-child-${process.pid}.mjs`);
 

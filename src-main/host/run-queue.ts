@@ -169,8 +169,17 @@ export class RunQueue {
       .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
       .map((r) => r.id);
     // Another process may have cancelled or deleted a run waiting to resume.
-    const resumable = new Set([...ws.runs.list('paused'), ...ws.runs.list('interrupted')].map((r) => r.id));
-    return [...this.resumeLine.filter((id) => resumable.has(id)), ...queued].filter((id) => id !== this.active?.runId);
+    const resuming = this.resumeLine.filter((id) => ['paused', 'interrupted'].includes(this.statusOf(id) ?? 'deleted'));
+    return [...resuming, ...queued].filter((id) => id !== this.active?.runId);
+  }
+
+  /** The run's status in the store now; null when it is gone (another process may delete runs). */
+  private statusOf(runId: RunId): Run['status'] | null {
+    try {
+      return this.ws().runs.get(runId).status;
+    } catch {
+      return null;
+    }
   }
 
   /** A new run was queued in the store, or a paused one should continue: start it when its turn comes. */
@@ -190,7 +199,7 @@ export class RunQueue {
 
   pause(runId: RunId): void {
     this.requireOwnership(this.ws().runs.get(runId), 'pause');
-    const run = this.ws().runs.get(runId);
+    const run = this.ws().runs.get(runId); // again: taking over a vacant workspace may have interrupted it
     const inLine = this.resumeLine.indexOf(runId);
     if (inLine >= 0) {
       // Asked to resume, not started yet: it simply stays paused.
@@ -209,8 +218,8 @@ export class RunQueue {
   cancel(runId: RunId): void {
     const ws = this.ws();
     // A waiting run can be cancelled from any process (the owner skips it); a training one only by its owner.
-    if (ws.runs.get(runId).status === 'running') this.requireOwnership(ws.runs.get(runId), 'cancel');
-    const run = ws.runs.get(runId);
+    if (this.statusOf(runId) === 'running') this.requireOwnership(ws.runs.get(runId), 'cancel');
+    const run = ws.runs.get(runId); // again: taking over a vacant workspace may have interrupted it
     if (this.active?.runId === runId) {
       this.stop('cancel');
       return;
@@ -352,13 +361,8 @@ export class RunQueue {
 
   /** A run that could not start fails, unless another process took it out of line (cancelled or deleted it). */
   private failToStart(runId: RunId, error: Error): void {
-    let status: Run['status'] | null;
-    try {
-      status = this.ws().runs.get(runId).status;
-    } catch {
-      status = null;
-    }
-    if (status === null || !['queued', 'paused', 'interrupted'].includes(status)) {
+    const status = this.statusOf(runId);
+    if (status === null || !['queued', 'paused', 'interrupted', 'running'].includes(status)) {
       this.hooks.notice(`run ${runId} was ${status ?? 'deleted'} by another process before it could start; skipped`);
       if (status) this.hooks.runChanged(runId);
       return;

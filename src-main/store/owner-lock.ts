@@ -73,6 +73,8 @@ export class OwnerLock {
       if (onDisk === null && createExclusively(this.file, this.record)) return;
       if (onDisk === null || parseRecord(onDisk)?.token !== this.record.token) {
         this.lost = true;
+        clearInterval(this.heartbeat);
+        heldTokens.delete(this.record.token);
         return;
       }
       this.record.heartbeatAt = Date.now();
@@ -129,7 +131,7 @@ export function currentOwner(dir: string): OwnerRecord | null {
   return holder && isAlive(holder) ? holder : null;
 }
 
-/** "process 1234 on host-a (since 2026-11-26 10:02)" */
+/** "process 1234 on host-a (since 2026-11-26 10:02 UTC)" */
 export function describeOwner(owner: OwnerRecord): string {
   const since = new Date(owner.startedAt).toISOString().slice(0, 16).replace('T', ' ');
   return `process ${owner.pid} on ${owner.hostname} (since ${since} UTC)`;
