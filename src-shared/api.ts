@@ -681,6 +681,13 @@ export const SystemInfo = z.object({
   /** What an engine process is doing: idle, training a run, loading a model. */
   engine: z.object({ training: z.string().nullable(), inference: z.enum(['stopped', 'starting', 'ready', 'busy']) }),
   recovered: z.object({ interruptedRuns: z.array(z.string()) }),
+  /**
+   * The process that owns the workspace and trains its runs (this one when `self`), null when none does. A
+   * process that is not the owner reads and queues runs; the owner trains them.
+   */
+  owner: z
+    .object({ self: z.boolean(), pid: z.number().int(), hostname: z.string(), startedAt: timestamp, description: z.string() })
+    .nullable(),
 });
 export type SystemInfo = z.infer<typeof SystemInfo>;
 

@@ -147,7 +147,8 @@ export async function datasetCommand(args: string[], io: DatasetCommandIO): Prom
   };
   let ws: Workspace | null = null;
   try {
-    ws = openWorkspace(stringValue(parsed, 'workspace') ?? defaultWorkspaceDir());
+    // A reader: dataset commands never train, so they leave the workspace's runs to its owner (the app).
+    ws = openWorkspace(stringValue(parsed, 'workspace') ?? defaultWorkspaceDir(), { claimOwnership: false });
     return await sub.run(ws, parsed, out);
   } catch (err) {
     if (err instanceof DatasetImportError) {

@@ -178,7 +178,7 @@ function workspaceExport(flags: Flags): { modelDir: string; fingerprint: string 
   const split = flag(flags, 'split') ?? 'all';
   if (!['all', 'train', 'val', 'test'].includes(split)) throw new EngineError(`--split must be all, train, val or test, got "${split}"`);
   if (flags.data !== undefined) throw new EngineError('--data and --workspace exclude each other: with --workspace, --dataset names the examples');
-  const ws = openWorkspace(dir);
+  const ws = openWorkspace(dir, { claimOwnership: false }); // reads only: the app may be training meanwhile
   try {
     const dataset = ws.datasets.find(requireFlag(flags, 'dataset'));
     const data = ws.datasets.examplesAt(dataset.id, dataset.version).filter((e) => split === 'all' || e.split === split);
@@ -263,7 +263,8 @@ export async function importJobCommand(args: string[], io: IO): Promise<number> 
 async function importJobIntoWorkspace(flags: Flags, jobDir: string, io: IO): Promise<number> {
   if (flags.out !== undefined) throw new EngineError('--out and --workspace exclude each other: with --workspace the adapter goes to the run\'s folder');
   await startBackend(flags, io);
-  const ws = openWorkspace(requireFlag(flags, 'workspace'));
+  // Records a finished run; it trains nothing, so it does not claim the workspace from the app.
+  const ws = openWorkspace(requireFlag(flags, 'workspace'), { claimOwnership: false });
   try {
     // The CLI is its own process: it converts here (the app does it in an engine process).
     const { run, result, datasetNote } = await importJobAsRun(ws, { jobDir, outputDir: flag(flags, 'output'), model: flag(flags, 'model'), name: flag(flags, 'name') }, convertInProcess);

@@ -141,9 +141,12 @@ export async function workspaceTrainCommand(args: string[], io: IO): Promise<num
     if (plan.problems.length) throw new EngineError(plan.problems.map((p) => (p.field ? `--${p.field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${p.message}` : p.message)).join('; '));
     const run = await s.call('runs.start', { modelId, datasetId, split, name: flag(flags, 'name'), recipe: recipe as never, vision });
     io.stderr(`queued run "${run.name}" (${run.id}): ${run.method}, ${formatCount(plan.trainableParameters)} trainable parameters, ${plan.totalSteps} steps\n`);
+    const { owner } = await s.call('system.info', {});
+    if (owner && !owner.self) io.stderr(`it trains in ${owner.description}, which owns this workspace; following it from here\n`);
     const stop = onInterrupt(() => {
       io.stderr('\npausing: writing a checkpoint (resume it from the app or with the same workspace)\n');
-      void s.call('runs.pause', { runId: run.id }).catch(() => undefined);
+      // Refused when the run trains in another process: say so (a second Ctrl-C quits).
+      void s.call('runs.pause', { runId: run.id }).catch((e: Error) => io.stderr(`${e.message}\n`));
     });
     let lastShown = 0;
     const every = Math.max(1, Math.round(plan.totalSteps / 20));
@@ -157,6 +160,9 @@ export async function workspaceTrainCommand(args: string[], io: IO): Promise<num
       }
       if (e.type === 'run.log' && e.runId === run.id && e.level !== 'info') io.stderr(`  ${e.level}: ${e.message}\n`);
     });
+    // When the run trains in another process, only the service's (unref'd) database polls bring its events:
+    // keep this process alive until it ends.
+    const keepAlive = setInterval(() => undefined, 60_000);
     try {
       const done = await s.next((e): e is Extract<ApiEvent, { type: 'run.updated' }> => e.type === 'run.updated' && e.run.id === run.id && ['completed', 'failed', 'cancelled', 'paused', 'interrupted'].includes(e.run.status));
       const detail = await s.call('runs.get', { runId: run.id });
@@ -164,6 +170,7 @@ export async function workspaceTrainCommand(args: string[], io: IO): Promise<num
       io.stdout(flags.json ? `${JSON.stringify(summary)}\n` : `run "${run.name}" ${done.run.status}${done.run.error ? `: ${done.run.error}` : ''}${detail.trainingSeconds ? ` after ${detail.trainingSeconds.toFixed(1)} s` : ''}\n`);
       return done.run.status === 'completed' ? 0 : done.run.status === 'paused' ? 130 : 1;
     } finally {
+      clearInterval(keepAlive);
       unsubscribe();
       stop();
     }

@@ -5,12 +5,18 @@
 // Pause asks the engine to write a checkpoint and stop; resume puts the run back in line and it continues
 // from that checkpoint. If the engine process dies mid-run the run becomes `interrupted` (resumable from its
 // last checkpoint) or `failed` (nothing to resume from), and the next run starts.
+//
+// Only the workspace's owner (store/owner-lock.ts) trains. Other processes (a CLI beside the app, a second
+// serve) queue runs in the database; the owner looks for them every QUEUE_POLL_MS. A process that trains but
+// is not the owner claims the workspace when its owner is gone. Nothing that goes wrong while recording a
+// run (a locked database, a run changed by another process) is allowed to throw out of the queue: it is
+// logged and kept as the run's reason, and the process carries on.
 
 import type { RunProgress } from '../../src-shared/api.js';
 import type { Instruction } from '../engine/data.js';
 import type { Recipe } from '../engine/recipe.js';
 import type { TrainEvent } from '../engine/train.js';
-import type { RunId, Workspace } from '../store/index.js';
+import { describeOwner, OwnedElsewhereError, type Run, type RunId, type Workspace } from '../store/index.js';
 import { EngineJobError, type EngineProcess } from './engine-process.js';
 import type { Engines } from './engines.js';
 import type { VisionInput } from './protocol.js';
@@ -26,12 +32,28 @@ export interface TrainingJob {
   outDir: string;
 }
 
+/** How often the owner looks for runs queued by other processes (and a non-owner for a vacant workspace). */
+export const QUEUE_POLL_MS = 1_500;
+
+export interface RunQueueOptions {
+  /**
+   * This process trains runs: it becomes the workspace's owner whenever no live process is. False: a reader
+   * that never trains (a CLI command that only evaluates).
+   */
+  trains: boolean;
+  pollMs?: number;
+}
+
 export interface RunQueueHooks {
   /** Everything changed about a run (status, queue position, progress): the UI refreshes it. */
   runChanged(runId: RunId): void;
   /** One optimizer step happened. */
   metric(runId: RunId, progress: RunProgress, point: { step: number; loss: number; lr: number; tokensPerSec: number; memoryBytes: number; elapsedMs: number }): void;
   log(runId: RunId, level: 'info' | 'warn' | 'error', message: string): void;
+  /** A problem of the queue itself, not of one run (the workspace could not be claimed, say). */
+  notice(message: string): void;
+  /** This process took over a workspace whose owner had gone: it trains the runs from now on. */
+  becameOwner(): void;
 }
 
 interface ActiveRun {
@@ -63,13 +85,61 @@ export class RunQueue {
   private readonly lastReasons = new Map<RunId, string>();
   private readonly facts = new Map<RunId, RunLiveFacts>();
   private idleWaiters: (() => void)[] = [];
+  private readonly poll: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly ws: () => Workspace,
     private readonly engines: Engines,
     private readonly prepare: (runId: RunId) => TrainingJob,
     private readonly hooks: RunQueueHooks,
-  ) {}
+    private readonly options: RunQueueOptions = { trains: true },
+  ) {
+    if (options.trains) {
+      this.poll = setInterval(() => this.tick(), options.pollMs ?? QUEUE_POLL_MS);
+      this.poll.unref();
+    }
+  }
+
+  /** Whether this process trains the workspace's runs now. */
+  get isOwner(): boolean {
+    return this.ws().isOwner;
+  }
+
+  /** Runs queued by other processes start here; a vacant workspace (its owner exited) is taken over. */
+  private tick(): void {
+    if (this.closed) return;
+    try {
+      if (!this.claim()) return;
+    } catch (e) {
+      this.hooks.notice(`could not take over the workspace: ${(e as Error).message}`);
+      return;
+    }
+    void this.pump();
+  }
+
+  /** Becomes the owner if no live process is; announces the runs that the dead owner left interrupted. */
+  private claim(): boolean {
+    const ws = this.ws();
+    if (ws.isOwner) return true;
+    if (!this.options.trains || !ws.claimOwnership()) return false;
+    this.hooks.becameOwner();
+    for (const { runId } of ws.recovery.interruptedRuns) this.hooks.runChanged(runId);
+    return true;
+  }
+
+  /**
+   * Refuses to change `run` from a process that does not own the workspace while a live one does (claiming it
+   * first if its owner is gone): the run may be training there.
+   */
+  private requireOwnership(run: Run, action: 'pause' | 'resume' | 'cancel'): void {
+    if (this.claim()) return;
+    const owner = this.ws().owner();
+    if (!owner) {
+      throw new OwnedElsewhereError(`cannot ${action} run "${run.name}" here: this process does not train runs; open the workspace in the app or with "adapter-studio serve"`);
+    }
+    const where = run.status === 'running' ? `it is training in ${describeOwner(owner)}` : `the runs of this workspace train in ${describeOwner(owner)}`;
+    throw new OwnedElsewhereError(`cannot ${action} run "${run.name}" from this process: ${where}, which owns the workspace; ${action} it there`);
+  }
 
   /** The run training now, if any. */
   get activeRunId(): RunId | null {
@@ -97,11 +167,23 @@ export class RunQueue {
 
   /** Waiting runs in start order: fresh runs by creation time, resumed runs in the order resume was asked. */
   private line(): RunId[] {
-    const queued = this.ws()
-      .runs.list('queued')
+    const ws = this.ws();
+    const queued = ws.runs
+      .list('queued')
       .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
       .map((r) => r.id);
-    return [...this.resumeLine, ...queued].filter((id) => id !== this.active?.runId);
+    // Another process may have cancelled or deleted a run waiting to resume.
+    const resuming = this.resumeLine.filter((id) => ['paused', 'interrupted'].includes(this.statusOf(id) ?? 'deleted'));
+    return [...resuming, ...queued].filter((id) => id !== this.active?.runId);
+  }
+
+  /** The run's status in the store now; null when it is gone (another process may delete runs). */
+  private statusOf(runId: RunId): Run['status'] | null {
+    try {
+      return this.ws().runs.get(runId).status;
+    } catch {
+      return null;
+    }
   }
 
   /** A new run was queued in the store, or a paused one should continue: start it when its turn comes. */
@@ -111,6 +193,7 @@ export class RunQueue {
 
   resume(runId: RunId): void {
     const run = this.ws().runs.get(runId);
+    this.requireOwnership(run, 'resume');
     if (run.status !== 'paused' && run.status !== 'interrupted') throw new EngineJobError(`run "${run.name}" is ${run.status}; only paused or interrupted runs can be resumed`, true);
     if (!this.resumeLine.includes(runId)) this.resumeLine.push(runId);
     this.lastReasons.delete(runId);
@@ -119,7 +202,8 @@ export class RunQueue {
   }
 
   pause(runId: RunId): void {
-    const run = this.ws().runs.get(runId);
+    this.requireOwnership(this.ws().runs.get(runId), 'pause');
+    const run = this.ws().runs.get(runId); // again: taking over a vacant workspace may have interrupted it
     const inLine = this.resumeLine.indexOf(runId);
     if (inLine >= 0) {
       // Asked to resume, not started yet: it simply stays paused.
@@ -137,7 +221,9 @@ export class RunQueue {
 
   cancel(runId: RunId): void {
     const ws = this.ws();
-    const run = ws.runs.get(runId);
+    // A waiting run can be cancelled from any process (the owner skips it); a training one only by its owner.
+    if (this.statusOf(runId) === 'running') this.requireOwnership(ws.runs.get(runId), 'cancel');
+    const run = ws.runs.get(runId); // again: taking over a vacant workspace may have interrupted it
     if (this.active?.runId === runId) {
       this.stop('cancel');
       return;
@@ -172,18 +258,26 @@ export class RunQueue {
     for (const id of this.line()) this.hooks.runChanged(id);
   }
 
-  /** Starts the next run while none is training. */
+  /** Starts the next run while none is training, if this process owns the workspace. */
   private async pump(): Promise<void> {
     if (this.pumping || this.active || this.closed) return;
     this.pumping = true;
+    // A run whose start could not even be recorded stays first in line: it is tried again at the next poll,
+    // not in a loop here (which would never yield to the event loop).
+    const tried = new Set<RunId>();
     try {
-      while (!this.active && !this.closed) {
+      while (!this.active && !this.closed && this.ws().isOwner) {
         const next = this.line()[0];
-        if (!next) break;
+        if (!next || tried.has(next)) break;
+        tried.add(next);
         const inLine = this.resumeLine.indexOf(next);
         if (inLine >= 0) this.resumeLine.splice(inLine, 1);
         await this.runOne(next);
       }
+    } catch (e) {
+      // runOne records its own failures; this is the last guard (the next poll tries again).
+      this.active = null;
+      this.hooks.notice(`the run queue stopped on an unexpected error: ${(e as Error).stack ?? String(e)}`);
     } finally {
       this.pumping = false;
       if (!this.active) for (const w of this.idleWaiters.splice(0)) w();
@@ -192,8 +286,7 @@ export class RunQueue {
 
   private async runOne(runId: RunId): Promise<void> {
     const ws = this.ws();
-    const stored = ws.runs.get(runId);
-    const resuming = stored.status === 'paused' || stored.status === 'interrupted';
+    let resuming = false;
     const active: ActiveRun = {
       runId,
       engine: null,
@@ -208,6 +301,8 @@ export class RunQueue {
     this.active = active;
     let job: TrainingJob;
     try {
+      const stored = ws.runs.get(runId);
+      resuming = stored.status === 'paused' || stored.status === 'interrupted';
       job = this.prepare(runId);
       if (resuming) {
         const { checkpoint } = ws.runs.resume(runId);
@@ -217,8 +312,8 @@ export class RunQueue {
         ws.runs.start(runId);
       }
     } catch (e) {
-      this.fail(runId, (e as Error).message);
       this.active = null;
+      this.failToStart(runId, e as Error);
       return;
     }
     this.notifyLineChanged();
@@ -233,7 +328,7 @@ export class RunQueue {
       const request = engine.request(
         'train',
         { modelDir: job.modelDir, data: job.data, images: job.images, vision: job.vision, recipe: job.recipe, outDir: job.outDir, resume: resuming },
-        { onTrain: (event) => this.onTrainEvent(active, event) },
+        { onTrain: (event) => this.recording(active.runId, `recording the ${event.type} event`, () => this.onTrainEvent(active, event)) },
       );
       active.job = request.job;
       // A stop asked for while the engine was starting is passed on now.
@@ -248,8 +343,35 @@ export class RunQueue {
       const err = e as Error;
       outcome = { error: err.message, crashed: !(err instanceof EngineJobError) };
     }
-    this.finish(active, outcome);
+    this.recording(runId, 'recording how the run ended', () => this.finish(active, outcome));
     this.active = null;
+  }
+
+  /**
+   * Runs `record` (a write to the store about a run); a failure is logged and kept as the run's reason, never
+   * thrown: the engine's message handler and the queue's loop must survive a locked database or a run that
+   * another process changed.
+   */
+  private recording(runId: RunId, what: string, record: () => void): void {
+    try {
+      record();
+    } catch (e) {
+      const message = `${what} failed: ${(e as Error).message}`;
+      this.lastReasons.set(runId, message);
+      this.hooks.log(runId, 'error', message);
+      this.hooks.runChanged(runId);
+    }
+  }
+
+  /** A run that could not start fails, unless another process took it out of line (cancelled or deleted it). */
+  private failToStart(runId: RunId, error: Error): void {
+    const status = this.statusOf(runId);
+    if (status === null || !['queued', 'paused', 'interrupted', 'running'].includes(status)) {
+      this.hooks.notice(`run ${runId} was ${status ?? 'deleted'} by another process before it could start; skipped`);
+      if (status) this.hooks.runChanged(runId);
+      return;
+    }
+    this.recording(runId, 'recording that the run could not start', () => this.fail(runId, error.message));
   }
 
   private onTrainEvent(active: ActiveRun, event: TrainEvent): void {
@@ -322,6 +444,7 @@ export class RunQueue {
    */
   async close(graceMs = 15_000): Promise<void> {
     this.closed = true;
+    if (this.poll) clearInterval(this.poll);
     const active = this.active;
     if (!active) return;
     this.stop('pause');

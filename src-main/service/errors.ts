@@ -4,7 +4,7 @@
 
 import { ApiError, type ApiErrorBody } from '../../src-shared/api.js';
 import { CancelledError, EngineError } from '../engine/errors.js';
-import { NotFoundError, StoreError } from '../store/errors.js';
+import { NotFoundError, OwnedElsewhereError, StoreError } from '../store/errors.js';
 import { EngineExitedError, EngineJobError } from '../host/engine-process.js';
 
 export function userError(message: string): ApiError {
@@ -18,6 +18,7 @@ export function conflict(message: string): ApiError {
 export function toErrorBody(e: unknown, method: string, log: (msg: string) => void = console.error): ApiErrorBody {
   if (e instanceof ApiError) return e.toBody();
   if (e instanceof NotFoundError) return { code: 'not_found', message: e.message };
+  if (e instanceof OwnedElsewhereError) return { code: 'conflict', message: e.message };
   if (e instanceof StoreError || e instanceof EngineError || e instanceof CancelledError) return { code: 'user', message: e.message };
   if (e instanceof EngineJobError && e.user) return { code: 'user', message: e.message };
   if (e instanceof EngineExitedError) return { code: 'internal', message: `${e.message}; it restarts with the next request` };

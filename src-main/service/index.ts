@@ -13,12 +13,13 @@ import {
   parseRequest,
   Settings,
   SettingsPatch,
+  type SystemInfo,
 } from '../../src-shared/api.js';
 import { Engines } from '../host/engines.js';
 import type { HostSpawner } from '../host/engine-process.js';
-import { RunQueue } from '../host/run-queue.js';
+import { QUEUE_POLL_MS, RunQueue } from '../host/run-queue.js';
 import { GENERATOR_ENDPOINT_SETTING } from '../datasets/index.js';
-import { openWorkspace, type Workspace } from '../store/index.js';
+import { describeOwner, openWorkspace, type Workspace } from '../store/index.js';
 import { chatHandlers } from './chats.js';
 import { imageHandlers } from './images.js';
 import { compareHandlers } from './compare.js';
@@ -31,6 +32,7 @@ import { datasetHandlers } from './datasets.js';
 import { toErrorBody, userError } from './errors.js';
 import { EventHub } from './events.js';
 import { modelHandlers } from './models.js';
+import { OtherProcessRuns } from './run-watch.js';
 import { RunViews, runHandlers, trainingJobFor } from './runs.js';
 import { Streams } from './streams.js';
 import { STARTER, starterPath } from '../engine/starter.js';
@@ -47,7 +49,11 @@ export interface AppServiceOptions {
   log?: (message: string) => void;
   /** Put the bundled starter model and demo dataset into a workspace that has neither (first start). */
   seedStarter?: boolean;
-  /** Start runs left queued by an earlier session (default true; a CLI command that only evaluates says false). */
+  /**
+   * Train runs (default true): own the workspace when no other live process does, start the runs left queued
+   * by an earlier session and those queued by other processes. False (a CLI command that only evaluates): a
+   * reader that never owns the workspace, so it never keeps the app from training.
+   */
   startQueue?: boolean;
 }
 
@@ -67,7 +73,8 @@ export interface AppService {
 
 export function createAppService(opts: AppServiceOptions): AppService {
   const log = opts.log ?? ((m: string) => console.error(m));
-  let ws: Workspace = openWorkspace(opts.workspaceDir);
+  const trains = opts.startQueue !== false;
+  let ws: Workspace = openWorkspace(opts.workspaceDir, { claimOwnership: trains });
   const events = new EventHub();
   const streams = new Streams(events);
 
@@ -100,7 +107,13 @@ export function createAppService(opts: AppServiceOptions): AppService {
       },
       metric: (runId, progress, point) => events.emit({ type: 'run.metric', runId, progress, point }),
       log: (runId, level, message) => events.emit({ type: 'run.log', runId, level, message }),
+      notice: log,
+      becameOwner: () => {
+        log(`this process now owns the workspace ${ws.dir} and trains its runs`);
+        emitEngineStatus();
+      },
     },
+    { trains },
   );
 
   const ctx: ServiceContext = {
@@ -116,8 +129,23 @@ export function createAppService(opts: AppServiceOptions): AppService {
   };
   views = new RunViews(ctx);
 
-  const emitEngineStatus = () =>
+  // Runs that train in another process reach this one's events through the database.
+  const otherProcessRuns = new OtherProcessRuns(ctx, views);
+  const lookAtOtherProcesses = () => {
+    if (queue.isOwner) return otherProcessRuns.reset();
+    try {
+      otherProcessRuns.look();
+    } catch (e) {
+      log(`could not read runs of the owning process: ${(e as Error).message}`);
+    }
+  };
+  lookAtOtherProcesses(); // the baseline: from here on, every change is news
+  const watchOtherProcesses = setInterval(lookAtOtherProcesses, QUEUE_POLL_MS);
+  watchOtherProcesses.unref();
+
+  function emitEngineStatus(): void {
     events.emit({ type: 'engine.status', backend: engines.backendInfo(), inference: engines.inferenceState(), training: queue.activeRunId });
+  }
   engines.onStateChange(emitEngineStatus);
 
   const handlers: ApiHandlers = {
@@ -128,6 +156,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
       backend: engines.backendInfo(),
       engine: { training: queue.activeRunId, inference: engines.inferenceState() },
       recovered: { interruptedRuns: ws.recovery.interruptedRuns.map((r) => r.runId) },
+      owner: ownerInfo(ws),
     }),
     'settings.get': async () => readSettings(),
     'settings.update': async (patch) => {
@@ -147,9 +176,11 @@ export function createAppService(opts: AppServiceOptions): AppService {
       if (queue.activeRunId) throw userError('a run is training; pause or cancel it before switching workspaces');
       if (streams.active > 0) throw userError('a generation is running; stop it before switching workspaces');
       if (runningTaskCount() > 0) throw userError('an import, generation or evaluation task is running; wait for it or cancel it before switching workspaces');
-      const next = openWorkspace(dir); // throws (and keeps the current one) if the folder cannot be a workspace
+      const next = openWorkspace(dir, { claimOwnership: trains }); // throws (and keeps the current one) if the folder cannot be a workspace
       ws.close();
       ws = next;
+      otherProcessRuns.reset();
+      lookAtOtherProcesses();
       opts.rememberWorkspace?.(dir);
       events.emit({ type: 'models.changed' });
       events.emit({ type: 'datasets.changed', datasetId: null });
@@ -191,12 +222,20 @@ export function createAppService(opts: AppServiceOptions): AppService {
       }
     },
     async close() {
+      clearInterval(watchOtherProcesses);
       streams.cancelAll();
       await queue.close();
       await engines.close();
       ws.close();
     },
   };
+}
+
+/** Who trains this workspace's runs, for system.info: this process, another one (named), or nobody. */
+function ownerInfo(ws: Workspace): SystemInfo['owner'] {
+  const owner = ws.owner();
+  if (!owner) return null;
+  return { self: ws.isOwner, pid: owner.pid, hostname: owner.hostname, startedAt: owner.startedAt, description: describeOwner(owner) };
 }
 
 const STARTER_SEEDED = 'starter.seeded';

@@ -13,7 +13,7 @@ import { epochShape, type Method, presetFor, peakLearningRate, type Recipe, star
 import type { ClipVisionConfig } from '../engine/vision/clip-config.js';
 import { STARTER, starterPath } from '../engine/starter.js';
 import type { TrainingJob } from '../host/run-queue.js';
-import type { DatasetId, Model, ModelId, Run, RunId, Split, Workspace } from '../store/index.js';
+import { type DatasetId, describeOwner, type Model, type ModelId, type Run, type RunId, type Split, type Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { conflict } from './errors.js';
 import { languageConfig, visionTower } from './model-kinds.js';
@@ -260,7 +260,7 @@ export function trainingJobFor(ws: Workspace, runId: RunId): TrainingJob {
   return job;
 }
 
-function toMetricPoint(m: { step: number; loss: number | null; lr: number | null; tokensPerSec: number | null; memoryBytes: number | null; elapsedMs: number | null }): MetricPoint {
+export function toMetricPoint(m: { step: number; loss: number | null; lr: number | null; tokensPerSec: number | null; memoryBytes: number | null; elapsedMs: number | null }): MetricPoint {
   return { step: m.step, loss: m.loss, lr: m.lr, tokensPerSec: m.tokensPerSec, memoryBytes: m.memoryBytes, elapsedMs: m.elapsedMs };
 }
 
@@ -334,6 +334,11 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
       const run = get(runId);
       if (ctx.queue.activeRunId === run.id || run.status === 'queued' || ctx.queue.positionOf(run.id) !== null) {
         throw conflict(`run "${run.name}" is ${run.status === 'running' ? 'training' : 'waiting in the queue'}; cancel it before deleting it`);
+      }
+      // Running here means training in the owner, unless the owner died (then nothing uses its files).
+      const owner = run.status === 'running' && !ws.isOwner ? ws.owner() : null;
+      if (owner) {
+        throw conflict(`run "${run.name}" is training in ${describeOwner(owner)}, which owns this workspace; cancel it there before deleting it`);
       }
       ws.runs.delete(run.id);
       rmSync(ws.runDir(run.id), { recursive: true, force: true });

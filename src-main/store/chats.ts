@@ -4,6 +4,7 @@ import { NotFoundError, StoreError } from './errors.js';
 import { newId, type ChatId, type MessageId, type ModelId, type RunId } from './ids.js';
 import { readJson, writeJson } from './json-column.js';
 import type { Db } from './workspace.js';
+import { writeTransaction } from './write-transaction.js';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 const ROLES: readonly ChatRole[] = ['system', 'user', 'assistant'];
@@ -136,13 +137,13 @@ export class ChatStore {
   addMessage(id: ChatId, message: { role: ChatRole; content: string; meta?: Record<string, unknown> }): Message {
     if (!ROLES.includes(message.role)) throw new StoreError(`message role must be one of ${ROLES.join(', ')}, got ${JSON.stringify(message.role)}`);
     if (typeof message.content !== 'string') throw new StoreError('message content must be text');
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       this.get(id);
       const now = Date.now();
       const { lastInsertRowid } = this.s.insertMessage.run(id, message.role, message.content, writeJson(message.meta ?? {}, 'message meta'), now);
       this.s.touch.run(now, id);
       return toMessage(this.s.message.get(Number(lastInsertRowid))!);
-    })();
+    });
   }
 
   messages(id: ChatId): Message[] {

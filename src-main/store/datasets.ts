@@ -16,6 +16,7 @@ import { contentHash } from './content-hash.js';
 import { NotFoundError, StoreError } from './errors.js';
 import { newId, type DatasetId, type ExampleId } from './ids.js';
 import { readJson, writeJson } from './json-column.js';
+import { writeTransaction } from './write-transaction.js';
 
 export type Split = 'train' | 'val' | 'test';
 export const SPLITS: readonly Split[] = ['train', 'val', 'test'];
@@ -365,14 +366,14 @@ export class DatasetStore {
   create(name: string, description = '', provenance: Record<string, unknown> = {}): Dataset {
     const clean = name.trim();
     if (clean === '') throw new StoreError('a dataset needs a name');
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       if (this.s.datasetByName.get(clean)) throw new StoreError(`a dataset named ${JSON.stringify(clean)} already exists`);
       const id = newId<DatasetId>('ds');
       const now = Date.now();
       this.s.insertDataset.run(id, clean, description, 1, now, now);
       this.s.insertVersion.run(id, 1, 'create', `created ${clean}`, writeJson(provenance, 'provenance'), null, now);
       return this.get(id);
-    })();
+    });
   }
 
   /**
@@ -382,7 +383,7 @@ export class DatasetStore {
   createWith(name: string, description: string, change: ChangeSet, options: ChangeOptions = {}): { dataset: Dataset; version: DatasetVersion } {
     const clean = name.trim();
     if (clean === '') throw new StoreError('a dataset needs a name');
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       if (this.s.datasetByName.get(clean)) throw new StoreError(`a dataset named ${JSON.stringify(clean)} already exists`);
       const id = newId<DatasetId>('ds');
       const now = Date.now();
@@ -396,7 +397,7 @@ export class DatasetStore {
         throw err;
       }
       return { dataset: this.get(id), version };
-    })();
+    });
   }
 
   get(id: DatasetId): Dataset {
@@ -537,7 +538,7 @@ export class DatasetStore {
    */
   applyChange(datasetId: DatasetId, change: ChangeSet, options: ChangeOptions = {}): DatasetVersion | null {
     try {
-      return this.db.transaction(() => this.applyInTransaction(datasetId, change, options))();
+      return writeTransaction(this.db, () => this.applyInTransaction(datasetId, change, options));
     } catch (err) {
       if (err instanceof NothingChanged) return null;
       throw err;
@@ -652,7 +653,7 @@ export class DatasetStore {
    * the dataset instead.
    */
   undo(datasetId: DatasetId): DatasetVersion {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const dataset = this.get(datasetId);
       const target = this.undoTarget(datasetId);
       if (!target) throw new StoreError(`dataset ${dataset.name}: nothing to undo`);
@@ -665,7 +666,7 @@ export class DatasetStore {
       this.s.markReverted.run(version, datasetId, target.version);
       this.s.bumpVersion.run(version, now, datasetId);
       return this.version(datasetId, version);
-    })();
+    });
   }
 
   /**

@@ -13,3 +13,11 @@ export class NotFoundError extends StoreError {
     super(`${what} ${JSON.stringify(id)} not found`);
   }
 }
+
+/**
+ * The workspace is owned by another live process (its runs train there), and what was asked would change a run
+ * that process is responsible for. The message names the process.
+ */
+export class OwnedElsewhereError extends StoreError {
+  override name = 'OwnedElsewhereError';
+}

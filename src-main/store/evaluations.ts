@@ -5,6 +5,7 @@ import { NotFoundError, StoreError } from './errors.js';
 import { newId, type DatasetId, type EvaluationId, type ExampleId, type ModelId, type RunId } from './ids.js';
 import { readJson, writeJson } from './json-column.js';
 import type { Db } from './workspace.js';
+import { writeTransaction } from './write-transaction.js';
 
 export type EvaluationStatus = 'running' | 'completed' | 'failed' | 'cancelled';
 
@@ -142,20 +143,22 @@ export class EvaluationStore {
 
   /** Appends outputs in order (one transaction per batch). */
   addOutputs(id: EvaluationId, outputs: Omit<EvaluationOutput, 'position'>[]): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       if (this.get(id).status !== 'running') throw new StoreError(`evaluation ${id} is finished; it takes no more outputs`);
       let position = this.s.nextPosition.get(id)!.n;
       for (const o of outputs) {
         this.s.insertOutput.run(id, position++, o.exampleId ?? null, o.prompt, o.reference ?? null, o.output, writeJson(o.scores ?? {}, 'scores'));
       }
-    })();
+    });
   }
 
   finish(id: EvaluationId, result: { status: Exclude<EvaluationStatus, 'running'>; metrics?: Record<string, number>; error?: string }): Evaluation {
-    const current = this.get(id);
-    if (current.status !== 'running') throw new StoreError(`evaluation ${id} is already ${current.status}`);
-    this.s.finish.run(result.status, writeJson(result.metrics ?? {}, 'metrics'), result.error ?? null, Date.now(), id);
-    return this.get(id);
+    return writeTransaction(this.db, () => {
+      const current = this.get(id);
+      if (current.status !== 'running') throw new StoreError(`evaluation ${id} is already ${current.status}`);
+      this.s.finish.run(result.status, writeJson(result.metrics ?? {}, 'metrics'), result.error ?? null, Date.now(), id);
+      return this.get(id);
+    });
   }
 
   /** A cancelled or failed evaluation takes outputs again (it continues after the ones it has). */

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { NotFoundError, StoreError } from './errors.js';
 import type { DatasetId } from './ids.js';
 import type { Db, Workspace } from './workspace.js';
+import { writeTransaction } from './write-transaction.js';
 
 export const IMAGE_FORMATS = ['png', 'jpeg', 'webp', 'gif'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
@@ -169,11 +170,11 @@ export class ImageStore {
   collectGarbage(options: { minAgeMs?: number; now?: number } = {}): { rows: number; files: number } {
     const minAge = options.minAgeMs ?? 3600_000;
     const now = options.now ?? Date.now();
-    const gone = this.db.transaction(() => {
+    const gone = writeTransaction(this.db, () => {
       const rows = this.s.unreferenced.all();
       for (const r of rows) this.s.remove.run(r.sha256);
       return rows;
-    })();
+    });
     let files = 0;
     for (const r of gone) {
       rmSync(this.filePath(r), { force: true });

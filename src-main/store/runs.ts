@@ -1,13 +1,15 @@
 // Training runs: what was trained (method, recipe, dataset version, model, backend), where it stands
 // (status), what it measured per step, and the checkpoints it can resume from.
 //
-// Status moves only along RUN_TRANSITIONS. A run that was `running` when its process died is found at the
-// next open and becomes `interrupted`, pointing at its last checkpoint; `resume` picks it up from there.
+// Status moves only along RUN_TRANSITIONS. A run that was `running` when its process died is found when the
+// next process becomes the workspace's owner (owner-lock.ts) and becomes `interrupted`, pointing at its last
+// checkpoint; `resume` picks it up from there.
 
 import { NotFoundError, StoreError } from './errors.js';
 import { newId, type CheckpointId, type DatasetId, type ModelId, type RunId } from './ids.js';
 import { readJson, writeJson } from './json-column.js';
 import type { Db, Workspace } from './workspace.js';
+import { writeTransaction } from './write-transaction.js';
 
 export type RunStatus = 'queued' | 'running' | 'paused' | 'completed' | 'failed' | 'interrupted' | 'cancelled';
 
@@ -15,7 +17,8 @@ export type RunStatus = 'queued' | 'running' | 'paused' | 'completed' | 'failed'
 export type RunMethod = 'adapter' | 'full' | (string & {});
 
 export const RUN_TRANSITIONS: Readonly<Record<RunStatus, readonly RunStatus[]>> = {
-  queued: ['running', 'cancelled'],
+  // failed: it could not start (its model or dataset is gone).
+  queued: ['running', 'cancelled', 'failed'],
   running: ['paused', 'completed', 'failed', 'interrupted', 'cancelled'],
   paused: ['running', 'cancelled', 'failed'],
   interrupted: ['running', 'cancelled', 'failed'],
@@ -244,7 +247,7 @@ export class RunStore {
    * checkpoint as the resume point; `error` is kept for failed runs.
    */
   setStatus(id: RunId, status: RunStatus, opts: { error?: string } = {}): Run {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const run = this.get(id);
       if (!RUN_TRANSITIONS[run.status].includes(status)) {
         throw new StoreError(`run ${id} is ${run.status}; it cannot become ${status}`);
@@ -259,7 +262,7 @@ export class RunStore {
         resume: keepsResumePoint ? (this.s.latestCheckpoint.get(id)?.id ?? null) : null,
       });
       return this.get(id);
-    })();
+    });
   }
 
   start(id: RunId): Run {
@@ -272,13 +275,13 @@ export class RunStore {
    * (null: start from step 0).
    */
   resume(id: RunId): { run: Run; checkpoint: Checkpoint | null } {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const run = this.get(id);
       if (run.status !== 'paused' && run.status !== 'interrupted') throw new StoreError(`run ${id} is ${run.status}; only paused or interrupted runs resume`);
       const checkpoint = run.resumeCheckpointId ? this.checkpoint(run.resumeCheckpointId) : null;
       this.s.dropMetricsAfter.run(id, checkpoint?.step ?? 0);
       return { run: this.setStatus(id, 'running'), checkpoint };
-    })();
+    });
   }
 
   delete(id: RunId): void {
@@ -286,7 +289,10 @@ export class RunStore {
     this.s.delete.run(id);
   }
 
-  /** Called at open: runs left `running` become `interrupted` (see the header comment). */
+  /**
+   * Called when this process becomes the owner: runs left `running` become `interrupted` (see the header
+   * comment). Never from a process that is not the owner: the running run may be training in the owner.
+   */
   recoverInterrupted(): { runId: RunId; checkpointId: CheckpointId | null }[] {
     return this.s.recover.all(Date.now()).map((r) => ({ runId: r.id as RunId, checkpointId: r.resume_checkpoint_id as CheckpointId | null }));
   }
@@ -295,7 +301,7 @@ export class RunStore {
 
   /** Records metric points (one transaction for the batch). A step recorded twice keeps the newer values. */
   appendMetrics(id: RunId, points: MetricPoint[]): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       this.get(id);
       const now = Date.now();
       for (const p of points) {
@@ -312,7 +318,7 @@ export class RunStore {
           recorded_at: now,
         });
       }
-    })();
+    });
   }
 
   /** Metric points after `afterStep` (all by default), in step order: poll with the last step seen. */

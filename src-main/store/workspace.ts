@@ -3,6 +3,10 @@
 //
 // One Workspace object per process owns the connection. better-sqlite3 is synchronous: every call here
 // finishes before it returns, and a transaction cannot be interleaved with other work on the same connection.
+//
+// Several processes may open one workspace (the app, serve mode, the CLI). One of them is its owner
+// (owner-lock.ts): only the owner trains runs and recovers the runs a crash left `running`; the others read,
+// write data and queue runs for the owner to train.
 
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
@@ -17,8 +21,10 @@ import { ImageStore } from './images.js';
 import type { CheckpointId, RunId } from './ids.js';
 import { ModelStore } from './models.js';
 import { RunStore } from './runs.js';
+import { claimOwnership, currentOwner, type OwnerLock, type OwnerRecord } from './owner-lock.js';
 import { MIGRATIONS, SCHEMA_VERSION, type Migration } from './schema.js';
 import { SettingsStore } from './settings.js';
+import { writeTransaction } from './write-transaction.js';
 
 export type Db = Database.Database;
 
@@ -28,7 +34,10 @@ export const DATABASE_FILE = 'workspace.sqlite';
 const APPLICATION_ID = 0x41445354;
 
 export interface RecoveryReport {
-  /** Runs found `running` at open (their process died) and now `interrupted`, with the checkpoint to resume. */
+  /**
+   * Runs found `running` when this process became the owner (their process died) and now `interrupted`, with
+   * the checkpoint to resume. Empty for a process that does not own the workspace.
+   */
   interruptedRuns: { runId: RunId; checkpointId: CheckpointId | null }[];
   /** Schema versions migrated at this open, oldest first (empty when the database was current). */
   migrated: number[];
@@ -43,6 +52,7 @@ export class Workspace {
   readonly comparisons: ComparisonStore;
   readonly chats: ChatStore;
   readonly settings: SettingsStore;
+  private ownerLock: OwnerLock | null = null;
 
   constructor(
     readonly dir: string,
@@ -59,9 +69,46 @@ export class Workspace {
     this.settings = new SettingsStore(db);
   }
 
-  /** Runs `fn` in one transaction (nested calls become savepoints); a throw rolls everything back. */
+  /**
+   * Runs `fn` in one write transaction (BEGIN IMMEDIATE, see write-transaction.ts; nested calls become
+   * savepoints); a throw rolls everything back.
+   */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return writeTransaction(this.db, fn);
+  }
+
+  /** Whether this process owns the workspace: it trains the runs (see the header comment). */
+  get isOwner(): boolean {
+    return this.ownerLock?.held ?? false;
+  }
+
+  /** The live owner as the lock file says now (this process or another), or null when nobody owns it. */
+  owner(): OwnerRecord | null {
+    return this.isOwner ? this.ownerLock!.record : currentOwner(this.dir);
+  }
+
+  /**
+   * Becomes the owner unless another live process is (its lock is left alone), and then recovers the runs
+   * that a dead owner left `running`. Returns whether this process owns the workspace now.
+   */
+  claimOwnership(): boolean {
+    if (this.isOwner) return true;
+    if (!this.db.open) return false;
+    const claim = claimOwnership(this.dir);
+    if (!('lock' in claim)) return false;
+    this.ownerLock = claim.lock;
+    try {
+      this.recovery.interruptedRuns = this.runs.recoverInterrupted();
+    } catch (err) {
+      this.releaseOwnership();
+      throw err;
+    }
+    return true;
+  }
+
+  private releaseOwnership(): void {
+    this.ownerLock?.release();
+    this.ownerLock = null;
   }
 
   /** Where a run keeps its files (checkpoints, exported adapters). */
@@ -81,6 +128,7 @@ export class Workspace {
   }
 
   close(): void {
+    this.releaseOwnership();
     if (this.db.open) this.db.close();
   }
 }
@@ -90,11 +138,19 @@ export function defaultWorkspaceDir(env: NodeJS.ProcessEnv = process.env): strin
   return env.ADAPTER_STUDIO_WORKSPACE || join(homedir(), '.adapter-studio');
 }
 
+export interface OpenOptions {
+  /**
+   * Become the owner if no live process is (default true). A process that never trains (a CLI command that
+   * imports or evaluates) says false, so that it does not keep the app from training while it works.
+   */
+  claimOwnership?: boolean;
+}
+
 /**
- * Opens (creating if needed) the workspace in `dir`: runs missing migrations in order, then marks runs that a
- * crash left `running` as `interrupted`.
+ * Opens (creating if needed) the workspace in `dir`: runs missing migrations in order, then, as the owner,
+ * marks runs that a crash left `running` as `interrupted`.
  */
-export function openWorkspace(dir: string): Workspace {
+export function openWorkspace(dir: string, opts: OpenOptions = {}): Workspace {
   const root = resolve(dir);
   mkdirSync(root, { recursive: true });
   const file = join(root, DATABASE_FILE);
@@ -105,7 +161,7 @@ export function openWorkspace(dir: string): Workspace {
     configureConnection(db);
     const migrated = migrate(db, file);
     const ws = new Workspace(root, db, { interruptedRuns: [], migrated });
-    ws.recovery.interruptedRuns = ws.runs.recoverInterrupted();
+    if (opts.claimOwnership !== false) ws.claimOwnership();
     return ws;
   } catch (err) {
     db.close();
@@ -128,6 +184,8 @@ export function configureConnection(db: Db): void {
  * an older database by stopping early). Returns the versions applied.
  */
 export function migrate(db: Db, file = db.name, upTo: number = SCHEMA_VERSION, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  // Another process may be migrating the same file: each step re-reads the version inside its write
+  // transaction and skips what that process already applied.
   const current = db.pragma('user_version', { simple: true }) as number;
   const appId = db.pragma('application_id', { simple: true }) as number;
   if (current === 0) {
@@ -145,12 +203,14 @@ export function migrate(db: Db, file = db.name, upTo: number = SCHEMA_VERSION, m
   const applied: number[] = [];
   for (const m of migrations) {
     if (m.version <= current || m.version > upTo) continue;
-    db.transaction(() => {
+    const ran = writeTransaction(db, () => {
+      if ((db.pragma('user_version', { simple: true }) as number) >= m.version) return false;
       db.exec(m.sql);
       if (m.version === 1) db.pragma(`application_id = ${APPLICATION_ID}`);
       db.pragma(`user_version = ${m.version}`);
-    })();
-    applied.push(m.version);
+      return true;
+    });
+    if (ran) applied.push(m.version);
   }
   return applied;
 }

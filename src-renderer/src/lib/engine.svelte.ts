@@ -1,6 +1,6 @@
 // The engine's state for the status bar: which backend runs, whether a run trains, whether inference is busy.
 
-import type { BackendInfo } from '../../../src-shared/api';
+import type { BackendInfo, SystemInfo } from '../../../src-shared/api';
 import { api, connection, type ConnectionState } from './api';
 
 class EngineStatus {
@@ -9,6 +9,8 @@ class EngineStatus {
   training = $state<string | null>(null);
   workspace = $state('');
   version = $state('');
+  /** The process that trains this workspace's runs (another one when the app shares it with a CLI or a second server). */
+  owner = $state<SystemInfo['owner']>(null);
   connection = $state<ConnectionState>('connecting');
 
   constructor() {
@@ -19,6 +21,8 @@ class EngineStatus {
         this.backend = e.backend;
         this.inference = e.inference;
         this.training = e.training;
+        // Another process owned the workspace: this one may just have taken it over.
+        if (this.owner && !this.owner.self) void this.refresh();
       }
     });
   }
@@ -31,6 +35,7 @@ class EngineStatus {
       this.training = info.engine.training;
       this.workspace = info.workspace;
       this.version = info.version;
+      this.owner = info.owner;
     } catch {
       // The status bar shows the connection state; the pages show their own errors.
     }
