@@ -1,7 +1,7 @@
 // The Evaluate page's state: the new-evaluation form (set, columns, limits; the server's field errors placed
 // beside the field that caused them), and the evaluations with their live progress, results and method table.
 
-import { ApiError, type ApiEvent, type EvalRow, type EvalSuiteSummary, type EvalSystem, type MethodRow, type ModelRef, type RunSummary } from '../../../../src-shared/api';
+import { ApiError, type ApiEvent, type ApiOutput, type EvalRow, type EvalSuiteSummary, type EvalSystem, type MethodRow, type ModelRef, type RunSummary } from '../../../../src-shared/api';
 import { api, errorText } from '../../lib/api';
 import { catalog } from '../../lib/catalog.svelte';
 import { runs } from '../../lib/runs.svelte';
@@ -206,6 +206,7 @@ export interface TaskProgress {
 }
 
 export type SuiteDetail = EvalSuiteSummary & { rows: EvalRow[] };
+export type ScienceQaColumn = ApiOutput<'evals.scienceqa'>[number];
 
 export const PAGE_SIZE = 20;
 
@@ -218,6 +219,8 @@ export class EvalsState {
   progress = $state<Record<string, TaskProgress>>({});
   current = $state<SuiteDetail | null>(null);
   table = $state<MethodRow[] | null>(null);
+  /** ScienceQA's accuracy table, when the set is of imported ScienceQA questions; else null. */
+  scienceqa = $state<ScienceQaColumn[] | null>(null);
   offset = $state(0);
   loading = $state(false);
   error = $state<string | null>(null);
@@ -250,10 +253,16 @@ export class EvalsState {
     }
     this.loading = true;
     try {
-      const [detail, table] = await Promise.all([api.evals.get({ suiteId, offset, limit: PAGE_SIZE }), api.evals.methodTable({ suiteId })]);
+      const [detail, table, scienceqa] = await Promise.all([
+        api.evals.get({ suiteId, offset, limit: PAGE_SIZE }),
+        api.evals.methodTable({ suiteId }),
+        // Only an evaluation of ScienceQA questions has one; any other answers with an error, shown as nothing.
+        api.evals.scienceqa({ suiteId }).catch(() => null),
+      ]);
       if (this.openId !== suiteId) return;
       this.current = detail;
       this.table = table;
+      this.scienceqa = scienceqa;
       this.offset = offset;
       this.error = null;
     } catch (e) {
