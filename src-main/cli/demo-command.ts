@@ -18,7 +18,7 @@ import { type Flags, flag, type IO, numberFlag, parseFlags } from './flags.js';
 import { formatMultimodalDemo, multimodalDemoJson, runMultimodalDemo } from './multimodal-demo.js';
 
 export async function demoCommand(args: string[], io: IO): Promise<number> {
-  const flags = parseFlags(args, { out: 'string', 'test-limit': 'string', backend: 'string', json: 'boolean', multimodal: 'boolean' });
+  const flags = parseFlags(args, { out: 'string', 'test-limit': 'string', backend: 'string', json: 'boolean', multimodal: 'boolean', epochs: 'string' });
   const report = await initBackend((flag(flags, 'backend') ?? 'auto') as never);
   io.stderr(describeBackend(report) + '\n');
   if (flags.multimodal) return multimodalDemoCommand(flags, io);
@@ -59,6 +59,8 @@ export async function demoCommand(args: string[], io: IO): Promise<number> {
  * tower: a text-only and a multi-modal adapter trained on the demo train split, the test split answered by base,
  * text-only and multi-modal, ScienceQA's accuracy table for each. With --json the last line is the scores.
  */
+export const MULTIMODAL_DEMO_EPOCHS = 8;
+
 async function multimodalDemoCommand(flags: Flags, io: IO): Promise<number> {
   const modelDir = starterPath(STARTER.modelDir);
   const model = loadModel(modelDir);
@@ -70,7 +72,8 @@ async function multimodalDemoCommand(flags: Flags, io: IO): Promise<number> {
   try {
     const result = await runMultimodalDemo({
       model, tokenizer, encoder, folder, outDir,
-      recipe: starterRecipe(model.config),
+      // More epochs than the text demo: a picture's colour or count is learnt through a fresh projection.
+      recipe: { ...starterRecipe(model.config), epochs: numberFlag(flags, 'epochs', 'number') ?? MULTIMODAL_DEMO_EPOCHS },
       testLimit: numberFlag(flags, 'test-limit', 'int'),
       onProgress: (line) => io.stderr(`${line}\n`),
       onTrainEvent: (which, e) => {

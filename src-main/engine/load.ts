@@ -13,19 +13,13 @@ import { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { expectedWeights, fromHfConfig, type LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
 import type { LayerWeights, LlamaModel } from './model.js';
+import { readJsonObject } from './json-file.js';
 import { CheckpointReader } from './safetensors.js';
 
 export function readModelConfig(dir: string): LlamaConfig {
   const file = join(dir, 'config.json');
   if (!existsSync(file)) throw new EngineError(`${dir}: not a model folder (no config.json)`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new EngineError(`${file}: invalid JSON (${(e as Error).message})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new EngineError(`${file}: expected a JSON object`);
-  const config = fromHfConfig(raw as Record<string, unknown>, file);
+  const config = fromHfConfig(readJsonObject(file), file);
   // Generation settings may name other EOS tokens (e.g. Llama 3's <|eot_id|>).
   const genFile = join(dir, 'generation_config.json');
   if (existsSync(genFile)) {

@@ -4,9 +4,10 @@
 // Missing keys take transformers' CLIPVisionConfig defaults (ViT-B/32). Every key that changes the computation
 // is either implemented or refused by name; preprocessor_config.json is read as CLIPImageProcessor reads it.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { EngineError } from '../errors.js';
+import { readJsonObject } from '../json-file.js';
 
 export type VisionActivation = 'quick_gelu' | 'gelu';
 
@@ -75,17 +76,6 @@ const IGNORED = new Set([
   'use_bfloat16', 'projection_dim', 'text_config', 'vision_config', 'logit_scale_init_value', 'text_config_dict',
   'vision_config_dict', 'output_past',
 ]);
-
-function readJsonObject(file: string): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new EngineError(`${file}: invalid JSON (${(e as Error).message})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new EngineError(`${file}: expected a JSON object`);
-  return raw as Record<string, unknown>;
-}
 
 export function readClipVisionConfig(dir: string): ClipVisionConfig {
   const file = join(dir, 'config.json');
