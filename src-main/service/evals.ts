@@ -17,9 +17,9 @@ import { scoreAnswer } from '../engine/eval.js';
 import type { Recipe } from '../engine/recipe.js';
 import { JUDGE_SYSTEM_PROMPT, judgePrompt, leftShownFirst, parseJudgeReply } from '../evaluation/judge.js';
 import { parseReferences, promptKey, ReferencesError } from '../evaluation/references.js';
-import { ScienceQaError, type ScienceQaProblem, type ScienceQaProblems, scienceQaPredictions, scoreScienceQa } from '../evaluation/scienceqa.js';
+import { problemsFromExamples, ScienceQaError, scienceQaPredictions, scoreScienceQa } from '../evaluation/scienceqa.js';
 import type { EvalItem } from '../host/protocol.js';
-import type { ComparisonId, ComparisonSide, DatasetId, Evaluation, EvaluationId, ExampleId, ModelId, Rating, RunId, Workspace } from '../store/index.js';
+import type { ComparisonId, ComparisonSide, DatasetId, Evaluation, EvaluationId, Example, ExampleId, ModelId, Rating, RunId, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { engineGenerator } from './datasets.js';
 import { userError } from './errors.js';
@@ -331,39 +331,30 @@ export function evalHandlers(ctx: ServiceContext): Pick<
     'evals.scienceqa': async ({ suiteId }) => {
       const ws = ctx.ws();
       const columns = suiteColumns(ws, suiteId);
-      // The problems, from the imported examples' ScienceQA fields (meta); every answered example must have them.
-      const problems: ScienceQaProblems = {};
-      const pidOf = new Map<number, string>();
-      const metaOf = (exampleId: ExampleId) => {
-        const meta = ws.datasets.example(exampleId).meta as Record<string, unknown>;
-        if (typeof meta.pid !== 'string' || !Array.isArray(meta.choices) || typeof meta.answer !== 'number') {
-          throw userError(`example ${exampleId} is not an imported ScienceQA question (no pid, choices and answer in its metadata)`);
-        }
-        return meta;
-      };
+      // The problems from the imported examples' ScienceQA fields (meta) and their own images, scored as answered
+      // (the evaluated split is the one that counts, whatever the examples' split).
+      const exampleOf = new Map<number, Example>();
       const out = [];
-      for (const { evaluation, config } of columns) {
-        const outputs = ws.evaluations.outputs(evaluation.id, { limit: 1e9 });
-        const items = [];
-        for (const o of outputs) {
-          if (o.exampleId === null) throw userError('this evaluation is of prompts, not of ScienceQA questions');
-          if (!pidOf.has(o.exampleId)) {
-            const meta = metaOf(o.exampleId);
-            pidOf.set(o.exampleId, meta.pid as string);
-            problems[meta.pid as string] = { ...(meta as unknown as ScienceQaProblem), hint: (meta.hint as string | null) ?? null, split: 'evaluated' };
+      try {
+        for (const { evaluation, config } of columns) {
+          const outputs = ws.evaluations.outputs(evaluation.id, { limit: 1e9 });
+          if (outputs.length === 0) continue;
+          for (const o of outputs) {
+            if (o.exampleId === null) throw userError('this evaluation is of prompts, not of ScienceQA questions');
+            if (!exampleOf.has(o.exampleId)) exampleOf.set(o.exampleId, ws.datasets.example(o.exampleId));
           }
-          items.push({ pid: pidOf.get(o.exampleId)!, output: o.output, choices: (problems[pidOf.get(o.exampleId)!]!.choices ?? []).length });
+          const examples = outputs.map((o) => exampleOf.get(o.exampleId!)!);
+          if (examples.some((e) => !Array.isArray(e.meta.choices))) throw userError('this evaluation is not of imported ScienceQA questions (no choices in their metadata)');
+          const problems = problemsFromExamples(examples.map((e) => ({ id: e.id, image: e.image, split: 'evaluated', meta: e.meta })));
+          // Keyed as problemsFromExamples keys them (an object's integer-like keys do not keep insertion order).
+          const pids = examples.map((e) => (typeof e.meta.pid === 'string' ? e.meta.pid : `example:${e.id}`));
+          const predictions = scienceQaPredictions(outputs.map((o, i) => ({ pid: pids[i]!, output: o.output, choices: problems[pids[i]!]!.choices.length })));
+          const scores = scoreScienceQa(problems, predictions.results, { split: 'evaluated' });
+          out.push({ label: config.system.label, kind: config.kind, scores: scores.scores, questions: scores.questions, correct: scores.correct, unparseable: predictions.unparseable.length, results: predictions.results });
         }
-        if (items.length === 0) continue;
-        const predictions = scienceQaPredictions(items);
-        let scores;
-        try {
-          scores = scoreScienceQa(Object.fromEntries(items.map((i) => [i.pid, problems[i.pid]!])), predictions.results, { split: 'evaluated' });
-        } catch (e) {
-          if (e instanceof ScienceQaError) throw userError(e.message);
-          throw e;
-        }
-        out.push({ label: config.system.label, kind: config.kind, scores: scores.scores, questions: scores.questions, correct: scores.correct, unparseable: predictions.unparseable.length, results: predictions.results });
+      } catch (e) {
+        if (e instanceof ScienceQaError) throw userError(e.message);
+        throw e;
       }
       if (out.length === 0) throw userError('no column has answered yet');
       return out;
