@@ -3,7 +3,7 @@
 // maps between them and the API contract.
 
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ApiHandlers, ApiParsedInput, DatasetSummary as ApiDatasetSummary, DatasetVersion as ApiDatasetVersion, Example as ApiExample, ImportReport as ApiImportReport, ImportSource } from '../../src-shared/api.js';
 import {
@@ -74,6 +74,26 @@ function withSourceFile<T>(ctx: ServiceContext, source: ImportSource, fn: (file:
   const file = join(dir, source.fileName);
   writeFileSync(file, source.text);
   return fn(file).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+/**
+ * Removes what imports and exports left under uploads/ when their process was killed mid-way (each is a folder
+ * of its own); only entries older than `minAgeMs`, so another process's import in flight keeps its file.
+ */
+export function sweepUploads(dir: string, minAgeMs = 3600_000, now = Date.now()): number {
+  if (!existsSync(dir)) return 0;
+  let removed = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    try {
+      if (now - statSync(path).mtimeMs < minAgeMs) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed++;
+    } catch {
+      // gone already (another process swept it)
+    }
+  }
+  return removed;
 }
 
 function readOptions(o: ApiParsedInput<'datasets.import'>['options']): ReadOptions {

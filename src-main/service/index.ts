@@ -28,7 +28,7 @@ import { evalHandlers } from './evals.js';
 import { runningTaskCount } from './tasks.js';
 import { jobImportHandlers } from './job-import.js';
 import type { ServiceContext } from './context.js';
-import { datasetHandlers } from './datasets.js';
+import { datasetHandlers, sweepUploads } from './datasets.js';
 import { toErrorBody, userError } from './errors.js';
 import { EventHub } from './events.js';
 import { modelHandlers } from './models.js';
@@ -128,6 +128,8 @@ export function createAppService(opts: AppServiceOptions): AppService {
     uploadsDir: () => join(ws.dir, 'uploads'),
   };
   views = new RunViews(ctx);
+  const swept = sweepUploads(ctx.uploadsDir());
+  if (swept > 0) log(`removed ${swept} upload(s) left by imports that did not finish`);
 
   // Runs that train in another process reach this one's events through the database.
   const otherProcessRuns = new OtherProcessRuns(ctx, views);
