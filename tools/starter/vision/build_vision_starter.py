@@ -718,7 +718,7 @@ def folder_size(d: Path) -> int:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--steps", type=int, default=1200)
     ap.add_argument("--batch", type=int, default=96)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--width", type=int, default=64)
@@ -894,8 +894,9 @@ Every number below was written by the build (`build-report.json` holds them all)
 - **Vision tower**: ViT, hidden {v['hiddenSize']}, {v['layers']} layers, {v['heads']} heads, MLP
   {v['intermediateSize']}, patch {v['patchSize']} ({(v['imageSize'] // v['patchSize']) ** 2} patches + class token),
   `quick_gelu`, projection to {v['projectionDim']}; its learned position embeddings start from 2-D sine-cosine
-  codes about as large as the patch embeddings (from CLIP's default init, 50 times smaller, this tiny tower was
-  still blind to left and right after 900 steps). **Text tower**: hidden {c['text']['hiddenSize']},
+  codes about as large as the patch embeddings (in a trial run from CLIP's default init, std 0.02, several times
+  smaller than the patch embeddings, and without twin batches, the tower was still at chance on left and right
+  after 900 steps of 128). **Text tower**: hidden {c['text']['hiddenSize']},
   {c['text']['layers']} layers, a word-level vocabulary of {c['text']['vocab']} ids (`text-vocab.json`; not a
   transformers tokenizer), captions of at most {c['text']['maxLength']} ids. Weights in float32.
 - **Pre-processing**: `preprocessor_config.json` is what `CLIPImageProcessor(size={{"shortest_edge": {v['imageSize']}}},
