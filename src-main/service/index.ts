@@ -244,7 +244,8 @@ const STARTER_SEEDED = 'starter.seeded';
 
 /**
  * A new user's first start: the workspace gets the starter model (assets/starter, built by the
- * project) and its demo instruction set, once, so the whole idea works before any download.
+ * project) and its demo instruction set, and the multi-modal starter (the starter CLIP tower and the
+ * ScienceQA-layout demo with its pictures), once, so both halves of the paper work before any download.
  */
 async function seedStarterWorkspace(ws: Workspace, handlers: ApiHandlers): Promise<void> {
   if (ws.settings.get(STARTER_SEEDED) || ws.models.list().length > 0 || ws.datasets.list().length > 0) return;
@@ -253,4 +254,6 @@ async function seedStarterWorkspace(ws: Workspace, handlers: ApiHandlers): Promi
   // The held-out questions come along as the test split, ready for the Evaluate page.
   const { dataset } = await importDataset(ws, starterPath(STARTER.demoTrain), { name: 'demo: WordNet instructions', onInvalid: 'reject', split: 'train' });
   await importDataset(ws, starterPath(STARTER.demoTest), { into: dataset.id, onInvalid: 'reject', split: 'test' });
+  await handlers['models.add']({ path: starterPath(STARTER.visionDir), name: 'starter vision (CLIP, synthetic pictures)' });
+  await importDataset(ws, starterPath(STARTER.scienceQaDemo), { name: 'demo: ScienceQA-style pictures', onInvalid: 'reject', format: 'scienceqa' });
 }

@@ -50,8 +50,8 @@ export interface AppFixture {
   close(): Promise<void>;
 }
 
-export function startApp(workspaceDir: string): AppFixture {
-  const service = createAppService({ workspaceDir, spawnHost: forkSpawner(HOST_ENTRY), transport: 'http', version: 'test', log: () => undefined });
+export function startApp(workspaceDir: string, opts: { seedStarter?: boolean } = {}): AppFixture {
+  const service = createAppService({ workspaceDir, spawnHost: forkSpawner(HOST_ENTRY), transport: 'http', version: 'test', log: () => undefined, seedStarter: opts.seedStarter });
   const events: ApiEvent[] = [];
   const waiters: { match: (e: ApiEvent) => boolean; resolve: (e: ApiEvent) => void }[] = [];
   service.events.subscribe((e) => {
