@@ -115,3 +115,21 @@ describe('stderr stays the user\'s', () => {
     expect(stderr).not.toMatch(/Warning:|artificially reduced|vkCreateInstance/);
   });
 });
+
+describe('demo --multimodal, as a real process', () => {
+  // The whole comparison on the bundled starters, cut short (1 epoch, 12 test problems): the command runs end to
+  // end and its --json line has ScienceQA's official keys for each model. The full run's numbers are in
+  // docs/EVALUATION.md.
+  it('prints the accuracy table and a last JSON line with the official keys', async () => {
+    const bin = join(ROOT, 'bin', 'adapter-studio.mjs');
+    const out = makeTempDir('mm-demo');
+    const { stdout } = await run(process.execPath, [bin, 'demo', '--multimodal', '--epochs', '1', '--test-limit', '12', '--out', out, '--json'], { maxBuffer: 16 << 20 });
+    expect(stdout).toMatch(/ScienceQA accuracy \(%\) on 12 test problems/);
+    const last = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    for (const model of ['text_only', 'multimodal']) {
+      for (const key of ['acc_average', 'acc_has_image', 'acc_natural', 'acc_no_context', 'acc_grade_1_6']) expect(last[model]).toHaveProperty(key);
+      expect(last[model].questions).toBe(12);
+    }
+    expect(last.trainable_parameters.multimodal).toBeGreaterThan(last.trainable_parameters.text_only);
+  }, 600_000);
+});
