@@ -5,7 +5,7 @@
 // too small for its prompt, blind rating).
 // Screenshots of every page go to test-output/e2e/.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,12 @@ describe('serve mode access', () => {
     expect((await fetch(server.origin + '/')).status).toBe(401);
     expect((await fetch(`${server.origin}/api/call/system.info`, { method: 'POST', body: '{}' })).status).toBe(401);
     expect((await fetch(`${server.origin}/api/events`)).status).toBe(401);
+  });
+
+  it('serves no source maps: the bundle has none', () => {
+    const assets = readdirSync(join(import.meta.dirname, '..', 'dist', 'renderer', 'assets'));
+    expect(assets.some((f) => f.endsWith('.js'))).toBe(true);
+    expect(assets.filter((f) => f.endsWith('.map'))).toEqual([]);
   });
 });
 

@@ -13,7 +13,8 @@ export default defineConfig({
   build: {
     outDir: fileURLToPath(new URL('../dist/renderer', import.meta.url)),
     emptyOutDir: true,
-    sourcemap: true,
+    // No source maps in the bundle the app serves and ships (they would hand out every source file).
+    sourcemap: false,
     target: 'es2022',
     chunkSizeWarningLimit: 1000,
     rollupOptions: {
