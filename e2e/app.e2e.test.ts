@@ -226,6 +226,14 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
   it('compares base and adapter side by side, streamed, then rates blind', async () => {
     await nav('Compare');
     await page.getByLabel('Prompts (one per line)').fill('What color is grass?\nWhat color is snow?');
+    // Every sampling setting is here, checked as typed: an out-of-range value is named beside its field, not sent.
+    await page.getByLabel('Max new tokens').fill('-5');
+    await page.getByLabel('Max new tokens').blur();
+    await page.getByText('a whole number from 1 to 4096; still 64').waitFor();
+    await page.getByLabel('Max new tokens').fill('64');
+    await page.getByLabel('Max new tokens').blur();
+    await page.getByText('a whole number from 1 to 4096; still 64').waitFor({ state: 'detached' });
+    expect(await page.getByLabel('Repetition penalty').inputValue()).toBe('1');
     await page.getByRole('button', { name: /^Compare/ }).click();
     await page.locator('[data-cell="1:1"][data-done=true]').waitFor({ timeout: 60_000 });
     expect((await page.locator('[data-cell="0:1"]').innerText()).trim()).toBe('green');

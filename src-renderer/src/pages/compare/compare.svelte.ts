@@ -1,7 +1,7 @@
 // The Compare page: run prompts through several models side by side (streamed cell by cell), and rate
 // pairs blind.
 
-import type { BlindPair, Comparison, ModelRef, Tally } from '../../../../src-shared/api';
+import { type BlindPair, type Comparison, type ModelRef, type Sampling, SAMPLING_DEFAULTS, type Tally } from '../../../../src-shared/api';
 import { api, connection, errorText } from '../../lib/api';
 
 export interface SideDraft {
@@ -15,8 +15,8 @@ export class CompareState {
     { model: null, label: '' },
     { model: null, label: '' },
   ]);
-  temperature = $state(0);
-  maxNewTokens = $state(64);
+  /** The app's defaults at temperature 0 (greedy, as Evaluate answers), every field editable. */
+  sampling = $state<Sampling>({ ...SAMPLING_DEFAULTS, temperature: 0, maxNewTokens: 64 });
   current = $state<Comparison | null>(null);
   running = $state(false);
   streamId = $state<string | null>(null);
@@ -63,7 +63,7 @@ export class CompareState {
       const { comparisonId, streamId } = await api.compare.start({
         prompts,
         sides: this.sides.map((s) => ({ kind: 'model' as const, model: s.model!, label: s.label.trim() || undefined })),
-        sampling: { temperature: this.temperature, maxNewTokens: this.maxNewTokens },
+        sampling: { ...this.sampling },
       });
       this.streamId = streamId;
       this.current = await api.compare.get({ comparisonId });
