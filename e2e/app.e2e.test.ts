@@ -431,6 +431,12 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
     const before = await page.getByTestId('trainable-params').innerText();
     await page.getByLabel('Images').selectOption({ label: 'multi-modal with tiny-clip' });
     await page.waitForFunction((b) => document.querySelector('[data-testid=trainable-params]')?.textContent !== b, before);
+    expect(await page.getByLabel('Image feature').inputValue()).toBe('projected');
+    // The projection's width is part of the plan: a narrower one trains fewer parameters.
+    const wide = await page.getByTestId('trainable-params').innerText();
+    await page.getByLabel('Projection width').fill('16');
+    await page.getByLabel('Projection width').blur();
+    await page.waitForFunction((w) => document.querySelector('[data-testid=trainable-params]')?.textContent !== w, wide);
     await page.getByLabel('Run name').fill('mm');
     await page.getByText('Fix the fields marked in red first.').waitFor({ state: 'detached' });
     await page.getByRole('button', { name: /Start training/ }).click();

@@ -14,6 +14,10 @@ export class TrainForm {
   modelId = $state('');
   /** A vision tower's model id for a multi-modal adapter, or '' for text only. */
   visionModelId = $state('');
+  /** "projected" (CLIP's image_embeds) or "class-tokens:L1,L2" (the paper's multi-scale class tokens). */
+  visionFeature = $state('projected');
+  /** H of the projection fc1 [F -> H] -> GELU -> fc2 [H -> dim]. */
+  projectionHidden = $state(128);
   datasetId = $state('');
   split = $state<'all' | 'train'>('all');
   name = $state('');
@@ -81,7 +85,10 @@ export class TrainForm {
       split: this.split,
       name: this.name.trim() || undefined,
       recipe,
-      vision: this.visionModelId && recipe.method === 'adapter' ? { modelId: this.visionModelId } : undefined,
+      vision:
+        this.visionModelId && recipe.method === 'adapter'
+          ? { modelId: this.visionModelId, feature: this.visionFeature.trim() || 'projected', projectionHidden: this.projectionHidden }
+          : undefined,
     };
   }
 
