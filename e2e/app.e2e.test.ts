@@ -457,5 +457,15 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
     await chat.locator('[data-role=assistant] .bubble').first().waitFor({ timeout: 60_000 });
     await chat.locator('[data-role=user] .bubble img').first().waitFor();
     await screenshot(page, '22-chat-picture');
+    // A picture dropped on the composer is attached too.
+    const png = readFileSync(join(CLIP, 'images', 'rgb-32.png')).toString('base64');
+    const dropped = await page.evaluateHandle((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([bytes], 'dropped.png', { type: 'image/png' }));
+      return transfer;
+    }, png);
+    await chat.locator('form.composer').dispatchEvent('drop', { dataTransfer: dropped });
+    await chat.getByRole('img', { name: 'dropped.png' }).waitFor();
   });
 });
