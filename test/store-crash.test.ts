@@ -2,10 +2,10 @@
 // middle of writing run metrics. Afterwards the workspace opens cleanly, passes PRAGMA integrity_check, and
 // holds each transaction whole or not at all.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { type Child, startChild as startChildProcess } from './helpers/child-lines.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importDataset } from '../src-main/datasets/import.js';
 import { DATABASE_FILE, openWorkspace, type RunId } from '../src-main/store/index.js';
@@ -29,45 +29,8 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(childFile, { force: true }));
 
-interface Child {
-  proc: ChildProcess;
-  lines: string[];
-  /** Resolves with the first stdout line matching `pattern`. */
-  waitFor: (pattern: RegExp) => Promise<string>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
-}
-
 function startChild(args: string[]): Child {
-  const proc = spawn(process.execPath, [childFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const waiters: { pattern: RegExp; resolve: (l: string) => void }[] = [];
-  let buffer = '';
-  let stderr = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    buffer += d.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      lines.push(line);
-      for (const w of waiters.splice(0)) {
-        if (w.pattern.test(line)) w.resolve(line);
-        else waiters.push(w);
-      }
-    }
-  });
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
-    proc.on('exit', (code, signal) => resolve({ code, signal, stderr })),
-  );
-  const waitFor = (pattern: RegExp) =>
-    new Promise<string>((resolve, reject) => {
-      const seen = lines.find((l) => pattern.test(l));
-      if (seen) return resolve(seen);
-      waiters.push({ pattern, resolve });
-      void exited.then((e) => reject(new Error(`child exited (${e.code ?? e.signal}) before printing ${pattern}: ${e.stderr}`)));
-    });
-  return { proc, lines, waitFor, exited };
+  return startChildProcess(childFile, args);
 }
 
 async function kill(child: Child) {

@@ -3,12 +3,12 @@
 // touch a run that trains in the owner, naming it; a stale lock is taken over; concurrent writers wait for
 // each other; a failed write about a run is recorded on it and never crashes the process.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { build } from 'esbuild';
+import { type Child, startChild as startChildProcess } from './helpers/child-lines.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiEvent, ApiEventOf, RunSummary } from '../src-shared/api.js';
 import { ApiError } from '../src-shared/api.js';
@@ -52,46 +52,8 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(childFile, { force: true }));
 
-interface Child {
-  proc: ChildProcess;
-  pid: number;
-  lines: string[];
-  /** Resolves with the first stdout line matching `pattern` (seen already or to come). */
-  waitFor: (pattern: RegExp) => Promise<string>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
-}
-
 function startChild(args: string[]): Child {
-  const proc = spawn(process.execPath, [childFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } });
-  const lines: string[] = [];
-  const waiters: { pattern: RegExp; resolve: (l: string) => void }[] = [];
-  let buffer = '';
-  let stderr = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    buffer += d.toString();
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + 1);
-      lines.push(line);
-      for (const w of waiters.splice(0)) {
-        if (w.pattern.test(line)) w.resolve(line);
-        else waiters.push(w);
-      }
-    }
-  });
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
-    proc.on('exit', (code, signal) => resolve({ code, signal, stdout: lines.join('\n') + buffer, stderr })),
-  );
-  const waitFor = (pattern: RegExp) =>
-    new Promise<string>((resolve, reject) => {
-      const seen = lines.find((l) => pattern.test(l));
-      if (seen) return resolve(seen);
-      waiters.push({ pattern, resolve });
-      void exited.then((e) => reject(new Error(`child exited (${e.code ?? e.signal}) before printing ${pattern}: ${e.stderr}`)));
-    });
-  return { proc, pid: proc.pid!, lines, waitFor, exited };
+  return startChildProcess(childFile, args, { OPENBLAS_NUM_THREADS: '1' });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
