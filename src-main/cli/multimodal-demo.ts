@@ -15,6 +15,7 @@ import { DEFAULT_VISION_RECIPE, type Recipe, type VisionRecipe } from '../engine
 import type { TextTokenizer } from '../engine/tokenizer.js';
 import { train, type TrainEvent } from '../engine/train.js';
 import { type ImageEncoder, imageFeatures } from '../engine/vision-features.js';
+import { SCIENCEQA_TABLE_COLUMNS } from '../../src-shared/scienceqa-table.js';
 import { DEFAULT_MULTIPLE_CHOICE_TEMPLATE } from '../datasets/multiple-choice.js';
 import { readScienceQaFolder, scienceQaRecordToExample } from '../datasets/scienceqa.js';
 import { readProblemsFile, SCIENCEQA_KEYS, type ScienceQaScores, scienceQaPredictions, scoreScienceQa } from '../evaluation/scienceqa.js';
@@ -155,10 +156,7 @@ export async function runMultimodalDemo(o: MultimodalDemoOptions): Promise<Multi
 }
 
 const COLUMN_LABELS: Record<DemoColumn, string> = { base: 'base', text_only: 'text-only', multimodal: 'multi-modal' };
-const KEY_LABELS: Record<string, string> = {
-  acc_natural: 'NAT', acc_social: 'SOC', acc_language: 'LAN', acc_has_text: 'TXT', acc_has_image: 'IMG',
-  acc_no_context: 'NO', acc_grade_1_6: 'G1-6', acc_grade_7_12: 'G7-12', acc_average: 'Avg',
-};
+const KEY_LABELS: Record<string, string> = Object.fromEntries(SCIENCEQA_TABLE_COLUMNS);
 
 /** ScienceQA's accuracy table, one row per model, plus a few answers side by side; plain text for a terminal. */
 export function formatMultimodalDemo(r: MultimodalDemoResult, examples = 6): string {

@@ -16,6 +16,7 @@ import { createAppService, type AppService } from '../service/index.js';
 import { defaultWorkspaceDir } from '../store/index.js';
 import { flag, type Flags, type IO, numberFlag, parseFlags } from './flags.js';
 import { applyRecipeFlags, recipeFlagSpec } from './recipe-flags.js';
+import { SCIENCEQA_TABLE_COLUMNS } from '../../src-shared/scienceqa-table.js';
 import { builtPaths } from './serve-command.js';
 
 export const WORKSPACE_USAGE = `  train     --workspace DIR --model NAME|ID|DIR --dataset NAME|ID   queue a run in a workspace (as the app's
@@ -235,16 +236,12 @@ export async function evalCommand(args: string[], io: IO): Promise<number> {
   });
 }
 
-const SQA_LABELS: [string, string][] = [
-  ['acc_natural', 'NAT'], ['acc_social', 'SOC'], ['acc_language', 'LAN'], ['acc_has_text', 'TXT'], ['acc_has_image', 'IMG'],
-  ['acc_no_context', 'NO'], ['acc_grade_1_6', 'G1-6'], ['acc_grade_7_12', 'G7-12'], ['acc_average', 'Avg'],
-];
 
 /** ScienceQA's accuracy table (the paper's Table 2 layout), one row per column. */
 function scienceQaTable(rows: ApiOutput<'evals.scienceqa'>): string {
-  const head = `| column | ${SQA_LABELS.map(([, l]) => l).join(' | ')} | unparsed |`;
-  const rule = `|---|${SQA_LABELS.map(() => '---').join('|')}|---|`;
-  const body = rows.map((r) => `| ${r.label} | ${SQA_LABELS.map(([k]) => (r.scores[k] == null ? 'n/a' : r.scores[k]!.toFixed(2))).join(' | ')} | ${r.unparseable} |`);
+  const head = `| column | ${SCIENCEQA_TABLE_COLUMNS.map(([, l]) => l).join(' | ')} | unparsed |`;
+  const rule = `|---|${SCIENCEQA_TABLE_COLUMNS.map(() => '---').join('|')}|---|`;
+  const body = rows.map((r) => `| ${r.label} | ${SCIENCEQA_TABLE_COLUMNS.map(([k]) => (r.scores[k] == null ? 'n/a' : r.scores[k]!.toFixed(2))).join(' | ')} | ${r.unparseable} |`);
   return ['ScienceQA accuracy (%):', '', head, rule, ...body, ''].join('\n');
 }
 
