@@ -278,6 +278,8 @@ export const ExamplePatch = z
     output: text.refine((s) => s.trim() !== '', 'must not be empty'),
     tags: z.array(z.string().trim().min(1)).max(100),
     split: Split.nullable(),
+    /** A picture from images.upload, or null to take the example's picture off. */
+    image: Sha256.nullable(),
   })
   .partial()
   .strict();
@@ -537,6 +539,8 @@ export const Comparison = z.object({
   name: z.string(),
   sides: z.array(z.object({ label: z.string() })),
   prompts: z.array(z.string()),
+  /** Per prompt: the picture (sha256, fetch it with images.get) multi-modal columns answered with, or null. */
+  images: z.array(z.string().nullable()),
   cells: z.array(ComparisonCell),
   createdAt: timestamp,
 });
@@ -549,6 +553,8 @@ export type Comparison = z.infer<typeof Comparison>;
 export const BlindPair = z.object({
   itemId: z.number().int(),
   prompt: z.string(),
+  /** The picture shown with the prompt (sha256), or null. */
+  image: z.string().nullable(),
   a: z.string(),
   b: z.string(),
 });
@@ -640,6 +646,8 @@ export const EvalRow = z.object({
   instruction: z.string(),
   input: z.string(),
   reference: z.string().nullable(),
+  /** The example's picture (sha256, fetch it with images.get), or null. */
+  image: z.string().nullable(),
   /** One per column, in column order; null where that column has not answered yet. */
   outputs: z.array(z.object({ text: z.string(), scores: z.record(z.string(), z.number()) }).nullable()),
 });
@@ -741,7 +749,7 @@ export const API = {
   'datasets.query': method(ExampleQuery.strict(), z.object({ total: count, items: z.array(Example) }), 'one page of examples matching a search and filters'),
   'datasets.tags': method(byDataset, z.array(z.object({ tag: z.string(), count })), 'tags in use, most used first'),
   'datasets.addExample': method(
-    z.object({ datasetId: id, example: z.object({ instruction: ExamplePatch.shape.instruction.unwrap(), input: text.default(''), output: ExamplePatch.shape.output.unwrap(), tags: z.array(z.string()).default([]), split: Split.nullable().default(null) }) }).strict(),
+    z.object({ datasetId: id, example: z.object({ instruction: ExamplePatch.shape.instruction.unwrap(), input: text.default(''), output: ExamplePatch.shape.output.unwrap(), tags: z.array(z.string()).default([]), split: Split.nullable().default(null), image: Sha256.nullable().default(null) }) }).strict(),
     DatasetVersion,
     'add one example by hand',
   ),
@@ -778,11 +786,20 @@ export const API = {
     "token-length statistics and histogram with a model's tokenizer (characters / 4 without one)",
   ),
   'datasets.export': method(
-    z.object({ datasetId: id, format: z.enum(['json', 'jsonl']), split: z.union([Split, z.literal('all')]).default('all'), includeMeta: z.boolean().default(false) }).strict(),
-    /** `images`: distinct images the records point at as images/<sha256>.<ext>; this text does not carry their
-     * bytes (datasets.image does; `adapter-studio dataset export` writes the files). */
-    z.object({ fileName: z.string(), mimeType: z.string(), content: z.string(), examples: count, images: count }),
-    'the dataset as Alpaca JSON or JSONL text',
+    z
+      .object({
+        datasetId: id,
+        format: z.enum(['json', 'jsonl']),
+        split: z.union([Split, z.literal('all')]).default('all'),
+        includeMeta: z.boolean().default(false),
+        /** A .zip holding the data file and images/<sha256>.<ext> beside it, as `adapter-studio dataset export` writes them. */
+        withImages: z.boolean().default(false),
+      })
+      .strict(),
+    /** `images`: distinct images the records point at as images/<sha256>.<ext>. `encoding` says how `content`
+     * is carried: the data file's text (utf8), or the zip's bytes (base64) when `withImages` was asked. */
+    z.object({ fileName: z.string(), mimeType: z.string(), encoding: z.enum(['utf8', 'base64']), content: z.string(), examples: count, images: count }),
+    'the dataset as Alpaca JSON or JSONL text, or a zip with its images',
   ),
   'datasets.image': method(
     z.object({ datasetId: id, exampleId: z.number().int() }).strict(),
@@ -875,12 +892,15 @@ export const API = {
         prompts: z.array(text.refine((s) => s.trim() !== '', 'must not be empty')).min(1).max(200),
         sides: z.array(CompareSide).min(2).max(8),
         sampling: Sampling.default(Sampling.parse({ temperature: 0 })),
+        /** A picture (from images.upload) every prompt is asked about. Multi-modal columns see it; text-only
+         * columns answer the words alone, which is the comparison the paper makes. */
+        image: Sha256.optional(),
       })
       .strict(),
     z.object({ comparisonId: id, streamId: id }),
     'run every prompt through every side; cells stream as events keyed "prompt:side"',
   ),
-  'compare.list': method(none, z.array(Comparison.omit({ cells: true, prompts: true }).extend({ prompts: count })), 'saved comparisons'),
+  'compare.list': method(none, z.array(Comparison.omit({ cells: true, prompts: true, images: true }).extend({ prompts: count })), 'saved comparisons'),
   'compare.get': method(z.object({ comparisonId: id }).strict(), Comparison, 'a comparison with all outputs'),
   'compare.blind': method(
     z.object({ comparisonId: id, sides: z.tuple([z.number().int().min(0), z.number().int().min(0)]).default([0, 1]) }).strict(),

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, type ApiResponse, type ExampleImage } from '../src-shared/api.js';
 import { newToken } from '../src-main/server/auth.js';
@@ -79,6 +80,47 @@ describe('datasets with images through the API', () => {
     expect((err as ApiError).message).toBe('train.parquet is a binary parquet file: import it by its path, not as text');
   });
 
+  it("adds, replaces and removes an example's picture as versions that undo, and refuses one not uploaded", async () => {
+    const [six] = (await app.call('datasets.query', { datasetId, split: 'test', hasImage: false, limit: 1 })).items;
+    const png = readFileSync(join(FIXTURES, 'clip', 'images', 'rgb-32.png'));
+    const uploaded = await app.call('images.upload', { fileName: 'rgb-32.png', base64: png.toString('base64') });
+    const get = async () => (await app.call('datasets.query', { datasetId, search: six!.instruction.split(' ')[0], limit: 100 })).items.find((e) => e.id === six!.id)!;
+
+    await app.call('datasets.editExample', { datasetId, exampleId: six!.id, patch: { image: uploaded.sha256 } });
+    expect((await get()).image).toBe(uploaded.sha256);
+    expect((await app.call('datasets.get', { datasetId })).images).toBe(7);
+    // A new picture makes a different example: duplicate detection compares the picture too.
+    expect((await get()).instruction).toBe(six!.instruction);
+
+    await app.call('datasets.editExample', { datasetId, exampleId: six!.id, patch: { image: null } });
+    expect((await get()).image).toBeNull();
+    await app.call('datasets.undo', { datasetId });
+    expect((await get()).image).toBe(uploaded.sha256);
+    await app.call('datasets.undo', { datasetId });
+    expect((await get()).image).toBeNull();
+    expect((await app.call('datasets.get', { datasetId })).images).toBe(6);
+
+    const unknown = await app.call('datasets.editExample', { datasetId, exampleId: six!.id, patch: { image: 'a'.repeat(64) } }).catch((e: unknown) => e);
+    expect((unknown as ApiError).message).toMatch(/image a{64} is not in the workspace's image store/);
+    const malformed = await app.call('datasets.editExample', { datasetId, exampleId: six!.id, patch: { image: 'xyz' } }).catch((e: unknown) => e);
+    expect((malformed as ApiError).message).toMatch(/patch\.image.*sha256/);
+    expect((await get()).image).toBeNull();
+  });
+
+  it('exports a zip holding the data file and the pictures it names', async () => {
+    const exported = await app.call('datasets.export', { datasetId, format: 'json', split: 'test', withImages: true });
+    expect(exported).toMatchObject({ fileName: 'sqa-test.zip', mimeType: 'application/zip', encoding: 'base64', examples: 8, images: 4 });
+    const files = unzipSync(new Uint8Array(Buffer.from(exported.content, 'base64')));
+    const records = JSON.parse(strFromU8(files['sqa-test.json']!)) as { image?: string }[];
+    const named = records.flatMap((r) => (r.image ? [r.image] : []));
+    expect(named).toHaveLength(4);
+    expect(Object.keys(files).sort()).toEqual(['sqa-test.json', ...new Set(named)].sort());
+    // The bytes are the stored ones, unchanged.
+    const [first] = (await app.call('datasets.query', { datasetId, split: 'test', hasImage: true, limit: 1 })).items;
+    const stored = await app.call('datasets.image', { datasetId, exampleId: first!.id });
+    expect(Buffer.from(files[`images/${stored.sha256}.png`]!)).toEqual(Buffer.from(stored.base64, 'base64'));
+  });
+
   it('exports records that name their images, and removes images with the last dataset using them', async () => {
     const exported = await app.call('datasets.export', { datasetId, format: 'jsonl', split: 'test' });
     expect(exported).toMatchObject({ examples: 8, images: 4 });
@@ -87,7 +129,8 @@ describe('datasets with images through the API', () => {
     const ws = join((await app.call('system.info', {})).workspace, 'images');
     const { readdirSync } = await import('node:fs');
     const files = () => readdirSync(ws, { recursive: true }).filter((f) => String(f).endsWith('.png'));
-    expect(files()).toHaveLength(5);
+    // Five from the import, one uploaded above (its example gave it back, an undoable version still names it).
+    expect(files()).toHaveLength(6);
     await app.call('datasets.remove', { datasetId });
     expect(files()).toHaveLength(0);
   });

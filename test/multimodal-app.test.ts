@@ -114,6 +114,30 @@ describe('a multi-modal run', () => {
     }
     // The method table names the multi-modal adapter's row as such.
     expect((await app.call('evals.methodTable', { suiteId: started.suiteId })).map((r) => r.kind)).toEqual(['base', 'multimodal']);
+
+    // The answers and the blind A/B pairs show each question's picture beside it.
+    const test = (await app.call('datasets.query', { datasetId, split: 'test', limit: 100 })).items;
+    const rows = (await app.call('evals.get', { suiteId: started.suiteId })).rows;
+    expect(rows.map((r) => r.image)).toEqual(test.map((e) => e.image));
+    expect(rows.filter((r) => r.image).length).toBe(4);
+    const { comparisonId } = await app.call('evals.blind', { suiteId: started.suiteId, columns: [0, 1] });
+    const pairs = await app.call('compare.blind', { comparisonId });
+    expect(pairs.filter((p) => p.image).length).toBe(4);
+    for (const p of pairs) expect(p.image).toBe(test.find((e) => p.prompt.startsWith(e.instruction))!.image);
+  });
+
+  it('compares a text-only and a multi-modal column on one picture; the stored session keeps it', async () => {
+    const uploaded = await app.call('images.upload', { fileName: 'rgb.jpg', base64: readFileSync(join(CLIP, 'images', 'rgb.jpg')).toString('base64') });
+    const base = { kind: 'model' as const, model: { modelId: llamaId, adapterRunId: null } };
+    const mm = { kind: 'model' as const, model: { modelId: llamaId, adapterRunId: runId } };
+    const { comparisonId, streamId } = await app.call('compare.start', { prompts: ['Which animal is a fish?'], sides: [base, mm], sampling: { temperature: 0, maxNewTokens: 4 }, image: uploaded.sha256 });
+    await app.waitFor((e) => e.type === 'stream.closed' && e.streamId === streamId, { timeoutMs: 60_000 });
+    const cmp = await app.call('compare.get', { comparisonId });
+    // The text-only column answered the words alone instead of failing on the picture.
+    expect(cmp.cells.map((c) => c.error)).toEqual([null, null]);
+    expect(cmp.images).toEqual([uploaded.sha256]);
+    expect((await app.call('compare.blind', { comparisonId }))[0]!.image).toBe(uploaded.sha256);
+    await expect(app.call('compare.start', { prompts: ['hi'], sides: [base, base], image: uploaded.sha256 })).rejects.toThrow(/no column reads pictures/);
   });
 
   it('refuses a picture for a model that cannot see it, and a file that is not a picture', async () => {

@@ -8,7 +8,7 @@ export { findExactDuplicates, findNearDuplicates, removeDuplicates, type Duplica
 export { findNearDuplicateGroups, type NearDuplicateOptions } from './near-duplicates.js';
 export { assignSplits, planSplits, type SplitOptions, type SplitResult } from './splits.js';
 export { tokenLengthStats, datasetTokenStats, alpacaTrainingText, type TokenStats, type TokenStatsOptions, type CountTokens } from './stats.js';
-export { exportDataset, type ExportFormat, type ExportOptions, type ExportResult } from './export.js';
+export { EXPORT_IMAGES_DIR, exportDataset, type ExportFormat, type ExportOptions, type ExportResult } from './export.js';
 export { rougeL } from './rouge.js';
 export { OpenAICompatibleGenerator, GeneratorError, type TextGenerator, type CompletionOptions, type OpenAICompatibleConfig } from './generator.js';
 export {

@@ -34,6 +34,7 @@ interface LiveSession {
   name: string;
   labels: string[];
   prompts: string[];
+  image: string | null;
   cells: Cell[][]; // [prompt][side]
   createdAt: number;
 }
@@ -94,17 +95,19 @@ export function compareHandlers(ctx: ServiceContext): Pick<
     const pairs = pairsOf(sessionId);
     const labels = sessionLabels(pairs);
     const prompts: string[] = [];
+    const images: (string | null)[] = [];
     const cells = new Map<string, ApiComparison['cells'][number]>();
     for (const c of pairs) {
       ws.comparisons.items(c.id).forEach((item, p) => {
         prompts[p] ??= item.prompt;
+        images[p] ??= item.image;
         for (const [which, text] of [['left', item.leftOutput], ['right', item.rightOutput]] as const) {
           const side = sideIndex(c, which);
           cells.set(`${p}:${side}`, { prompt: p, side, text, done: true, error: null });
         }
       });
     }
-    return { id: sessionId, name: pairs[0].name, sides: labels.map((label) => ({ label })), prompts, cells: [...cells.values()], createdAt: pairs[0].createdAt };
+    return { id: sessionId, name: pairs[0].name, sides: labels.map((label) => ({ label })), prompts, images, cells: [...cells.values()], createdAt: pairs[0].createdAt };
   };
 
   const fromLive = (sessionId: string, s: LiveSession): ApiComparison => ({
@@ -112,14 +115,17 @@ export function compareHandlers(ctx: ServiceContext): Pick<
     name: s.name,
     sides: s.labels.map((label) => ({ label })),
     prompts: s.prompts,
+    images: s.prompts.map(() => s.image),
     cells: s.cells.flatMap((row, p) => row.map((cell, side) => ({ prompt: p, side, ...cell }))),
     createdAt: s.createdAt,
   });
 
   return {
-    'compare.start': async ({ name, prompts, sides, sampling }) => {
+    'compare.start': async ({ name, prompts, sides, sampling, image }) => {
       const ws = ctx.ws();
       const models: ResolvedModel[] = sides.map((s) => resolveModel(ctx, s.model));
+      if (image && !ws.images.find(image)) throw userError(`the picture ${image.slice(0, 12)}… is not in this workspace; upload it first (images.upload)`);
+      if (image && !models.some((m) => m.vision)) throw userError('no column reads pictures: add a multi-modal adapter (trained with a vision tower) or leave the picture out');
       const labels = sides.map((s, i) => s.label?.trim() || models[i].label);
       const sessionId = `cmps_${randomBytes(8).toString('hex')}`;
       // One stored comparison per pair of sides, created up front so that the session is listed at once.
@@ -142,6 +148,7 @@ export function compareHandlers(ctx: ServiceContext): Pick<
         name,
         labels,
         prompts,
+        image: image ?? null,
         cells: prompts.map(() => sides.map(() => ({ text: '', done: false, error: null }))),
         createdAt: pairs[0].comparison.createdAt,
       };
@@ -153,9 +160,11 @@ export function compareHandlers(ctx: ServiceContext): Pick<
             for (let s = 0; s < sides.length; s++) {
               const key = `${p}:${s}`;
               const cell = session.cells[p][s];
+              // Text-only columns answer the words alone (they have no way to read the picture).
+              const picture = models[s].vision ? (image ?? null) : null;
               const outcome = await streamGeneration(ctx, stream, key, models[s], { template: 'alpaca', instruction: prompts[p], input: '' }, sampling, (text) => {
                 cell.text += text;
-              });
+              }, picture);
               if ('result' in outcome) cell.text = outcome.result.text;
               else cell.error = outcome.error;
               cell.done = true;
@@ -164,7 +173,7 @@ export function compareHandlers(ctx: ServiceContext): Pick<
             const row = session.cells[p];
             if (row.every((c) => c.error === null)) {
               ctx.ws().transaction(() => {
-                for (const { i, j, comparison } of pairs) ctx.ws().comparisons.addItem(comparison.id, { prompt: prompts[p], leftOutput: row[i].text, rightOutput: row[j].text });
+                for (const { i, j, comparison } of pairs) ctx.ws().comparisons.addItem(comparison.id, { prompt: prompts[p], leftOutput: row[i].text, rightOutput: row[j].text, image: image ?? null });
               });
             }
           }
@@ -203,7 +212,7 @@ export function compareHandlers(ctx: ServiceContext): Pick<
       const items = ctx.ws().comparisons.items(pair.id).filter((it) => it.rating === null);
       return items.map((it): BlindPair => {
         const aIsLeft = leftIsA(it.id);
-        return { itemId: it.id, prompt: it.prompt, a: aIsLeft ? it.leftOutput : it.rightOutput, b: aIsLeft ? it.rightOutput : it.leftOutput };
+        return { itemId: it.id, prompt: it.prompt, image: it.image, a: aIsLeft ? it.leftOutput : it.rightOutput, b: aIsLeft ? it.rightOutput : it.leftOutput };
       });
     },
 

@@ -5,11 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { zipSync } from 'fflate';
 import type { ApiHandlers, ApiParsedInput, DatasetSummary as ApiDatasetSummary, DatasetVersion as ApiDatasetVersion, Example as ApiExample, ImportReport as ApiImportReport, ImportSource } from '../../src-shared/api.js';
 import {
   assignSplits,
   DatasetImportError,
   endpointGeneratorFromSettings,
+  EXPORT_IMAGES_DIR,
   exportDataset,
   findExactDuplicates,
   findNearDuplicates,
@@ -280,7 +282,7 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
       return { tokenizer: `${model.name} tokenizer`, ...tokenLengthStats(examples, { countTokens: () => lengths[next++]!, maxSeqLen, bins }) };
     },
 
-    'datasets.export': async ({ datasetId, format, split, includeMeta }) => {
+    'datasets.export': async ({ datasetId, format, split, includeMeta, withImages }) => {
       const ws = ctx.ws();
       const dataset = ws.datasets.get(id(datasetId));
       const fileName = `${dataset.name.replace(/[^\w.-]+/g, '_')}${split === 'all' ? '' : `-${split}`}.${format}`;
@@ -288,8 +290,15 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
       mkdirSync(dir, { recursive: true });
       try {
         const file = join(dir, fileName);
-        const result = exportDataset(ws, dataset.id, file, { format, split: split === 'all' ? undefined : split, includeMeta, writeImages: false });
-        return { fileName, mimeType: format === 'jsonl' ? 'application/jsonl' : 'application/json', content: readFileSync(file, 'utf8'), examples: result.count, images: result.images };
+        const result = exportDataset(ws, dataset.id, file, { format, split: split === 'all' ? undefined : split, includeMeta, writeImages: withImages });
+        const base = { examples: result.count, images: result.images };
+        if (!withImages) return { fileName, mimeType: format === 'jsonl' ? 'application/jsonl' : 'application/json', encoding: 'utf8' as const, content: readFileSync(file, 'utf8'), ...base };
+        // Pictures are already compressed (PNG, JPEG): stored as they are, only the data file is deflated.
+        const entries: Record<string, [Uint8Array, { level: 0 | 6 }]> = { [fileName]: [readFileSync(file), { level: 6 }] };
+        const imagesDir = join(dir, EXPORT_IMAGES_DIR);
+        if (existsSync(imagesDir)) for (const name of readdirSync(imagesDir)) entries[`${EXPORT_IMAGES_DIR}/${name}`] = [readFileSync(join(imagesDir, name)), { level: 0 }];
+        const archive = zipSync(entries);
+        return { fileName: fileName.replace(/\.jsonl?$/, '.zip'), mimeType: 'application/zip', encoding: 'base64' as const, content: Buffer.from(archive).toString('base64'), ...base };
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

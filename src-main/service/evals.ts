@@ -19,6 +19,7 @@ import { JUDGE_SYSTEM_PROMPT, judgePrompt, leftShownFirst, parseJudgeReply } fro
 import { parseReferences, promptKey, ReferencesError } from '../evaluation/references.js';
 import { problemsFromExamples, ScienceQaError, scienceQaPredictions, scoreScienceQa } from '../evaluation/scienceqa.js';
 import type { EvalItem } from '../host/protocol.js';
+import { NotFoundError } from '../store/index.js';
 import type { ComparisonId, ComparisonSide, DatasetId, Evaluation, EvaluationId, Example, ExampleId, ModelId, Rating, RunId, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { engineGenerator } from './datasets.js';
@@ -54,7 +55,8 @@ interface SetExample {
   instruction: string;
   input: string;
   reference: string | null;
-  /** The example's picture file in the image store (a multi-modal adapter reads it), or null. */
+  /** The example's picture: its sha256 (shown beside the prompt) and file (a multi-modal adapter reads it). */
+  image?: string | null;
   imageFile?: string | null;
 }
 
@@ -85,6 +87,7 @@ function setExamples(ws: Workspace, set: StoredSet): SetExample[] {
     instruction: e.instruction,
     input: e.input,
     reference: e.output,
+    image: e.image,
     imageFile: e.image ? ws.images.filePath(ws.images.get(e.image)) : null,
   }));
 }
@@ -297,6 +300,7 @@ export function evalHandlers(ctx: ServiceContext): Pick<
         instruction: ex.instruction,
         input: ex.input,
         reference: ex.reference,
+        image: ex.image ?? null,
         outputs: outputs.map((col) => {
           const o = col.find((x) => x.position === offset + i);
           return o ? { text: o.output, scores: o.scores } : null;
@@ -367,7 +371,7 @@ export function evalHandlers(ctx: ServiceContext): Pick<
       const sessionId = `cmps_${randomBytes(8).toString('hex')}`;
       ws.transaction(() => {
         const comparison = ws.comparisons.create(`${left.evaluation.name}: ${left.config.system.label} vs ${right.config.system.label}`, sideOf(left, sessionId, 0), sideOf(right, sessionId, 1));
-        for (const [l, r] of pairedOutputs(ws, left.evaluation.id, right.evaluation.id)) ws.comparisons.addItem(comparison.id, { prompt: l.prompt, leftOutput: l.output, rightOutput: r.output });
+        for (const [l, r] of pairedOutputs(ws, left.evaluation.id, right.evaluation.id)) ws.comparisons.addItem(comparison.id, { prompt: l.prompt, leftOutput: l.output, rightOutput: r.output, image: pictureOf(ws, l.exampleId) });
       });
       return { comparisonId: sessionId };
     },
@@ -386,7 +390,7 @@ export function evalHandlers(ctx: ServiceContext): Pick<
         const tag = { judge: judgeName };
         const c = ws.comparisons.create(`LLM judge (${judgeName}): ${left.config.system.label} vs ${right.config.system.label}`, sideOf(left, sessionId, 0, tag), sideOf(right, sessionId, 1, tag));
         comparisonId = c.id;
-        for (const [l, r] of pairs) ws.comparisons.addItem(c.id, { prompt: l.prompt, leftOutput: l.output, rightOutput: r.output });
+        for (const [l, r] of pairs) ws.comparisons.addItem(c.id, { prompt: l.prompt, leftOutput: l.output, rightOutput: r.output, image: pictureOf(ws, l.exampleId) });
       });
       const { taskId, signal, done } = startTask('judge');
       const label = `LLM judge (${judgeName}) on ${left.config.system.label} vs ${right.config.system.label}`;
@@ -462,7 +466,7 @@ function setExamplesOrStored(ws: Workspace, columns: Column[]): SetExample[] {
     return setExamples(ws, columns[0].config.set);
   } catch {
     const longest = columns.map((c) => ws.evaluations.outputs(c.evaluation.id, { limit: 1e9 })).reduce((a, b) => (b.length > a.length ? b : a), []);
-    return longest.map((o) => ({ exampleId: o.exampleId, instruction: o.prompt, input: '', reference: o.reference }));
+    return longest.map((o) => ({ exampleId: o.exampleId, instruction: o.prompt, input: '', reference: o.reference, image: null }));
   }
 }
 
@@ -547,6 +551,17 @@ function sideOf(c: Column, session: string, index: number, extra: Record<string,
 }
 
 /** Outputs of two columns for the same positions, in order. */
+/** The picture of the evaluated example (shown beside the prompt when rating), or null. */
+function pictureOf(ws: Workspace, exampleId: number | null): string | null {
+  if (exampleId === null) return null;
+  try {
+    return ws.datasets.example(exampleId as ExampleId).image;
+  } catch (e) {
+    if (e instanceof NotFoundError) return null; // edited away since: the words still compare
+    throw e;
+  }
+}
+
 function pairedOutputs(ws: Workspace, a: EvaluationId, b: EvaluationId) {
   const right = new Map(ws.evaluations.outputs(b, { limit: 1e9 }).map((o) => [o.position, o]));
   return ws.evaluations

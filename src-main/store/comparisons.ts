@@ -35,6 +35,8 @@ export interface ComparisonItem {
   prompt: string;
   leftOutput: string;
   rightOutput: string;
+  /** sha256 of the picture (in the image store) the prompt was answered with, or null. */
+  image: string | null;
   rating: Rating | null;
   note: string;
   ratedAt: number | null;
@@ -55,6 +57,7 @@ interface ItemRow {
   prompt: string;
   left_output: string;
   right_output: string;
+  image: string | null;
   rating: Rating | null;
   note: string;
   rated_at: number | null;
@@ -68,6 +71,7 @@ function toItem(r: ItemRow): ComparisonItem {
     prompt: r.prompt,
     leftOutput: r.left_output,
     rightOutput: r.right_output,
+    image: r.image,
     rating: r.rating,
     note: r.note,
     ratedAt: r.rated_at,
@@ -88,7 +92,7 @@ export class ComparisonStore {
       ),
       delete: db.prepare('DELETE FROM comparisons WHERE id = ?'),
       insertItem: db.prepare(
-        'INSERT INTO comparison_items (comparison_id, prompt, left_output, right_output, created_at) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO comparison_items (comparison_id, prompt, left_output, right_output, image, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       item: db.prepare<[number], ItemRow>('SELECT * FROM comparison_items WHERE id = ?'),
       items: db.prepare<[string], ItemRow>('SELECT * FROM comparison_items WHERE comparison_id = ? ORDER BY id'),
@@ -119,9 +123,9 @@ export class ComparisonStore {
     this.s.delete.run(id);
   }
 
-  addItem(id: ComparisonId, item: { prompt: string; leftOutput: string; rightOutput: string }): ComparisonItem {
+  addItem(id: ComparisonId, item: { prompt: string; leftOutput: string; rightOutput: string; image?: string | null }): ComparisonItem {
     this.get(id);
-    const { lastInsertRowid } = this.s.insertItem.run(id, item.prompt, item.leftOutput, item.rightOutput, Date.now());
+    const { lastInsertRowid } = this.s.insertItem.run(id, item.prompt, item.leftOutput, item.rightOutput, item.image ?? null, Date.now());
     return this.item(Number(lastInsertRowid) as ComparisonItemId);
   }
 

@@ -64,6 +64,8 @@ export interface ExamplePatch {
   output?: string;
   tags?: string[];
   split?: Split | null;
+  /** sha256 of an image already in the workspace's image store, or null to take the picture off. */
+  image?: string | null;
 }
 
 export interface Dataset {
@@ -182,7 +184,7 @@ const BULK_INSERT_ROWS = 200;
 /** Thrown inside a change transaction to roll it back when the change set turned out to change nothing. */
 class NothingChanged extends Error {}
 
-const PATCH_FIELDS = ['instruction', 'input', 'output', 'tags', 'split'] as const;
+const PATCH_FIELDS = ['instruction', 'input', 'output', 'tags', 'split', 'image'] as const;
 const TEXT_FIELDS = ['instruction', 'input', 'output'] as const;
 
 function toExample(r: ExampleRow): Example {
@@ -338,11 +340,12 @@ export class DatasetStore {
         VALUES (@id, @dataset_id, @instruction, @input, @output, @tags, @split, @source, @source_line, @image, @meta, @content_hash, @created_version, @updated_version)`),
       updateExample: db.prepare(`
         UPDATE examples SET instruction = @instruction, input = @input, output = @output, tags = @tags, split = @split,
-          content_hash = @content_hash, updated_version = @updated_version
+          image = @image, content_hash = @content_hash, updated_version = @updated_version
         WHERE id = @id`),
       // Tags and split only: leaving the text columns out of SET keeps the FTS update trigger from firing,
       // which makes re-splitting 50K examples ~10x faster.
       updateMeta: db.prepare('UPDATE examples SET tags = @tags, split = @split, updated_version = @updated_version WHERE id = @id'),
+      updateImage: db.prepare('UPDATE examples SET image = @image, content_hash = @content_hash WHERE id = @id'),
       deleteExample: db.prepare('DELETE FROM examples WHERE id = ?'),
       imageKnown: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM images WHERE sha256 = ?'),
       deferFts: db.prepare('UPDATE fts_sync SET deferred = ?'),
@@ -568,6 +571,7 @@ export class DatasetStore {
         output: patch.output !== undefined ? checkText(patch.output, 'output', where, false) : row.output,
         tags: patch.tags !== undefined ? JSON.stringify(checkTags(patch.tags, where)) : row.tags,
         split: patch.split !== undefined ? checkSplit(patch.split, where) : row.split,
+        image: patch.image !== undefined ? this.checkImage(patch.image, where) : row.image,
       };
       const before: BeforeImage = {};
       for (const f of PATCH_FIELDS) {
@@ -576,7 +580,7 @@ export class DatasetStore {
       if (Object.keys(before).length === 0) continue;
       before.updated_version = row.updated_version;
       this.s.insertChange.run(datasetId, version, id, JSON.stringify(before));
-      this.writeRow(id, next, version, TEXT_FIELDS.some((f) => f in before), row.image);
+      this.writeRow(id, next, version, TEXT_FIELDS.some((f) => f in before), 'image' in before);
       changed++;
     }
 
@@ -592,10 +596,7 @@ export class DatasetStore {
       const instruction = checkText(ex.instruction, 'instruction', where, false);
       const input = checkText(ex.input ?? '', 'input', where, true);
       const output = checkText(ex.output, 'output', where, false);
-      const image = ex.image ?? null;
-      if (image !== null && this.s.imageKnown.get(image)!.n === 0) {
-        throw new StoreError(`${where}: image ${image} is not in the workspace's image store (record it first)`);
-      }
+      const image = this.checkImage(ex.image ?? null, where);
       const { lastInsertRowid } = this.s.insertExample.run({
         dataset_id: datasetId,
         instruction,
@@ -765,17 +766,36 @@ export class DatasetStore {
     for (const key of Object.keys(before)) inverse[key] = current[key];
     const next = { ...current, ...before } as BeforeImage & ExampleText;
     this.s.insertChange.run(datasetId, version, id, JSON.stringify(inverse));
-    const fields = { instruction: next.instruction, input: next.input, output: next.output, tags: JSON.stringify(next.tags ?? []), split: next.split ?? null };
-    this.writeRow(id, fields, version, TEXT_FIELDS.some((f) => f in before), row.image);
+    const fields = { instruction: next.instruction, input: next.input, output: next.output, tags: JSON.stringify(next.tags ?? []), split: next.split ?? null, image: next.image ?? null };
+    this.writeRow(id, fields, version, TEXT_FIELDS.some((f) => f in before), 'image' in before);
   }
 
-  /** Updates an example's fields; the text columns (and search index) only when `textChanged`. */
-  private writeRow(id: ExampleId, f: { instruction: string; input: string; output: string; tags: string; split: Split | null }, version: number, textChanged: boolean, image: string | null): void {
-    if (textChanged) {
-      this.s.updateExample.run({ id, ...f, content_hash: contentHash(f.instruction, f.input, f.output, image), updated_version: version });
-    } else {
-      this.s.updateMeta.run({ id, tags: f.tags, split: f.split, updated_version: version });
+  /** An image reference as stored: null, or the sha256 of a row in the image store. */
+  private checkImage(image: unknown, where: string): string | null {
+    if (image === null) return null;
+    if (typeof image !== 'string' || this.s.imageKnown.get(image)!.n === 0) {
+      throw new StoreError(`${where}: image ${String(image)} is not in the workspace's image store (record it first)`);
     }
+    return image;
+  }
+
+  /**
+   * Updates an example's fields; the text columns (and search index) only when `textChanged`. The content
+   * hash covers the image too, so a new picture rehashes the row.
+   */
+  private writeRow(
+    id: ExampleId,
+    f: { instruction: string; input: string; output: string; tags: string; split: Split | null; image: string | null },
+    version: number,
+    textChanged: boolean,
+    imageChanged: boolean,
+  ): void {
+    if (textChanged) {
+      this.s.updateExample.run({ id, ...f, content_hash: contentHash(f.instruction, f.input, f.output, f.image), updated_version: version });
+      return;
+    }
+    this.s.updateMeta.run({ id, tags: f.tags, split: f.split, updated_version: version });
+    if (imageChanged) this.s.updateImage.run({ id, image: f.image, content_hash: contentHash(f.instruction, f.input, f.output, f.image) });
   }
 
   private cached(sql: string): Database.Statement {

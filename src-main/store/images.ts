@@ -9,8 +9,8 @@
 // into place and fsyncs them *before* the SQLite transaction that records their rows and the examples commits.
 // A crash before the commit leaves only files without rows; those (and stale staging folders) are removed by
 // `collectGarbage` once they are older than a grace period, so an import still running in another process is
-// never robbed of its files. A row (and its file) goes only when no example and no before-image of any version
-// refers to it, so undo can always bring an example back with its picture.
+// never robbed of its files. A row (and its file) goes only when no example, no before-image of any version, no
+// chat message and no comparison item refers to it, so undo can always bring an example back with its picture.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
@@ -103,7 +103,8 @@ export class ImageStore {
         SELECT i.* FROM images i
         WHERE NOT EXISTS (SELECT 1 FROM examples e WHERE e.image = i.sha256)
           AND NOT EXISTS (SELECT 1 FROM dataset_changes c WHERE c.before IS NOT NULL AND json_extract(c.before, '$.image') = i.sha256)
-          AND NOT EXISTS (SELECT 1 FROM messages m WHERE json_extract(m.meta, '$.image') = i.sha256)`),
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE json_extract(m.meta, '$.image') = i.sha256)
+          AND NOT EXISTS (SELECT 1 FROM comparison_items c WHERE c.image = i.sha256)`),
       remove: db.prepare('DELETE FROM images WHERE sha256 = ?'),
       countIn: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM examples WHERE dataset_id = ? AND image IS NOT NULL'),
     };

@@ -260,6 +260,14 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX examples_by_image ON examples(image) WHERE image IS NOT NULL;
     `,
   },
+  {
+    version: 5,
+    description: 'comparison items keep the picture their prompt was answered with',
+    sql: `
+      ALTER TABLE comparison_items ADD COLUMN image TEXT REFERENCES images(sha256);
+      CREATE INDEX comparison_items_by_image ON comparison_items(image) WHERE image IS NOT NULL;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

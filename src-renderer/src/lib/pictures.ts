@@ -1,4 +1,7 @@
-// Pictures as data URLs for <img>, each fetched once; and a File read as base64 for images.upload.
+// Pictures as data URLs for <img>, each fetched once; and a picture file uploaded into the workspace's image store.
+
+import type { ExampleImage } from '../../../src-shared/api';
+import { api } from './api';
 
 const urls = new Map<string, Promise<string>>();
 
@@ -18,4 +21,13 @@ export async function fileBase64(file: File): Promise<string> {
   // In chunks: String.fromCharCode(...bytes) overflows the stack for large files.
   for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(binary);
+}
+
+/** Uploads a picture the user picked, dropped or pasted; the server checks and stores it (its sha256 names it). */
+export async function uploadPicture(file: File): Promise<{ stored: Omit<ExampleImage, 'base64'>; url: string }> {
+  const base64 = await fileBase64(file);
+  const stored = await api.images.upload({ fileName: file.name, base64 });
+  const url = `data:${stored.mimeType};base64,${base64}`;
+  urls.set(stored.sha256, Promise.resolve(url));
+  return { stored, url };
 }

@@ -2,7 +2,7 @@
 
 import type { ChatMessage, ChatSummary, ModelRef, Sampling } from '../../../../src-shared/api';
 import { api, connection, errorText } from '../../lib/api';
-import { fileBase64 } from '../../lib/pictures';
+import { uploadPicture } from '../../lib/pictures';
 
 export class ChatState {
   chats = $state<ChatSummary[]>([]);
@@ -74,9 +74,8 @@ export class ChatState {
     this.error = null;
     this.attaching = true;
     try {
-      const base64 = await fileBase64(file);
-      const stored = await api.images.upload({ fileName: file.name, base64 });
-      this.attachment = { sha256: stored.sha256, name: file.name, url: `data:${stored.mimeType};base64,${base64}` };
+      const { stored, url } = await uploadPicture(file);
+      this.attachment = { sha256: stored.sha256, name: file.name, url };
     } catch (e) {
       this.error = errorText(e);
     } finally {

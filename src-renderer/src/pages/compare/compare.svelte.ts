@@ -3,6 +3,7 @@
 
 import { type BlindPair, type Comparison, type ModelRef, type Sampling, SAMPLING_DEFAULTS, type Tally } from '../../../../src-shared/api';
 import { api, connection, errorText } from '../../lib/api';
+import { uploadPicture } from '../../lib/pictures';
 
 export interface SideDraft {
   model: ModelRef | null;
@@ -17,6 +18,8 @@ export class CompareState {
   ]);
   /** The app's defaults at temperature 0 (greedy, as Evaluate answers), every field editable. */
   sampling = $state<Sampling>({ ...SAMPLING_DEFAULTS, temperature: 0, maxNewTokens: 64 });
+  /** A picture every prompt is asked about (multi-modal columns see it). */
+  picture = $state<{ sha256: string; name: string; url: string } | null>(null);
   current = $state<Comparison | null>(null);
   running = $state(false);
   streamId = $state<string | null>(null);
@@ -35,6 +38,16 @@ export class CompareState {
       .split('\n')
       .map((s) => s.trim())
       .filter(Boolean);
+  }
+
+  async attach(file: File): Promise<void> {
+    this.error = null;
+    try {
+      const { stored, url } = await uploadPicture(file);
+      this.picture = { sha256: stored.sha256, name: file.name, url };
+    } catch (e) {
+      this.error = errorText(e);
+    }
   }
 
   async loadHistory(): Promise<void> {
@@ -64,6 +77,7 @@ export class CompareState {
         prompts,
         sides: this.sides.map((s) => ({ kind: 'model' as const, model: s.model!, label: s.label.trim() || undefined })),
         sampling: { ...this.sampling },
+        image: this.picture?.sha256,
       });
       this.streamId = streamId;
       this.current = await api.compare.get({ comparisonId });

@@ -3,6 +3,7 @@
 
 import type { Example, Split } from '../../../../src-shared/api';
 import { api, connection, errorText } from '../../lib/api';
+import { uploadPicture } from '../../lib/pictures';
 
 export const PAGE_SIZE = 100;
 
@@ -10,12 +11,13 @@ export interface Filters {
   search: string;
   split: '' | Split | 'none';
   hasInput: '' | 'yes' | 'no';
+  hasImage: '' | 'yes' | 'no';
   tag: string;
 }
 
 export class ExamplesState {
   datasetId = $state<string | null>(null);
-  filters = $state<Filters>({ search: '', split: '', hasInput: '', tag: '' });
+  filters = $state<Filters>({ search: '', split: '', hasInput: '', hasImage: '', tag: '' });
   total = $state(0);
   pages = $state<Record<number, Example[]>>({});
   error = $state<string | null>(null);
@@ -65,6 +67,7 @@ export class ExamplesState {
         search: f.search.trim() || undefined,
         split: f.split || undefined,
         hasInput: f.hasInput === '' ? undefined : f.hasInput === 'yes',
+        hasImage: f.hasImage === '' ? undefined : f.hasImage === 'yes',
         tags: f.tag ? [f.tag] : undefined,
         offset: page * PAGE_SIZE,
         limit: PAGE_SIZE,
@@ -89,7 +92,8 @@ export class ExamplesState {
     }
   }
 
-  async save(patch: { instruction: string; input: string; output: string; split: Split | null; tags: string[] }): Promise<boolean> {
+  /** Saves the fields given (a new dataset version); the editor's other fields are left as they are. */
+  async save(patch: Partial<{ instruction: string; input: string; output: string; split: Split | null; tags: string[]; image: string | null }>): Promise<boolean> {
     if (!this.selected || !this.datasetId) return false;
     this.saving = true;
     this.editError = null;
@@ -104,6 +108,18 @@ export class ExamplesState {
       return false;
     } finally {
       this.saving = false;
+    }
+  }
+
+  /** Gives the selected example a new picture (uploaded first), or takes its picture off (null). */
+  async setPicture(file: File | null): Promise<boolean> {
+    this.editError = null;
+    try {
+      const image = file ? (await uploadPicture(file)).stored.sha256 : null;
+      return await this.save({ image });
+    } catch (e) {
+      this.editError = errorText(e);
+      return false;
     }
   }
 
