@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { METHOD_TABLE_COLUMNS } from '../src-shared/method-table.js';
 import { COLOR_DATA } from '../test/helpers/color-task.js';
@@ -414,6 +415,43 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
     await page.getByRole('list', { name: 'Datasets' }).getByRole('link', { name: /sqa/ }).click();
     await page.getByRole('row').filter({ hasText: 'Which animal is a fish?' }).first().click();
     await page.getByRole('region', { name: /Edit example/ }).getByRole('img', { name: "the example's picture" }).waitFor();
+    // Thumbnails in the table, the picture count in the header, a has-picture filter.
+    const table = page.getByRole('table', { name: 'Examples' });
+    await table.getByRole('img', { name: /^picture of example \d+$/ }).first().waitFor();
+    expect(await table.getByRole('img', { name: /^picture of example \d+$/ }).count()).toBe(6);
+    await page.getByText(/12 examples .* 6 with pictures/).waitFor();
+    await page.getByLabel('Picture filter').selectOption('no');
+    await page.getByTestId('example-count').filter({ hasText: '6 shown' }).waitFor();
+    await screenshot(page, '19-datasets-pictures');
+
+    // Give an example a picture, take it off again, and undo both: each is a version of its own.
+    await table.getByRole('row').nth(1).click();
+    const editor = page.getByRole('region', { name: /Edit example/ });
+    await editor.getByText('No picture').waitFor();
+    await editor.getByLabel('Picture file').setInputFiles(join(CLIP, 'images', 'rgb-32.png'));
+    await editor.getByRole('img', { name: "the example's picture" }).waitFor();
+    await page.getByText(/12 examples .* 7 with pictures/).waitFor();
+    await page.getByTestId('example-count').filter({ hasText: '5 shown' }).waitFor();
+    await editor.getByRole('button', { name: 'Remove picture' }).click();
+    await editor.getByText('No picture').waitFor();
+    await page.getByText(/12 examples .* 6 with pictures/).waitFor();
+    await page.getByRole('button', { name: 'Undo last change' }).click();
+    await page.getByText(/12 examples .* 7 with pictures/).waitFor();
+    await page.getByRole('button', { name: 'Undo last change' }).click();
+    await page.getByText(/12 examples .* 6 with pictures/).waitFor();
+    await page.getByLabel('Picture filter').selectOption('');
+
+    // Export with pictures: a zip with the data file and images/ beside it.
+    await page.getByRole('tab', { name: 'Export' }).click();
+    expect(await page.getByLabel(/with the pictures/).isChecked()).toBe(true);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
+    expect(download.suggestedFilename()).toBe('sqa.zip');
+    const files = unzipSync(new Uint8Array(readFileSync((await download.path())!)));
+    const records = JSON.parse(strFromU8(files['sqa.json']!)) as { image?: string }[];
+    expect(records).toHaveLength(12);
+    const named = [...new Set(records.flatMap((r) => (r.image ? [r.image] : [])))];
+    expect(Object.keys(files).filter((f) => f.startsWith('images/')).sort()).toEqual(named.sort());
+    await page.getByRole('tab', { name: 'Examples' }).click();
 
     await nav('Train');
     await page.getByRole('heading', { name: 'New run' }).waitFor();
@@ -442,6 +480,61 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
     await page.getByRole('button', { name: /Start training/ }).click();
     await page.getByRole('region', { name: 'Run mm' }).getByText('completed').first().waitFor({ timeout: 120_000 });
     await screenshot(page, '21-train-multimodal');
+  });
+
+  it("evaluates the multi-modal run beside a text-only adapter and the base model, and shows ScienceQA's table", async () => {
+    await nav('Evaluate');
+    const open = page.getByRole('button', { name: 'Set up a new evaluation' });
+    if (await open.count()) await open.click();
+    const form = page.getByRole('form', { name: 'New evaluation' });
+    await form.waitFor();
+    await form.getByRole('button', { name: 'Use base + its runs' }).click();
+    // Keep the base model, the text-only adapter (colors) and the multi-modal one (mm).
+    const groups = form.getByRole('group', { name: /^Column \d+$/ });
+    for (let i = (await groups.count()) - 1; i >= 0; i--) {
+      const label = await groups.nth(i).locator('select option:checked').first().innerText();
+      if (!/^tiny-llama$|: tiny-llama \+ (colors|mm)$/.test(label)) await groups.nth(i).getByRole('button', { name: /^Remove column/ }).click();
+    }
+    expect(await groups.count()).toBe(3);
+    const dataset = await form.getByLabel('Dataset', { exact: true }).locator('option', { hasText: /^sqa/ }).getAttribute('value');
+    await form.getByLabel('Dataset', { exact: true }).selectOption(dataset!);
+    await form.getByLabel('Split', { exact: true }).selectOption('test');
+    await form.getByLabel('Name', { exact: true }).fill('sqa-eval');
+    await form.getByLabel('Max new tokens').fill('8');
+    await form.getByRole('button', { name: /Start evaluation/ }).click();
+
+    const results = page.getByRole('region', { name: 'Evaluation sqa-eval' });
+    await results.locator('[data-status=completed]').waitFor({ timeout: 120_000 });
+    const sqa = page.getByRole('table', { name: 'ScienceQA accuracy' });
+    await sqa.waitFor();
+    expect(await sqa.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')))).toEqual(['base', 'adapter', 'multimodal']);
+    for (const kind of ['base', 'adapter', 'multimodal']) {
+      expect(await sqa.locator(`tr[data-kind=${kind}] td[data-col=acc_has_image]`).innerText()).toMatch(/^\d+\.\d\d$/);
+      expect(await sqa.locator(`tr[data-kind=${kind}] td[data-col=acc_average]`).innerText()).toMatch(/^\d+\.\d\d$/);
+    }
+    // Each question's picture beside it in the answers.
+    const answers = page.getByRole('table', { name: 'Per-example outputs' });
+    expect(await answers.getByRole('img', { name: /^picture of example \d+$/ }).count()).toBe(4);
+    await screenshot(page, '23-evaluate-scienceqa');
+  });
+
+  it('compares the text-only base and the multi-modal adapter on one picture', async () => {
+    await nav('Compare');
+    await page.getByLabel('Prompts (one per line)').fill('Which animal is a fish?');
+    const mmAdapter = page.getByLabel('Adapter').nth(1);
+    await mmAdapter.selectOption((await mmAdapter.locator('option', { hasText: ': mm' }).getAttribute('value'))!);
+    await page.getByLabel('Adapter').nth(0).selectOption('');
+    await page.getByLabel('Picture file').setInputFiles(join(CLIP, 'images', 'rgb.jpg'));
+    await page.getByText('Multi-modal columns see this picture').waitFor();
+    await page.getByLabel('Max new tokens').fill('4');
+    await page.getByRole('button', { name: /^Compare/ }).click();
+    await page.locator('[data-cell="0:1"][data-done=true]').waitFor({ timeout: 60_000 });
+    const grid = page.getByRole('table', { name: 'Side-by-side outputs' });
+    await grid.getByRole('img', { name: 'picture of prompt 1' }).waitFor();
+    expect(await grid.locator('.error').count()).toBe(0);
+    await page.getByRole('tab', { name: 'Rate blind' }).click();
+    await page.getByRole('region', { name: 'Blind rating' }).getByRole('img', { name: "the prompt's picture" }).waitFor();
+    await screenshot(page, '24-compare-picture');
   });
 
   it('chats with the multi-modal adapter and a picture; the picture stays in the conversation', async () => {

@@ -23,8 +23,35 @@ import { Rng } from './rng.js';
 import { SafetensorsFile, writeAtomically, writeSafetensors } from './safetensors.js';
 import { createTrainable, type SavedValues, type Trainable } from './trainable.js';
 
+/**
+ * One optimizer step as a checkpoint remembers it. Every checkpoint carries the whole history up to its step,
+ * so whoever records the run (the app's database) can fill in steps it missed, say because it was killed
+ * after the engine wrote the checkpoint but before it heard about it.
+ */
+export interface StepRecord {
+  step: number;
+  loss: number;
+  lr: number;
+  tokensPerSec: number;
+  rssBytes: number;
+  /** Training time up to this step, summed over the sessions of a resumed run. */
+  elapsedMs: number;
+}
+
 export type TrainEvent =
-  | { type: 'start'; totalSteps: number; stepsPerEpoch: number; examples: number; trainableParams: number; lr: number; resumedFrom: number | null; notes?: string[] }
+  | {
+      type: 'start';
+      totalSteps: number;
+      stepsPerEpoch: number;
+      examples: number;
+      trainableParams: number;
+      lr: number;
+      resumedFrom: number | null;
+      /** The checkpoint folder resumed from, and the steps it remembers (empty on a fresh start). */
+      resumedFromPath: string | null;
+      history: StepRecord[];
+      notes?: string[];
+    }
   | {
       type: 'step';
       step: number;
@@ -122,7 +149,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // Resume from the newest checkpoint that reads whole; a damaged one (a crash mid-write on a disk without
   // ordered writes, another tool) is skipped for the one before it, which is kept for exactly this, and said so.
   const notes: string[] = [];
-  let loaded: { trainable: Trainable; optState: AdamWState; step: number } | null = null;
+  let loaded: { trainable: Trainable; optState: AdamWState; step: number; path: string; history: StepRecord[] } | null = null;
   const candidates = opts.resume ? checkpointDirs(outDir).reverse() : [];
   if (opts.resume && candidates.length === 0) throw new EngineError(`${outDir}: --resume was given but there is no checkpoint to resume from`);
   for (const checkpoint of candidates) {
@@ -146,7 +173,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     const restored = createTrainable(model, recipe, rng, values, vision?.spec ?? null);
     try {
-      loaded = { trainable: restored, optState: optimizerStateFrom(optimizer, join(checkpoint.path, OPTIMIZER_FILE), restored, state.optimizerStep), step: state.step };
+      loaded = { trainable: restored, optState: optimizerStateFrom(optimizer, join(checkpoint.path, OPTIMIZER_FILE), restored, state.optimizerStep), step: state.step, path: checkpoint.path, history: state.log_history ?? [] };
       break;
     } catch (e) {
       restored.dispose();
@@ -154,8 +181,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   }
   if (opts.resume && !loaded) throw new EngineError(`${outDir}: no checkpoint could be read, so the run cannot resume:\n  ${notes.join('\n  ')}`);
+  let history: StepRecord[] = [];
   if (loaded) {
-    ({ trainable, optState, step } = loaded);
+    ({ trainable, optState, step, history } = loaded);
     resumedFrom = step;
   } else {
     trainable = createTrainable(model, recipe, rng, null, vision?.spec ?? null);
@@ -163,7 +191,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   const vars = trainable.named.map(([, v]) => v);
   const meta = { baseFingerprint: model.fingerprint, baseModelPath: model.dir, tokenizerHash: tokenizer.hash ?? null, recipe };
-  opts.onEvent?.({ type: 'start', totalSteps, stepsPerEpoch, examples: examples.length, trainableParams: trainableParameterCount(trainable), lr: peakLr, resumedFrom, ...(notes.length ? { notes } : {}) });
+  opts.onEvent?.({
+    type: 'start',
+    totalSteps,
+    stepsPerEpoch,
+    examples: examples.length,
+    trainableParams: trainableParameterCount(trainable),
+    lr: peakLr,
+    resumedFrom,
+    resumedFromPath: loaded?.path ?? null,
+    history: [...history],
+    ...(notes.length ? { notes } : {}),
+  });
+  const elapsedBeforeMs = history.at(-1)?.elapsedMs ?? 0;
 
   const saveCheckpoint = async () => {
     const root = join(outDir, 'checkpoints');
@@ -173,7 +213,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     mkdirSync(tmp, { recursive: true });
     await writeValues(join(tmp, VALUES_FILE), trainable);
     await writeOptimizerState(join(tmp, OPTIMIZER_FILE), trainable, optState);
-    const state = Buffer.from(JSON.stringify({ step, optimizerStep: optState.step, recipe, dataHash: hashOfData, rng: rng.state() }, null, 2));
+    const state = Buffer.from(JSON.stringify({ step, optimizerStep: optState.step, recipe, dataHash: hashOfData, rng: rng.state(), log_history: history }, null, 2));
     writeAtomically(join(tmp, STATE_FILE), (fd) => writeSync(fd, state)); // fsynced: on disk before the rename below
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final); // a checkpoint folder exists whole or not at all
@@ -244,6 +284,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
       const elapsed = (performance.now() - started) / 1000;
       const stepsDone = step - (resumedFrom ?? 0);
+      const rssBytes = process.memoryUsage().rss;
+      const tokensPerSec = tokensSeen / Math.max(elapsed, 1e-9);
+      history.push({ step, loss, lr, tokensPerSec, rssBytes, elapsedMs: Math.round(elapsedBeforeMs + elapsed * 1000) });
       opts.onEvent?.({
         type: 'step',
         step,
@@ -251,9 +294,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         epoch: step / stepsPerEpoch,
         loss,
         lr,
-        tokensPerSec: tokensSeen / Math.max(elapsed, 1e-9),
+        tokensPerSec,
         etaSec: (elapsed / stepsDone) * (totalSteps - step),
-        rssBytes: process.memoryUsage().rss,
+        rssBytes,
         peakRssBytes: process.resourceUsage().maxRSS * 1024,
         tensorBytes: tf.memory().numBytes,
       });
@@ -320,6 +363,24 @@ interface CheckpointState {
   optimizerStep: number;
   recipe: Recipe;
   dataHash: string;
+  /** Absent in checkpoints written before histories were kept. */
+  log_history?: StepRecord[];
+}
+
+const STEP_RECORD_FIELDS = ['loss', 'lr', 'tokensPerSec', 'rssBytes', 'elapsedMs'] as const;
+
+/** A checkpoint's history: steps 1..step in order, each with finite numbers; anything else is damage. */
+function checkHistory(value: unknown, step: number, file: string): StepRecord[] {
+  if (!Array.isArray(value)) throw new EngineError(`${file}: field "log_history" must be a list`);
+  return value.map((r: Partial<StepRecord> | null, i) => {
+    const where = `${file}: log_history[${i}]`;
+    if (typeof r !== 'object' || r === null) throw new EngineError(`${where} is not an object`);
+    if (!Number.isInteger(r.step) || r.step! < 1 || r.step! > step || (i > 0 && r.step! <= (value[i - 1] as StepRecord).step)) {
+      throw new EngineError(`${where}: "step" must be a whole number rising from 1 to the checkpoint's step ${step}, got ${String(r.step)}`);
+    }
+    for (const f of STEP_RECORD_FIELDS) if (typeof r[f] !== 'number' || !Number.isFinite(r[f])) throw new EngineError(`${where}: "${f}" must be a finite number`);
+    return { step: r.step!, loss: r.loss!, lr: r.lr!, tokensPerSec: r.tokensPerSec!, rssBytes: r.rssBytes!, elapsedMs: r.elapsedMs! };
+  });
 }
 
 /** trainer_state.json, checked field by field: an empty or garbled file is damage, named as such. */
@@ -336,7 +397,8 @@ function readCheckpointState(path: string): CheckpointState {
   if (!Number.isInteger(s.optimizerStep) || s.optimizerStep! < 0) throw new EngineError(`${basename(path)}: field "optimizerStep" must be an integer >= 0`);
   if (typeof s.dataHash !== 'string') throw new EngineError(`${basename(path)}: field "dataHash" is missing`);
   if (typeof s.recipe !== 'object' || s.recipe === null) throw new EngineError(`${basename(path)}: field "recipe" is missing`);
-  return s as CheckpointState;
+  const history = s.log_history === undefined ? undefined : checkHistory(s.log_history, s.step!, basename(path));
+  return { ...(s as CheckpointState), log_history: history };
 }
 
 /** Makes a rename in `dir` durable (best effort: not every platform can open a folder). */

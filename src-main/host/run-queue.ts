@@ -15,7 +15,7 @@
 import type { RunProgress } from '../../src-shared/api.js';
 import type { Instruction } from '../engine/data.js';
 import type { Recipe } from '../engine/recipe.js';
-import type { TrainEvent } from '../engine/train.js';
+import type { StepRecord, TrainEvent } from '../engine/train.js';
 import { describeOwner, OwnedElsewhereError, type Run, type RunId, type Workspace } from '../store/index.js';
 import { EngineJobError, type EngineProcess } from './engine-process.js';
 import type { Engines } from './engines.js';
@@ -384,6 +384,7 @@ export class RunQueue {
         active.progress = { step: event.resumedFrom ?? 0, totalSteps: event.totalSteps, epoch: 0, loss: null, lr: event.lr, tokensPerSec: null, etaSec: null };
         this.hooks.log(active.runId, 'info', `training ${event.trainableParams.toLocaleString('en')} parameters on ${event.examples} examples, ${event.totalSteps} steps`);
         for (const note of event.notes ?? []) this.hooks.log(active.runId, 'warn', note);
+        if (event.resumedFrom !== null && event.resumedFromPath) this.reconcileResume(active, event.resumedFrom, event.resumedFromPath, event.history);
         this.hooks.runChanged(active.runId);
         return;
       case 'step': {
@@ -401,6 +402,16 @@ export class RunQueue {
       case 'done':
         return;
     }
+  }
+
+  /** The history recorded up to the checkpoint training resumed from, whatever this process heard before. */
+  private reconcileResume(active: ActiveRun, step: number, path: string, history: StepRecord[]): void {
+    const ws = this.ws();
+    const points = history.map((r) => ({ step: r.step, loss: r.loss, lr: r.lr, tokensPerSec: r.tokensPerSec, memoryBytes: r.rssBytes, elapsedMs: r.elapsedMs }));
+    const { filled, dropped } = ws.runs.reconcileResume(active.runId, { step, path, history: points });
+    if (filled > 0) this.hooks.log(active.runId, 'info', `filled in ${filled} step(s) up to step ${step} from the checkpoint's history (recorded there, not here, before the last stop)`);
+    if (dropped > 0) this.hooks.log(active.runId, 'info', `dropped ${dropped} recorded step(s) after step ${step}; they are trained again`);
+    active.elapsedBeforeMs = ws.runs.metrics(active.runId).filter((m) => m.step <= step && m.elapsedMs !== null).at(-1)?.elapsedMs ?? active.elapsedBeforeMs;
   }
 
   private finish(active: ActiveRun, outcome: { status: 'completed' | 'paused' | 'cancelled' } | { error: string; crashed: boolean }): void {

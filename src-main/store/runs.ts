@@ -195,6 +195,13 @@ export class RunStore {
         VALUES (@run_id, @step, @loss, @val_loss, @lr, @tokens_per_sec, @memory_bytes, @elapsed_ms, @recorded_at)`),
       metrics: db.prepare<[string, number], MetricRow>('SELECT * FROM run_metrics WHERE run_id = ? AND step > ? ORDER BY step'),
       dropMetricsAfter: db.prepare('DELETE FROM run_metrics WHERE run_id = ? AND step > ?'),
+      // A run's resume point is one of its checkpoints: it is cleared before the rows it may point at go.
+      clearResumeAfter: db.prepare<[string, string, number]>(
+        'UPDATE runs SET resume_checkpoint_id = NULL WHERE id = ? AND resume_checkpoint_id IN (SELECT id FROM checkpoints WHERE run_id = ? AND step > ?)',
+      ),
+      dropCheckpointsAfter: db.prepare<[string, number]>('DELETE FROM checkpoints WHERE run_id = ? AND step > ?'),
+      checkpointAt: db.prepare<[string, number], CheckpointRow>('SELECT * FROM checkpoints WHERE run_id = ? AND step = ?'),
+      moveCheckpoint: db.prepare('UPDATE checkpoints SET path = ? WHERE id = ?'),
       insertCheckpoint: db.prepare(
         'INSERT INTO checkpoints (id, run_id, step, path, meta, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -281,6 +288,31 @@ export class RunStore {
       const checkpoint = run.resumeCheckpointId ? this.checkpoint(run.resumeCheckpointId) : null;
       this.s.dropMetricsAfter.run(id, checkpoint?.step ?? 0);
       return { run: this.setStatus(id, 'running'), checkpoint };
+    });
+  }
+
+  /**
+   * Makes the recorded history agree with the checkpoint training actually resumed from, which is the newest
+   * one on disk that reads whole: it can be ahead of the database (the recording process died after the engine
+   * wrote it, before it heard of it) or behind (the newest was damaged). In one transaction: metrics after
+   * `step` go (they will be trained again), steps up to `step` the database lacks are filled from the
+   * checkpoint's own history, checkpoint rows after `step` go, and the checkpoint itself is recorded.
+   * Returns how many steps were filled in.
+   */
+  reconcileResume(id: RunId, resumed: { step: number; path: string; history: MetricPoint[] }): { filled: number; dropped: number } {
+    return writeTransaction(this.db, () => {
+      this.get(id);
+      const dropped = this.s.dropMetricsAfter.run(id, resumed.step).changes;
+      const known = new Set(this.metrics(id).map((m) => m.step));
+      const missing = resumed.history.filter((p) => p.step <= resumed.step && !known.has(p.step));
+      this.appendMetrics(id, missing);
+      this.s.clearResumeAfter.run(id, id, resumed.step);
+      this.s.dropCheckpointsAfter.run(id, resumed.step);
+      const stored = this.ws.toStoredPath(resumed.path);
+      const row = this.s.checkpointAt.get(id, resumed.step);
+      if (!row) this.addCheckpoint(id, { step: resumed.step, path: resumed.path });
+      else if (row.path !== stored) this.s.moveCheckpoint.run(stored, row.id);
+      return { filled: missing.length, dropped };
     });
   }
 
