@@ -7,7 +7,6 @@ import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSyn
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { build } from 'esbuild';
 import { type Child, startChild as startChildProcess } from './helpers/child-lines.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiEvent, ApiEventOf, RunSummary } from '../src-shared/api.js';
@@ -17,37 +16,16 @@ import { QUEUE_POLL_MS } from '../src-main/host/run-queue.js';
 import { createAppService } from '../src-main/service/index.js';
 import { DATABASE_FILE, openWorkspace, type RunId } from '../src-main/store/index.js';
 import { type AppFixture, buildAppParts, FAST_RECIPE, HOST_ENTRY, startApp, writeColorDataset, writeTinyModel } from './helpers/app-fixture.js';
+import { bundleChild } from './helpers/bundle-child.js';
 import { makeTempDir } from './helpers/tmp.js';
 
-const ROOT = join(import.meta.dirname, '..');
 /** The owner lock in the workspace folder (src-main/store/owner-lock.ts). */
 const OWNER_LOCK_FILE = 'owner.lock';
-// Inside the repository, so that node resolves better-sqlite3 from node_modules.
-const childFile = join(ROOT, 'test-output', `workspace-owner-child-${process.pid}.mjs`);
+let childFile = '';
 
 beforeAll(async () => {
   buildAppParts('host');
-  // Bundled as tools/build.mjs bundles the CLI: tfjs inside (plain node cannot load its gradient modules).
-  await build({
-    entryPoints: [join(import.meta.dirname, 'helpers', 'workspace-owner-child.ts')],
-    outfile: childFile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'esm',
-    external: ['better-sqlite3', 'sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'electron', 'webgpu'],
-    mainFields: ['module', 'main'],
-    banner: {
-      js: [
-        "import { createRequire as __createRequire } from 'node:module';",
-        "import { fileURLToPath as __fileURLToPath } from 'node:url';",
-        'const require = __createRequire(import.meta.url);',
-        'const __filename = __fileURLToPath(import.meta.url);',
-        "const __dirname = __filename.slice(0, __filename.lastIndexOf('/'));",
-      ].join(' '),
-    },
-    logLevel: 'warning',
-  });
+  childFile = await bundleChild(join(import.meta.dirname, 'helpers', 'workspace-owner-child.ts'), 'workspace-owner-child');
 });
 
 afterAll(() => rmSync(childFile, { force: true }));

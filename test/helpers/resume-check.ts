@@ -17,7 +17,11 @@ export async function expectPauseResumeReplays(t: TinyTrainer, outDir: string, p
   expect(existsSync(join(outDir, 'adapter_config.json'))).toBe(false); // no final adapter yet
   const events: TrainEvent[] = [];
   const second = await train({ model: t.model, tokenizer: t.tokenizer, data: COLOR_DATA, recipe, outDir, resume: true, onEvent: (e) => events.push(e) });
-  expect(events[0]).toMatchObject({ type: 'start', resumedFrom: pauseAt });
+  expect(events[0]).toMatchObject({ type: 'start', resumedFrom: pauseAt, resumedFromPath: expect.stringMatching(new RegExp(`step-0*${pauseAt}$`)) });
+  // The checkpoint remembers every step before it, for a recorder that missed some.
+  const start = events[0] as Extract<TrainEvent, { type: 'start' }>;
+  expect(start.history.map((r) => r.step)).toEqual(first.losses.map((_, i) => i + 1));
+  expect(start.history.map((r) => r.loss)).toEqual(first.losses);
   expect(second.status).toBe('completed');
   const replayed = [...first.losses, ...second.losses];
   expect(replayed.length).toBe(uninterrupted.length);

@@ -11,11 +11,15 @@
 //   hammer DIR RUN N     N read-then-write transactions on RUN (its metrics), 1 ms apart; "errors=N" at the end
 //   hold-write-lock DIR MS   holds the write lock for MS milliseconds: "locked", then "released"
 //   cli ARGS...          the adapter-studio command line
+//   train DIR HOST MODEL DATA RECIPE   the app service on DIR (engine host HOST) trains MODEL on the DATA file
+//                        with RECIPE (JSON): "run ID", then "step N" for every step it records, until killed
 
 import { mkdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { main, processIO } from '../../src-main/cli/main.js';
+import { forkSpawner } from '../../src-main/host/engine-process.js';
+import { createAppService } from '../../src-main/service/index.js';
 import type { RunId } from '../../src-main/store/index.js';
 import { DATABASE_FILE, openWorkspace } from '../../src-main/store/index.js';
 import { configureConnection } from '../../src-main/store/workspace.js';
@@ -98,6 +102,22 @@ if (mode === 'own') {
   db.exec('COMMIT');
   db.close();
   say('released');
+} else if (mode === 'train') {
+  const [hostEntry, modelDir, dataFile, recipe] = rest;
+  const service = createAppService({ workspaceDir: dir!, spawnHost: forkSpawner(hostEntry!), transport: 'http', version: 'test', log: () => undefined, seedStarter: false });
+  const call = async (method: string, input: unknown) => {
+    const answer = await service.call(method as never, input as never);
+    if (!answer.ok) throw new Error(`${method}: ${answer.error.message}`);
+    return answer.value as { id: string; dataset?: { id: string } };
+  };
+  service.events.subscribe((e) => {
+    if (e.type === 'run.metric') say(`step ${e.point.step}`);
+  });
+  const model = await call('models.add', { path: modelDir });
+  const imported = await call('datasets.import', { source: { kind: 'path', path: dataFile }, options: {}, name: 'colors', onInvalid: 'reject' });
+  const run = await call('runs.start', { modelId: model.id, datasetId: imported.dataset!.id, name: 'killed', recipe: JSON.parse(recipe!) });
+  say(`run ${run.id}`);
+  setInterval(() => undefined, 60_000);
 } else if (mode === 'cli') {
   process.exitCode = await main(args, processIO);
 } else {
