@@ -25,6 +25,9 @@ function freshModel(name: string, opts: Parameters<typeof writeTinyLlama>[1] = {
   return d;
 }
 
+
+const GOOD_CONFIG = { model_type: 'llama', hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 4, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 10, attention_bias: false, mlp_bias: false, hidden_act: 'silu' };
+
 describe('model folders', () => {
   it('a missing shard names the shard and the index', () => {
     const d = freshModel('sharded', { shards: 2 });
@@ -51,6 +54,13 @@ describe('model folders', () => {
     ['a bad field', JSON.stringify({ model_type: 'llama', hidden_size: -3 }), /config\.json: field "hidden_size" must be a positive integer/],
     ['heads that do not divide', JSON.stringify({ hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 3, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 10 }), /"num_key_value_heads" \(3\) must divide/],
     ['another architecture', JSON.stringify({ model_type: 'gpt2' }), /only "llama" models/],
+    // Fields that change the computation and are not implemented are refused, never ignored.
+    ['attention biases', JSON.stringify({ ...GOOD_CONFIG, attention_bias: true }), /field "attention_bias" is true; this engine implements LLaMA without biases only/],
+    ['MLP biases', JSON.stringify({ ...GOOD_CONFIG, mlp_bias: true }), /field "mlp_bias" is true/],
+    ['another activation', JSON.stringify({ ...GOOD_CONFIG, hidden_act: 'gelu' }), /field "hidden_act" is "gelu"; this engine implements "silu"/],
+    // Absurd sizes are refused by name before anything is sized from them.
+    ['10^8 layers', JSON.stringify({ ...GOOD_CONFIG, num_hidden_layers: 1e8 }), /field "num_hidden_layers" is 100000000; more than 1,024/],
+    ['a context of 10^12', JSON.stringify({ ...GOOD_CONFIG, max_position_embeddings: 1e12 }), /field "max_position_embeddings" is 1000000000000/],
   ])('config.json with %s', (_, text, message) => {
     const d = freshModel(`bad-config-${Math.random().toString(36).slice(2)}`);
     writeFileSync(join(d, 'config.json'), text);

@@ -59,11 +59,42 @@ function tokenIds(value: unknown, file: string, key: string): number[] {
   return list as number[];
 }
 
+/**
+ * Upper bounds far above any released LLaMA (405B: hidden 16384, 126 layers, 128K context), so that a garbled
+ * or hostile config.json is refused by name before anything is sized from it.
+ */
+const LIMITS: Record<string, number> = {
+  hidden_size: 1 << 16,
+  intermediate_size: 1 << 20,
+  num_hidden_layers: 1 << 10,
+  num_attention_heads: 1 << 10,
+  num_key_value_heads: 1 << 10,
+  head_dim: 1 << 12,
+  vocab_size: 1 << 22,
+  max_position_embeddings: 1 << 24,
+};
+
+/**
+ * LLaMA fields transformers honours that change the computation in ways this engine does not implement: a
+ * config that sets them is refused, never run as if they were absent (wrong logits, silently).
+ */
+function refuseUnimplemented(cfg: Json, file: string): void {
+  for (const key of ['attention_bias', 'mlp_bias'] as const) {
+    if (cfg[key] !== undefined && cfg[key] !== false) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(cfg[key])}; this engine implements LLaMA without biases only`);
+  }
+  if (cfg.hidden_act !== undefined && cfg.hidden_act !== 'silu') throw new EngineError(`${file}: field "hidden_act" is ${JSON.stringify(cfg.hidden_act)}; this engine implements "silu" (SwiGLU) only`);
+}
+
 /** Parse an HF `config.json` object. `file` names the source in error messages. */
 export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   const modelType = cfg.model_type;
   if (modelType !== undefined && modelType !== 'llama') {
     throw new EngineError(`${file}: field "model_type" is ${JSON.stringify(modelType)}; only "llama" models are supported`);
+  }
+  refuseUnimplemented(cfg, file);
+  for (const [key, limit] of Object.entries(LIMITS)) {
+    const v = cfg[key];
+    if (typeof v === 'number' && v > limit) throw new EngineError(`${file}: field "${key}" is ${v}; more than ${limit.toLocaleString('en')} is not a LLaMA this engine can hold`);
   }
   const dim = field(cfg, file, 'hidden_size', 'int');
   const nHeads = field(cfg, file, 'num_attention_heads', 'int');
