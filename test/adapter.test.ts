@@ -144,3 +144,19 @@ it('generation streams exactly its final text and ends before a stop string', as
   expect(stopped.finishReason).toBe('stop');
   expect(stopped.text).toBe(free.text.slice(0, free.text.indexOf(stop)));
 });
+
+it('an adapter holding NaN or infinity is refused, naming the tensor and the index', async () => {
+  const model = models.gqa;
+  const adapter = initAdapter(model.config, { adapterLen: 3, layers: [1], gateMode: 'per-layer' }, new Rng(4));
+  const prompt = adapter.byLayer.get(1)!.prompt;
+  const values = prompt.dataSync().slice();
+  values[5] = Number.NaN;
+  prompt.assign(tf.tensor(values, prompt.shape));
+  await exportPeftAdapter(join(dir, 'peft-nan'), adapter, model.config);
+  expect(() => loadAdapter(join(dir, 'peft-nan'), model)).toThrow(/adapter_model\.safetensors: tensor ".*adaption_prompt" holds NaN at index 5; a usable adapter holds finite numbers only/);
+  adapter.byLayer.get(1)!.gate.assign(tf.tensor1d([Number.POSITIVE_INFINITY]));
+  values[5] = 0;
+  prompt.assign(tf.tensor(values, prompt.shape));
+  await exportPeftAdapter(join(dir, 'peft-inf'), adapter, model.config);
+  expect(() => loadAdapter(join(dir, 'peft-inf'), model)).toThrow(/tensor ".*adaption_gate" holds Infinity at index 0/);
+});

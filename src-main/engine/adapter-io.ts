@@ -158,7 +158,15 @@ function readChecked(file: SafetensorsFile, name: string, shape: number[]): Floa
   if (size(actual) !== size(shape) || actual[actual.length - 1] !== shape[shape.length - 1]) {
     throw new EngineError(`${file.path}: tensor "${name}" has shape [${actual}], expected [${shape}] for this base model`);
   }
-  return file.readF32(name);
+  return checkFinite(file.readF32(name), file.path, name);
+}
+
+/** A NaN or infinite value in a trained tensor poisons every answer (a NaN prompt gives empty output): refused. */
+function checkFinite(values: Float32Array, path: string, name: string): Float32Array {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) throw new EngineError(`${path}: tensor "${name}" holds ${values[i]} at index ${i}; a usable adapter holds finite numbers only`);
+  }
+  return values;
 }
 
 function buildAdapter(
@@ -275,7 +283,7 @@ export function loadLora(dir: string, model: LoadedModel): Lora {
         for (const part of ['a', 'b']) {
           const name = `layers.${layer}.${target}.${part}`;
           if (!file.has(name)) throw new EngineError(`${file.path}: tensor "${name}" is missing`);
-          values.set(name, file.readF32(name));
+          values.set(name, checkFinite(file.readF32(name), file.path, name));
         }
       }
     }
