@@ -16,6 +16,10 @@ import { API_METHOD_NAMES, type ApiMethodName } from './api-methods.js';
 const id = z.string().min(1, 'must not be empty').max(200);
 const text = z.string().max(1_000_000);
 const name = z.string().trim().min(1, 'must not be empty').max(200);
+/** A path on the server's disk, as typed or picked. NUL cannot be in a file name on any platform. */
+const diskPath = z.string().min(1, 'must not be empty').max(4096).refine((p) => !p.includes('\0'), 'must not contain a NUL character');
+/** A file's name (no folders), as uploaded. */
+const uploadName = z.string().min(1).max(255).refine((n) => !n.includes('\0'), 'must not contain a NUL character');
 const count = z.number().int().min(0);
 const timestamp = z.number(); // milliseconds since the epoch
 
@@ -146,10 +150,10 @@ export const DatasetFormat = z.enum(DATASET_FORMATS);
 
 /** Where imported records come from: a file on the main process's disk, or text the UI read from a dropped file. */
 export const ImportSource = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('path'), path: z.string().min(1) }),
+  z.object({ kind: z.literal('path'), path: diskPath }),
   z.object({
     kind: z.literal('text'),
-    fileName: name.refine((n) => !/[\\/]/.test(n) && n !== '.' && n !== '..', 'must be a file name without folders'),
+    fileName: name.refine((n) => !/[\\/\0]/.test(n) && n !== '.' && n !== '..', 'must be a file name without folders or NUL characters'),
     text: z.string().max(512 * 1024 * 1024),
   }),
 ]);
@@ -173,7 +177,7 @@ export const ImportOptions = z
     /** A conversation gives one example from its last reply, or one per reply. */
     conversation: z.enum(['last-turn', 'each-turn']).default('last-turn'),
     /** The folder image paths are relative to (default: the dataset file's folder). */
-    imageRoot: z.string().min(1).max(4096).optional(),
+    imageRoot: diskPath.optional(),
     /** Largest image accepted, in pixels (default 89 478 485, as PIL). */
     maxImagePixels: z.number().int().min(1).optional(),
     multipleChoice: MultipleChoiceTemplate.optional(),
@@ -596,7 +600,7 @@ export type EvalSet = z.infer<typeof EvalSet>;
  */
 export const EvalSystem = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('model'), label: z.string().trim().max(100).optional(), model: ModelRef }),
-  z.object({ kind: z.literal('references'), label: z.string().trim().min(1, 'must not be empty').max(100), fileName: z.string().max(500).default('references.json'), content: text }),
+  z.object({ kind: z.literal('references'), label: z.string().trim().min(1, 'must not be empty').max(100), fileName: uploadName.default('references.json'), content: text }),
 ]);
 export type EvalSystem = z.infer<typeof EvalSystem>;
 
@@ -716,9 +720,9 @@ export const API = {
 
   'settings.get': method(none, Settings, 'current settings'),
   'settings.update': method(SettingsPatch, Settings, 'change settings; backend and threads apply to new engine processes'),
-  'settings.switchWorkspace': method(z.object({ path: z.string().min(1) }).strict(), Settings, 'open (or create) another workspace folder; refused while a run trains'),
+  'settings.switchWorkspace': method(z.object({ path: diskPath }).strict(), Settings, 'open (or create) another workspace folder; refused while a run trains'),
 
-  'models.add': method(z.object({ path: z.string().min(1), name: z.string().trim().max(200).optional() }).strict(), ModelInfo, 'check a Hugging Face LLaMA folder (or a CLIP vision tower folder) and add it'),
+  'models.add': method(z.object({ path: diskPath, name: z.string().trim().max(200).optional() }).strict(), ModelInfo, 'check a Hugging Face LLaMA folder (or a CLIP vision tower folder) and add it'),
   'models.list': method(none, z.array(ModelSummary), 'added models'),
   'models.info': method(z.object({ modelId: id }).strict(), ModelInfo, 'config, parameters, memory estimate, backend, adapters trained on it'),
   'models.remove': method(z.object({ modelId: id }).strict(), ok, 'forget a model (its folder is left alone)'),
@@ -841,9 +845,9 @@ export const API = {
     z
       .object({
         /** A job folder written by `adapter-studio export-job` (job.json), after train.py ran. */
-        jobDir: z.string().trim().min(1, 'must not be empty').max(4096),
+        jobDir: diskPath,
         /** Where train.py wrote its result; default <jobDir>/output. */
-        outputDir: z.string().trim().min(1, 'must not be empty').max(4096).optional(),
+        outputDir: diskPath.optional(),
         /** The base model; default the job's origin model, else the workspace model with the job's fingerprint or folder. */
         modelId: id.optional(),
         name: z.string().trim().max(200).optional(),
@@ -854,7 +858,7 @@ export const API = {
   ),
 
   'images.upload': method(
-    z.object({ fileName: z.string().min(1).max(255), base64: z.string().min(1).max(90_000_000) }).strict(),
+    z.object({ fileName: uploadName, base64: z.string().min(1).max(90_000_000) }).strict(),
     ExampleImage.omit({ base64: true }),
     'keep a picture in the workspace (PNG, JPEG, WebP, GIF; checked whole) to attach to a chat or a generation',
   ),

@@ -171,6 +171,33 @@ describe('other protections', () => {
     expect((await invalid.json()).error).toMatchObject({ code: 'invalid_input', issues: [{ path: 'datasetId' }] });
     expect((await fetch(`${base}/api/call/system.info`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(405);
   });
+
+  it('inputs the contract used to let through are 400s with a message, never 500s naming server paths', async () => {
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${base}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { error: { message: string; issues?: { path: string; message: string }[] } } };
+    };
+    const badEscape = await fetch(`${base}/api/call/system.%ff`, { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: '{}' });
+    expect(badEscape.status).toBe(400);
+    expect(((await badEscape.json()) as { error: { message: string } }).error.message).toMatch(/not valid percent-encoding/);
+    const model = await fetch(`${base}/v1/models/%ff`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(model.status).toBe(400);
+    expect(((await model.json()) as { error: { message: string } }).error.message).toMatch(/model id in the URL is not valid percent-encoding/);
+
+    const nul = await post('/api/call/datasets.validate', { source: { kind: 'text', fileName: 'a\u0000.json', text: '[]' }, options: {} });
+    expect(nul.status).toBe(400);
+    expect(nul.body.error.issues![0]).toMatchObject({ path: 'source.fileName', message: expect.stringMatching(/NUL/) });
+    const nulPath = await post('/api/call/models.add', { path: '/tmp/a\u0000b' });
+    expect(nulPath.status).toBe(400);
+    expect(nulPath.body.error.issues![0]).toMatchObject({ path: 'path', message: 'must not contain a NUL character' });
+    const upload = await post('/api/call/images.upload', { fileName: 'x\u0000.png', base64: 'AAAA' });
+    expect(upload.status).toBe(400);
+
+    const proc = await post('/api/call/settings.switchWorkspace', { path: '/proc/self' });
+    expect(proc.status).toBe(400);
+    expect(proc.body.error.message).not.toMatch(/failed unexpectedly/);
+    expect(JSON.stringify(proc.body)).not.toMatch(/\/tmp\/|at .*\.js:\d+/);
+  });
 });
 
 describe('binding', () => {

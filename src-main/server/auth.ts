@@ -43,7 +43,13 @@ export function cookieToken(req: IncomingMessage, port: number): string | null {
   const name = cookieName(port);
   for (const part of header.split(';')) {
     const [k, ...v] = part.trim().split('=');
-    if (k === name) return decodeURIComponent(v.join('='));
+    if (k === name) {
+      try {
+        return decodeURIComponent(v.join('='));
+      } catch {
+        return null; // not percent-encoding: no token of ours
+      }
+    }
   }
   return null;
 }

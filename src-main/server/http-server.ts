@@ -9,7 +9,7 @@ import { extname, join, normalize, sep } from 'node:path';
 import type { AppService } from '../service/index.js';
 import { bearerToken, cookieName, cookieToken, hostAllowed, originAllowed, sameToken } from './auth.js';
 import { handleOpenAIRequest, isOpenAIPath } from './openai-routes.js';
-import { readBody } from './request-body.js';
+import { decodedOrNull, readBody } from './request-body.js';
 
 export interface HttpServerOptions {
   service: AppService;
@@ -94,7 +94,8 @@ export function startHttpServer(opts: HttpServerOptions): Promise<RunningServer>
       if (req.method !== 'POST') return refuse(res, 405, 'API calls are POST requests');
       if (!originAllowed(req)) return refuse(res, 403, 'cross-origin API calls are not allowed');
       if (!sameToken(token, bearerToken(req))) return refuse(res, 401, 'missing or wrong access token: open the URL that `adapter-studio serve` printed');
-      const method = decodeURIComponent(url.pathname.slice('/api/call/'.length));
+      const method = decodedOrNull(url.pathname.slice('/api/call/'.length));
+      if (method === null) return refuse(res, 400, 'the method name in the URL is not valid percent-encoding');
       let input: unknown;
       try {
         const body = await readBody(req, maxBody);

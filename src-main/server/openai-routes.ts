@@ -26,7 +26,7 @@ import {
   contextLengthExceeded, type FinishReason, modelList, modelNotFound, type OpenAIError, openAIError, OpenAIRequestError, parseRequest,
   type ResponseIds, samplingFromRequest, sseData, sseDone, usage,
 } from './openai-schema.js';
-import { readBody } from './request-body.js';
+import { decodedOrNull, readBody } from './request-body.js';
 
 export interface OpenAIRouteOptions {
   completions: CompletionService;
@@ -76,7 +76,8 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
     const route = `${req.method} ${path}`;
     if (route === 'GET /v1/models') return sendJson(res, 200, modelList(opts.completions.models().map((m) => ({ id: m.id, created: m.created }))));
     if (req.method === 'GET' && path.startsWith('/v1/models/')) {
-      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      const id = decodedOrNull(path.slice('/v1/models/'.length));
+      if (id === null) throw new OpenAIRequestError(400, openAIError('the model id in the URL is not valid percent-encoding', 'invalid_request_error', null, 'invalid_model_id'));
       const model = opts.completions.find(id);
       if (!model) throw modelNotFound(id);
       return sendJson(res, 200, modelList([{ id: model.id, created: model.created }]).data[0]);

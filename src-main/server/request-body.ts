@@ -19,3 +19,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
     req.on('error', reject);
   });
 }
+
+/** decodeURIComponent, or null where the text is not valid percent-encoding (`%ff`) instead of a throw. */
+export function decodedOrNull(text: string): string | null {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}

@@ -152,11 +152,17 @@ export interface OpenOptions {
  */
 export function openWorkspace(dir: string, opts: OpenOptions = {}): Workspace {
   const root = resolve(dir);
-  mkdirSync(root, { recursive: true });
   const file = join(root, DATABASE_FILE);
-  if (existsSync(file)) checkSqliteHeader(file);
-
-  const db = new Database(file);
+  let db: Db;
+  try {
+    mkdirSync(root, { recursive: true });
+    if (existsSync(file)) checkSqliteHeader(file);
+    db = new Database(file);
+  } catch (err) {
+    if (err instanceof StoreError) throw err;
+    // /proc/self, a read-only disk, a file where the folder should be: the folder's fault, said as such.
+    throw new StoreError(`${root} cannot hold a workspace: ${(err as Error).message}`);
+  }
   try {
     configureConnection(db);
     const migrated = migrate(db, file);
