@@ -845,9 +845,9 @@ export const API = {
     z
       .object({
         /** A job folder written by `adapter-studio export-job` (job.json), after train.py ran. */
-        jobDir: diskPath,
+        jobDir: z.string().trim().pipe(diskPath),
         /** Where train.py wrote its result; default <jobDir>/output. */
-        outputDir: diskPath.optional(),
+        outputDir: z.string().trim().pipe(diskPath).optional(),
         /** The base model; default the job's origin model, else the workspace model with the job's fingerprint or folder. */
         modelId: id.optional(),
         name: z.string().trim().max(200).optional(),
