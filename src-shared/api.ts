@@ -401,6 +401,8 @@ export const RunSummary = z.object({
   progress: RunProgress.nullable(),
   /** The trained adapter folder, once the run completed. */
   adapterPath: z.string().nullable(),
+  /** A multi-modal run's vision tower (it reads pictures), or null for a text-only run. */
+  visionModelId: z.string().nullable(),
 });
 export type RunSummary = z.infer<typeof RunSummary>;
 

@@ -81,6 +81,8 @@ describe('a multi-modal run', () => {
     const config = JSON.parse(readFileSync(join(detail.adapterPath!, 'adapter_config.json'), 'utf8'));
     expect(config.vision).toMatchObject({ featureDim: 16, hidden: 8, feature: { kind: 'projected' } });
     expect(config.vision.tower.modelType).toBe('clip');
+    // The run says it reads pictures (the chat offers to attach one only then).
+    expect(detail.visionModelId).toBe(towerId);
   });
 
   it('chats with a picture: the adapter reads it; the message keeps it', async () => {

@@ -177,6 +177,7 @@ export class RunViews {
       queuePosition: q.positionOf(run.id),
       progress: q.progressOf(run.id) ?? this.storedProgress(run),
       adapterPath,
+      visionModelId: recipe.visionModelId ?? null,
     };
   }
 
