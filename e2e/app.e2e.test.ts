@@ -543,6 +543,7 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
     const chat = page.getByRole('region', { name: 'Conversation' });
     // The base model alone takes no pictures: it says so at once instead of failing when the message is sent.
     await chat.getByLabel('Adapter').selectOption('');
+    await chat.getByTitle(/This model takes no pictures/).waitFor(); // the chat's model is saved first
     await chat.getByLabel('Attach a picture').setInputFiles(join(CLIP, 'images', 'rgb.jpg'));
     await chat.getByText('This model takes no pictures').waitFor();
     const adapter = await chat.getByLabel('Adapter').locator('option', { hasText: ': mm' }).getAttribute('value');
