@@ -15,7 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** The same settings as the CLI bundle (tools/build.mjs): tfjs bundled, native modules and Electron outside. */
-function esmNode(root) {
+export function esmNode(root) {
   return {
     bundle: true,
     platform: 'node',

@@ -3,6 +3,9 @@
 import type { ExampleImage } from '../../../src-shared/api';
 import { api } from './api';
 
+/** What a picture file input accepts: the formats the server decodes (PNG, JPEG, WebP, GIF). */
+export const PICTURE_TYPES = 'image/png,image/jpeg,image/webp,image/gif';
+
 const urls = new Map<string, Promise<string>>();
 
 export function pictureUrl(sha256: string, fetch: () => Promise<{ mimeType: string; base64: string }>): Promise<string> {
