@@ -37,6 +37,20 @@ function parseCount(text: string): number {
   return Number(m[1]) * { '': 1, K: 1e3, M: 1e6, B: 1e9 }[m[2] as '' | 'K' | 'M' | 'B'];
 }
 
+/** Presses "New chat" and waits until the new conversation is the open one (not the one open before). */
+async function newChat(): Promise<void> {
+  const conversations = page.getByRole('list', { name: 'Conversations' }).locator('li');
+  const before = await conversations.count();
+  await page.getByRole('button', { name: 'New chat' }).click();
+  await page.waitForFunction(
+    (n) => {
+      const items = document.querySelectorAll('ul[aria-label="Conversations"] li');
+      return items.length === n + 1 && items[0].classList.contains('selected');
+    },
+    before,
+  );
+}
+
 async function chartPoints(title: string): Promise<number> {
   return Number((await page.locator(`figure[aria-label="${title}"] canvas`).first().getAttribute('data-points')) ?? '0');
 }
@@ -209,7 +223,7 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
 
   it('chats with the trained adapter, which answers what it learned', async () => {
     await nav('Chat');
-    await page.getByRole('button', { name: 'New chat' }).click();
+    await newChat();
     const chat = page.getByRole('region', { name: 'Conversation' });
     await chat.getByLabel('Adapter').locator('option:checked').filter({ hasText: 'colors' }).waitFor({ state: 'attached' });
     // Greedy decoding: the learned answer exactly.
@@ -539,7 +553,7 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
 
   it('chats with the multi-modal adapter and a picture; the picture stays in the conversation', async () => {
     await nav('Chat');
-    await page.getByRole('button', { name: 'New chat' }).click();
+    await newChat();
     const chat = page.getByRole('region', { name: 'Conversation' });
     // The base model alone takes no pictures: it says so at once instead of failing when the message is sent.
     await chat.getByLabel('Adapter').selectOption('');

@@ -148,13 +148,25 @@ export type ModelInfo = z.infer<typeof ModelInfo>;
 export const DATASET_FORMATS = ['auto', 'json', 'jsonl', 'csv', 'tsv', 'parquet', 'scienceqa'] as const;
 export const DatasetFormat = z.enum(DATASET_FORMATS);
 
-/** Where imported records come from: a file on the main process's disk, or text the UI read from a dropped file. */
+/** An upload's id: what the upload transport (HTTP PUT /api/upload, or IPC) answered for a file it received. */
+export const UPLOAD_ID_PATTERN = /^[0-9a-f]{12}$/;
+export interface UploadResult {
+  uploadId: string;
+  fileName: string;
+  bytes: number;
+}
+
+/**
+ * Where imported records come from: a file on the main process's disk, a file the UI uploaded (streamed to
+ * disk, the way for big files), or text (small files, scripts).
+ */
 export const ImportSource = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('path'), path: diskPath }),
+  z.object({ kind: z.literal('upload'), uploadId: z.string().regex(UPLOAD_ID_PATTERN, 'must be the id an upload answered') }),
   z.object({
     kind: z.literal('text'),
     fileName: name.refine((n) => !/[\\/\0]/.test(n) && n !== '.' && n !== '..', 'must be a file name without folders or NUL characters'),
-    text: z.string().max(512 * 1024 * 1024),
+    text: z.string().max(64 * 1024 * 1024, 'is over 64 MiB: upload the file instead'),
   }),
 ]);
 export type ImportSource = z.infer<typeof ImportSource>;
@@ -1016,7 +1028,8 @@ export type ApiEventOf<T extends ApiEvent['type']> = Extract<ApiEvent, { type: T
 
 // --- the wire envelope and errors -----------------------------------------------------------------------------------
 
-export const ERROR_CODES = ['invalid_input', 'not_found', 'conflict', 'user', 'unauthorized', 'internal'] as const;
+/** too_large: a request body or upload over its limit (HTTP 413). */
+export const ERROR_CODES = ['invalid_input', 'not_found', 'conflict', 'user', 'too_large', 'unauthorized', 'internal'] as const;
 export type ApiErrorCode = (typeof ERROR_CODES)[number];
 
 export interface ApiErrorBody {

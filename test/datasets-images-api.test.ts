@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { strFromU8, unzipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, type ApiResponse, type ExampleImage } from '../src-shared/api.js';
@@ -77,7 +78,22 @@ describe('datasets with images through the API', () => {
 
   it('refuses parquet sent as text', async () => {
     const err = await app.call('datasets.validate', { source: { kind: 'text', fileName: 'train.parquet', text: 'PAR1...' }, options: {} }).catch((e: unknown) => e);
-    expect((err as ApiError).message).toBe('train.parquet is a binary parquet file: import it by its path, not as text');
+    expect((err as ApiError).message).toBe('train.parquet is a binary parquet file: upload it or import it by its path, not as text');
+  });
+
+  it('imports parquet uploaded as bytes, and removes the upload once imported', async () => {
+    const bytes = readFileSync(join(FIXTURES, 'parquet', 'alpaca-bad.parquet'));
+    const answer = await app.service.upload('bad.parquet', Readable.from([bytes]));
+    if (!answer.ok) throw new Error(answer.error.message);
+    expect(answer.value).toMatchObject({ fileName: 'bad.parquet', bytes: bytes.length });
+    const source = { kind: 'upload' as const, uploadId: answer.value.uploadId };
+    const report = await app.call('datasets.validate', { source, options: {} });
+    expect(report.issues).toEqual([expect.objectContaining({ index: 4, rowGroup: 1, row: 1, field: 'output' })]);
+    // Refused (an invalid record), the upload stays for the second try that skips it.
+    await expect(app.call('datasets.import', { source, options: {}, name: 'uploaded parquet', onInvalid: 'reject' })).rejects.toThrow(/nothing imported/);
+    const imported = await app.call('datasets.import', { source, options: {}, name: 'uploaded parquet', onInvalid: 'skip' });
+    expect(imported.imported).toBe(report.examples);
+    await expect(app.call('datasets.validate', { source, options: {} })).rejects.toThrow(`upload ${answer.value.uploadId} is gone`);
   });
 
   it("adds, replaces and removes an example's picture as versions that undo, and refuses one not uploaded", async () => {

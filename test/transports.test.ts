@@ -2,10 +2,12 @@
 // HTTP (serve mode), and through the preload bridge (buildBridge, the code the Electron preload exposes),
 // here carried by an in-process channel that does what ipcMain.handle does in src-main/electron/main.ts.
 
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_METHODS, type ApiMethod, type ApiResponse } from '../src-shared/api.js';
-import { buildBridge, channelFor, EVENT_CHANNEL } from '../src-main/electron/bridge.js';
+import { buildBridge, channelFor, EVENT_CHANNEL, UPLOAD_CHANNEL } from '../src-main/electron/bridge.js';
+import { handleUploadRequest } from '../src-main/electron/upload-ipc.js';
 import { forkSpawner } from '../src-main/host/engine-process.js';
 import { newToken } from '../src-main/server/auth.js';
 import { type RunningServer, startHttpServer } from '../src-main/server/http-server.js';
@@ -69,6 +71,7 @@ describe('preload bridge', () => {
 
   beforeAll(() => {
     for (const method of API_METHODS) handlers.set(channelFor(method), (input) => service.call(method, input));
+    handlers.set(UPLOAD_CHANNEL, (request) => handleUploadRequest(service, request));
     service.events.subscribe((e) => {
       for (const l of listeners.get(EVENT_CHANNEL) ?? []) l({}, e);
     });
@@ -77,7 +80,22 @@ describe('preload bridge', () => {
   it('exposes exactly one function per API method and nothing else', () => {
     const bridge = buildBridge(channel);
     expect(Object.keys(bridge.methods).sort()).toEqual([...API_METHODS].sort());
-    expect(Object.keys(bridge).sort()).toEqual(['methods', 'onEvent']);
+    expect(Object.keys(bridge).sort()).toEqual(['methods', 'onEvent', 'upload']);
+  });
+
+  it('uploads a file by its bytes or, when it is on disk, by its path; either imports', async () => {
+    const text = JSON.stringify([{ instruction: 'Say hi', input: '', output: 'hi' }]);
+    const onDisk = join(makeTempDir('bridge-upload'), 'hi.json');
+    writeFileSync(onDisk, text);
+    for (const pathForFile of [() => '', () => onDisk]) {
+      const answer = await buildBridge(channel, pathForFile).upload(new File([text], 'hi.json'));
+      if (!answer.ok) throw new Error(answer.error.message);
+      expect(answer.value).toMatchObject({ fileName: 'hi.json', bytes: text.length });
+      const report = await service.call('datasets.validate', { source: { kind: 'upload', uploadId: answer.value.uploadId }, options: {} });
+      expect(report).toMatchObject({ ok: true, value: { examples: 1, invalidRecords: 0 } });
+    }
+    // A folder is not a file to upload.
+    expect(await buildBridge(channel, () => dirname(onDisk)).upload(new File([], 'x.json'))).toMatchObject({ ok: false, error: { code: 'invalid_input' } });
   });
 
   it.each(API_METHODS)('%s answers through the bridge', async (method) => {

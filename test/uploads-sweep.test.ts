@@ -4,7 +4,7 @@
 import { mkdirSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sweepUploads } from '../src-main/service/datasets.js';
+import { sweepUploads } from '../src-main/service/uploads.js';
 import { makeTempDir } from './helpers/tmp.js';
 
 describe('uploads sweep', () => {

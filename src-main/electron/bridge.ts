@@ -3,10 +3,18 @@
 // main.ts so both ends agree on channel names.
 
 // Types only from the contract, and the bare name list: the sandboxed preload stays small (no zod).
-import type { ApiEvent, ApiMethod, ApiResponse } from '../../src-shared/api.js';
+import type { ApiEvent, ApiMethod, ApiResponse, UploadResult } from '../../src-shared/api.js';
 import { API_METHOD_NAMES as API_METHODS } from '../../src-shared/api-methods.js';
 
 export const EVENT_CHANNEL = 'api:event';
+export const UPLOAD_CHANNEL = 'api:upload';
+
+/**
+ * What the upload channel carries: a file the user chose or dropped is named by its path on disk (Electron
+ * knows it; the main process streams it from there, no copy through memory), any other File (pasted, made
+ * by the page) by its bytes. See upload-ipc.ts for the main side.
+ */
+export type UploadRequest = { fileName: string; path: string } | { fileName: string; bytes: Uint8Array };
 
 export function channelFor(method: ApiMethod): string {
   return `api:${method}`;
@@ -23,9 +31,11 @@ export interface InvokeOnly {
 export interface Bridge {
   methods: Record<ApiMethod, (input: unknown) => Promise<ApiResponse<unknown>>>;
   onEvent(cb: (event: ApiEvent) => void): () => void;
+  upload(file: File): Promise<ApiResponse<UploadResult>>;
 }
 
-export function buildBridge(ipc: InvokeOnly): Bridge {
+/** `pathForFile`: Electron's webUtils.getPathForFile ("" for a File that is not on disk). */
+export function buildBridge(ipc: InvokeOnly, pathForFile: (file: File) => string = () => ''): Bridge {
   const methods = {} as Bridge['methods'];
   for (const method of API_METHODS) {
     // Only the input crosses: the page cannot pick the channel or pass extra arguments.
@@ -33,6 +43,11 @@ export function buildBridge(ipc: InvokeOnly): Bridge {
   }
   return {
     methods,
+    async upload(file) {
+      const path = pathForFile(file);
+      const request: UploadRequest = path ? { fileName: file.name, path } : { fileName: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
+      return ipc.invoke(UPLOAD_CHANNEL, request) as Promise<ApiResponse<UploadResult>>;
+    },
     onEvent(cb) {
       const listener = (_event: unknown, payload: unknown) => cb(payload as ApiEvent);
       ipc.on(EVENT_CHANNEL, listener);

@@ -10,7 +10,8 @@ import { API_METHODS } from '../../src-shared/api.js';
 import { findPackageRoot } from '../engine/backends/package-root.js';
 import { createAppService, type AppService } from '../service/index.js';
 import { defaultWorkspaceDir } from '../store/index.js';
-import { channelFor, EVENT_CHANNEL } from './bridge.js';
+import { channelFor, EVENT_CHANNEL, UPLOAD_CHANNEL } from './bridge.js';
+import { handleUploadRequest } from './upload-ipc.js';
 import { APP_ENTRY, APP_SCHEME, CONTENT_SECURITY_POLICY, isAppUrl, isExternalLink, isTrustedSender, MIME_TYPES, resolveAppFile, secureWebPreferences } from './security.js';
 import { utilitySpawner } from './utility-host.js';
 
@@ -118,6 +119,10 @@ async function start(): Promise<void> {
       return api.call(method, input);
     });
   }
+  ipcMain.handle(UPLOAD_CHANNEL, async (event, request: unknown) => {
+    if (!trusted(event)) return { ok: false, error: { code: 'unauthorized', message: 'this frame may not call Adapter Studio' } };
+    return handleUploadRequest(api, request);
+  });
 
   Menu.setApplicationMenu(null);
   createWindow();

@@ -3,8 +3,8 @@
 // crash or out-of-memory. Started with child_process.fork (serve mode) or Electron's utilityProcess.fork
 // (desktop app); `connectToParent` hides the difference. Bundled to dist/engine-host.mjs.
 //
-// One process either trains one run (then exits) or serves inference requests, keeping recently used
-// models and adapters loaded.
+// One process either trains one run (then exits), serves inference requests, keeping recently used
+// models and adapters loaded, or (`--role=datasets`) does one dataset job (dataset-host.ts).
 
 import { disposeAdapter } from '../engine/adapter.js';
 import { type FineTune, loadFineTune } from '../engine/adapter-io.js';
@@ -23,6 +23,7 @@ import { throwIfAborted } from '../engine/cancel.js';
 import { latestCheckpoint, train } from '../engine/train.js';
 import { convertJobOutput } from '../interop/job-convert.js';
 import { connectToParent, type ParentPort } from './channel.js';
+import { DatasetHost } from './dataset-host.js';
 import { renderPrompt, TURN_STOPS } from './prompt.js';
 import { checkVisionTower, type ImagePromptSpec } from '../engine/image-prompt.js';
 import { DEFAULT_VISION_RECIPE } from '../engine/recipe.js';
@@ -396,7 +397,8 @@ async function loadTokenizerOnly(modelDir: string): Promise<TextTokenizer> {
 }
 
 const port = connectToParent();
-const host = new EngineHost(port);
+const role = process.argv.find((a) => a.startsWith('--role='))?.slice('--role='.length);
+const host = role === 'datasets' ? new DatasetHost(port) : new EngineHost(port);
 port.onMessage((msg) => host.handle(msg as ToHost));
 // Nothing left to do once the parent is gone: exit instead of running on as an orphan.
 port.onDisconnect(() => process.exit(0));

@@ -18,7 +18,10 @@ export interface HostProcess {
   kill(): void;
 }
 
-export type HostSpawner = (role: 'train' | 'inference', env: Record<string, string>) => HostProcess;
+/** `datasets`: one dataset job (import, validation, duplicates) without tensors (dataset-host.ts). */
+export type HostRole = 'train' | 'inference' | 'datasets';
+
+export type HostSpawner = (role: HostRole, env: Record<string, string>) => HostProcess;
 
 /** Serve mode: `node <entry>` with an IPC channel; stderr is passed through and its tail kept for crash reports. */
 export function forkSpawner(entry: string): HostSpawner {
@@ -76,6 +79,7 @@ interface OpenJob {
   reject: (e: Error) => void;
   onTrain?: (e: Extract<FromHost, { kind: 'train' }>['event']) => void;
   onDelta?: (text: string) => void;
+  onProgress?: (done: number, total: number) => void;
 }
 
 export type HostState = 'starting' | 'ready' | 'exited';
@@ -92,7 +96,7 @@ export class EngineProcess {
   private logListener: (level: 'info' | 'warn' | 'error', message: string) => void = () => undefined;
   private shuttingDown = false;
 
-  constructor(spawn: HostSpawner, role: 'train' | 'inference', settings: { backend: BackendChoice; threads: number }) {
+  constructor(spawn: HostSpawner, role: HostRole, settings: { backend: BackendChoice; threads: number }) {
     const env: Record<string, string> = {};
     if (settings.threads > 0) env.OPENBLAS_NUM_THREADS = String(settings.threads);
     this.proc = spawn(role, env);
@@ -121,6 +125,9 @@ export class EngineProcess {
         case 'delta':
           this.jobs.get(msg.job)?.onDelta?.(msg.text);
           return;
+        case 'progress':
+          this.jobs.get(msg.job)?.onProgress?.(msg.done, msg.total);
+          return;
         case 'result': {
           const job = this.jobs.get(msg.job);
           this.jobs.delete(msg.job);
@@ -145,7 +152,11 @@ export class EngineProcess {
       this.jobs.clear();
       for (const cb of this.exitListeners) cb(this.exitReason, clean);
     });
-    this.proc.send({ kind: 'init', backend: settings.backend, threads: settings.threads });
+    // A dataset process computes no tensors: it starts no backend and is ready at once.
+    if (role === 'datasets') {
+      this.state = 'ready';
+      markReady({ name: 'none', skipped: [] });
+    } else this.proc.send({ kind: 'init', backend: settings.backend, threads: settings.threads });
   }
 
   get pid(): number | undefined {
@@ -172,7 +183,7 @@ export class EngineProcess {
   request<K extends keyof ResultOf>(
     kind: K,
     body: Omit<Extract<ToHost, { kind: K }>, 'job' | 'kind'>,
-    handlers: Pick<OpenJob, 'onTrain' | 'onDelta'> = {},
+    handlers: Pick<OpenJob, 'onTrain' | 'onDelta' | 'onProgress'> = {},
   ): { job: JobId; result: Promise<ResultOf[K]> } {
     const job = `job${++jobCounter}`;
     if (this.state === 'exited') return { job, result: Promise.reject(new EngineExitedError(this.exitReason ?? 'the engine process has stopped')) };

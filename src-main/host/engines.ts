@@ -1,10 +1,12 @@
 // The engine processes the main process runs: one long-lived inference host (models stay loaded between
 // chats and comparisons) and one short-lived training host per run. Training in a process of its own means a
-// crash or out-of-memory ends that run only, and chat keeps working while a run trains.
+// crash or out-of-memory ends that run only, and chat keeps working while a run trains. Dataset jobs (imports,
+// validation, duplicate search) get a short-lived process each too, so the main process stays responsive.
 
 import type { BackendChoice, BackendInfo } from '../../src-shared/api.js';
 import { EngineProcess, type HostSpawner } from './engine-process.js';
-import type { EvalAnswer, EvalItem, GenerateResultMessage, ModelFacts, PromptSpec, VisionFacts, VisionInput } from './protocol.js';
+import type { EvalAnswer, EvalItem, GenerateResultMessage, ModelFacts, PromptSpec, ResultOf, ToHost, VisionFacts, VisionInput } from './protocol.js';
+import { CancelledError } from '../engine/errors.js';
 import type { SamplingOptions } from '../engine/sample.js';
 import type { Instruction } from '../engine/data.js';
 import type { JobConversion, JobConversionRequest } from '../interop/job-convert.js';
@@ -125,6 +127,35 @@ export class Engines {
     const host = await this.inferenceHost();
     const { job, result } = host.request('evaluate', req);
     return { result: this.tracked(result), cancel: () => host.abort(job, 'cancel') };
+  }
+
+  /**
+   * Runs one dataset job in a process of its own, which exits when it is done. `signal` cancels it: the job is
+   * asked to stop (it cleans up what it staged), and killed if it has not within `graceMs` (a transaction in
+   * flight then rolls back with the process).
+   */
+  async datasetJob<K extends 'datasetValidate' | 'datasetImport' | 'datasetDuplicates'>(
+    kind: K,
+    body: Omit<Extract<ToHost, { kind: K }>, 'job' | 'kind'>,
+    opts: { onProgress?: (done: number, total: number) => void; signal?: AbortSignal; graceMs?: number } = {},
+  ): Promise<ResultOf[K]> {
+    const proc = new EngineProcess(this.spawn, 'datasets', this.settings);
+    const { job, result } = proc.request(kind, body, { onProgress: opts.onProgress });
+    const cancel = () => {
+      proc.abort(job, 'cancel');
+      setTimeout(() => proc.kill(), opts.graceMs ?? 5000).unref();
+    };
+    if (opts.signal?.aborted) cancel();
+    else opts.signal?.addEventListener('abort', cancel, { once: true });
+    try {
+      return await result;
+    } catch (e) {
+      if (opts.signal?.aborted) throw new CancelledError({ datasetValidate: 'validation', datasetImport: 'import', datasetDuplicates: 'duplicate search' }[kind]);
+      throw e;
+    } finally {
+      opts.signal?.removeEventListener('abort', cancel);
+      void proc.shutdown();
+    }
   }
 
   private tracked<T>(p: Promise<T>): Promise<T> {

@@ -4,7 +4,11 @@
 // MessagePort (desktop app); both carry structured-cloneable values. Every request has a job id; the host
 // answers each with exactly one `result` or `error` and, before that, any number of `train` / `delta`
 // messages for the same job.
+//
+// A `datasets` process (one per dataset job, see dataset-host.ts) takes only the dataset* requests: it reads
+// files and writes the workspace's database itself, so a big import never blocks the main process.
 
+import type { DuplicateGroup, ImportOptions, ImportReport, ReadOptions } from '../datasets/index.js';
 import type { BackendChoice, BackendName, BackendReport } from '../engine/backend.js';
 import type { Instruction } from '../engine/data.js';
 import type { JobConversion } from '../interop/job-convert.js';
@@ -90,7 +94,17 @@ export type ToHost =
    * folder the main process owns); the main process then records the run (interop/job-run.ts).
    */
   | { kind: 'importJob'; job: JobId; modelDir: string; jobDir: string; outputDir: string; adapterDir: string }
+  /** The report of reading `file` as a dataset; nothing is written. */
+  | { kind: 'datasetValidate'; job: JobId; file: string; options: DatasetReadOptions }
+  /** importDataset into the workspace at `workspaceDir`, in one transaction; `progress` messages while writing. */
+  | { kind: 'datasetImport'; job: JobId; workspaceDir: string; file: string; options: DatasetImportOptions }
+  /** Exact (and, with `near`, near) duplicate groups of a dataset. */
+  | { kind: 'datasetDuplicates'; job: JobId; workspaceDir: string; datasetId: string; near: boolean; threshold?: number }
   | { kind: 'shutdown' };
+
+/** What crosses the process boundary: plain values only (no signal, no callbacks). */
+export type DatasetReadOptions = Omit<ReadOptions, 'signal'>;
+export type DatasetImportOptions = Omit<ImportOptions, 'signal' | 'onProgress'>;
 
 export interface EvalItem {
   instruction: string;
@@ -123,6 +137,8 @@ export type FromHost =
   | { kind: 'initFailed'; message: string }
   | { kind: 'train'; job: JobId; event: TrainEvent }
   | { kind: 'delta'; job: JobId; text: string }
+  /** A dataset job's progress: records written of the total. */
+  | { kind: 'progress'; job: JobId; done: number; total: number }
   | { kind: 'result'; job: JobId; value: unknown }
   /** `user`: caused by the input (bad folder, diverged loss) rather than a bug. */
   | { kind: 'error'; job: JobId; message: string; user: boolean }
@@ -138,4 +154,7 @@ export interface ResultOf {
   tokenLengths: number[];
   countTokens: number;
   importJob: JobConversion;
+  datasetValidate: ImportReport;
+  datasetImport: { datasetId: string; imported: number; report: ImportReport };
+  datasetDuplicates: DuplicateGroup[];
 }

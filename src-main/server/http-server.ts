@@ -1,11 +1,13 @@
 // Serve mode's HTTP server: the built renderer as static files, the API as POST /api/call/<method>, the
-// events as server-sent events on GET /api/events, and an OpenAI-compatible API under /v1/ (openai-routes.ts).
-// Every route checks the access token (see auth.ts).
+// events as server-sent events on GET /api/events, files as PUT /api/upload?name=<file name> (the body streamed
+// to disk, see service/uploads.ts), and an OpenAI-compatible API under /v1/ (openai-routes.ts).
+// Every route checks the access token (see auth.ts). A body over its limit is answered 413, not a reset.
 
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, sep } from 'node:path';
+import type { ApiResponse } from '../../src-shared/api.js';
 import type { AppService } from '../service/index.js';
 import { bearerToken, cookieName, cookieToken, hostAllowed, originAllowed, sameToken } from './auth.js';
 import { handleOpenAIRequest, isOpenAIPath } from './openai-routes.js';
@@ -18,7 +20,7 @@ export interface HttpServerOptions {
   port: number;
   /** The built renderer (dist/renderer); null serves the API only. */
   staticDir: string | null;
-  /** Largest request body in bytes (a dropped dataset file travels as text). */
+  /** Largest JSON request body in bytes (a picture travels as base64; big files go through /api/upload). */
   maxBodyBytes?: number;
 }
 
@@ -74,7 +76,30 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function refuse(res: ServerResponse, status: number, message: string): void {
-  sendJson(res, status, { ok: false, error: { code: status === 401 || status === 403 ? 'unauthorized' : 'invalid_input', message } });
+  const code = status === 401 || status === 403 ? 'unauthorized' : status === 413 ? 'too_large' : 'invalid_input';
+  sendJson(res, status, { ok: false, error: { code, message } });
+}
+
+/** HTTP status of an API answer. */
+function statusOf(answer: ApiResponse<unknown>): number {
+  if (answer.ok) return 200;
+  return { not_found: 404, internal: 500, too_large: 413, unauthorized: 401 }[answer.error.code as string] ?? 400;
+}
+
+/**
+ * Answers 413 to a body over its limit without reading the rest: the answer goes out first, then the
+ * connection closes (reading on would take the whole body; closing at once would reset before the answer).
+ */
+function refuseTooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
+  res.setHeader('Connection', 'close');
+  refuse(res, 413, message);
+  res.on('finish', () => req.destroy());
+}
+
+/** The declared body length is already over the limit. */
+function declaredOver(req: IncomingMessage, limit: number): boolean {
+  const length = Number(req.headers['content-length']);
+  return Number.isFinite(length) && length > limit;
 }
 
 export function startHttpServer(opts: HttpServerOptions): Promise<RunningServer> {
@@ -96,16 +121,30 @@ export function startHttpServer(opts: HttpServerOptions): Promise<RunningServer>
       if (!sameToken(token, bearerToken(req))) return refuse(res, 401, 'missing or wrong access token: open the URL that `adapter-studio serve` printed');
       const method = decodedOrNull(url.pathname.slice('/api/call/'.length));
       if (method === null) return refuse(res, 400, 'the method name in the URL is not valid percent-encoding');
+      const tooLarge = `the request is larger than ${Math.round(maxBody / 2 ** 20)} MiB: send big files with PUT /api/upload`;
+      if (declaredOver(req, maxBody)) return refuseTooLarge(req, res, tooLarge);
       let input: unknown;
       try {
         const body = await readBody(req, maxBody);
+        if (body === null) return refuseTooLarge(req, res, tooLarge);
         input = body.trim() === '' ? {} : JSON.parse(body);
       } catch (e) {
         return refuse(res, 400, `the request body is not valid JSON: ${(e as Error).message}`);
       }
       const answer = await service.call(method, input);
-      const status = answer.ok ? 200 : answer.error.code === 'not_found' ? 404 : answer.error.code === 'internal' ? 500 : 400;
-      return sendJson(res, status, answer);
+      return sendJson(res, statusOf(answer), answer);
+    }
+
+    if (url.pathname === '/api/upload') {
+      if (req.method !== 'PUT') return refuse(res, 405, 'uploads are PUT requests');
+      if (!originAllowed(req)) return refuse(res, 403, 'cross-origin uploads are not allowed');
+      if (!sameToken(token, bearerToken(req))) return refuse(res, 401, 'missing or wrong access token: open the URL that `adapter-studio serve` printed');
+      const fileName = url.searchParams.get('name');
+      if (!fileName) return refuse(res, 400, 'name the uploaded file: PUT /api/upload?name=<file name>');
+      if (declaredOver(req, service.maxUploadBytes)) return refuseTooLarge(req, res, `the file is larger than the upload limit of ${Math.round(service.maxUploadBytes / 2 ** 20)} MiB`);
+      const answer = await service.upload(fileName, req);
+      if (!answer.ok && answer.error.code === 'too_large') return refuseTooLarge(req, res, answer.error.message);
+      return sendJson(res, statusOf(answer), answer);
     }
 
     if (url.pathname === '/api/events') {

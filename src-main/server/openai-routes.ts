@@ -93,12 +93,13 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
   }
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readBody(req, MAX_BODY_BYTES);
-  } catch (e) {
-    throw new OpenAIRequestError(413, openAIError((e as Error).message));
+async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
+  const text = await readBody(req, MAX_BODY_BYTES);
+  if (text === null) {
+    // Answer first, then close: the rest of the body is not read.
+    res.setHeader('Connection', 'close');
+    res.on('finish', () => req.destroy());
+    throw new OpenAIRequestError(413, openAIError(`the request is larger than ${Math.round(MAX_BODY_BYTES / 2 ** 20)} MiB`));
   }
   try {
     return JSON.parse(text);
@@ -166,7 +167,7 @@ async function complete(req: IncomingMessage, res: ServerResponse, completions: 
   res.on('close', () => {
     if (!res.writableFinished) disconnect.abort();
   });
-  const p = await plan(kind, await readJson(req), completions);
+  const p = await plan(kind, await readJson(req, res), completions);
   if (disconnect.signal.aborted) return;
   const ids: ResponseIds = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: p.model.id };
 

@@ -2,19 +2,23 @@
 
 import type { IncomingMessage } from 'node:http';
 
-export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/** The body as text, or null once it grows past `limit` (the caller answers 413; the rest is not read). */
+export function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        reject(new Error(`the request is larger than ${Math.round(limit / 2 ** 20)} MiB`));
-        req.destroy();
+        req.off('data', onData);
+        req.pause();
+        chunks.length = 0;
+        resolve(null);
         return;
       }
       chunks.push(chunk);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });

@@ -3,31 +3,27 @@
 // maps between them and the API contract.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { zipSync } from 'fflate';
 import type { ApiHandlers, ApiParsedInput, DatasetSummary as ApiDatasetSummary, DatasetVersion as ApiDatasetVersion, Example as ApiExample, ImportReport as ApiImportReport, ImportSource } from '../../src-shared/api.js';
 import {
   assignSplits,
-  DatasetImportError,
   endpointGeneratorFromSettings,
   EXPORT_IMAGES_DIR,
   exportDataset,
-  findExactDuplicates,
-  findNearDuplicates,
-  importDataset,
   loadSeedTasks,
-  readDatasetFile,
   removeDuplicates,
   selfInstruct,
   tokenLengthStats,
   type ImportReport,
-  type ReadOptions,
   type TextGenerator,
 } from '../datasets/index.js';
 import { imageMimeType, type DatasetId, type DatasetSummary, type DatasetVersion, type Example, type ExampleId, type ModelId, type Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { cancelTask, startTask } from './tasks.js';
+import { removeUpload, uploadedFile } from './uploads.js';
+import type { DatasetReadOptions } from '../host/protocol.js';
 import { userError } from './errors.js';
 import { resolveModel, type ResolvedModel } from './generation.js';
 
@@ -64,13 +60,19 @@ function summaryOf(ws: Workspace, id: DatasetId): ApiDatasetSummary {
 }
 
 /**
- * A readable file for the importer. Text dropped into the UI is written under the workspace's uploads folder
- * (keeping its name, which tells the format) and removed after reading.
+ * A readable file for the importer: a path as given, an upload's file, or text written under the workspace's
+ * uploads folder (keeping its name, which tells the format) and removed after reading. `consumed` says the
+ * source is done with (an import that succeeded), so its upload goes too.
  */
-function withSourceFile<T>(ctx: ServiceContext, source: ImportSource, fn: (file: string) => Promise<T>): Promise<T> {
+async function withSourceFile<T>(ctx: ServiceContext, source: ImportSource, fn: (file: string) => Promise<T>, consumed = false): Promise<T> {
   if (source.kind === 'path') return fn(source.path);
+  if (source.kind === 'upload') {
+    const result = await fn(uploadedFile(ctx.uploadsDir(), source.uploadId));
+    if (consumed) removeUpload(ctx.uploadsDir(), source.uploadId);
+    return result;
+  }
   // Text cannot carry parquet's bytes (a file the UI read as text is already damaged).
-  if (/\.parquet$/i.test(source.fileName)) return Promise.reject(userError(`${source.fileName} is a binary parquet file: import it by its path, not as text`));
+  if (/\.parquet$/i.test(source.fileName)) throw userError(`${source.fileName} is a binary parquet file: upload it or import it by its path, not as text`);
   const dir = join(ctx.uploadsDir(), randomBytes(6).toString('hex'));
   mkdirSync(dir, { recursive: true });
   const file = join(dir, source.fileName);
@@ -78,27 +80,18 @@ function withSourceFile<T>(ctx: ServiceContext, source: ImportSource, fn: (file:
   return fn(file).finally(() => rmSync(dir, { recursive: true, force: true }));
 }
 
-/**
- * Removes what imports and exports left under uploads/ when their process was killed mid-way (each is a folder
- * of its own); only entries older than `minAgeMs`, so another process's import in flight keeps its file.
- */
-export function sweepUploads(dir: string, minAgeMs = 3600_000, now = Date.now()): number {
-  if (!existsSync(dir)) return 0;
-  let removed = 0;
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    try {
-      if (now - statSync(path).mtimeMs < minAgeMs) continue;
-      rmSync(path, { recursive: true, force: true });
-      removed++;
-    } catch {
-      // gone already (another process swept it)
-    }
+/** How a source is named in progress labels: a file name, never a server path. */
+function sourceLabel(ctx: ServiceContext, source: ImportSource): string {
+  if (source.kind === 'text') return source.fileName;
+  if (source.kind === 'path') return basename(source.path);
+  try {
+    return basename(uploadedFile(ctx.uploadsDir(), source.uploadId));
+  } catch {
+    return 'an upload';
   }
-  return removed;
 }
 
-function readOptions(o: ApiParsedInput<'datasets.import'>['options']): ReadOptions {
+function readOptions(o: ApiParsedInput<'datasets.import'>['options']): DatasetReadOptions {
   return { format: o.format, shape: o.shape, fieldMap: o.fieldMap, conversation: o.conversation, imageRoot: o.imageRoot, maxImagePixels: o.maxImagePixels, multipleChoice: o.multipleChoice };
 }
 
@@ -152,29 +145,33 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
   const id = (s: string) => s as DatasetId;
   return {
     'datasets.validate': async ({ source, options }) =>
-      withSourceFile(ctx, source, async (file) => toReport((await readDatasetFile(file, readOptions(options))).report)),
+      withSourceFile(ctx, source, async (file) => toReport(await ctx.engines.datasetJob('datasetValidate', { file, options: readOptions(options) }))),
 
     'datasets.import': async ({ source, options, name, into, onInvalid }) => {
       const ws = ctx.ws();
-      const { taskId, done: taskDone } = startTask('import');
-      const label = `Importing ${source.kind === 'text' ? source.fileName : source.path}`;
+      // What can be refused at once is, before a process is started and the file read.
+      if (into) ws.datasets.get(id(into));
+      const { taskId, signal, done: taskDone } = startTask('import');
+      const label = `Importing ${sourceLabel(ctx, source)}`;
+      // Said at once, so the UI can offer to cancel while the file is still being read.
+      ctx.events.emit({ type: 'task.progress', taskId, label, done: 0, total: 0, finished: false, error: null });
       try {
-        const result = await withSourceFile(ctx, source, (file) =>
-          importDataset(ws, file, {
-            ...readOptions(options),
-            name: into ? undefined : name,
-            into: into ? id(into) : undefined,
-            onInvalid,
-            onProgress: (done, total) => ctx.events.emit({ type: 'task.progress', taskId, label, done, total, finished: false, error: null }),
-          }),
+        const result = await withSourceFile(
+          ctx,
+          source,
+          (file) =>
+            ctx.engines.datasetJob(
+              'datasetImport',
+              { workspaceDir: ws.dir, file, options: { ...readOptions(options), name: into ? undefined : name, into: into ? id(into) : undefined, onInvalid } },
+              { signal, onProgress: (done, total) => ctx.events.emit({ type: 'task.progress', taskId, label, done, total, finished: false, error: null }) },
+            ),
+          true,
         );
         ctx.events.emit({ type: 'task.progress', taskId, label, done: result.imported, total: result.imported, finished: true, error: null });
-        changed(result.dataset.id);
-        return { dataset: summaryOf(ws, result.dataset.id), report: toReport(result.report), imported: result.imported };
+        changed(result.datasetId);
+        return { dataset: summaryOf(ws, id(result.datasetId)), report: toReport(result.report), imported: result.imported };
       } catch (e) {
-        if (e instanceof DatasetImportError) {
-          ctx.events.emit({ type: 'task.progress', taskId, label, done: 0, total: 0, finished: true, error: e.message });
-        }
+        ctx.events.emit({ type: 'task.progress', taskId, label, done: 0, total: 0, finished: true, error: (e as Error).message });
         throw e;
       } finally {
         taskDone();
@@ -244,16 +241,19 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
 
     'datasets.duplicates': async ({ datasetId, near, threshold }) => {
       const ws = ctx.ws();
-      const exact = findExactDuplicates(ws, id(datasetId));
-      const similar = near ? findNearDuplicates(ws, id(datasetId), { threshold }) : [];
+      ws.datasets.get(id(datasetId));
+      // Searched in a dataset process: near duplicates of 100k examples take seconds.
+      const groups = await ctx.engines.datasetJob('datasetDuplicates', { workspaceDir: ws.dir, datasetId, near, threshold });
       // A near group that only repeats an exact group adds nothing to review.
       const key = (ids: number[]) => [...ids].sort((x, y) => x - y).join(',');
-      const exactKeys = new Set(exact.map((g) => key(g.ids)));
-      return [...exact, ...similar.filter((g) => !exactKeys.has(key(g.ids)))].map((g) => ({
-        kind: g.kind,
-        keep: g.keep,
-        examples: g.ids.map((i, k) => ({ ...toExample(ws.datasets.example(i)), similarity: g.similarity[k] ?? 1 })),
-      }));
+      const exactKeys = new Set(groups.filter((g) => g.kind === 'exact').map((g) => key(g.ids)));
+      return groups
+        .filter((g) => g.kind === 'exact' || !exactKeys.has(key(g.ids)))
+        .map((g) => ({
+          kind: g.kind,
+          keep: g.keep,
+          examples: g.ids.map((i, k) => ({ ...toExample(ws.datasets.example(i)), similarity: g.similarity[k] ?? 1 })),
+        }));
     },
     'datasets.removeDuplicates': async ({ datasetId, groups }) => {
       const v = removeDuplicates(ctx.ws(), id(datasetId), groups as { ids: ExampleId[]; keep: ExampleId }[]);

@@ -2,10 +2,9 @@
 // the wrong state, a refused import) keep their message; anything else is a bug, logged with its stack and
 // reported as an internal error.
 
-import { basename } from 'node:path';
 import { ApiError, type ApiErrorBody } from '../../src-shared/api.js';
 import { CancelledError, EngineError } from '../engine/errors.js';
-import { NotFoundError, OwnedElsewhereError, StoreError } from '../store/errors.js';
+import { describeFsError, NotFoundError, OwnedElsewhereError, StoreError } from '../store/errors.js';
 import { EngineExitedError, EngineJobError } from '../host/engine-process.js';
 
 export function userError(message: string): ApiError {
@@ -23,13 +22,9 @@ export function toErrorBody(e: unknown, method: string, log: (msg: string) => vo
   if (e instanceof StoreError || e instanceof EngineError || e instanceof CancelledError) return { code: 'user', message: e.message };
   if (e instanceof EngineJobError && e.user) return { code: 'user', message: e.message };
   if (e instanceof EngineExitedError) return { code: 'internal', message: `${e.message}; it restarts with the next request` };
-  const err = e as Error & { code?: unknown; syscall?: unknown; path?: unknown };
-  // The file system refused (a folder that cannot be created, a path under /proc, no permission): the input's
-  // fault, not a bug. Named by the file's base name: the full path may be the server's, not the user's.
-  if (typeof err?.code === 'string' && /^E[A-Z]+$/.test(err.code) && typeof err.syscall === 'string') {
-    const what = typeof err.path === 'string' ? ` ${JSON.stringify(basename(err.path))}` : '';
-    return { code: 'user', message: `${method}: the file system refused to ${err.syscall}${what} (${err.code})` };
-  }
+  const fsRefusal = describeFsError(e, `${method}: the file system`);
+  if (fsRefusal) return { code: 'user', message: fsRefusal };
+  const err = e as Error;
   log(`${method} failed: ${err?.stack ?? String(e)}`);
   return { code: 'internal', message: `${method} failed unexpectedly: ${withoutPaths(err?.message ?? String(e))} (the server's log has the details)` };
 }

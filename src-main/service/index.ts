@@ -14,6 +14,7 @@ import {
   Settings,
   SettingsPatch,
   type SystemInfo,
+  type UploadResult,
 } from '../../src-shared/api.js';
 import { Engines } from '../host/engines.js';
 import type { HostSpawner } from '../host/engine-process.js';
@@ -28,7 +29,8 @@ import { evalHandlers } from './evals.js';
 import { runningTaskCount } from './tasks.js';
 import { jobImportHandlers } from './job-import.js';
 import type { ServiceContext } from './context.js';
-import { datasetHandlers, sweepUploads } from './datasets.js';
+import { datasetHandlers } from './datasets.js';
+import { DEFAULT_MAX_UPLOAD_BYTES, receiveUpload, sweepUploads, UploadTooLargeError } from './uploads.js';
 import { toErrorBody, userError } from './errors.js';
 import { EventHub } from './events.js';
 import { modelHandlers } from './models.js';
@@ -55,6 +57,8 @@ export interface AppServiceOptions {
    * reader that never owns the workspace, so it never keeps the app from training.
    */
   startQueue?: boolean;
+  /** Largest file `upload` takes (default DEFAULT_MAX_UPLOAD_BYTES). */
+  maxUploadBytes?: number;
 }
 
 const SETTINGS_KEY = 'app.settings';
@@ -67,6 +71,12 @@ export interface AppService {
   readonly handlers: ApiHandlers;
   /** Generation for serve mode's OpenAI-compatible API (src-main/server/openai-routes.ts). */
   readonly completions: CompletionService;
+  /**
+   * Receives a file the UI sends (an HTTP PUT body, bytes over IPC), streamed into the workspace's uploads/;
+   * API calls then name it by the id answered. Never throws; over `maxUploadBytes` answers `too_large`.
+   */
+  upload(fileName: string, body: AsyncIterable<Uint8Array> | NodeJS.ReadableStream): Promise<ApiResponse<UploadResult>>;
+  readonly maxUploadBytes: number;
   /** Stops the queue (checkpointing a training run), the engine processes, and closes the workspace. */
   close(): Promise<void>;
 }
@@ -74,6 +84,7 @@ export interface AppService {
 export function createAppService(opts: AppServiceOptions): AppService {
   const log = opts.log ?? ((m: string) => console.error(m));
   const trains = opts.startQueue !== false;
+  const maxUploadBytes = opts.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   let ws: Workspace = openWorkspace(opts.workspaceDir, { claimOwnership: trains });
   const events = new EventHub();
   const streams = new Streams(events);
@@ -221,6 +232,16 @@ export function createAppService(opts: AppServiceOptions): AppService {
         return { ok: true, value: checkResponse(method as ApiMethod, value) };
       } catch (e) {
         return { ok: false, error: toErrorBody(e, method, log) };
+      }
+    },
+    maxUploadBytes,
+    async upload(fileName, body) {
+      try {
+        sweepUploads(ctx.uploadsDir()); // what validations left an hour ago and more
+        return { ok: true, value: await receiveUpload(ctx.uploadsDir(), fileName, body, maxUploadBytes) };
+      } catch (e) {
+        if (e instanceof UploadTooLargeError) return { ok: false, error: { code: 'too_large', message: e.message } };
+        return { ok: false, error: toErrorBody(e, 'upload', log) };
       }
     },
     async close() {

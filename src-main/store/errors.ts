@@ -21,3 +21,15 @@ export class NotFoundError extends StoreError {
 export class OwnedElsewhereError extends StoreError {
   override name = 'OwnedElsewhereError';
 }
+
+/**
+ * A file-system refusal (a folder that cannot be created, a path under /proc, no permission) in words, or null
+ * for any other error. The input's fault, not a bug; named by the file's base name, since the full path may be
+ * the server's, not the user's.
+ */
+export function describeFsError(e: unknown, what = 'the file system'): string | null {
+  const err = e as { code?: unknown; syscall?: unknown; path?: unknown } | null;
+  if (typeof err?.code !== 'string' || !/^E[A-Z]+$/.test(err.code) || typeof err.syscall !== 'string') return null;
+  const file = typeof err.path === 'string' ? ` ${JSON.stringify(err.path.split(/[\\/]/).at(-1))}` : '';
+  return `${what} refused to ${err.syscall}${file} (${err.code})`;
+}

@@ -2,12 +2,13 @@
 // (src-shared/api.ts): the Electron preload bridge (window.adapterStudio) or, in serve mode, HTTP calls plus
 // server-sent events, authorised by the token from the page URL.
 
-import { API_METHODS, ApiError, type ApiClient, type ApiEvent, type ApiMethod, type ApiResponse } from '../../../src-shared/api';
+import { API_METHODS, ApiError, type ApiClient, type ApiEvent, type ApiMethod, type ApiResponse, type UploadResult } from '../../../src-shared/api';
 
 /** What the Electron preload exposes (src-main/electron/preload.ts): one function per method, plus events. */
 export interface PreloadBridge {
   methods: Record<ApiMethod, (input: unknown) => Promise<ApiResponse<unknown>>>;
   onEvent(cb: (event: ApiEvent) => void): () => void;
+  upload(file: File): Promise<ApiResponse<UploadResult>>;
 }
 
 declare global {
@@ -21,6 +22,8 @@ export type ConnectionState = 'connecting' | 'open' | 'lost';
 interface Transport {
   readonly kind: 'ipc' | 'http';
   call(method: ApiMethod, input: unknown): Promise<ApiResponse<unknown>>;
+  /** Sends a file to the main process, which streams it to disk; API calls then name it by the id answered. */
+  upload(file: File): Promise<ApiResponse<UploadResult>>;
   listen(onEvent: (e: ApiEvent) => void, onState: (s: ConnectionState) => void): void;
 }
 
@@ -34,6 +37,14 @@ export function pageToken(): string | null {
     return fromUrl;
   }
   return sessionStorage.getItem(TOKEN_KEY);
+}
+
+async function answerOf(res: Response): Promise<ApiResponse<unknown>> {
+  try {
+    return (await res.json()) as ApiResponse<unknown>;
+  } catch {
+    return { ok: false, error: { code: 'internal', message: `the server answered ${res.status} ${res.statusText} without a readable body` } };
+  }
 }
 
 function httpTransport(token: string | null): Transport {
@@ -50,11 +61,17 @@ function httpTransport(token: string | null): Transport {
       } catch {
         return { ok: false, error: { code: 'internal', message: 'cannot reach Adapter Studio: is `adapter-studio serve` still running?' } };
       }
+      return answerOf(res);
+    },
+    async upload(file) {
+      let res: Response;
       try {
-        return (await res.json()) as ApiResponse<unknown>;
+        // The File is the body: the browser streams it from disk.
+        res = await fetch(`api/upload?name=${encodeURIComponent(file.name)}`, { method: 'PUT', headers: token ? { Authorization: `Bearer ${token}` } : {}, body: file });
       } catch {
-        return { ok: false, error: { code: 'internal', message: `the server answered ${res.status} ${res.statusText} without a readable body` } };
+        return { ok: false, error: { code: 'internal', message: `could not send ${file.name}: is \`adapter-studio serve\` still running?` } };
       }
+      return answerOf(res) as Promise<ApiResponse<UploadResult>>;
     },
     listen(onEvent, onState) {
       onState('connecting');
@@ -71,6 +88,7 @@ function ipcTransport(bridge: PreloadBridge): Transport {
   return {
     kind: 'ipc',
     call: (method, input) => bridge.methods[method](input),
+    upload: (file) => bridge.upload(file),
     listen(onEvent, onState) {
       bridge.onEvent(onEvent);
       onState('open');
@@ -117,6 +135,13 @@ export class Connection {
 
   async call(method: ApiMethod, input: unknown): Promise<unknown> {
     const answer = await this.t.call(method, input ?? {});
+    if (!answer.ok) throw new ApiError(answer.error);
+    return answer.value;
+  }
+
+  /** Uploads a file (streamed to the main process's disk); throws ApiError when refused. */
+  async upload(file: File): Promise<UploadResult> {
+    const answer = await this.t.upload(file);
     if (!answer.ok) throw new ApiError(answer.error);
     return answer.value;
   }

@@ -1,22 +1,23 @@
-// Importing a file: read it in the browser, have the main process validate it (nothing is written), show the
-// report, then import all of it, only its valid records, or nothing.
+// Importing a file: upload it (streamed to the main process's disk, whatever its size), have the main process
+// validate it (nothing is written), show the report, then import all of it, only its valid records, or nothing.
+// Changing the format or shape validates the same upload again.
 
 import type { DatasetSummary, ImportReport } from '../../../../src-shared/api';
-import { api, errorText } from '../../lib/api';
+import { api, connection, errorText } from '../../lib/api';
 import { catalog } from '../../lib/catalog.svelte';
 import { toasts } from '../../lib/toasts.svelte';
 
-export type FormatChoice = 'auto' | 'json' | 'jsonl' | 'csv' | 'tsv';
+export type FormatChoice = 'auto' | 'json' | 'jsonl' | 'csv' | 'tsv' | 'parquet';
 export type ShapeChoice = 'auto' | 'alpaca' | 'conversation';
 
 export class ImportState {
   fileName = $state<string | null>(null);
-  private text = '';
+  private uploadId: string | null = null;
   name = $state('');
   format = $state<FormatChoice>('auto');
   shape = $state<ShapeChoice>('auto');
   report = $state<ImportReport | null>(null);
-  busy = $state<'reading' | 'validating' | 'importing' | null>(null);
+  busy = $state<'uploading' | 'validating' | 'importing' | null>(null);
   error = $state<string | null>(null);
 
   readonly canImport = $derived(!!this.report && !this.report.fatal && this.report.examples > 0 && !!this.name.trim());
@@ -25,11 +26,11 @@ export class ImportState {
     this.reset();
     this.fileName = file.name;
     this.name = file.name.replace(/\.[^.]+$/, '');
-    this.busy = 'reading';
+    this.busy = 'uploading';
     try {
-      this.text = await file.text();
+      this.uploadId = (await connection.upload(file)).uploadId;
     } catch (e) {
-      this.error = `Could not read ${file.name}: ${errorText(e)}`;
+      this.error = `Could not send ${file.name}: ${errorText(e)}`;
       this.busy = null;
       return;
     }
@@ -37,7 +38,7 @@ export class ImportState {
   }
 
   async validate(): Promise<void> {
-    if (!this.fileName) return;
+    if (!this.uploadId) return;
     this.busy = 'validating';
     this.error = null;
     try {
@@ -51,7 +52,7 @@ export class ImportState {
 
   /** `skipInvalid`: import the valid records even though some are invalid. */
   async import(skipInvalid: boolean): Promise<DatasetSummary | null> {
-    if (!this.fileName) return null;
+    if (!this.uploadId) return null;
     this.busy = 'importing';
     this.error = null;
     try {
@@ -70,13 +71,13 @@ export class ImportState {
 
   reset(): void {
     this.fileName = null;
-    this.text = '';
+    this.uploadId = null;
     this.report = null;
     this.error = null;
   }
 
   private source() {
-    return { kind: 'text' as const, fileName: this.fileName!, text: this.text };
+    return { kind: 'upload' as const, uploadId: this.uploadId! };
   }
 
   private options() {
