@@ -47,7 +47,7 @@ async function call<T>(method: string, input: unknown): Promise<ApiResponse<T>> 
   return (await res.json()) as ApiResponse<T>;
 }
 
-async function upload(name: string, body: string | Uint8Array): Promise<{ status: number; answer: ApiResponse<UploadResult> }> {
+async function upload(name: string, body: string | Blob): Promise<{ status: number; answer: ApiResponse<UploadResult> }> {
   const res = await fetch(`http://127.0.0.1:${server.port}/api/upload?name=${encodeURIComponent(name)}`, { method: 'PUT', headers: auth(), body });
   return { status: res.status, answer: (await res.json()) as ApiResponse<UploadResult> };
 }
@@ -109,7 +109,7 @@ function bigDataset(): string {
 
 describe('uploads', () => {
   it('answers 413 for a declared length over the limit, before reading the body', async () => {
-    const { status, answer } = await upload('big.jsonl', new Uint8Array(MAX_UPLOAD + 1));
+    const { status, answer } = await upload('big.jsonl', new Blob([new Uint8Array(MAX_UPLOAD + 1)]));
     expect(status).toBe(413);
     expect(answer).toMatchObject({ ok: false, error: { code: 'too_large', message: expect.stringContaining('64 MiB') } });
   });

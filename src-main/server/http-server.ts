@@ -104,7 +104,7 @@ function declaredOver(req: IncomingMessage, limit: number): boolean {
 
 export function startHttpServer(opts: HttpServerOptions): Promise<RunningServer> {
   const { service, token } = opts;
-  const maxBody = opts.maxBodyBytes ?? 600 * 2 ** 20;
+  const maxBody = opts.maxBodyBytes ?? 128 * 2 ** 20;
   const sockets = new Set<ServerResponse>();
   let port = opts.port;
 
