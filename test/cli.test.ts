@@ -2,7 +2,7 @@
 // the bundled command as a real process: info, train (JSON progress), generate, and errors.
 
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,17 @@ describe('the bundled command, as a real process', () => {
     const info = JSON.parse(stdout);
     expect(info.config).toMatchObject({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2 });
     expect(info.backend).toBe('native');
+  });
+
+  it('info checks config.json against the weight files before reporting sizes from it', async () => {
+    const liar = join(dir, 'liar');
+    cpSync(join(dir, 'model'), liar, { recursive: true });
+    const config = JSON.parse(readFileSync(join(liar, 'config.json'), 'utf8'));
+    writeFileSync(join(liar, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 1000 }));
+    const err = await run(process.execPath, [bin, 'info', '--model', liar]).catch((e) => e);
+    expect(err.code).toBe(1);
+    expect(err.stderr).toMatch(/weights are missing tensor "model\.layers\.2\.input_layernorm\.weight"/);
+    expect(err.stdout).not.toMatch(/parameters/);
   });
 
   it('train --json streams progress events, then generate uses the adapter', async () => {

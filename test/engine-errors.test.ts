@@ -9,7 +9,8 @@ import { initBackend } from '../src-main/engine/backend.js';
 import { readInstructionFile } from '../src-main/engine/data.js';
 import { loadModel } from '../src-main/engine/load.js';
 import { Rng } from '../src-main/engine/rng.js';
-import { writeSafetensors } from '../src-main/engine/safetensors.js';
+import { SafetensorsFile, writeSafetensors } from '../src-main/engine/safetensors.js';
+import * as tf from '@tensorflow/tfjs-core';
 import { writeTinyLlama } from './helpers/tiny-model.js';
 import { makeTempDir } from './helpers/tmp.js';
 
@@ -65,6 +66,22 @@ describe('model folders', () => {
     const d = freshModel(`bad-config-${Math.random().toString(36).slice(2)}`);
     writeFileSync(join(d, 'config.json'), text);
     expect(() => loadModel(d)).toThrow(message);
+  });
+
+  it.each([
+    ['NaN', 'model.layers.0.self_attn.q_proj.weight', [3, 5], Number.NaN, /"model\.layers\.0\.self_attn\.q_proj\.weight" holds NaN at \[3,5\]; a usable model holds finite numbers only/],
+    ['infinity', 'model.embed_tokens.weight', [7, 2], Number.POSITIVE_INFINITY, /"model\.embed_tokens\.weight" holds Infinity at \[7,2\]/],
+  ])('a base weight holding %s is refused, naming the tensor and the element, and leaves nothing allocated', (_, tensor, [row, col], value, message) => {
+    const d = freshModel(`non-finite-${tensor}`);
+    const file = SafetensorsFile.open(join(d, 'model.safetensors'));
+    const tensors = file.tensors().map((t) => ({ name: t.name, shape: t.shape, data: file.readF32(t.name) }));
+    file.close();
+    const target = tensors.find((t) => t.name === tensor)!;
+    target.data[row! * target.shape[1]! + col!] = value;
+    writeSafetensors(join(d, 'model.safetensors'), tensors);
+    const before = tf.memory().numTensors;
+    expect(() => loadModel(d)).toThrow(message);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('a folder without config.json says so', () => {

@@ -8,7 +8,7 @@ import { parameterCount } from '../engine/config.js';
 import { formatAlpacaPrompt, type Instruction } from '../engine/data.js';
 import { formatIssue, readDatasetFile } from '../datasets/index.js';
 import { EngineError } from '../engine/errors.js';
-import { loadModel, memoryEstimate, readModelConfig } from '../engine/load.js';
+import { loadModel, memoryEstimate, readCheckedModelConfig } from '../engine/load.js';
 import { crossEntropy, shiftedTargets } from '../engine/loss.js';
 import { forward } from '../engine/model.js';
 import { METHODS, type Method, paperRecipe, peakLearningRate, PRESETS, type PresetName, presetFor, type Recipe } from '../engine/recipe.js';
@@ -30,7 +30,8 @@ export async function startBackend(flags: Flags, io: IO): Promise<BackendReport>
 export async function infoCommand(args: string[], io: IO): Promise<number> {
   const flags = parseFlags(args, { model: 'string', json: 'boolean', backend: 'string' });
   const dir = requireFlag(flags, 'model');
-  const config = readModelConfig(dir);
+  // The weight files' headers are read too: the figures below are what the files hold, not what config.json claims.
+  const config = readCheckedModelConfig(dir);
   const backend = await startBackend(flags, io);
   const params = parameterCount(config);
   const memory = memoryEstimate(config, 1, Math.min(512, config.maxPositions));

@@ -16,7 +16,7 @@ import { EngineError } from './errors.js';
 import { type ImageProjection, type ImagePromptSpec, makeImageProjection, PROJECTION_KEYS, projectionShapes, validateImagePromptSpec } from './image-prompt.js';
 import type { LoadedModel } from './load.js';
 import { HF_MODULE_OF, type Lora, type LoraSpec, type LoraTarget, makeLora, namedLoraVariables } from './lora.js';
-import { SafetensorsFile, writeSafetensors } from './safetensors.js';
+import { firstNonFinite, SafetensorsFile, writeSafetensors } from './safetensors.js';
 
 export const ADAPTER_FORMAT = 'adapter-studio.llama-adapter';
 export const LORA_FORMAT = 'adapter-studio.lora';
@@ -163,9 +163,8 @@ function readChecked(file: SafetensorsFile, name: string, shape: number[]): Floa
 
 /** A NaN or infinite value in a trained tensor poisons every answer (a NaN prompt gives empty output): refused. */
 function checkFinite(values: Float32Array, path: string, name: string): Float32Array {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) throw new EngineError(`${path}: tensor "${name}" holds ${values[i]} at index ${i}; a usable adapter holds finite numbers only`);
-  }
+  const i = firstNonFinite(values);
+  if (i >= 0) throw new EngineError(`${path}: tensor "${name}" holds ${values[i]} at index ${i}; a usable adapter holds finite numbers only`);
   return values;
 }
 

@@ -14,7 +14,7 @@ import { expectedWeights, fromHfConfig, type LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
 import type { LayerWeights, LlamaModel } from './model.js';
 import { readJsonObject } from './json-file.js';
-import { CheckpointReader } from './safetensors.js';
+import { CheckpointReader, firstNonFinite } from './safetensors.js';
 
 export function readModelConfig(dir: string): LlamaConfig {
   const file = join(dir, 'config.json');
@@ -39,6 +39,35 @@ export function readModelConfig(dir: string): LlamaConfig {
   return config;
 }
 
+/**
+ * Every tensor config.json implies is in the weight files with that shape (headers only, nothing allocated):
+ * what `info` and loading check before sizing anything from the config. Returns the expected shapes.
+ */
+function checkShapes(dir: string, config: LlamaConfig, reader: CheckpointReader): Map<string, number[]> {
+  const expected = expectedWeights(config);
+  const present = new Set(reader.names());
+  for (const [name, shape] of expected) {
+    if (!present.has(name)) throw new EngineError(`${dir}: weights are missing tensor "${name}" (expected shape [${shape}])`);
+    const actual = reader.shape(name);
+    if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
+      throw new EngineError(`${dir}: tensor "${name}" has shape [${actual}], but config.json implies [${shape}]`);
+    }
+  }
+  return expected;
+}
+
+/** The config of a model folder whose weight files hold exactly the tensors it implies (see checkShapes). */
+export function readCheckedModelConfig(dir: string): LlamaConfig {
+  const config = readModelConfig(dir);
+  const reader = CheckpointReader.open(dir);
+  try {
+    checkShapes(dir, config, reader);
+  } finally {
+    reader.close();
+  }
+  return config;
+}
+
 export interface LoadedModel extends LlamaModel {
   dir: string;
   /** Identifies these exact weights: config + every tensor's name, shape and sampled values. */
@@ -53,16 +82,9 @@ export function loadModel(dir: string): LoadedModel {
   const reader = CheckpointReader.open(dir);
   const hash = createHash('sha256');
   hash.update(JSON.stringify(config));
+  const made: tf.Tensor[] = [];
   try {
-    const expected = expectedWeights(config);
-    const present = new Set(reader.names());
-    for (const [name, shape] of expected) {
-      if (!present.has(name)) throw new EngineError(`${dir}: weights are missing tensor "${name}" (expected shape [${shape}])`);
-      const actual = reader.shape(name);
-      if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
-        throw new EngineError(`${dir}: tensor "${name}" has shape [${actual}], but config.json implies [${shape}]`);
-      }
-    }
+    const expected = checkShapes(dir, config, reader);
     const read = (name: string, transpose = false): tf.Tensor => {
       const shape = expected.get(name)!;
       const count = shape.reduce((a, b) => a * b, 1);
@@ -81,7 +103,15 @@ export function loadModel(dir: string): LoadedModel {
         takeSamples(weight.values, 0);
       }
       hash.update(new Uint8Array(sample.buffer));
-      return weight.finish();
+      // A NaN or infinity in a base weight makes every answer empty or garbage, silently: refused once, here.
+      const bad = firstNonFinite(weight.values);
+      const value = bad >= 0 ? weight.values[bad] : 0;
+      made.push(weight.finish());
+      if (bad >= 0) {
+        const at = transpose ? [bad % shape[0]!, Math.floor(bad / shape[0]!)] : unravel(bad, shape);
+        throw new EngineError(`${dir}: tensor "${name}" holds ${value} at [${at}]; a usable model holds finite numbers only`);
+      }
+      return made[made.length - 1]!;
     };
     const layers: LayerWeights[] = [];
     for (let i = 0; i < config.nLayers; i++) {
@@ -105,9 +135,23 @@ export function loadModel(dir: string): LoadedModel {
       lmHead: config.tieEmbeddings ? null : (read('lm_head.weight', true) as tf.Tensor2D),
     };
     return { config, weights, dir, fingerprint: hash.digest('hex').slice(0, 32) };
+  } catch (e) {
+    // A refused model leaves nothing allocated (the inference process lives on).
+    for (const t of made) t.dispose();
+    throw e;
   } finally {
     reader.close();
   }
+}
+
+/** The index in each dimension of element `flat` of a row-major tensor of `shape`. */
+function unravel(flat: number, shape: readonly number[]): number[] {
+  const at: number[] = [];
+  for (let d = shape.length - 1; d >= 0; d--) {
+    at.unshift(flat % shape[d]!);
+    flat = Math.floor(flat / shape[d]!);
+  }
+  return at;
 }
 
 /**

@@ -543,3 +543,15 @@ function readWeightMap(indexPath: string): Record<string, string> {
   if (Object.keys(weightMap).length === 0) throw new EngineError(`${indexPath}: field "weight_map" is empty`);
   return weightMap as Record<string, string>;
 }
+
+/**
+ * Index of the first NaN or infinite value in `values`, or -1. `x - x` is 0 for every finite float and NaN
+ * otherwise: one subtraction per value, ~1 ns (a 7B model's weights in seconds, next to minutes of reading).
+ */
+export function firstNonFinite(values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i]!;
+    if (x - x !== 0) return i;
+  }
+  return -1;
+}
