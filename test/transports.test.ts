@@ -80,7 +80,7 @@ describe('preload bridge', () => {
   it('exposes exactly one function per API method and nothing else', () => {
     const bridge = buildBridge(channel);
     expect(Object.keys(bridge.methods).sort()).toEqual([...API_METHODS].sort());
-    expect(Object.keys(bridge).sort()).toEqual(['methods', 'onEvent', 'upload']);
+    expect(Object.keys(bridge).sort()).toEqual(['choosePath', 'methods', 'onEvent', 'upload']);
   });
 
   it('uploads a file by its bytes or, when it is on disk, by its path; either imports', async () => {

@@ -1,7 +1,7 @@
 // `adapter-studio serve`: the app in a browser. Serves the built renderer and the API on loopback with a
 // random access token in the printed URL; training and inference run in engine processes (child_process.fork).
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findPackageRoot } from '../engine/backends/package-root.js';
 import { EngineError } from '../engine/errors.js';
@@ -9,15 +9,18 @@ import { forkSpawner } from '../host/engine-process.js';
 import { isLoopback, newToken } from '../server/auth.js';
 import { startHttpServer } from '../server/http-server.js';
 import { createAppService } from '../service/index.js';
+import { anyPath, pathsUnder } from '../service/path-policy.js';
 import { defaultWorkspaceDir } from '../store/index.js';
 import { flag, type IO, numberFlag, parseFlags } from './flags.js';
 
 export const DEFAULT_PORT = 5317;
 
-export const SERVE_USAGE = `adapter-studio serve [--host 127.0.0.1] [--port ${DEFAULT_PORT}] [--workspace DIR] [--allow-remote] [--starter] [--json]
+export const SERVE_USAGE = `adapter-studio serve [--host 127.0.0.1] [--port ${DEFAULT_PORT}] [--workspace DIR] [--allow-remote] [--root DIR ...] [--starter] [--json]
   Serves the app at http://HOST:PORT/?token=... (open that URL; the token is new at every start).
   --port 0 picks a free port. A host other than loopback needs --allow-remote: anyone who can reach the
   port and learns the token can read your data and run code on this machine's CPU/GPU.
+  With --allow-remote, the page may name only paths (model folders, dataset files) inside the workspace
+  and the folders given with --root (repeatable); locally, any path unless --root is given.
   --json prints {"url", "port", "token", "workspace"} as the first line (for scripts).`;
 
 /** Paths of the built pieces, relative to the package folder. */
@@ -27,7 +30,7 @@ export function builtPaths(root = findPackageRoot()): { hostEntry: string; rende
 }
 
 export async function serveCommand(args: string[], io: IO, stop?: AbortSignal): Promise<number> {
-  const flags = parseFlags(args, { host: 'string', port: 'string', workspace: 'string', 'allow-remote': 'boolean', json: 'boolean', help: 'boolean', starter: 'boolean' });
+  const flags = parseFlags(args, { host: 'string', port: 'string', workspace: 'string', 'allow-remote': 'boolean', root: 'string', json: 'boolean', help: 'boolean', starter: 'boolean' }, ['root']);
   if (flags.help) {
     io.stdout(`${SERVE_USAGE}\n`);
     return 0;
@@ -46,7 +49,11 @@ export async function serveCommand(args: string[], io: IO, stop?: AbortSignal): 
   }
   const workspaceDir = flag(flags, 'workspace') ?? defaultWorkspaceDir();
   const paths = builtPaths();
-  const service = createAppService({ workspaceDir, spawnHost: forkSpawner(paths.hostEntry), transport: 'http', version: paths.version, log: (m) => io.stderr(`${m}\n`), seedStarter: Boolean(flags.starter) });
+  const roots = (flags.root as string[] | undefined) ?? [];
+  for (const root of roots) if (!existsSync(root)) throw new EngineError(`--root ${root} does not exist`);
+  // Other machines may send any path they like: only the workspace and the named roots are readable.
+  const pathPolicy = flags['allow-remote'] || roots.length ? pathsUnder([workspaceDir, ...roots]) : anyPath();
+  const service = createAppService({ workspaceDir, spawnHost: forkSpawner(paths.hostEntry), transport: 'http', version: paths.version, log: (m) => io.stderr(`${m}\n`), seedStarter: Boolean(flags.starter), pathPolicy });
   const token = newToken();
   let server;
   try {

@@ -22,6 +22,19 @@ import { recordToExamples, resolveColumns, rowToExamples, type ExampleDraft, typ
 import { isScienceQaFolder, PID_SPLITS_FILE, PROBLEMS_FILE, readScienceQaFolder } from './scienceqa.js';
 import { openTextSource } from './text-source.js';
 
+/** The extensions a dataset file has (detectFormat reads the format from them). */
+export const DATASET_EXTENSIONS = ['.json', '.jsonl', '.ndjson', '.csv', '.tsv', '.tab', '.parquet'] as const;
+const DATASET_EXTENSIONS_TEXT = '.json, .jsonl, .csv, .tsv or .parquet';
+
+/**
+ * Whether `path` names something that is a dataset by its name: a folder (ScienceQA, parquet shards) or a file
+ * with a dataset extension. A file by another name (/etc/passwd) is not read for a client that named it by
+ * path, so no error message can quote what it holds.
+ */
+export function looksLikeDataset(path: string): boolean {
+  return isDirectory(path) || (DATASET_EXTENSIONS as readonly string[]).includes(extname(path).toLowerCase());
+}
+
 export interface ReadOptions {
   /** Container format; 'auto' goes by extension (.json, .jsonl/.ndjson, .csv, .tsv/.tab, .parquet) or, for a
    * folder, by what it holds (ScienceQA's problems.json + pid_splits.json, or parquet shards). */
@@ -80,7 +93,7 @@ export function detectFormat(file: string): DatasetFileFormat {
   if (ext === '.csv') return 'csv';
   if (ext === '.tsv' || ext === '.tab') return 'tsv';
   if (ext === '.parquet') return 'parquet';
-  throw new StoreError(`${file}: cannot tell the format from the extension "${ext}"; use .json, .jsonl, .csv, .tsv or .parquet (or a ScienceQA or parquet folder), or pass a format`);
+  throw new StoreError(`${basename(file)}: cannot tell the format from the extension "${ext}"; rename it to ${DATASET_EXTENSIONS_TEXT} (or give a ScienceQA or parquet folder), or say which format it is`);
 }
 
 /** Where a record sits, for its issues. */

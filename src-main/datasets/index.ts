@@ -1,6 +1,6 @@
 // Dataset curation on top of the workspace store: import, validate, dedupe, split, measure, export, generate.
 
-export { readDatasetFile, importDataset, detectFormat, DEFAULT_LIMITS, type ReadOptions, type ImportOptions, type ImportResult, type ParsedDataset } from './import.js';
+export { readDatasetFile, importDataset, detectFormat, looksLikeDataset, DEFAULT_LIMITS, type ReadOptions, type ImportOptions, type ImportResult, type ParsedDataset } from './import.js';
 export { DatasetImportError, formatIssue, type ImportIssue, type ImportReport, type DatasetFileFormat } from './issues.js';
 export { FIELD_ALIASES, type FieldMap, type RecordShape } from './records.js';
 export type { ConversationMode } from './conversations.js';

@@ -8,6 +8,13 @@ import { API_METHOD_NAMES as API_METHODS } from '../../src-shared/api-methods.js
 
 export const EVENT_CHANNEL = 'api:event';
 export const UPLOAD_CHANNEL = 'api:upload';
+export const CHOOSE_PATH_CHANNEL = 'api:choose-path';
+
+/** A native open dialog: the desktop app's only way to name a folder or file (see service/path-policy.ts). */
+export interface ChoosePathRequest {
+  kind: 'folder' | 'file';
+  title: string;
+}
 
 /**
  * What the upload channel carries: a file the user chose or dropped is named by its path on disk (Electron
@@ -32,6 +39,8 @@ export interface Bridge {
   methods: Record<ApiMethod, (input: unknown) => Promise<ApiResponse<unknown>>>;
   onEvent(cb: (event: ApiEvent) => void): () => void;
   upload(file: File): Promise<ApiResponse<UploadResult>>;
+  /** The path the user chose in a native dialog (from then on the main process accepts it), or null. */
+  choosePath(request: ChoosePathRequest): Promise<string | null>;
 }
 
 /** `pathForFile`: Electron's webUtils.getPathForFile ("" for a File that is not on disk). */
@@ -48,6 +57,7 @@ export function buildBridge(ipc: InvokeOnly, pathForFile: (file: File) => string
       const request: UploadRequest = path ? { fileName: file.name, path } : { fileName: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
       return ipc.invoke(UPLOAD_CHANNEL, request) as Promise<ApiResponse<UploadResult>>;
     },
+    choosePath: (request) => ipc.invoke(CHOOSE_PATH_CHANNEL, { kind: request.kind, title: String(request.title) }) as Promise<string | null>,
     onEvent(cb) {
       const listener = (_event: unknown, payload: unknown) => cb(payload as ApiEvent);
       ipc.on(EVENT_CHANNEL, listener);

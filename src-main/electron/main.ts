@@ -10,7 +10,8 @@ import { API_METHODS } from '../../src-shared/api.js';
 import { findPackageRoot } from '../engine/backends/package-root.js';
 import { createAppService, type AppService } from '../service/index.js';
 import { defaultWorkspaceDir } from '../store/index.js';
-import { channelFor, EVENT_CHANNEL, UPLOAD_CHANNEL } from './bridge.js';
+import { channelFor, CHOOSE_PATH_CHANNEL, type ChoosePathRequest, EVENT_CHANNEL, UPLOAD_CHANNEL } from './bridge.js';
+import { pathsUnder } from '../service/path-policy.js';
 import { handleUploadRequest } from './upload-ipc.js';
 import { APP_ENTRY, APP_SCHEME, CONTENT_SECURITY_POLICY, isAppUrl, isExternalLink, isTrustedSender, MIME_TYPES, resolveAppFile, secureWebPreferences } from './security.js';
 import { utilitySpawner } from './utility-host.js';
@@ -96,8 +97,12 @@ async function start(): Promise<void> {
     });
   });
 
+  const workspaceDir = rememberedWorkspace();
   service = createAppService({
-    workspaceDir: rememberedWorkspace(),
+    // The page names paths only by choosing them in a dialog (CHOOSE_PATH_CHANNEL below); a page made to send
+    // any other path outside the workspace is refused.
+    pathPolicy: pathsUnder([workspaceDir]),
+    workspaceDir,
     spawnHost: utilitySpawner(hostEntry),
     transport: 'ipc',
     version: app.getVersion(),
@@ -119,6 +124,19 @@ async function start(): Promise<void> {
       return api.call(method, input);
     });
   }
+  ipcMain.handle(CHOOSE_PATH_CHANNEL, async (event, request: ChoosePathRequest) => {
+    if (!trusted(event)) return null;
+    const win = BrowserWindow.fromWebContents(event.sender);
+    const options: Electron.OpenDialogOptions = {
+      title: typeof request?.title === 'string' ? request.title.slice(0, 200) : 'Choose',
+      properties: request?.kind === 'file' ? ['openFile'] : ['openDirectory', 'createDirectory'],
+    };
+    const chosen = win ? await dialog.showOpenDialog(win, options) : await dialog.showOpenDialog(options);
+    const path = chosen.canceled ? undefined : chosen.filePaths[0];
+    if (!path) return null;
+    api.paths.allow(path);
+    return path;
+  });
   ipcMain.handle(UPLOAD_CHANNEL, async (event, request: unknown) => {
     if (!trusted(event)) return { ok: false, error: { code: 'unauthorized', message: 'this frame may not call Adapter Studio' } };
     return handleUploadRequest(api, request);

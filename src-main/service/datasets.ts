@@ -13,6 +13,7 @@ import {
   EXPORT_IMAGES_DIR,
   exportDataset,
   loadSeedTasks,
+  looksLikeDataset,
   removeDuplicates,
   selfInstruct,
   tokenLengthStats,
@@ -65,7 +66,12 @@ function summaryOf(ws: Workspace, id: DatasetId): ApiDatasetSummary {
  * source is done with (an import that succeeded), so its upload goes too.
  */
 async function withSourceFile<T>(ctx: ServiceContext, source: ImportSource, fn: (file: string) => Promise<T>, consumed = false): Promise<T> {
-  if (source.kind === 'path') return fn(source.path);
+  if (source.kind === 'path') {
+    if (!looksLikeDataset(source.path)) {
+      throw userError(`${basename(source.path)} is not named as a dataset file: rename it to .json, .jsonl, .csv, .tsv or .parquet, or upload it`);
+    }
+    return fn(source.path);
+  }
   if (source.kind === 'upload') {
     const result = await fn(uploadedFile(ctx.uploadsDir(), source.uploadId));
     if (consumed) removeUpload(ctx.uploadsDir(), source.uploadId);

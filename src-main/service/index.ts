@@ -31,6 +31,7 @@ import { jobImportHandlers } from './job-import.js';
 import type { ServiceContext } from './context.js';
 import { datasetHandlers } from './datasets.js';
 import { DEFAULT_MAX_UPLOAD_BYTES, receiveUpload, sweepUploads, UploadTooLargeError } from './uploads.js';
+import { anyPath, type PathPolicy, requestPaths } from './path-policy.js';
 import { toErrorBody, userError } from './errors.js';
 import { EventHub } from './events.js';
 import { modelHandlers } from './models.js';
@@ -59,6 +60,8 @@ export interface AppServiceOptions {
   startQueue?: boolean;
   /** Largest file `upload` takes (default DEFAULT_MAX_UPLOAD_BYTES). */
   maxUploadBytes?: number;
+  /** Which paths requests may name (default: any; `serve --allow-remote` and Electron restrict them). */
+  pathPolicy?: PathPolicy;
 }
 
 const SETTINGS_KEY = 'app.settings';
@@ -77,6 +80,8 @@ export interface AppService {
    */
   upload(fileName: string, body: AsyncIterable<Uint8Array> | NodeJS.ReadableStream): Promise<ApiResponse<UploadResult>>;
   readonly maxUploadBytes: number;
+  /** Which paths requests may name; Electron allows each path the user picks in a dialog. */
+  readonly paths: PathPolicy;
   /** Stops the queue (checkpointing a training run), the engine processes, and closes the workspace. */
   close(): Promise<void>;
 }
@@ -85,6 +90,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
   const log = opts.log ?? ((m: string) => console.error(m));
   const trains = opts.startQueue !== false;
   const maxUploadBytes = opts.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+  const paths = opts.pathPolicy ?? anyPath();
   let ws: Workspace = openWorkspace(opts.workspaceDir, { claimOwnership: trains });
   const events = new EventHub();
   const streams = new Streams(events);
@@ -228,6 +234,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
       if (!isApiMethod(method)) return { ok: false, error: { code: 'not_found', message: `unknown API method "${method}"` } };
       try {
         const parsed = parseRequest(method, input);
+        for (const { path, what } of requestPaths(method, parsed)) paths.check(path, what);
         const value = await (handlers[method] as (i: unknown) => Promise<unknown>)(parsed);
         return { ok: true, value: checkResponse(method as ApiMethod, value) };
       } catch (e) {
@@ -235,6 +242,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
       }
     },
     maxUploadBytes,
+    paths,
     async upload(fileName, body) {
       try {
         sweepUploads(ctx.uploadsDir()); // what validations left an hour ago and more

@@ -9,6 +9,7 @@ export interface PreloadBridge {
   methods: Record<ApiMethod, (input: unknown) => Promise<ApiResponse<unknown>>>;
   onEvent(cb: (event: ApiEvent) => void): () => void;
   upload(file: File): Promise<ApiResponse<UploadResult>>;
+  choosePath(request: { kind: 'folder' | 'file'; title: string }): Promise<string | null>;
 }
 
 declare global {
@@ -24,6 +25,8 @@ interface Transport {
   call(method: ApiMethod, input: unknown): Promise<ApiResponse<unknown>>;
   /** Sends a file to the main process, which streams it to disk; API calls then name it by the id answered. */
   upload(file: File): Promise<ApiResponse<UploadResult>>;
+  /** A native open dialog (desktop app only: there the page cannot name paths any other way). */
+  choosePath?(request: { kind: 'folder' | 'file'; title: string }): Promise<string | null>;
   listen(onEvent: (e: ApiEvent) => void, onState: (s: ConnectionState) => void): void;
 }
 
@@ -89,6 +92,7 @@ function ipcTransport(bridge: PreloadBridge): Transport {
     kind: 'ipc',
     call: (method, input) => bridge.methods[method](input),
     upload: (file) => bridge.upload(file),
+    choosePath: (request) => bridge.choosePath(request),
     listen(onEvent, onState) {
       bridge.onEvent(onEvent);
       onState('open');
@@ -144,6 +148,16 @@ export class Connection {
     const answer = await this.t.upload(file);
     if (!answer.ok) throw new ApiError(answer.error);
     return answer.value;
+  }
+
+  /** Whether paths are chosen in a native dialog (the desktop app) rather than typed. */
+  get choosesPaths(): boolean {
+    return !!this.t.choosePath;
+  }
+
+  /** The folder or file the user chose in a native dialog, or null (cancelled, or not the desktop app). */
+  async choosePath(kind: 'folder' | 'file', title: string): Promise<string | null> {
+    return (await this.t.choosePath?.({ kind, title })) ?? null;
   }
 
   /** Every event; returns the unsubscribe function. */
