@@ -219,6 +219,19 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     await row.getByRole('link', { name: 'colors' }).click();
     await page.getByRole('region', { name: 'Run details' }).waitFor();
     await screenshot(page, '07-runs');
+
+    // The cancelled run is renamed, then deleted with its files (the confirmation is accepted).
+    await page.getByRole('row').filter({ hasText: 'long run' }).getByRole('link', { name: 'long run' }).click();
+    const details = page.getByRole('region', { name: 'Run details' });
+    await details.getByRole('heading', { name: 'long run' }).waitFor();
+    await details.getByRole('button', { name: 'rename' }).click();
+    await details.getByLabel('Run name').fill('given up');
+    await details.getByRole('button', { name: 'Save' }).click();
+    await details.getByRole('heading', { name: 'given up' }).waitFor();
+    await page.getByRole('row').filter({ hasText: 'given up' }).waitFor();
+    await details.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('row').filter({ hasText: 'given up' }).waitFor({ state: 'detached' });
+    expect(await page.getByRole('row').filter({ hasText: 'colors' }).count()).toBe(1);
   });
 
   it('chats with the trained adapter, which answers what it learned', async () => {

@@ -44,6 +44,7 @@ export const API_METHOD_NAMES = [
   'runs.resume',
   'runs.cancel',
   'runs.remove',
+  'runs.rename',
   'runs.importJob',
   'generate.start',
   'streams.cancel',

@@ -855,6 +855,7 @@ export const API = {
   'runs.resume': method(byRun, RunSummary, 'queue a paused or interrupted run again; it continues from its checkpoint'),
   'runs.cancel': method(byRun, RunSummary, 'stop a run for good'),
   'runs.remove': method(byRun, ok, 'delete a finished run and its files'),
+  'runs.rename': method(z.object({ runId: id, name: z.string().trim().min(1, 'must not be empty').max(200) }).strict(), RunSummary, 'give a run another name'),
   'runs.importJob': method(
     z
       .object({

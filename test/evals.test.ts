@@ -203,6 +203,15 @@ describe('LLM-as-judge', () => {
 });
 
 describe('after the fact', () => {
+  it('renames a run: the list, its summary and an event say so; an empty name is refused', async () => {
+    const since = app.events.length;
+    const renamed = await app.call('runs.rename', { runId: runs.lora, name: '  lora, rank 8  ' });
+    expect(renamed.name).toBe('lora, rank 8');
+    expect((await app.call('runs.list', {})).find((r) => r.id === runs.lora)?.name).toBe('lora, rank 8');
+    expect(app.events.slice(since).some((e) => e.type === 'run.updated' && e.run.id === runs.lora && e.run.name === 'lora, rank 8')).toBe(true);
+    await expect(app.call('runs.rename', { runId: runs.lora, name: '   ' })).rejects.toThrow(/field "name": must not be empty/);
+  });
+
   it('keeps an evaluation readable when a run behind a column is deleted', async () => {
     await app.call('runs.remove', { runId: runs.lora });
     const suite = await app.call('evals.get', { suiteId });

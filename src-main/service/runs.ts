@@ -267,7 +267,7 @@ export function toMetricPoint(m: { step: number; loss: number | null; lr: number
 
 export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
   ApiHandlers,
-  'runs.defaults' | 'runs.plan' | 'runs.start' | 'runs.list' | 'runs.get' | 'runs.metrics' | 'runs.pause' | 'runs.resume' | 'runs.cancel' | 'runs.remove'
+  'runs.defaults' | 'runs.plan' | 'runs.start' | 'runs.list' | 'runs.get' | 'runs.metrics' | 'runs.pause' | 'runs.resume' | 'runs.cancel' | 'runs.remove' | 'runs.rename'
 > {
   const get = (id: string) => ctx.ws().runs.get(id as RunId);
   return {
@@ -344,6 +344,11 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
       ws.runs.delete(run.id);
       rmSync(ws.runDir(run.id), { recursive: true, force: true });
       return { ok: true as const };
+    },
+    'runs.rename': async ({ runId, name }) => {
+      const summary = views.summary(ctx.ws().runs.rename(get(runId).id, name));
+      ctx.events.emit({ type: 'run.updated', run: summary });
+      return summary;
     },
   };
 }

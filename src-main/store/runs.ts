@@ -184,6 +184,7 @@ export class RunStore {
           resume_checkpoint_id = @resume
         WHERE id = @id`),
       delete: db.prepare('DELETE FROM runs WHERE id = ?'),
+      rename: db.prepare('UPDATE runs SET name = ?, updated_at = ? WHERE id = ?'),
       // A run found `running` at open lost its process: it resumes from its newest checkpoint.
       recover: db.prepare<[number], { id: string; resume_checkpoint_id: string | null }>(`
         UPDATE runs SET status = 'interrupted', updated_at = ?,
@@ -319,6 +320,14 @@ export class RunStore {
   delete(id: RunId): void {
     this.get(id);
     this.s.delete.run(id);
+  }
+
+  rename(id: RunId, name: string): Run {
+    this.get(id);
+    const clean = name.trim();
+    if (clean === '') throw new StoreError('a run needs a name');
+    this.s.rename.run(clean, Date.now(), id);
+    return this.get(id);
   }
 
   /**

@@ -133,6 +133,9 @@ export class BlindState {
   async load(): Promise<void> {
     const id = this.comparisonId();
     if (!id) return;
+    // The old pairs go at once: what is shown is always the pair of columns chosen.
+    this.pairs = [];
+    this.revealed = null;
     try {
       this.pairs = await api.compare.blind({ comparisonId: id, sides: [this.sideA, this.sideB] });
       this.index = 0;
