@@ -4,7 +4,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initAdapter } from '../src-main/engine/adapter.js';
-import { loadAdapter, saveAdapter } from '../src-main/engine/adapter-io.js';
+import { loadAdapter, loadLora, saveAdapter, saveLora } from '../src-main/engine/adapter-io.js';
+import { initLora } from '../src-main/engine/lora.js';
 import { initBackend } from '../src-main/engine/backend.js';
 import { readInstructionFile } from '../src-main/engine/data.js';
 import { loadModel } from '../src-main/engine/load.js';
@@ -134,5 +135,27 @@ describe('adapters', () => {
     expect(() => loadAdapter(d, a)).toThrow(/field "formatVersion" is 99/);
     writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, gateMode: 'sideways' }));
     expect(() => loadAdapter(d, a)).toThrow(/field "gateMode" must be one of/);
+    writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, method: 'prefix' }));
+    expect(() => loadAdapter(d, a)).toThrow(/field "method" is "prefix"; an adapter folder of this format holds "adapter"/);
+    writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, dim: 4096 }));
+    expect(() => loadAdapter(d, a)).toThrow(/field "dim" is 4096, but the model's hidden size is 32/);
+  });
+
+  it('a damaged LoRA config names the field', async () => {
+    const a = loadModel(freshModel('base-d', { seed: 1 }));
+    const lora = initLora(a.config, a.weights.layers, { rank: 2, alpha: 4, dropout: 0, targets: ['q', 'v'] }, new Rng(0));
+    const d = join(dir, 'lora-d');
+    await saveLora(d, lora, a.config, { baseFingerprint: a.fingerprint });
+    expect(loadLora(d, a).spec.targets).toEqual(['q', 'v']);
+    const cfg = JSON.parse(readFileSync(join(d, 'adapter_config.json'), 'utf8'));
+    for (const [patch, message] of [
+      [{ targets: ['q', 'attn'] }, /field "targets" must list some of q, k, v, o, gate, up, down; unknown: "attn"/],
+      [{ rank: 0 }, /field "rank" must be a positive integer, got 0/],
+      [{ method: 'adapter' }, /field "method" is "adapter"; a LoRA folder holds "lora"/],
+      [{ dim: 64 }, /field "dim" is 64, but the model's hidden size is 32/],
+    ] as const) {
+      writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, ...patch }));
+      expect(() => loadLora(d, a)).toThrow(message);
+    }
   });
 });

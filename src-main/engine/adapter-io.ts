@@ -15,7 +15,7 @@ import type { LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
 import { type ImageProjection, type ImagePromptSpec, makeImageProjection, PROJECTION_KEYS, projectionShapes, validateImagePromptSpec } from './image-prompt.js';
 import type { LoadedModel } from './load.js';
-import { HF_MODULE_OF, type Lora, type LoraSpec, type LoraTarget, makeLora, namedLoraVariables } from './lora.js';
+import { HF_MODULE_OF, type Lora, LORA_TARGETS, type LoraSpec, type LoraTarget, makeLora, namedLoraVariables } from './lora.js';
 import { firstNonFinite, SafetensorsFile, writeSafetensors } from './safetensors.js';
 
 export const ADAPTER_FORMAT = 'adapter-studio.llama-adapter';
@@ -108,6 +108,9 @@ export function loadAdapter(dir: string, model: LoadedModel, opts: LoadAdapterOp
         `${cfg.baseModelPath ? `, ${cfg.baseModelPath}` : ''}) than ${model.dir} (fingerprint ${model.fingerprint})`,
     );
   }
+  // Fields the weights alone would not catch are checked by name too.
+  if (cfg.method !== undefined && cfg.method !== 'adapter') throw new EngineError(`${cfgFile}: field "method" is ${JSON.stringify(cfg.method)}; an adapter folder of this format holds "adapter"`);
+  if (cfg.dim !== undefined && cfg.dim !== c.dim) throw new EngineError(`${cfgFile}: field "dim" is ${JSON.stringify(cfg.dim)}, but the model's hidden size is ${c.dim}`);
   const gateMode = (opts.gateMode ?? cfg.gateMode) as GateMode;
   if (!GATE_MODES.includes(gateMode)) throw new EngineError(`${cfgFile}: field "gateMode" must be one of ${GATE_MODES.join(', ')}`);
   const spec: AdapterSpec = { adapterLen: cfg.adapterLen as number, layers: cfg.layers as number[], gateMode };
@@ -272,6 +275,14 @@ export function loadLora(dir: string, model: LoadedModel): Lora {
   if (cfg.format !== LORA_FORMAT) throw new EngineError(`${cfgFile}: field "format" is ${JSON.stringify(cfg.format)}; expected "${LORA_FORMAT}"`);
   if (cfg.baseFingerprint !== model.fingerprint) {
     throw new EngineError(`${dir}: this LoRA was trained on a different base model (fingerprint ${cfg.baseFingerprint}) than ${model.dir} (fingerprint ${model.fingerprint})`);
+  }
+  if (cfg.method !== undefined && cfg.method !== 'lora') throw new EngineError(`${cfgFile}: field "method" is ${JSON.stringify(cfg.method)}; a LoRA folder holds "lora"`);
+  if (cfg.dim !== undefined && cfg.dim !== model.config.dim) throw new EngineError(`${cfgFile}: field "dim" is ${JSON.stringify(cfg.dim)}, but the model's hidden size is ${model.config.dim}`);
+  if (!Number.isInteger(cfg.rank) || (cfg.rank as number) < 1) throw new EngineError(`${cfgFile}: field "rank" must be a positive integer, got ${JSON.stringify(cfg.rank)}`);
+  if (typeof cfg.alpha !== 'number' || !Number.isFinite(cfg.alpha)) throw new EngineError(`${cfgFile}: field "alpha" must be a number, got ${JSON.stringify(cfg.alpha)}`);
+  const unknown = Array.isArray(cfg.targets) ? cfg.targets.filter((t) => !(LORA_TARGETS as readonly unknown[]).includes(t)) : null;
+  if (!unknown || unknown.length || !(cfg.targets as unknown[]).length) {
+    throw new EngineError(`${cfgFile}: field "targets" must list some of ${LORA_TARGETS.join(', ')}${unknown?.length ? `; unknown: ${unknown.map((t) => JSON.stringify(t)).join(', ')}` : ''}`);
   }
   const spec: LoraSpec = { rank: cfg.rank as number, alpha: cfg.alpha as number, dropout: cfg.dropout as number, targets: cfg.targets as LoraTarget[] };
   const file = SafetensorsFile.open(join(dir, WEIGHTS_FILE));
