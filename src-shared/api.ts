@@ -448,6 +448,8 @@ export const RunPlan = z.object({
   memory: z.object({ weightsBytes: count, activationBytes: count, adapterBytes: count }),
   /** Field-level problems; the run can start only when this is empty. */
   problems: z.array(z.object({ field: z.string(), message: z.string() })),
+  /** What the run may start with but should know: stored evaluations that ask about examples it would train on. */
+  warnings: z.array(z.string()),
 });
 export type RunPlan = z.infer<typeof RunPlan>;
 
@@ -686,6 +688,11 @@ export const MethodRow = z.object({
   metrics: EvalMetrics,
   /** Share of LLM-judge verdicts won against the table's first column, when a judge session exists. */
   judgeWinRate: z.number().nullable(),
+  /**
+   * Of the evaluated items, how many the column's run trained on (the same question in its training data, as
+   * the dataset is now): more than 0 means the scores are on seen items. Null without a run.
+   */
+  seenItems: count.nullable(),
 });
 export type MethodRow = z.infer<typeof MethodRow>;
 

@@ -48,6 +48,7 @@ export const METHOD_TABLE_COLUMNS: Column[] = [
   { header: 'token_f1', raw: (r) => r.metrics.tokenF1, shown: (r) => percent(r.metrics.tokenF1) },
   { header: 'ref_perplexity', raw: (r) => r.metrics.perplexity, shown: (r) => fixed(2)(r.metrics.perplexity) },
   { header: 'judge_win_rate', raw: (r) => r.judgeWinRate, shown: (r) => percent(r.judgeWinRate) },
+  { header: 'trained_on_items', raw: (r) => r.seenItems, shown: (r) => (r.seenItems === null ? '—' : r.seenItems > 0 ? `${r.seenItems} of ${r.metrics.count} (seen in training)` : '0') },
 ];
 
 /** What a person reads as each column's title (the Markdown table's header and the UI's). */
@@ -65,6 +66,7 @@ export const MARKDOWN_HEADERS = [
   'Token F1',
   'Ref. perplexity',
   'LLM-judge wins',
+  'Trained on items',
 ];
 
 /** RFC 4180: quote a field holding a comma, quote or line break; double the quotes inside. */

@@ -102,6 +102,10 @@ describe('an evaluation of base, adapter, LoRA, full fine-tune and imported refe
       expect(byKind[k].tokensPerSec!).toBeGreaterThan(0);
     }
     expect(byKind.references.trainingSeconds).toBeNull();
+    // Every run trained on all six evaluated questions: the table says so, and so does a new run's plan.
+    for (const k of ['adapter', 'lora', 'full'] as const) expect(byKind[k].seenItems).toBe(6);
+    expect(byKind.base.seenItems).toBeNull();
+    expect(plan.warnings).toEqual([expect.stringMatching(/^6 of the 6 items of the evaluation “colors held in” are in this training data.*train on the train split/)]);
 
     const csv = methodTableCsv(table).trim().split('\r\n');
     expect(csv).toHaveLength(6);

@@ -81,19 +81,21 @@ describe('method table', () => {
     tokensPerSec: 250.4,
     metrics: { count: 100, exactMatch: 0.25, rougeL: 0.5, tokenF1: 0.6, perplexity: 3.21 },
     judgeWinRate: null,
+    seenItems: 0,
     ...over,
   });
 
   it('writes CSV with raw numbers, empty cells for n/a, and quoted labels', () => {
-    const csv = methodTableCsv([row('LLaMA, adapter'), row('refs "alpaca"', { kind: 'references', trainableParameters: null, metrics: { count: 100, exactMatch: 1, rougeL: 1, tokenF1: 1, perplexity: null } })]);
+    const csv = methodTableCsv([row('LLaMA, adapter'), row('refs "alpaca"', { kind: 'references', trainableParameters: null, seenItems: null, metrics: { count: 100, exactMatch: 1, rougeL: 1, tokenF1: 1, perplexity: null } })]);
     const lines = csv.split('\r\n');
-    expect(lines[0]).toBe('column,method,trainable_params,storage_bytes,train_seconds,peak_memory_bytes,train_tokens_per_sec,examples,exact_match,rouge_l,token_f1,ref_perplexity,judge_win_rate');
-    expect(lines[1]).toBe('"LLaMA, adapter",adapter,1228800,4915200,3600,17179869184,250.4,100,0.25,0.5,0.6,3.21,');
-    expect(lines[2]).toBe('"refs ""alpaca""",references,,4915200,3600,17179869184,250.4,100,1,1,1,,');
+    expect(lines[0]).toBe('column,method,trainable_params,storage_bytes,train_seconds,peak_memory_bytes,train_tokens_per_sec,examples,exact_match,rouge_l,token_f1,ref_perplexity,judge_win_rate,trained_on_items');
+    expect(lines[1]).toBe('"LLaMA, adapter",adapter,1228800,4915200,3600,17179869184,250.4,100,0.25,0.5,0.6,3.21,,0');
+    expect(lines[2]).toBe('"refs ""alpaca""",references,,4915200,3600,17179869184,250.4,100,1,1,1,,,');
   });
 
   it('writes Markdown with readable units', () => {
     const md = methodTableMarkdown([row('adapter | K=10')]);
-    expect(md).toContain('| adapter \\| K=10 | adapter | 1.23M | 4.7 MiB | 3600.0 | 16.0 GiB | 250 | 100 | 25.0% | 50.0% | 60.0% | 3.21 | — |');
+    expect(md).toContain('| adapter \\| K=10 | adapter | 1.23M | 4.7 MiB | 3600.0 | 16.0 GiB | 250 | 100 | 25.0% | 50.0% | 60.0% | 3.21 | — | 0 |');
+    expect(methodTableMarkdown([row('all data', { seenItems: 12 })])).toContain('| 12 of 100 (seen in training) |');
   });
 });

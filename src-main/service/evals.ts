@@ -28,69 +28,10 @@ import { resolveModel } from './generation.js';
 import { languageConfig } from './model-kinds.js';
 import { trainableParameterCount } from './runs.js';
 import { startTask } from './tasks.js';
+import { type Column, type ColumnConfig, type ColumnKind, configOf, type SetExample, setExamples, setExamplesOrStored, type StoredSet, type StoredSystem, suiteColumns, suiteOverlap, trainingQuestions } from './eval-suites.js';
 
 /** Examples per engine request: each batch is stored in one transaction, and a cancel waits at most one batch. */
 const BATCH = 4;
-
-/** The set as stored: a dataset split is pinned to the version it was evaluated at. */
-type StoredSet = { kind: 'split'; datasetId: string; version: number; split: 'train' | 'val' | 'test' | 'all'; limit: number | null } | { kind: 'prompts'; prompts: string[] };
-
-type StoredSystem = { kind: 'model'; label: string; model: ModelRef } | { kind: 'references'; label: string; fileName: string };
-type ColumnKind = EvalColumn['kind'];
-
-interface ColumnConfig {
-  suite: string;
-  index: number;
-  columns: number;
-  set: StoredSet;
-  setLabel: string;
-  maxNewTokens: number;
-  system: StoredSystem;
-  /** Decided at creation, so the column keeps its kind if its run is deleted later. */
-  kind: ColumnKind;
-}
-
-interface SetExample {
-  exampleId: ExampleId | null;
-  instruction: string;
-  input: string;
-  reference: string | null;
-  /** The example's picture: its sha256 (shown beside the prompt) and file (a multi-modal adapter reads it). */
-  image?: string | null;
-  imageFile?: string | null;
-}
-
-function configOf(e: Evaluation): ColumnConfig | null {
-  const c = e.config as Partial<ColumnConfig>;
-  return typeof c.suite === 'string' && typeof c.index === 'number' ? (c as ColumnConfig) : null;
-}
-
-/** The suite's columns in order. */
-function suiteColumns(ws: Workspace, suiteId: string): { evaluation: Evaluation; config: ColumnConfig }[] {
-  const columns = ws.evaluations
-    .list()
-    .map((evaluation) => ({ evaluation, config: configOf(evaluation) }))
-    .filter((c): c is { evaluation: Evaluation; config: ColumnConfig } => c.config?.suite === suiteId)
-    .sort((a, b) => a.config.index - b.config.index);
-  if (columns.length === 0) throw userError(`evaluation ${JSON.stringify(suiteId)} not found`);
-  return columns;
-}
-
-function setExamples(ws: Workspace, set: StoredSet): SetExample[] {
-  if (set.kind === 'prompts') return set.prompts.map((p) => ({ exampleId: null, instruction: p, input: '', reference: null }));
-  const examples = ws.datasets
-    .examplesAt(set.datasetId as DatasetId, set.version)
-    .filter((e) => set.split === 'all' || e.split === set.split)
-    .slice(0, set.limit ?? undefined);
-  return examples.map((e) => ({
-    exampleId: e.id,
-    instruction: e.instruction,
-    input: e.input,
-    reference: e.output,
-    image: e.image,
-    imageFile: e.image ? ws.images.filePath(ws.images.get(e.image)) : null,
-  }));
-}
 
 /** Mean scores and the corpus perplexity (total NLL over total reference tokens) of stored outputs. */
 export function metricsOf(outputs: { scores: Record<string, number> }[]): EvalMetrics {
@@ -461,15 +402,6 @@ function columnKinds(ws: Workspace, systems: StoredSystem[]): ColumnKind[] {
  * The set's examples; if its dataset has since been deleted, what the stored answers recorded (the prompt
  * and reference), so the evaluation stays readable.
  */
-function setExamplesOrStored(ws: Workspace, columns: Column[]): SetExample[] {
-  try {
-    return setExamples(ws, columns[0].config.set);
-  } catch {
-    const longest = columns.map((c) => ws.evaluations.outputs(c.evaluation.id, { limit: 1e9 })).reduce((a, b) => (b.length > a.length ? b : a), []);
-    return longest.map((o) => ({ exampleId: o.exampleId, instruction: o.prompt, input: '', reference: o.reference, image: null }));
-  }
-}
-
 function storedSet(ws: Workspace, set: EvalSet): { set: StoredSet; label: string } {
   if (set.kind === 'prompts') return { set: { kind: 'prompts', prompts: set.prompts }, label: `${set.prompts.length} prompt${set.prompts.length === 1 ? '' : 's'}` };
   const dataset = ws.datasets.get(set.datasetId as DatasetId);
@@ -531,7 +463,7 @@ function prepareColumn(ctx: ServiceContext, system: EvalSystem, index: number, e
   };
 }
 
-type Column = { evaluation: Evaluation; config: ColumnConfig };
+
 
 function pickColumns(columns: Column[], a: number, b: number): [Column, Column] {
   if (a === b) throw userError('pick two different columns');
@@ -590,6 +522,7 @@ function methodTable(ctx: ServiceContext, suite: EvalSuiteSummary): MethodRow[] 
       tokensPerSec: null,
       metrics: col.metrics,
       judgeWinRate: judged.get(i) ?? null,
+      seenItems: null,
     };
     const run = col.runId ? ws.runs.list().find((r) => r.id === col.runId) : undefined;
     if (run) {
@@ -605,6 +538,8 @@ function methodTable(ctx: ServiceContext, suite: EvalSuiteSummary): MethodRow[] 
       row.trainingSeconds = metrics.length ? (metrics.at(-1)!.elapsedMs ?? 0) / 1000 : null;
       row.peakMemoryBytes = memory.length ? Math.max(...memory) : null;
       row.tokensPerSec = speeds.length ? speeds.reduce((a, b) => a + b, 0) / speeds.length : null;
+      const split = (run.recipe as { split?: string }).split ?? 'all';
+      if (run.datasetId) row.seenItems = suiteOverlap(ws, suite.id, trainingQuestions(ws, run.datasetId, split)).seen;
     } else if (col.kind === 'model' || col.kind === 'base') {
       const e = ws.evaluations.get(col.evaluationId as EvaluationId);
       if (col.kind === 'model' && e.modelId) row.storageBytes = folderBytes(ws.models.get(e.modelId).path);

@@ -16,6 +16,7 @@ import type { TrainingJob } from '../host/run-queue.js';
 import { type DatasetId, describeOwner, type Model, type ModelId, type Run, type RunId, type Split, type Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { conflict } from './errors.js';
+import { suitesAsking, trainingQuestions } from './eval-suites.js';
 import { languageConfig, visionTower } from './model-kinds.js';
 
 type SplitChoice = Split | 'all';
@@ -128,6 +129,15 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
   const totalSteps = recipe.maxSteps === null ? planned : Math.min(planned, recipe.maxSteps);
   const trainable = trainableParameterCount(config, recipe);
   const mem = memoryEstimate(config, recipe.batchSize, recipe.maxSeqLen);
+  // Training on what an evaluation asks makes its scores meaningless: said before the run starts.
+  const warnings =
+    examples > 0
+      ? suitesAsking(ws, trainingQuestions(ws, req.datasetId, req.split)).map(
+          (o) =>
+            `${o.seen} of the ${o.items} items of the evaluation “${o.name}” are in this training data: its scores for this run would be on seen examples` +
+            (req.split === 'all' ? ' (train on the train split to keep them out)' : ''),
+        )
+      : [];
   return {
     recipe: RecipeSchema.parse(recipe),
     vision: recipe.vision ?? null,
@@ -139,6 +149,7 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
     // Adapter weights plus AdamW's two moments, float32.
     memory: { ...mem, adapterBytes: trainable * 4 * 3 },
     problems,
+    warnings,
     config,
   };
 }
