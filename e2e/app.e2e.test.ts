@@ -262,6 +262,14 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     await page.getByLabel('Max new tokens').blur();
     await page.getByText('a whole number from 1 to 4096; still 64').waitFor({ state: 'detached' });
     expect(await page.getByLabel('Repetition penalty').inputValue()).toBe('1');
+    // Named presets set every field at once: the paper's (official example.py), then greedy, which this compares with.
+    const presets = page.getByRole('group', { name: 'Sampling presets' });
+    await presets.getByRole('button', { name: 'Paper' }).click();
+    expect(await page.getByLabel('Temperature').inputValue()).toBe('0.1');
+    expect(await page.getByLabel('Top-p').inputValue()).toBe('0.75');
+    expect(await presets.getByRole('button', { name: 'Paper' }).getAttribute('aria-pressed')).toBe('true');
+    await presets.getByRole('button', { name: 'Greedy' }).click();
+    expect(await page.getByLabel('Temperature').inputValue()).toBe('0');
     await page.getByRole('button', { name: /^Compare/ }).click();
     await page.locator('[data-cell="1:1"][data-done=true]').waitFor({ timeout: 60_000 });
     expect((await page.locator('[data-cell="0:1"]').innerText()).trim()).toBe('green');

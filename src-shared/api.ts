@@ -497,6 +497,17 @@ const RunRequest = z.object({
  */
 export const SAMPLING_DEFAULTS = { temperature: 0.7, topK: 40, topP: 0.95, repetitionPenalty: 1, maxNewTokens: 128 } as const;
 
+/**
+ * Named sampling settings (the length is left as set): the app's default; greedy (what Evaluate scores); and the
+ * paper's, as the official LLaMA-Adapter example.py generates (temperature 0.1, top-p 0.75, no top-k).
+ */
+export const SAMPLING_PRESETS = {
+  default: { temperature: SAMPLING_DEFAULTS.temperature, topK: SAMPLING_DEFAULTS.topK, topP: SAMPLING_DEFAULTS.topP, repetitionPenalty: SAMPLING_DEFAULTS.repetitionPenalty },
+  greedy: { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1 },
+  paper: { temperature: 0.1, topK: 0, topP: 0.75, repetitionPenalty: 1 },
+} as const;
+export type SamplingPreset = keyof typeof SAMPLING_PRESETS;
+
 export const Sampling = z.object({
   temperature: z.number().min(0).max(10).default(SAMPLING_DEFAULTS.temperature),
   topK: z.number().int().min(0).max(100_000).default(SAMPLING_DEFAULTS.topK),

@@ -6,6 +6,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { samplingFromFlags } from '../src-main/cli/engine-commands.js';
 import { main } from '../src-main/cli/main.js';
 import { COLOR_DATA } from './helpers/color-task.js';
 import { writeTinyLlama } from './helpers/tiny-model.js';
@@ -143,4 +144,14 @@ describe('demo --multimodal, as a real process', () => {
     }
     expect(last.trainable_parameters.multimodal).toBeGreaterThan(last.trainable_parameters.text_only);
   }, 600_000);
+});
+
+describe('generate --sampling', () => {
+  it('takes the app\'s named presets, single flags over them, and refuses an unknown name', () => {
+    expect(samplingFromFlags({ sampling: 'paper' })).toMatchObject({ temperature: 0.1, topP: 0.75, topK: 0, repetitionPenalty: 1, maxNewTokens: 128 });
+    expect(samplingFromFlags({ sampling: 'greedy', 'max-new-tokens': '7' })).toMatchObject({ temperature: 0, topK: 0, topP: 1, maxNewTokens: 7 });
+    expect(samplingFromFlags({ sampling: 'paper', temperature: '0.3' })).toMatchObject({ temperature: 0.3, topP: 0.75 });
+    expect(samplingFromFlags({})).toMatchObject({ temperature: 0.7, topK: 40, topP: 0.95 });
+    expect(() => samplingFromFlags({ sampling: 'creative' })).toThrow('--sampling must be one of default, greedy, paper, got "creative"');
+  });
 });

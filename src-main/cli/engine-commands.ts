@@ -15,7 +15,7 @@ import { METHODS, type Method, paperRecipe, peakLearningRate, PRESETS, type Pres
 import type { LoraTarget } from '../engine/lora.js';
 import { Rng } from '../engine/rng.js';
 import { generate, type SamplingOptions } from '../engine/sample.js';
-import { SAMPLING_DEFAULTS } from '../../src-shared/api.js';
+import { SAMPLING_DEFAULTS, SAMPLING_PRESETS, type SamplingPreset } from '../../src-shared/api.js';
 import { loadTokenizer } from '../engine/tokenizer.js';
 import { train, type TrainEvent } from '../engine/train.js';
 import { type Flags, flag, type IO, numberFlag, parseFlags, requireFlag } from './flags.js';
@@ -128,12 +128,15 @@ function formatEvent(e: TrainEvent, recipe: Recipe): string {
 
 export function samplingFromFlags(flags: Flags): SamplingOptions {
   const stop = flags.stop;
-  // The app's defaults (src-shared/api.ts), so the CLI answers as Chat does; --temperature 0 for greedy.
+  // The app's presets (src-shared/api.ts), so the CLI answers as Chat does; single flags override the preset.
+  const name = flag(flags, 'sampling') ?? 'default';
+  if (!Object.hasOwn(SAMPLING_PRESETS, name)) throw new EngineError(`--sampling must be one of ${Object.keys(SAMPLING_PRESETS).join(', ')}, got "${name}"`);
+  const preset = SAMPLING_PRESETS[name as SamplingPreset];
   return {
-    temperature: numberFlag(flags, 'temperature', 'number') ?? SAMPLING_DEFAULTS.temperature,
-    topK: numberFlag(flags, 'top-k', 'int') ?? SAMPLING_DEFAULTS.topK,
-    topP: numberFlag(flags, 'top-p', 'number') ?? SAMPLING_DEFAULTS.topP,
-    repetitionPenalty: numberFlag(flags, 'repetition-penalty', 'number') ?? SAMPLING_DEFAULTS.repetitionPenalty,
+    temperature: numberFlag(flags, 'temperature', 'number') ?? preset.temperature,
+    topK: numberFlag(flags, 'top-k', 'int') ?? preset.topK,
+    topP: numberFlag(flags, 'top-p', 'number') ?? preset.topP,
+    repetitionPenalty: numberFlag(flags, 'repetition-penalty', 'number') ?? preset.repetitionPenalty,
     maxNewTokens: numberFlag(flags, 'max-new-tokens', 'int') ?? SAMPLING_DEFAULTS.maxNewTokens,
     stop: Array.isArray(stop) ? (stop as string[]) : typeof stop === 'string' ? [stop] : [],
   };
@@ -142,7 +145,7 @@ export function samplingFromFlags(flags: Flags): SamplingOptions {
 export async function generateCommand(args: string[], io: IO): Promise<number> {
   const flags = parseFlags(
     args,
-    { model: 'string', adapter: 'string', prompt: 'string', input: 'string', template: 'string', temperature: 'string', 'top-k': 'string', 'top-p': 'string', 'repetition-penalty': 'string', 'max-new-tokens': 'string', stop: 'string', seed: 'string', backend: 'string', json: 'boolean', 'gate-mode': 'string' },
+    { model: 'string', adapter: 'string', prompt: 'string', input: 'string', template: 'string', sampling: 'string', temperature: 'string', 'top-k': 'string', 'top-p': 'string', 'repetition-penalty': 'string', 'max-new-tokens': 'string', stop: 'string', seed: 'string', backend: 'string', json: 'boolean', 'gate-mode': 'string' },
     ['stop'],
   );
   const modelDir = requireFlag(flags, 'model');

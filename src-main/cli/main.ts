@@ -27,8 +27,10 @@ Commands:
   generate  --model DIR [--adapter DIR] --prompt TEXT  (--adapter: an adapter or LoRA folder; a full
             fine-tune is a model folder: pass it as --model)
             [--input TEXT] [--template alpaca|none]
-            [--temperature X] [--top-k N] [--top-p X] [--repetition-penalty X] [--max-new-tokens N]
-            (defaults as the app's Chat: 0.7, 40, 0.95, 1, 128; --temperature 0 is greedy)
+            [--sampling default|greedy|paper] [--temperature X] [--top-k N] [--top-p X]
+            [--repetition-penalty X] [--max-new-tokens N]
+            (default as the app's Chat: 0.7, 40, 0.95, 1, 128; greedy: temperature 0; paper: the
+            official example.py's temperature 0.1, top-p 0.75; single flags override the preset)
             [--stop S]... [--seed N] [--json]
   forward   --model DIR [--adapter DIR] --input-ids 1,2,3[;4,5,6] [--labels=-100,5,6] --json
             logits (and loss + adapter gradients with --labels), to check against a reference
