@@ -378,6 +378,8 @@ export const Recipe = z.object({
   trainOnInputs: z.boolean().optional(),
   /** Drop each epoch's last partial batch (the official adapter's DataLoader drop_last=True). */
   dropLast: z.boolean().optional(),
+  /** alpaca: Stanford Alpaca's prompt; alpaca-lora: Alpaca-LoRA's, with a newline after "### Response:". */
+  promptTemplate: z.enum(['alpaca', 'alpaca-lora']).optional(),
 });
 export type Recipe = z.infer<typeof Recipe>;
 

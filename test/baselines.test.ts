@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src-main/engine/backend.js';
 import type { LlamaConfig } from '../src-main/engine/config.js';
-import { tokenizeExample } from '../src-main/engine/data.js';
+import { formatAlpacaPrompt, tokenizeExample } from '../src-main/engine/data.js';
+import { renderPrompt } from '../src-main/host/prompt.js';
 import { clipGradNorm, learningRate } from '../src-main/engine/optimizer.js';
 import { alpacaFullRecipe, alpacaLoraRecipe, epochShape, paperRecipe, validateRecipe, withRecipeDefaults } from '../src-main/engine/recipe.js';
 
@@ -30,6 +31,32 @@ describe('presets', () => {
     expect(withRecipeDefaults(old as never)).toMatchObject({ schedule: 'cosine', warmupSteps: null, maxGradNorm: null, trainOnInputs: false, dropLast: false });
     expect(() => validateRecipe({ ...paperRecipe(config), schedule: 'step' as never }, config)).toThrow(/recipe field "schedule"/);
     expect(() => validateRecipe({ ...paperRecipe(config), maxGradNorm: 0 }, config)).toThrow(/recipe field "maxGradNorm"/);
+    expect(() => validateRecipe({ ...paperRecipe(config), promptTemplate: 'vicuna' as never }, config)).toThrow(/recipe field "promptTemplate"/);
+  });
+});
+
+describe('prompt templates', () => {
+  // tloen/alpaca-lora templates/alpaca.json, verbatim.
+  const ALPACA_LORA = {
+    prompt_input:
+      'Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n',
+    prompt_no_input: 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n',
+  };
+
+  it("Alpaca-LoRA trains with its own template file: Stanford's text and a newline after the response cue", () => {
+    expect(alpacaLoraRecipe(config).promptTemplate).toBe('alpaca-lora');
+    expect(paperRecipe(config).promptTemplate).toBe('alpaca');
+    expect(alpacaFullRecipe(config).promptTemplate).toBe('alpaca');
+    expect(formatAlpacaPrompt('Name a color.', 'sky', 'alpaca-lora')).toBe(ALPACA_LORA.prompt_input.replace('{instruction}', 'Name a color.').replace('{input}', 'sky'));
+    expect(formatAlpacaPrompt('Name a color.', '', 'alpaca-lora')).toBe(ALPACA_LORA.prompt_no_input.replace('{instruction}', 'Name a color.'));
+    expect(formatAlpacaPrompt('Name a color.', '', 'alpaca')).toBe(ALPACA_LORA.prompt_no_input.replace('{instruction}', 'Name a color.').slice(0, -1));
+  });
+
+  it('what prompts an adapter uses the template it trained with, chat turns too', () => {
+    const chat = { template: 'chat' as const, system: '', turns: [{ role: 'user' as const, content: 'hi' }] };
+    expect(renderPrompt(chat, 'alpaca-lora').endsWith('### Response:\n')).toBe(true);
+    expect(renderPrompt(chat).endsWith('### Response:')).toBe(true);
+    expect(renderPrompt({ template: 'alpaca', instruction: 'x', input: '' }, 'alpaca-lora')).toBe(formatAlpacaPrompt('x', '', 'alpaca-lora'));
   });
 });
 

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initAdapter } from '../src-main/engine/adapter.js';
-import { loadAdapter, loadLora, saveAdapter, saveLora } from '../src-main/engine/adapter-io.js';
+import { loadAdapter, loadFineTune, loadLora, saveAdapter, saveLora } from '../src-main/engine/adapter-io.js';
 import { initLora } from '../src-main/engine/lora.js';
 import { initBackend } from '../src-main/engine/backend.js';
 import { readInstructionFile } from '../src-main/engine/data.js';
@@ -145,8 +145,10 @@ describe('adapters', () => {
     const a = loadModel(freshModel('base-d', { seed: 1 }));
     const lora = initLora(a.config, a.weights.layers, { rank: 2, alpha: 4, dropout: 0, targets: ['q', 'v'] }, new Rng(0));
     const d = join(dir, 'lora-d');
-    await saveLora(d, lora, a.config, { baseFingerprint: a.fingerprint });
+    await saveLora(d, lora, a.config, { baseFingerprint: a.fingerprint, recipe: { promptTemplate: 'alpaca-lora' } });
     expect(loadLora(d, a).spec.targets).toEqual(['q', 'v']);
+    // The template it trained with comes along: what prompts it must use the same.
+    expect(loadFineTune(d, a).promptTemplate).toBe('alpaca-lora');
     const cfg = JSON.parse(readFileSync(join(d, 'adapter_config.json'), 'utf8'));
     for (const [patch, message] of [
       [{ targets: ['q', 'attn'] }, /field "targets" must list some of q, k, v, o, gate, up, down; unknown: "attn"/],
@@ -157,5 +159,7 @@ describe('adapters', () => {
       writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, ...patch }));
       expect(() => loadLora(d, a)).toThrow(message);
     }
+    writeFileSync(join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, recipe: { promptTemplate: 'vicuna' } }));
+    expect(() => loadFineTune(d, a)).toThrow(/field "recipe\.promptTemplate" is "vicuna"/);
   });
 });

@@ -26,8 +26,11 @@ export const RECIPE_FLAGS = {
   'max-grad-norm': ['maxGradNorm', 'number'],
 } as const;
 
-/** Recipe fields set by a word: --schedule cosine|linear, --train-on-inputs true|false, --drop-last true|false. */
-const WORD_FLAGS = { schedule: 'schedule', 'train-on-inputs': 'trainOnInputs', 'drop-last': 'dropLast' } as const;
+/**
+ * Recipe fields set by a word: --schedule cosine|linear, --prompt-template alpaca|alpaca-lora,
+ * --train-on-inputs true|false, --drop-last true|false.
+ */
+const WORD_FLAGS = { schedule: 'schedule', 'prompt-template': 'promptTemplate', 'train-on-inputs': 'trainOnInputs', 'drop-last': 'dropLast' } as const;
 
 /** parseFlags spec entries for every recipe flag (all parsed as strings, then checked as numbers). */
 export function recipeFlagSpec(): Record<string, 'string'> {
@@ -45,7 +48,9 @@ export function applyRecipeFlags(flags: Flags, recipe: Recipe): Recipe {
   for (const [name, key] of Object.entries(WORD_FLAGS)) {
     const v = flag(flags, name);
     if (v === undefined) continue;
-    if (key === 'schedule') recipe.schedule = v as Recipe['schedule']; // validateRecipe names a bad value
+    // validateRecipe names a bad value of these
+    if (key === 'schedule') recipe.schedule = v as Recipe['schedule'];
+    else if (key === 'promptTemplate') recipe.promptTemplate = v as Recipe['promptTemplate'];
     else if (v === 'true' || v === 'false') recipe[key] = v === 'true';
     else throw new EngineError(`--${name} must be true or false, got "${v}"`);
   }

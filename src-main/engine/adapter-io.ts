@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Adapter, type AdapterSpec, GATE_MODES, type GateMode, gateSize, makeAdapter, namedAdapterVariables, topLayers } from './adapter.js';
 import type { LlamaConfig } from './config.js';
+import { PROMPT_TEMPLATES, type PromptTemplate } from './data.js';
 import { EngineError } from './errors.js';
 import { type ImageProjection, type ImagePromptSpec, makeImageProjection, PROJECTION_KEYS, projectionShapes, validateImagePromptSpec } from './image-prompt.js';
 import type { LoadedModel } from './load.js';
@@ -328,10 +329,20 @@ export async function exportPeftLora(dir: string, lora: Lora, baseModelPath = ''
 }
 
 /** What a fine-tune folder attaches to its base model: an adapter (ours or PEFT's) or a LoRA. */
-export type FineTune = { kind: 'adapter'; adapter: Adapter } | { kind: 'lora'; lora: Lora };
+/** A loaded adapter or LoRA, with the prompt template its run trained with (prompts to it must use that one). */
+export type FineTune = ({ kind: 'adapter'; adapter: Adapter } | { kind: 'lora'; lora: Lora }) & { promptTemplate: PromptTemplate };
+
+/** The template recorded in a folder's recipe; a PEFT folder or an older recipe trained with Stanford Alpaca's. */
+function promptTemplateOf(cfg: Record<string, unknown>, cfgFile: string): PromptTemplate {
+  const t = (cfg.recipe as { promptTemplate?: unknown } | undefined)?.promptTemplate;
+  if (t === undefined) return 'alpaca';
+  if (!(PROMPT_TEMPLATES as readonly unknown[]).includes(t)) throw new EngineError(`${cfgFile}: field "recipe.promptTemplate" is ${JSON.stringify(t)}; expected one of ${PROMPT_TEMPLATES.join(', ')}`);
+  return t as PromptTemplate;
+}
 
 export function loadFineTune(dir: string, model: LoadedModel, opts: LoadAdapterOptions = {}): FineTune {
   const cfg = readJson(join(dir, CONFIG_FILE));
-  if (cfg.format === LORA_FORMAT) return { kind: 'lora', lora: loadLora(dir, model) };
-  return { kind: 'adapter', adapter: loadAdapter(dir, model, opts) };
+  const promptTemplate = promptTemplateOf(cfg, join(dir, CONFIG_FILE));
+  if (cfg.format === LORA_FORMAT) return { kind: 'lora', lora: loadLora(dir, model), promptTemplate };
+  return { kind: 'adapter', adapter: loadAdapter(dir, model, opts), promptTemplate };
 }

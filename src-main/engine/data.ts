@@ -22,12 +22,26 @@ const PROMPT_NO_INPUT =
   'Write a response that appropriately completes the request.\n\n' +
   '### Instruction:\n{instruction}\n\n### Response:';
 
-export function formatAlpacaPrompt(instruction: string, input = ''): string {
+/**
+ * The prompt templates runs train with: `alpaca` is Stanford Alpaca's (LLaMA-Adapter's and the full fine-tune's);
+ * `alpaca-lora` is tloen/alpaca-lora's templates/alpaca.json, the same text with a newline after "### Response:".
+ * A run records its template, and everything that prompts its adapter (chat, evaluation, the OpenAI API) uses it.
+ */
+export const PROMPT_TEMPLATES = ['alpaca', 'alpaca-lora'] as const;
+export type PromptTemplate = (typeof PROMPT_TEMPLATES)[number];
+
+const TEMPLATE_TEXT: Record<PromptTemplate, { withInput: string; noInput: string }> = {
+  alpaca: { withInput: PROMPT_WITH_INPUT, noInput: PROMPT_NO_INPUT },
+  'alpaca-lora': { withInput: `${PROMPT_WITH_INPUT}\n`, noInput: `${PROMPT_NO_INPUT}\n` },
+};
+
+export function formatAlpacaPrompt(instruction: string, input = '', template: PromptTemplate = 'alpaca'): string {
   // As Stanford Alpaca's train.py: the with-input template for any non-empty input (whitespace included), and
   // both fields filled in one pass (Python's format_map), so an instruction that itself contains "{input}" or
   // "$&" stays as written.
   const values: Record<string, string> = { instruction, input };
-  return (input !== '' ? PROMPT_WITH_INPUT : PROMPT_NO_INPUT).replace(/\{(instruction|input)\}/g, (_, key: string) => values[key]!);
+  const text = TEMPLATE_TEXT[template];
+  return (input !== '' ? text.withInput : text.noInput).replace(/\{(instruction|input)\}/g, (_, key: string) => values[key]!);
 }
 
 /**
@@ -103,8 +117,8 @@ export interface Encoder {
  * masked from the loss, truncated to maxSeqLen.
  */
 /** With `trainOnInputs` every token is a target (Alpaca-LoRA's train_on_inputs=True), else the response's only. */
-export function tokenizeExample(tok: Encoder, ex: Instruction, maxSeqLen: number, opts: { trainOnInputs?: boolean } = {}): TokenizedExample {
-  const prompt = formatAlpacaPrompt(ex.instruction, ex.input);
+export function tokenizeExample(tok: Encoder, ex: Instruction, maxSeqLen: number, opts: { trainOnInputs?: boolean; template?: PromptTemplate } = {}): TokenizedExample {
+  const prompt = formatAlpacaPrompt(ex.instruction, ex.input, opts.template);
   const fullIds = tok.encode(prompt + ex.output, { bos: true, eos: true });
   if (opts.trainOnInputs) return { ids: fullIds.slice(0, maxSeqLen), promptLength: 0 };
   const promptIds = tok.encode(prompt, { bos: true, eos: false });

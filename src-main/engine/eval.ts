@@ -4,7 +4,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { Adapter } from './adapter.js';
-import { formatAlpacaPrompt, type Instruction, makeBatch, tokenizeExample } from './data.js';
+import { formatAlpacaPrompt, type Instruction, makeBatch, type PromptTemplate, tokenizeExample } from './data.js';
 import { EngineError } from './errors.js';
 import { batchImages } from './image-prompt.js';
 import { nextTokenLoss, shiftedTargets } from './loss.js';
@@ -87,14 +87,14 @@ export function referenceNll(
   model: LlamaModel,
   tokenizer: TextTokenizer,
   example: Instruction,
-  fineTune: { adapter?: Adapter | null; lora?: Lora | null; image?: Float32Array | null } = {},
+  fineTune: { adapter?: Adapter | null; lora?: Lora | null; image?: Float32Array | null; template?: PromptTemplate } = {},
 ): { nll: number; tokens: number } {
-  const tokenized = tokenizeExample(tokenizer, example, model.config.maxPositions);
+  const tokenized = tokenizeExample(tokenizer, example, model.config.maxPositions, { template: fineTune.template });
   const batch = makeBatch([tokenized], 0);
   const targets = shiftedTargets(batch.labels, batch.B, batch.T);
   try {
     if (targets.count === 0) return { nll: 0, tokens: 0 };
-    const { image, ...attached } = fineTune;
+    const { image, template: _template, ...attached } = fineTune;
     const mean = tf.tidy(() => {
       const images = image && attached.adapter?.image ? batchImages([image], image.length) : null;
       return nextTokenLoss(model, tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32'), targets, { ...attached, images });

@@ -3,6 +3,7 @@
 
 import { GATE_MODES, type GateMode } from './adapter.js';
 import type { LlamaConfig } from './config.js';
+import { PROMPT_TEMPLATES, type PromptTemplate } from './data.js';
 import { EngineError } from './errors.js';
 import type { ImageFeatureChoice } from './image-prompt.js';
 import { type LoraTarget, validateLoraSpec } from './lora.js';
@@ -53,13 +54,14 @@ export interface Recipe {
   maxGradNorm: number | null; // clip the gradients' global L2 norm (HF Trainer's 1.0); null: no clipping (the official adapter)
   trainOnInputs: boolean; // loss on the prompt too (Alpaca-LoRA's default); false: response tokens only
   dropLast: boolean; // drop each epoch's last partial batch (the official DataLoader's drop_last=True)
+  promptTemplate: PromptTemplate; // Stanford Alpaca's (the adapter, the full fine-tune) or Alpaca-LoRA's (a newline after "### Response:")
 }
 
 export const SCHEDULES = ['cosine', 'linear'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
 
 /** What a recipe stored before these fields existed trained with. */
-export const RECIPE_FIELD_DEFAULTS = { schedule: 'cosine', warmupSteps: null, maxGradNorm: null, trainOnInputs: false, dropLast: false } as const satisfies Partial<Recipe>;
+export const RECIPE_FIELD_DEFAULTS = { schedule: 'cosine', warmupSteps: null, maxGradNorm: null, trainOnInputs: false, dropLast: false, promptTemplate: 'alpaca' } as const satisfies Partial<Recipe>;
 
 /** A recipe from storage or a file, with the fields it may predate filled as it trained. */
 export function withRecipeDefaults(r: Recipe): Recipe {
@@ -103,6 +105,7 @@ export function paperRecipe(c: LlamaConfig): Recipe {
     maxGradNorm: null,
     trainOnInputs: false,
     dropLast: true,
+    promptTemplate: 'alpaca',
   };
 }
 
@@ -126,6 +129,7 @@ export function alpacaLoraRecipe(c: LlamaConfig): Recipe {
     maxGradNorm: 1,
     trainOnInputs: true,
     dropLast: false,
+    promptTemplate: 'alpaca-lora',
     blr: 3e-4 * (256 / 128),
     weightDecay: 0,
     betas: [0.9, 0.999],
@@ -147,6 +151,7 @@ export function alpacaFullRecipe(c: LlamaConfig): Recipe {
     warmupEpochs: 0.03 * 3,
     maxGradNorm: 1, // HF Trainer's default
     dropLast: false,
+    promptTemplate: 'alpaca',
     blr: 2e-5 * (256 / 128),
     weightDecay: 0,
     betas: [0.9, 0.999],
@@ -245,6 +250,7 @@ export function validateRecipe(r: Recipe, c: LlamaConfig): Recipe {
   if (r.warmupSteps !== null && !(Number.isInteger(r.warmupSteps) && r.warmupSteps >= 0)) fail('warmupSteps', 'an integer >= 0 or null', r.warmupSteps);
   if (r.maxGradNorm !== null && !(typeof r.maxGradNorm === 'number' && r.maxGradNorm > 0 && Number.isFinite(r.maxGradNorm))) fail('maxGradNorm', 'a positive number or null', r.maxGradNorm);
   if (typeof r.trainOnInputs !== 'boolean') fail('trainOnInputs', 'true or false', r.trainOnInputs);
+  if (!(PROMPT_TEMPLATES as readonly string[]).includes(r.promptTemplate)) fail('promptTemplate', `one of ${PROMPT_TEMPLATES.join(', ')}`, r.promptTemplate);
   if (typeof r.dropLast !== 'boolean') fail('dropLast', 'true or false', r.dropLast);
   return r;
 }

@@ -128,7 +128,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const padId = tokenizer.eosIds[0];
   const vision = opts.vision ?? null;
   if (vision && vision.features.length !== data.length) throw new EngineError(`image features for ${vision.features.length} examples, but the dataset has ${data.length}`);
-  const examples = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen, { trainOnInputs: recipe.trainOnInputs }));
+  const examples = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen, { trainOnInputs: recipe.trainOnInputs, template: recipe.promptTemplate }));
   if (!examples.some((e) => e.ids.length > e.promptLength)) throw new EngineError(`every example's prompt fills maxSeqLen (${recipe.maxSeqLen}); nothing is left to learn from`);
 
   const { microPerEpoch, stepsPerEpoch } = epochShape(examples.length, recipe);

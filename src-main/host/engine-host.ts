@@ -247,7 +247,7 @@ class EngineHost {
           if (fineTune?.kind !== 'adapter' || !fineTune.adapter.image) throw new EngineError('this model takes no images: attach a picture to a multi-modal adapter (trained with a vision tower)');
           [image] = await this.adapterImageFeatures(fineTune, [msg.image.file], msg.image.vision, controller.signal);
         }
-        const promptIds = tokenizer.encode(renderPrompt(msg.prompt), { bos: true });
+        const promptIds = tokenizer.encode(renderPrompt(msg.prompt, fineTune?.promptTemplate), { bos: true });
         const stop = msg.prompt.template === 'none' ? msg.sampling.stop : [...new Set([...msg.sampling.stop, ...TURN_STOPS])];
         let streamed = '';
         try {
@@ -298,7 +298,7 @@ class EngineHost {
           const result = await generate({
             model,
             ...parts,
-            promptIds: tokenizer.encode(renderPrompt({ template: 'alpaca', instruction: item.instruction, input: item.input }), { bos: true }),
+            promptIds: tokenizer.encode(renderPrompt({ template: 'alpaca', instruction: item.instruction, input: item.input }, fineTune?.promptTemplate), { bos: true }),
             image: images[i],
             sampling: { ...DEFAULT_SAMPLING, temperature: 0, maxNewTokens: msg.maxNewTokens, stop: TURN_STOPS },
             rng: new Rng(0), // unused at temperature 0
@@ -306,7 +306,7 @@ class EngineHost {
             tokenizer,
             signal,
           });
-          const ref = item.reference === null ? null : referenceNll(model, tokenizer, { instruction: item.instruction, input: item.input, output: item.reference }, { ...parts, image: images[i] });
+          const ref = item.reference === null ? null : referenceNll(model, tokenizer, { instruction: item.instruction, input: item.input, output: item.reference }, { ...parts, image: images[i], template: fineTune?.promptTemplate });
           answers.push({
             output: result.text.trim(),
             finishReason: result.finishReason,
