@@ -380,6 +380,8 @@ export const Recipe = z.object({
   dropLast: z.boolean().optional(),
   /** alpaca: Stanford Alpaca's prompt; alpaca-lora: Alpaca-LoRA's, with a newline after "### Response:". */
   promptTemplate: z.enum(['alpaca', 'alpaca-lora']).optional(),
+  /** The adapter's gates: zero (the paper's zero-init attention) or random, N(0, 1) (the paper's ablation). */
+  init: z.enum(['zero', 'random']).optional(),
 });
 export type Recipe = z.infer<typeof Recipe>;
 

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type Adapter, disposeAdapter, type GateMode, initAdapter, namedAdapterVariables } from '../src-main/engine/adapter.js';
+import { type Adapter, disposeAdapter, type GateMode, initAdapter, namedAdapterVariables, randomizeGates } from '../src-main/engine/adapter.js';
 import { exportPeftAdapter, loadAdapter } from '../src-main/engine/adapter-io.js';
 import { initBackend } from '../src-main/engine/backend.js';
 import { batchImages, disposeBatchImages, initImageProjection } from '../src-main/engine/image-prompt.js';
@@ -159,4 +159,23 @@ it('an adapter holding NaN or infinity is refused, naming the tensor and the ind
   prompt.assign(tf.tensor(values, prompt.shape));
   await exportPeftAdapter(join(dir, 'peft-inf'), adapter, model.config);
   expect(() => loadAdapter(join(dir, 'peft-inf'), model)).toThrow(/tensor ".*adaption_gate" holds Infinity at index 0/);
+});
+
+it('zero-init leaves the base model exactly as it was; the random-init ablation does not, with the same prompts', () => {
+  const model = models.gqa;
+  const spec = { adapterLen: 3, layers: [0, 1], gateMode: 'per-head-tanh' as const };
+  const ids = tf.tensor2d(IDS, [2, 7], 'int32');
+  const base = forward(model, ids);
+  const zero = initAdapter(model.config, spec, new Rng(4));
+  const random = initAdapter(model.config, spec, new Rng(4));
+  randomizeGates(random, new Rng(4));
+  const gap = (adapter: Adapter) => tf.max(tf.abs(tf.sub(forward(model, ids, { adapter }), base))).dataSync()[0];
+  expect(gap(zero)).toBe(0);
+  expect(gap(random)).toBeGreaterThan(1e-3);
+  for (const layer of spec.layers) {
+    expect(random.byLayer.get(layer)!.prompt.dataSync()).toEqual(zero.byLayer.get(layer)!.prompt.dataSync());
+    expect([...random.byLayer.get(layer)!.gate.dataSync()].every((g) => g !== 0)).toBe(true);
+  }
+  disposeAdapter(zero);
+  disposeAdapter(random);
 });

@@ -21,7 +21,7 @@ Commands:
             [--adapter-len K] [--adapter-layers L] [--gate-mode per-head-tanh|per-head|per-layer]
             [--lora-rank R] [--lora-alpha A] [--lora-dropout P] [--lora-targets q,v]
             [--epochs N] [--warmup-epochs N | --warmup-steps N] [--blr X | --lr X] [--min-lr X] [--weight-decay X]
-            [--schedule cosine|linear] [--prompt-template alpaca|alpaca-lora] [--max-grad-norm X] [--train-on-inputs true|false] [--drop-last true|false]
+            [--schedule cosine|linear] [--prompt-template alpaca|alpaca-lora] [--init zero|random] [--max-grad-norm X] [--train-on-inputs true|false] [--drop-last true|false]
             [--batch-size N] [--accum-steps N] [--max-seq-len N] [--seed N] [--checkpoint-every N]
             [--max-steps N] [--resume] [--json]
   generate  --model DIR [--adapter DIR] --prompt TEXT  (--adapter: an adapter or LoRA folder; a full

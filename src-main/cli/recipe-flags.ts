@@ -30,7 +30,7 @@ export const RECIPE_FLAGS = {
  * Recipe fields set by a word: --schedule cosine|linear, --prompt-template alpaca|alpaca-lora,
  * --train-on-inputs true|false, --drop-last true|false.
  */
-const WORD_FLAGS = { schedule: 'schedule', 'prompt-template': 'promptTemplate', 'train-on-inputs': 'trainOnInputs', 'drop-last': 'dropLast' } as const;
+const WORD_FLAGS = { schedule: 'schedule', 'prompt-template': 'promptTemplate', init: 'init', 'train-on-inputs': 'trainOnInputs', 'drop-last': 'dropLast' } as const;
 
 /** parseFlags spec entries for every recipe flag (all parsed as strings, then checked as numbers). */
 export function recipeFlagSpec(): Record<string, 'string'> {
@@ -51,6 +51,7 @@ export function applyRecipeFlags(flags: Flags, recipe: Recipe): Recipe {
     // validateRecipe names a bad value of these
     if (key === 'schedule') recipe.schedule = v as Recipe['schedule'];
     else if (key === 'promptTemplate') recipe.promptTemplate = v as Recipe['promptTemplate'];
+    else if (key === 'init') recipe.init = v as Recipe['init'];
     else if (v === 'true' || v === 'false') recipe[key] = v === 'true';
     else throw new EngineError(`--${name} must be true or false, got "${v}"`);
   }

@@ -4,6 +4,10 @@
 //   ShareGPT: { "conversations": [ { "from": "human" | "gpt" | "system", "value": "..." }, ... ], "system"?: "..." }
 //   Messages: { "messages": [ { "role": "user" | "assistant" | "system", "content": "..." }, ... ] }
 //   (content may also be a list of parts; the text parts are joined.)
+//   OpenAssistant message trees (the oasst export's *.trees.jsonl): { "message_tree_id", "prompt": { "role":
+//   "prompter", "text", "replies": [ { "role": "assistant", "text", "rank", "replies": [...] }, ... ] } }: the
+//   conversation is the top-ranked path (at each turn the reply of lowest rank; unranked replies after ranked
+//   ones, in file order), then read as a chat like the others.
 //
 // The rule:
 //   1. Roles are normalised: human/user/prompter -> user; gpt/assistant/model/bot/chatgpt/bard/bing -> assistant;
@@ -45,13 +49,45 @@ export interface FieldProblem {
 /** A record that looks like a chat: it has a "conversations" or "messages" key (a list or not: a wrong type is
  * then reported as a chat problem, not as missing Alpaca fields). */
 export function isConversation(value: Record<string, unknown>): boolean {
-  return value.conversations !== undefined || value.messages !== undefined;
+  return value.conversations !== undefined || value.messages !== undefined || isMessageTree(value);
+}
+
+/** An OpenAssistant message tree: its root prompt with replies. */
+function isMessageTree(value: Record<string, unknown>): boolean {
+  return value.message_tree_id !== undefined || (isPlainObject(value.prompt) && value.prompt.replies !== undefined);
+}
+
+/** The tree's top-ranked path as chat turns, or the problem that stops it (named by its place in the tree). */
+function topRankedPath(record: Record<string, unknown>): { turns: { role: unknown; content: unknown }[] } | FieldProblem {
+  const turns: { role: unknown; content: unknown }[] = [];
+  let node: unknown = record.prompt;
+  let at = 'prompt';
+  while (node !== undefined) {
+    if (!isPlainObject(node)) return { field: at, message: `expected a message {role, text, replies}, got ${typeName(node)}` };
+    turns.push({ role: node.role, content: node.text });
+    const replies = node.replies ?? [];
+    if (!Array.isArray(replies)) return { field: `${at}.replies`, message: `expected a list of replies, got ${typeName(replies)}` };
+    if (replies.length === 0) break;
+    const rankOf = (r: unknown) => (isPlainObject(r) && typeof r.rank === 'number' ? r.rank : Number.POSITIVE_INFINITY);
+    let best = 0;
+    replies.forEach((r, i) => {
+      if (rankOf(r) < rankOf(replies[best])) best = i;
+    });
+    node = replies[best];
+    at = `${at}.replies[${best}]`;
+  }
+  return { turns };
 }
 
 export function conversationToExamples(
   record: Record<string, unknown>,
   mode: ConversationMode,
 ): { examples: Omit<NewExample, 'source' | 'sourceLine'>[]; problems: FieldProblem[] } {
+  if (record.conversations === undefined && record.messages === undefined) {
+    const path = topRankedPath(record);
+    if (!('turns' in path)) return { examples: [], problems: [path] };
+    return conversationToExamples({ messages: path.turns }, mode);
+  }
   const key = record.conversations !== undefined ? 'conversations' : 'messages';
   const turns = record[key];
   const problems: FieldProblem[] = [];

@@ -55,13 +55,17 @@ export interface Recipe {
   trainOnInputs: boolean; // loss on the prompt too (Alpaca-LoRA's default); false: response tokens only
   dropLast: boolean; // drop each epoch's last partial batch (the official DataLoader's drop_last=True)
   promptTemplate: PromptTemplate; // Stanford Alpaca's (the adapter, the full fine-tune) or Alpaca-LoRA's (a newline after "### Response:")
+  init: AdapterInit; // the adapter's gates: zero (the paper's zero-init attention) or random, N(0, 1) (its ablation)
 }
 
 export const SCHEDULES = ['cosine', 'linear'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
 
 /** What a recipe stored before these fields existed trained with. */
-export const RECIPE_FIELD_DEFAULTS = { schedule: 'cosine', warmupSteps: null, maxGradNorm: null, trainOnInputs: false, dropLast: false, promptTemplate: 'alpaca' } as const satisfies Partial<Recipe>;
+export const ADAPTER_INITS = ['zero', 'random'] as const;
+export type AdapterInit = (typeof ADAPTER_INITS)[number];
+
+export const RECIPE_FIELD_DEFAULTS = { schedule: 'cosine', warmupSteps: null, maxGradNorm: null, trainOnInputs: false, dropLast: false, promptTemplate: 'alpaca', init: 'zero' } as const satisfies Partial<Recipe>;
 
 /** A recipe from storage or a file, with the fields it may predate filled as it trained. */
 export function withRecipeDefaults(r: Recipe): Recipe {
@@ -106,6 +110,7 @@ export function paperRecipe(c: LlamaConfig): Recipe {
     trainOnInputs: false,
     dropLast: true,
     promptTemplate: 'alpaca',
+    init: 'zero',
   };
 }
 
@@ -130,6 +135,7 @@ export function alpacaLoraRecipe(c: LlamaConfig): Recipe {
     trainOnInputs: true,
     dropLast: false,
     promptTemplate: 'alpaca-lora',
+    init: 'zero',
     blr: 3e-4 * (256 / 128),
     weightDecay: 0,
     betas: [0.9, 0.999],
@@ -152,6 +158,7 @@ export function alpacaFullRecipe(c: LlamaConfig): Recipe {
     maxGradNorm: 1, // HF Trainer's default
     dropLast: false,
     promptTemplate: 'alpaca',
+    init: 'zero',
     blr: 2e-5 * (256 / 128),
     weightDecay: 0,
     betas: [0.9, 0.999],
@@ -251,6 +258,7 @@ export function validateRecipe(r: Recipe, c: LlamaConfig): Recipe {
   if (r.maxGradNorm !== null && !(typeof r.maxGradNorm === 'number' && r.maxGradNorm > 0 && Number.isFinite(r.maxGradNorm))) fail('maxGradNorm', 'a positive number or null', r.maxGradNorm);
   if (typeof r.trainOnInputs !== 'boolean') fail('trainOnInputs', 'true or false', r.trainOnInputs);
   if (!(PROMPT_TEMPLATES as readonly string[]).includes(r.promptTemplate)) fail('promptTemplate', `one of ${PROMPT_TEMPLATES.join(', ')}`, r.promptTemplate);
+  if (!(ADAPTER_INITS as readonly string[]).includes(r.init)) fail('init', `one of ${ADAPTER_INITS.join(', ')}`, r.init);
   if (typeof r.dropLast !== 'boolean') fail('dropLast', 'true or false', r.dropLast);
   return r;
 }

@@ -6,7 +6,7 @@
 // options forward runs with, and how its result is saved.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { type Adapter, disposeAdapter, initAdapter, makeAdapter, namedAdapterVariables, topLayers, gateSize } from './adapter.js';
+import { type Adapter, disposeAdapter, initAdapter, makeAdapter, namedAdapterVariables, randomizeGates, topLayers, gateSize } from './adapter.js';
 import { type AdapterMeta, saveAdapter, saveLora } from './adapter-io.js';
 import { EngineError } from './errors.js';
 import { type ImageProjection, type ImagePromptSpec, initImageProjection, makeImageProjection, PROJECTION_KEYS, projectionShapes } from './image-prompt.js';
@@ -60,6 +60,7 @@ function adapterTrainable(base: LoadedModel, recipe: Recipe, rng: Rng, saved: Sa
     : initAdapter(c, spec, rng);
   // Drawn after the prompts, so a text-only run's prompts are the same with or without a tower.
   if (!saved && imageSpec) adapter.image = initImageProjection(imageSpec, c.dim, rng);
+  if (!saved && recipe.init === 'random') randomizeGates(adapter, rng);
   return {
     named: namedAdapterVariables(adapter),
     model: base,
