@@ -26,8 +26,11 @@ beforeAll(async () => {
   dir = makeTempDir('adapter');
   writeTinyLlama(join(dir, 'mha'), { seed: 5, config: { nKvHeads: 4 } });
   writeTinyLlama(join(dir, 'gqa'), { seed: 6 });
+  // Qwen2's layout: biased q/k/v, so the prompt's keys and values carry k/v's biases.
+  writeTinyLlama(join(dir, 'qwen2'), { seed: 7, config: { family: 'qwen2', attentionBias: { qkv: true, o: false } } });
   models.mha = loadModel(join(dir, 'mha'));
   models.gqa = loadModel(join(dir, 'gqa'));
+  models.qwen2 = loadModel(join(dir, 'qwen2'));
 });
 
 function lossOf(model: LoadedModel, adapter: Adapter): number {
@@ -44,7 +47,7 @@ function liveAdapter(model: LoadedModel, mode: GateMode): Adapter {
   return adapter;
 }
 
-describe.each(['mha', 'gqa'])('%s', (kind) => {
+describe.each(['mha', 'gqa', 'qwen2'])('%s', (kind) => {
   it.each(['per-head-tanh', 'per-head', 'per-layer'] as GateMode[])('gradients of prompts and gates match finite differences (%s)', (mode) => {
     const model = models[kind];
     const adapter = liveAdapter(model, mode);

@@ -46,6 +46,22 @@ describe('adapter-studio forward (in process, cpu backend)', () => {
     }
   });
 
+  it.each(['qwen2', 'llamabias'])('%s: base logits and loss match transformers within 1e-4', async (name) => {
+    const f = JSON.parse(readFileSync(join(FIXTURES, name, 'fixture.json'), 'utf8'));
+    const rows = (m: number[][]) => m.map((r) => r.join(',')).join(';');
+    const { code, stdout } = await cli(['forward', '--backend', 'cpu', '--json', '--model', join(FIXTURES, name, 'model'), `--input-ids=${rows(f.input_ids)}`, `--labels=${rows(f.labels)}`]);
+    expect(code).toBe(0);
+    const out = JSON.parse(stdout);
+    expect(maxAbsDiff(flat(out.logits), flat(f.base.logits))).toBeLessThan(1e-4);
+    expect(Math.abs(out.loss - f.base.loss)).toBeLessThan(1e-4);
+  });
+
+  it("refuses PEFT's adaption prompt on a family it does not support, saying why", async () => {
+    const r = await cli(['forward', '--backend', 'cpu', '--model', join(FIXTURES, 'qwen2', 'model'), '--adapter', join(FIXTURES, 'gqa', 'peft_adapter'), '--input-ids', '1,2,3', '--json']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/PEFT's adaption prompt is for LLaMA without biases; this model is qwen2/);
+  });
+
   it('rejects malformed ids with the flag named', async () => {
     const r = await cli(['forward', '--backend', 'cpu', '--model', join(FIXTURES, 'mha', 'model'), '--input-ids', '1,x,3', '--json']);
     expect(r.code).toBe(1);

@@ -55,10 +55,12 @@ describe('model folders', () => {
     ['not JSON', '{ "hidden_size": ', /config\.json: invalid JSON/],
     ['a bad field', JSON.stringify({ model_type: 'llama', hidden_size: -3 }), /config\.json: field "hidden_size" must be a positive integer/],
     ['heads that do not divide', JSON.stringify({ hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 3, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 10 }), /"num_key_value_heads" \(3\) must divide/],
-    ['another architecture', JSON.stringify({ model_type: 'gpt2' }), /only "llama" models/],
-    // Fields that change the computation and are not implemented are refused, never ignored.
-    ['attention biases', JSON.stringify({ ...GOOD_CONFIG, attention_bias: true }), /field "attention_bias" is true; this engine implements LLaMA without biases only/],
+    ['another architecture', JSON.stringify({ model_type: 'gpt2' }), /field "model_type" is "gpt2"; supported: "llama", "qwen2"/],
+    // Fields that change the computation are implemented (attention_bias: the parity fixtures) or refused, never ignored.
+    ['attention biases that are not a boolean', JSON.stringify({ ...GOOD_CONFIG, attention_bias: 'yes' }), /field "attention_bias" must be true or false, got "yes"/],
     ['MLP biases', JSON.stringify({ ...GOOD_CONFIG, mlp_bias: true }), /field "mlp_bias" is true/],
+    ['Qwen2 sliding-window attention', JSON.stringify({ ...GOOD_CONFIG, model_type: 'qwen2', use_sliding_window: true }), /field "use_sliding_window" is true; this engine implements full attention in every layer only/],
+    ['Qwen2 sliding layers', JSON.stringify({ ...GOOD_CONFIG, model_type: 'qwen2', layer_types: ['full_attention', 'sliding_attention'] }), /field "layer_types" names \["full_attention","sliding_attention"\]/],
     ['another activation', JSON.stringify({ ...GOOD_CONFIG, hidden_act: 'gelu' }), /field "hidden_act" is "gelu"; this engine implements "silu"/],
     // Absurd sizes are refused by name before anything is sized from them.
     ['10^8 layers', JSON.stringify({ ...GOOD_CONFIG, num_hidden_layers: 1e8 }), /field "num_hidden_layers" is 100000000; more than 1,024/],
@@ -83,6 +85,13 @@ describe('model folders', () => {
     const before = tf.memory().numTensors;
     expect(() => loadModel(d)).toThrow(message);
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('attention_bias names the bias tensors a folder must hold', () => {
+    const d = freshModel('bias-missing');
+    const cfg = JSON.parse(readFileSync(join(d, 'config.json'), 'utf8'));
+    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...cfg, attention_bias: true }));
+    expect(() => loadModel(d)).toThrow(/weights are missing tensor "model\.layers\.0\.self_attn\.q_proj\.bias" \(expected shape \[32\]\)/);
   });
 
   it('a folder without config.json says so', () => {

@@ -11,7 +11,9 @@ import { initBackend } from '../src-main/engine/backend.js';
 import { loadModel } from '../src-main/engine/load.js';
 import { mergedLayerWeights } from '../src-main/engine/lora.js';
 import { forward } from '../src-main/engine/model.js';
-import { alpacaFullRecipe, alpacaLoraRecipe } from '../src-main/engine/recipe.js';
+import { alpacaFullRecipe, alpacaLoraRecipe, paperRecipe } from '../src-main/engine/recipe.js';
+import { loadTokenizer } from '../src-main/engine/tokenizer.js';
+import { writeTinyLlama } from './helpers/tiny-model.js';
 import { SafetensorsFile } from '../src-main/engine/safetensors.js';
 import { train } from '../src-main/engine/train.js';
 import { COLOR_DATA, type TinyTrainer, tinyTrainer } from './helpers/color-task.js';
@@ -74,5 +76,41 @@ describe('full fine-tune', () => {
     const tuned = loadModel(join(dir, 'full'));
     expect(tuned.fingerprint).not.toBe(t.model.fingerprint);
     expect(maxDiff(forward(tuned, IDS), baseLogits)).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('on a Qwen2-layout model (biased q/k/v)', () => {
+  let q: { model: ReturnType<typeof loadModel>; tokenizer: TinyTrainer['tokenizer'] };
+  beforeAll(async () => {
+    writeTinyLlama(join(dir, 'qwen2'), { seed: 3, finalNormScale: 3, config: { family: 'qwen2', attentionBias: { qkv: true, o: false } } });
+    const model = loadModel(join(dir, 'qwen2'));
+    q = { model, tokenizer: await loadTokenizer(join(dir, 'qwen2'), { bosId: model.config.bosId, eosIds: model.config.eosIds }) };
+  });
+
+  it('loads as Qwen2: biases read, no BOS (its tokenizer adds none)', () => {
+    expect(q.model.config).toMatchObject({ family: 'qwen2', attentionBias: { qkv: true, o: false }, bosId: null });
+    expect(q.model.weights.layers[0]!.bk!.shape).toEqual([q.model.config.nKvHeads * q.model.config.headDim]);
+    expect(q.model.weights.layers[0]!.bo).toBeUndefined();
+  });
+
+  it.each([
+    ['adapter', (c: typeof q.model.config) => ({ ...paperRecipe(c), adapterLen: 10, adapterLayers: 2, epochs: 60, warmupEpochs: 1, lr: 0.3, batchSize: 3, accumSteps: 2 })],
+    ['lora', (c: typeof q.model.config) => ({ ...alpacaLoraRecipe(c), epochs: 40, warmupEpochs: 1, warmupSteps: null, lr: 0.05, batchSize: 3, accumSteps: 2 })],
+  ] as const)('%s: learns, and what it saves loads back onto the model', async (method, recipe) => {
+    const out = join(dir, `qwen2-${method}`);
+    const result = await train({ model: q.model, tokenizer: q.tokenizer, data: COLOR_DATA, recipe: recipe(q.model.config), outDir: out });
+    expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! * 0.5);
+    const fineTune = loadFineTune(out, q.model);
+    expect(fineTune.kind).toBe(method);
+  });
+
+  it('full fine-tune: biases train too, and the folder it writes is a Qwen2 folder that loads back exactly', async () => {
+    const recipe = { ...alpacaFullRecipe(q.model.config), epochs: 10, warmupEpochs: 1, lr: 3e-3, batchSize: 3, accumSteps: 2 };
+    await train({ model: q.model, tokenizer: q.tokenizer, data: COLOR_DATA, recipe, outDir: join(dir, 'qwen2-full') });
+    const hf = JSON.parse(readFileSync(join(dir, 'qwen2-full', 'config.json'), 'utf8'));
+    expect(hf).toMatchObject({ model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], use_sliding_window: false });
+    const tuned = loadModel(join(dir, 'qwen2-full'));
+    expect(tuned.config.family).toBe('qwen2');
+    expect(maxDiff(tuned.weights.layers[0]!.bq!, q.model.weights.layers[0]!.bq!)).toBeGreaterThan(0);
   });
 });

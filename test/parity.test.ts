@@ -1,5 +1,7 @@
 // Parity with transformers + PEFT (per-layer gates) and with a PyTorch reference of the official
-// per-head tanh form, on tiny HF folders made by tools/make_parity_fixtures.py.
+// per-head tanh form, on tiny HF folders made by tools/make_parity_fixtures.py: LLaMA (MHA, GQA, odd sizes,
+// llama3 RoPE, attention_bias) and Qwen2 (biased q/k/v). PEFT's adaption prompt has no reference for Qwen2 (it
+// supports llama and mistral) nor for a biased o_proj (it adds that bias a second time): `peft` is null there.
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,7 +30,8 @@ interface Fixture {
   input_ids: number[][];
   labels: number[][];
   base: { logits: number[][][]; loss: number };
-  peft: AdapterCase;
+  family?: string;
+  peft: AdapterCase | null;
   tanh: AdapterCase;
 }
 
@@ -109,8 +112,8 @@ describe.each(['cpu', 'native'] as const)('on the %s backend', (backend) => {
     });
 
     for (const [form, mode] of [['peft', 'per-layer'], ['tanh', 'per-head-tanh']] as const) {
-      it(`${form} adapter (${mode}): logits, loss and gradients match the reference`, () => {
-        const ref = f[form];
+      it.skipIf(!f[form])(`${form} adapter (${mode}): logits, loss and gradients match the reference`, () => {
+        const ref = f[form]!;
         const adapter = adapterFrom(f, ref, mode);
         const out = logitsAndLoss(model, f, adapter);
         expect(maxAbsDiff(out.logits, flat(ref.logits))).toBeLessThan(TOLERANCE);
@@ -128,12 +131,12 @@ describe.each(['cpu', 'native'] as const)('on the %s backend', (backend) => {
       });
     }
 
-    it('a PEFT adapter folder saved by peft imports with the same logits', () => {
+    it.skipIf(!f.peft)('a PEFT adapter folder saved by peft imports with the same logits', () => {
       const adapter = loadAdapter(join(FIXTURES, name, 'peft_adapter'), model);
       expect(adapter.spec.gateMode).toBe('per-layer');
       expect(adapter.spec.layers).toEqual(f.adapter_layers);
       const out = logitsAndLoss(model, f, adapter);
-      expect(maxAbsDiff(out.logits, flat(f.peft.logits))).toBeLessThan(TOLERANCE);
+      expect(maxAbsDiff(out.logits, flat(f.peft!.logits))).toBeLessThan(TOLERANCE);
       disposeAdapter(adapter);
     });
   });

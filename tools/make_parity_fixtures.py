@@ -18,9 +18,10 @@ Before writing anything, each case proves its reference: the hand forward equals
 adapter, equals PEFT's logits and gradients with PEFT's gate convention, and PEFT with zero gates equals the base
 model. The measured differences are stored under "checks"; the script stops if one exceeds its tolerance.
 
-Rerun (about half a minute on 2 cores; overwrites only test/fixtures/parity/<case>/ for the cases below):
+Rerun (about half a minute on 2 cores; overwrites only test/fixtures/parity/<case>/ for the cases below, or for
+the cases named):
 
-    python3 tools/make_parity_fixtures.py
+    python3 tools/make_parity_fixtures.py [case ...]
 
 Needs torch, transformers 5.x, peft, safetensors, numpy. Not run by the tests; the tests read its output.
 Floats are written as the shortest decimal that reads back as the same float32, so nothing is lost.
@@ -42,7 +43,7 @@ import torch
 import transformers
 from peft import AdaptionPromptConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_llama_adapter import (  # noqa: E402
@@ -74,7 +75,13 @@ class Case:
     seed: int
     seq_len: int  # T; both rows are all real tokens (no padding)
     prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
-    config: dict = field(default_factory=dict)  # LlamaConfig keyword arguments
+    config: dict = field(default_factory=dict)  # the family's config keyword arguments
+    family: str = "llama"  # llama | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections)
+
+
+# The model classes of each family; PEFT's adaption prompt supports llama (and mistral), not qwen2.
+FAMILIES = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
+PEFT_FAMILIES = {"llama"}
 
 
 GQA = dict(
@@ -171,6 +178,29 @@ CASES = [
             ),
         ),
     ),
+    # LLaMA with attention_bias: biases on q, k, v and o (the prompt's keys and values take k/v's bias too).
+    Case("llamabias", seed=1006, seq_len=10, prompt_lens=(3, 5), config=dict(GQA, attention_bias=True)),
+    # Qwen2 / Qwen2.5: biased q/k/v (o without), GQA, tied embeddings as the small Qwen2.5 models have.
+    Case(
+        "qwen2",
+        seed=1007,
+        seq_len=12,
+        prompt_lens=(4, 3),
+        family="qwen2",
+        config=dict(
+            vocab_size=90,
+            hidden_size=48,
+            intermediate_size=80,
+            num_hidden_layers=3,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-6,
+            max_position_embeddings=256,
+            tie_word_embeddings=True,
+            use_sliding_window=False,
+        ),
+    ),
 ]
 
 
@@ -196,7 +226,8 @@ def require(ok: bool, what: str) -> None:
 
 
 def reinit_weights(model: LlamaForCausalLM, generator: torch.Generator) -> None:
-    """Weights big enough that attention is far from uniform: N(0, 0.1^2); norm weights 1 + 0.1 * N(0, 1)."""
+    """Weights big enough that attention is far from uniform: N(0, 0.1^2); norm weights 1 + 0.1 * N(0, 1); biases
+    (transformers starts them at 0) N(0, 0.1^2) too, so that they show in every output."""
     with torch.no_grad():
         for name, param in model.named_parameters():  # a tied lm_head is listed once, as the embedding
             noise = torch.randn(param.shape, generator=generator)
@@ -261,8 +292,9 @@ def build_case(case: Case) -> dict:
 
     torch.manual_seed(case.seed)
     generator = torch.Generator().manual_seed(case.seed)
-    config = LlamaConfig(**case.config, attn_implementation="eager")
-    model = LlamaForCausalLM(config).eval()
+    config_class, model_class = FAMILIES[case.family]
+    config = config_class(**case.config, attn_implementation="eager")
+    model = model_class(config).eval()
     reinit_weights(model, generator)
     model.save_pretrained(case_dir / "model", safe_serialization=True)
     shape = LlamaShape.from_hf_config(model.config)
@@ -298,6 +330,13 @@ def build_case(case: Case) -> dict:
     require(checks["hand_vs_transformers_logits"] < TOL_HAND_VS_HF, "hand forward != transformers")
     require(checks["hand_vs_transformers_loss"] < TOL_HAND_VS_HF, "hand loss != transformers loss")
     require(checks["hand_tanh_zero_gate_vs_transformers_logits"] < TOL_HAND_VS_HF, "zero tanh gates != base")
+
+    check_saved_model(case, case_dir, input_ids, base_logits)
+    # PEFT's AdaptedAttention applies o_proj to the prompt's output on its own and adds it, so a biased o_proj
+    # adds its bias twice (even with zero gates): on such a model PEFT is not the paper's method, and no reference.
+    if case.family not in PEFT_FAMILIES or case.config.get("attention_bias"):
+        return finish_case(case, case_dir, model, shape, weights, generator, input_ids, labels, adapter_layers,
+                           inv_freq, base_out, base_logits, checks, peft_part=None)
 
     # --- PEFT adaption prompt (wraps the attention modules of `model` in place)
     peft_config = AdaptionPromptConfig(
@@ -349,7 +388,24 @@ def build_case(case: Case) -> dict:
     peft_model.save_pretrained(case_dir / "peft_adapter")
     (case_dir / "peft_adapter" / "README.md").unlink()  # PEFT's model-card template; not part of the format
     checks.update(check_saved_folders(case_dir, input_ids, base_logits, peft_out.logits))
+    peft_part = {
+        "prompts": {str(i): f32_list(p[0]) for i, p in prompts.items()},
+        "gates": {str(i): f32_list(g[0]) for i, g in gates.items()},
+        "logits": f32_list(peft_out.logits),
+        "loss": f32_list(peft_out.loss),
+        "grads": {
+            "prompts": {str(i): f32_list(p.grad[0]) for i, p in prompts.items()},
+            "gates": {str(i): f32_list(g.grad[0]) for i, g in gates.items()},
+        },
+    }
+    return finish_case(case, case_dir, model, shape, weights, generator, input_ids, labels, adapter_layers,
+                       inv_freq, base_out, base_logits, checks, peft_part)
 
+
+def finish_case(case, case_dir, model, shape, weights, generator, input_ids, labels, adapter_layers, inv_freq,
+                base_out, base_logits, checks, peft_part):
+    """The official tanh-gated adapter on the hand forward, and fixture.json (`peft` null for a family PEFT's
+    adaption prompt does not support)."""
     # --- LLaMA-Adapter v1, official training form: per-head gates through tanh
     tanh_adapter = AdapterWeights(
         prompts={
@@ -386,17 +442,9 @@ def build_case(case: Case) -> dict:
         "input_ids": input_ids.tolist(),
         "labels": labels.tolist(),
         "base": {"logits": f32_list(base_logits), "loss": f32_list(base_out.loss)},
-        "peft": {
-            "prompts": by_layer({i: p[0] for i, p in prompts.items()}),
-            "gates": {str(i): f32_list(g[0]) for i, g in gates.items()},
-            "logits": f32_list(peft_out.logits),
-            "loss": f32_list(peft_out.loss),
-            "grads": {
-                "prompts": by_layer({i: p.grad[0] for i, p in prompts.items()}),
-                "gates": {str(i): f32_list(g.grad[0]) for i, g in gates.items()},
-            },
-        },
-        "zero_gate": {"max_abs_diff": checks["peft_zero_gate_vs_base_logits"]},
+        "family": case.family,
+        "peft": peft_part,
+        "zero_gate": {"max_abs_diff": checks.get("peft_zero_gate_vs_base_logits", checks["hand_tanh_zero_gate_vs_transformers_logits"])},
         "tanh": {
             "prompts": by_layer(tanh_adapter.prompts),
             "gates": by_layer(tanh_adapter.gates),
@@ -411,6 +459,13 @@ def build_case(case: Case) -> dict:
     }
     (case_dir / "fixture.json").write_text(json.dumps(fixture, separators=(",", ":")) + "\n")
     return fixture
+
+
+def check_saved_model(case: Case, case_dir: Path, input_ids: torch.Tensor, base_logits: torch.Tensor) -> None:
+    """The HF folder reads back to the same model."""
+    reloaded = FAMILIES[case.family][1].from_pretrained(case_dir / "model", attn_implementation="eager").eval()
+    with torch.no_grad():
+        require(max_abs(reloaded(input_ids=input_ids).logits, base_logits) == 0.0, "model/ does not reload to the same logits")
 
 
 def check_saved_folders(
@@ -438,15 +493,18 @@ def main() -> None:
     torch.set_num_threads(2)
     transformers.utils.logging.disable_progress_bar()
     total = 0
-    for case in CASES:
+    # Cases named on the command line only (default: all), so that adding one leaves the others' files alone.
+    wanted = set(sys.argv[1:])
+    for case in [c for c in CASES if not wanted or c.name in wanted]:
         fixture = build_case(case)
         case_dir = OUT_ROOT / case.name
         size = sum(p.stat().st_size for p in case_dir.rglob("*") if p.is_file())
         total += size
         worst = {k: f"{v:.2e}" for k, v in fixture["checks"].items()}
         print(f"{case.name}: {size / 1024:.0f} KiB, checks {worst}")
-        print("  PEFT adapter keys:")
-        describe_peft_adapter(case_dir)
+        if fixture["peft"] is not None:
+            print("  PEFT adapter keys:")
+            describe_peft_adapter(case_dir)
     print(f"total {total / 1024:.0f} KiB under {OUT_ROOT.relative_to(REPO_ROOT)}")
 
 

@@ -175,9 +175,9 @@ def attention(
     B, T, _ = x.shape
     H, KV, d = shape.num_heads, shape.num_kv_heads, shape.head_dim
     n_rep = H // KV
-    q = split_heads(x @ w[f"{prefix}.q_proj.weight"].T, H, d)  # [B, H, T, d]
-    k = split_heads(x @ w[f"{prefix}.k_proj.weight"].T, KV, d)  # [B, KV, T, d]
-    v = split_heads(x @ w[f"{prefix}.v_proj.weight"].T, KV, d)  # [B, KV, T, d]
+    q = split_heads(proj(w, f"{prefix}.q_proj", x), H, d)  # [B, H, T, d]
+    k = split_heads(proj(w, f"{prefix}.k_proj", x), KV, d)  # [B, KV, T, d]
+    v = split_heads(proj(w, f"{prefix}.v_proj", x), KV, d)  # [B, KV, T, d]
     q = apply_rope(q, cos, sin)
     k = apply_rope(k, cos, sin)
     k = repeat_kv(k, n_rep)  # [B, H, T, d]
@@ -192,10 +192,10 @@ def attention(
         K = prompt.shape[0]
         p = prompt[None] if prompt_bias is None else prompt[None] + prompt_bias  # [1 or B, K, hidden]
         Bp = p.shape[0]
-        # The prompt goes through this layer's key/value projections as if it were K extra tokens, but with no
-        # position (no RoPE) and visible to every query (no mask).
-        kp = (p @ w[f"{prefix}.k_proj.weight"].T).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
-        vp = (p @ w[f"{prefix}.v_proj.weight"].T).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
+        # The prompt goes through this layer's key/value projections (biases included, as PEFT's k_proj(prompt))
+        # as if it were K extra tokens, but with no position (no RoPE) and visible to every query (no mask).
+        kp = proj(w, f"{prefix}.k_proj", p).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
+        vp = proj(w, f"{prefix}.v_proj", p).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
         kp = repeat_kv(kp, n_rep)  # [Bp, H, K, d]
         vp = repeat_kv(vp, n_rep)  # [Bp, H, K, d]
         prompt_scores = (q @ kp.transpose(-1, -2)) * scale  # [B, H, T, K]
@@ -204,7 +204,15 @@ def attention(
         out = out + head_gate * prompt_out
 
     out = out.transpose(1, 2).reshape(B, T, H * d)  # [B, T, hidden]
-    return out @ w[f"{prefix}.o_proj.weight"].T  # [B, T, hidden]
+    return proj(w, f"{prefix}.o_proj", out)  # [B, T, hidden]
+
+
+def proj(w: dict[str, Tensor], name: str, x: Tensor) -> Tensor:
+    """A linear layer as nn.Linear: x @ W.T, plus its bias where the checkpoint has one (Qwen2's q/k/v,
+    LLaMA's with attention_bias)."""
+    y = x @ w[f"{name}.weight"].T
+    bias = w.get(f"{name}.bias")
+    return y if bias is None else y + bias
 
 
 def mlp(w: dict[str, Tensor], prefix: str, x: Tensor) -> Tensor:

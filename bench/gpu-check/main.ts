@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Adapter, adapterVariables, disposeAdapter, initAdapter, topLayers } from '../../src-main/engine/adapter.js';
 import { describeWebgpuDevice, formatWebgpuDevice, initWebgpuBackend, shutdownWebgpu, webgpuDevice } from '../../src-main/engine/backends/webgpu.js';
-import type { LlamaConfig } from '../../src-main/engine/config.js';
+import { type LlamaConfig, PLAIN_LLAMA } from '../../src-main/engine/config.js';
 import { memoryEstimate } from '../../src-main/engine/load.js';
 import { crossEntropy, shiftedTargets } from '../../src-main/engine/loss.js';
 import { fusedKernels, setFusedKernelsEnabled } from '../../src-main/engine/kernels.js';
@@ -48,8 +48,8 @@ const log = (line: string) => console.log(`[${elapsed().toFixed(1).padStart(6)}s
 const GiB = 1024 ** 3;
 const gib = (bytes: number) => `${(bytes / GiB).toFixed(2)} GiB`;
 
-function llama(name: string, o: Omit<LlamaConfig, 'headDim' | 'normEps' | 'ropeTheta' | 'ropeScaling' | 'maxPositions' | 'tieEmbeddings' | 'bosId' | 'eosIds'>): [string, LlamaConfig] {
-  return [name, { ...o, headDim: o.dim / o.nHeads, normEps: 1e-5, ropeTheta: 10000, ropeScaling: null, maxPositions: 4096, tieEmbeddings: false, bosId: 1, eosIds: [2] }];
+function llama(name: string, o: Omit<LlamaConfig, 'family' | 'attentionBias' | 'headDim' | 'normEps' | 'ropeTheta' | 'ropeScaling' | 'maxPositions' | 'tieEmbeddings' | 'bosId' | 'eosIds'>): [string, LlamaConfig] {
+  return [name, { ...PLAIN_LLAMA, ...o, headDim: o.dim / o.nHeads, normEps: 1e-5, ropeTheta: 10000, ropeScaling: null, maxPositions: 4096, tieEmbeddings: false, bosId: 1, eosIds: [2] }];
 }
 
 /** Largest first. 7b: LLaMA-2 7B; 3b: OpenLLaMA 3B; 1b: TinyLlama 1.1B (grouped-query attention). */

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type Adapter, type AdapterSpec, GATE_MODES, type GateMode, gateSize, makeAdapter, namedAdapterVariables, topLayers } from './adapter.js';
-import type { LlamaConfig } from './config.js';
+import { type LlamaConfig, requirePlainLlama } from './config.js';
 import { PROMPT_TEMPLATES, type PromptTemplate } from './data.js';
 import { EngineError } from './errors.js';
 import { type ImageProjection, type ImagePromptSpec, makeImageProjection, PROJECTION_KEYS, projectionShapes, validateImagePromptSpec } from './image-prompt.js';
@@ -207,6 +207,8 @@ const PEFT_PREFIX = 'base_model.model.model.layers';
 
 function loadPeftAdapter(dir: string, cfg: Record<string, unknown>, model: LoadedModel): Adapter {
   const cfgFile = join(dir, CONFIG_FILE);
+  // PEFT's adaption prompt supports llama (its o_proj applied to the prompt's output alone: with a bias, twice).
+  requirePlainLlama(model.config, "PEFT's adaption prompt");
   if (cfg.peft_type !== 'ADAPTION_PROMPT') {
     throw new EngineError(`${cfgFile}: field "peft_type" is ${JSON.stringify(cfg.peft_type)}; only ADAPTION_PROMPT adapters can be used with LLaMA-Adapter`);
   }
@@ -234,6 +236,7 @@ function loadPeftAdapter(dir: string, cfg: Record<string, unknown>, model: Loade
 /** Write `adapter` in PEFT's format. Only per-layer gates on the top layers exist there. */
 export async function exportPeftAdapter(dir: string, adapter: Adapter, c: LlamaConfig, baseModelPath = ''): Promise<void> {
   const { spec } = adapter;
+  requirePlainLlama(c, "PEFT's adaption prompt");
   if (adapter.image) throw new EngineError("PEFT's adaption prompt has no image projection; a multi-modal adapter cannot be exported to it");
   if (spec.gateMode !== 'per-layer') {
     throw new EngineError(`PEFT's adaption prompt has one untransformed gate per layer; this adapter uses "${spec.gateMode}" gates and cannot be exported without changing its outputs`);

@@ -132,8 +132,9 @@ export function disposeAdapter(adapter: Adapter): void {
 export function promptKeysValues(
   c: LlamaConfig,
   prompt: tf.Tensor2D, // [K, dim]
-  wk: tf.Tensor2D, // [dim, nKvHeads * headDim]
-  wv: tf.Tensor2D, // [dim, nKvHeads * headDim]
+  // The layer's key/value path: wk, wv [dim, nKvHeads * headDim] and their biases where the family has them
+  // (Qwen2, LLaMA with attention_bias), as PEFT's k_proj(prompt) applies them. Never RoPE.
+  w: { wk: tf.Tensor2D; wv: tf.Tensor2D; bk?: tf.Tensor1D; bv?: tf.Tensor1D },
   promptBias?: tf.Tensor3D,
 ): { kp: tf.Tensor4D; vp: tf.Tensor4D } {
   const K = prompt.shape[0];
@@ -144,7 +145,8 @@ export function promptKeysValues(
     const perKvHead = tf.transpose(tf.reshape(x, [B, K, c.nKvHeads, c.headDim]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, nKv, K, hd]
     return repeatKvHeads(perKvHead, c.nHeads / c.nKvHeads); // [B, nHeads, K, hd]
   };
-  return { kp: toHeads(tf.matMul(flat, wk)), vp: toHeads(tf.matMul(flat, wv)) };
+  const project = (weight: tf.Tensor2D, bias?: tf.Tensor1D) => (bias ? tf.add(tf.matMul(flat, weight), bias) : tf.matMul(flat, weight));
+  return { kp: toHeads(project(w.wk, w.bk)), vp: toHeads(project(w.wv, w.bv)) };
 }
 
 /** [B, nKv, S, hd] -> [B, nKv * rep, S, hd]; query head h reads kv head floor(h / rep), as HF's repeat_kv. */

@@ -1,7 +1,9 @@
-// Model configuration: the Hugging Face LLaMA `config.json`, parsed and checked.
+// Model configuration: a Hugging Face `config.json` of a LLaMA-layout decoder, parsed and checked.
 //
-// Field names follow the engine's code (camelCase); `fromHfConfig` maps HF's names and
-// `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
+// Families (`model_type`): llama (with or without `attention_bias`), and qwen2 (Qwen2 / Qwen2.5: LLaMA's layout
+// with biased q/k/v projections, o without). Field names follow the engine's code (camelCase); `fromHfConfig`
+// maps HF's names and `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
+// Every field that changes the computation is implemented or refused by name.
 
 import { EngineError } from './errors.js';
 
@@ -14,7 +16,17 @@ export interface Llama3RopeScaling {
   originalMaxPositions: number;
 }
 
+/** The decoder families this engine runs: the same block, differing in the fields below. */
+export const MODEL_FAMILIES = ['llama', 'qwen2'] as const;
+export type ModelFamily = (typeof MODEL_FAMILIES)[number];
+
+/** A LLaMA without biases: what a config names when it says nothing of its family. */
+export const PLAIN_LLAMA = { family: 'llama', attentionBias: { qkv: false, o: false } } as const satisfies Partial<LlamaConfig>;
+
 export interface LlamaConfig {
+  family: ModelFamily;
+  /** Biases on the attention projections: q/k/v (Qwen2; LLaMA's attention_bias), o (LLaMA's attention_bias). */
+  attentionBias: { qkv: boolean; o: boolean };
   vocabSize: number;
   dim: number; // hidden_size
   ffnDim: number; // intermediate_size (SwiGLU inner width)
@@ -78,20 +90,47 @@ const LIMITS: Record<string, number> = {
  * LLaMA fields transformers honours that change the computation in ways this engine does not implement: a
  * config that sets them is refused, never run as if they were absent (wrong logits, silently).
  */
-function refuseUnimplemented(cfg: Json, file: string): void {
-  for (const key of ['attention_bias', 'mlp_bias'] as const) {
-    if (cfg[key] !== undefined && cfg[key] !== false) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(cfg[key])}; this engine implements LLaMA without biases only`);
+function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void {
+  if (family === 'llama' && cfg.attention_bias !== undefined && typeof cfg.attention_bias !== 'boolean') {
+    throw new EngineError(`${file}: field "attention_bias" must be true or false, got ${JSON.stringify(cfg.attention_bias)}`);
   }
+  if (cfg.mlp_bias !== undefined && cfg.mlp_bias !== false) throw new EngineError(`${file}: field "mlp_bias" is ${JSON.stringify(cfg.mlp_bias)}; this engine implements MLPs without biases only`);
   if (cfg.hidden_act !== undefined && cfg.hidden_act !== 'silu') throw new EngineError(`${file}: field "hidden_act" is ${JSON.stringify(cfg.hidden_act)}; this engine implements "silu" (SwiGLU) only`);
+  if (family === 'qwen2') {
+    // Sliding-window attention (Qwen2's use_sliding_window, or layer_types naming it) is not implemented.
+    if (cfg.use_sliding_window !== undefined && cfg.use_sliding_window !== false) {
+      throw new EngineError(`${file}: field "use_sliding_window" is ${JSON.stringify(cfg.use_sliding_window)}; this engine implements full attention in every layer only`);
+    }
+    const types = cfg.layer_types;
+    if (types !== undefined && (!Array.isArray(types) || types.some((t) => t !== 'full_attention'))) {
+      throw new EngineError(`${file}: field "layer_types" names ${JSON.stringify(Array.isArray(types) ? [...new Set(types)] : types)}; this engine implements "full_attention" layers only`);
+    }
+  }
+}
+
+/** In words: "qwen2", "llama with attention_bias", "llama". */
+export function describeFamily(c: LlamaConfig): string {
+  return c.family === 'llama' && c.attentionBias.o ? 'llama with attention_bias' : c.family;
+}
+
+/**
+ * For formats and tools made for LLaMA without biases (GGUF's llama layout, PEFT's adaption prompt, the official
+ * LLaMA-Adapter checkpoint): refused, saying why, for any other family rather than written or read wrongly.
+ */
+export function requirePlainLlama(c: LlamaConfig, what: string): void {
+  if (c.family !== 'llama' || c.attentionBias.qkv || c.attentionBias.o) {
+    throw new EngineError(`${what} is for LLaMA without biases; this model is ${describeFamily(c)}`);
+  }
 }
 
 /** Parse an HF `config.json` object. `file` names the source in error messages. */
 export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
-  const modelType = cfg.model_type;
-  if (modelType !== undefined && modelType !== 'llama') {
-    throw new EngineError(`${file}: field "model_type" is ${JSON.stringify(modelType)}; only "llama" models are supported`);
+  const modelType = cfg.model_type ?? 'llama';
+  if (!(MODEL_FAMILIES as readonly unknown[]).includes(modelType)) {
+    throw new EngineError(`${file}: field "model_type" is ${JSON.stringify(modelType)}; supported: ${MODEL_FAMILIES.map((f) => `"${f}"`).join(', ')}`);
   }
-  refuseUnimplemented(cfg, file);
+  const family = modelType as ModelFamily;
+  refuseUnimplemented(cfg, file, family);
   for (const [key, limit] of Object.entries(LIMITS)) {
     const v = cfg[key];
     if (typeof v === 'number' && v > limit) throw new EngineError(`${file}: field "${key}" is ${v}; more than ${limit.toLocaleString('en')} is not a LLaMA this engine can hold`);
@@ -116,7 +155,10 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
       if (id >= vocabSize) throw new EngineError(`${file}: field "${key}" (${id}) is outside the vocabulary (vocab_size ${vocabSize})`);
     }
   }
+  const llamaBias = family === 'llama' && cfg.attention_bias === true;
   return {
+    family,
+    attentionBias: { qkv: family === 'qwen2' || llamaBias, o: llamaBias },
     vocabSize,
     dim,
     ffnDim: field(cfg, file, 'intermediate_size', 'int'),
@@ -130,7 +172,8 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file),
     maxPositions: field(cfg, file, 'max_position_embeddings', 'int', 2048),
     tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', false),
-    bosId: bos.length > 0 ? bos[0] : null,
+    // Qwen2's tokenizer adds no BOS (its config may still name <|endoftext|> as bos_token_id): neither do we.
+    bosId: family === 'qwen2' || bos.length === 0 ? null : bos[0]!,
     eosIds,
   };
 }
@@ -161,9 +204,10 @@ function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null 
 
 /** The inverse of fromHfConfig: an HF config.json that transformers' LlamaForCausalLM loads. */
 export function toHfConfig(c: LlamaConfig): Json {
+  const family = c.family ?? 'llama';
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [family === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: family,
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
     intermediate_size: c.ffnDim,
@@ -185,8 +229,7 @@ export function toHfConfig(c: LlamaConfig): Json {
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: 'silu',
-    attention_bias: false,
-    mlp_bias: false,
+    ...(family === 'qwen2' ? { use_sliding_window: false } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }
@@ -204,6 +247,12 @@ export function expectedWeights(c: LlamaConfig): Map<string, number[]> {
     w.set(`${p}.self_attn.k_proj.weight`, [kvDim, c.dim]);
     w.set(`${p}.self_attn.v_proj.weight`, [kvDim, c.dim]);
     w.set(`${p}.self_attn.o_proj.weight`, [c.dim, qDim]);
+    if (c.attentionBias?.qkv) {
+      w.set(`${p}.self_attn.q_proj.bias`, [qDim]);
+      w.set(`${p}.self_attn.k_proj.bias`, [kvDim]);
+      w.set(`${p}.self_attn.v_proj.bias`, [kvDim]);
+    }
+    if (c.attentionBias?.o) w.set(`${p}.self_attn.o_proj.bias`, [c.dim]);
     w.set(`${p}.post_attention_layernorm.weight`, [c.dim]);
     w.set(`${p}.mlp.gate_proj.weight`, [c.ffnDim, c.dim]);
     w.set(`${p}.mlp.up_proj.weight`, [c.ffnDim, c.dim]);

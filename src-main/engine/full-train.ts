@@ -82,6 +82,10 @@ export function namedWeights(model: LlamaModel): { name: string; tensor: tf.Tens
       { name: `${p}.self_attn.k_proj.weight`, tensor: l.wk, linear: true },
       { name: `${p}.self_attn.v_proj.weight`, tensor: l.wv, linear: true },
       { name: `${p}.self_attn.o_proj.weight`, tensor: l.wo, linear: true },
+      ...(['q', 'k', 'v', 'o'] as const).flatMap((x) => {
+        const b = l[`b${x}`];
+        return b ? [{ name: `${p}.self_attn.${x}_proj.bias`, tensor: b, linear: false }] : [];
+      }),
       { name: `${p}.post_attention_layernorm.weight`, tensor: l.mlpNorm, linear: false },
       { name: `${p}.mlp.gate_proj.weight`, tensor: l.wGate, linear: true },
       { name: `${p}.mlp.up_proj.weight`, tensor: l.wUp, linear: true },

@@ -17,7 +17,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { expectedWeights, type LlamaConfig } from './config.js';
+import { expectedWeights, type LlamaConfig, requirePlainLlama } from './config.js';
 import { EngineError } from './errors.js';
 import { readModelConfig } from './load.js';
 import { inverseFrequencies } from './rope.js';
@@ -334,6 +334,7 @@ function metadata(c: LlamaConfig, tok: GgufTokenizer, name: string): [string, Me
 /** Writes `modelDir` (config.json, safetensors, tokenizer.json) as an F32 GGUF file at `outPath`. */
 export function exportGguf(modelDir: string, outPath: string, opts: { name?: string } = {}): GgufExportResult {
   const c = readModelConfig(modelDir);
+  requirePlainLlama(c, "GGUF export (llama.cpp's llama layout)");
   if (c.headDim % 2 !== 0) throw new EngineError(`${modelDir}: head dimension ${c.headDim} is odd; RoPE needs it even`);
   const tok = ggufTokenizer(modelDir, c.vocabSize);
   const plans = tensorPlans(c);

@@ -68,6 +68,16 @@ export function readCheckedModelConfig(dir: string): LlamaConfig {
   return config;
 }
 
+/**
+ * The config as the fingerprint hashes it. A plain LLaMA hashes as it did before families existed, so the
+ * fingerprints that adapters and workspaces recorded still match; any other family or bias is part of it.
+ */
+function fingerprintedConfig(config: LlamaConfig): string {
+  const { family, attentionBias, ...rest } = config;
+  const plain = family === 'llama' && !attentionBias.qkv && !attentionBias.o;
+  return JSON.stringify(plain ? rest : config);
+}
+
 export interface LoadedModel extends LlamaModel {
   dir: string;
   /** Identifies these exact weights: config + every tensor's name, shape and sampled values. */
@@ -81,7 +91,7 @@ export function loadModel(dir: string): LoadedModel {
   const config = readModelConfig(dir);
   const reader = CheckpointReader.open(dir);
   const hash = createHash('sha256');
-  hash.update(JSON.stringify(config));
+  hash.update(fingerprintedConfig(config));
   const made: tf.Tensor[] = [];
   try {
     const expected = checkShapes(dir, config, reader);
@@ -116,7 +126,15 @@ export function loadModel(dir: string): LoadedModel {
     const layers: LayerWeights[] = [];
     for (let i = 0; i < config.nLayers; i++) {
       const p = `model.layers.${i}`;
+      const bias = (name: string, has: boolean | undefined) => (has ? (read(`${p}.self_attn.${name}.bias`) as tf.Tensor1D) : undefined);
+      const biases = {
+        bq: bias('q_proj', config.attentionBias.qkv),
+        bk: bias('k_proj', config.attentionBias.qkv),
+        bv: bias('v_proj', config.attentionBias.qkv),
+        bo: bias('o_proj', config.attentionBias.o),
+      };
       layers.push({
+        ...Object.fromEntries(Object.entries(biases).filter(([, t]) => t !== undefined)),
         attnNorm: read(`${p}.input_layernorm.weight`) as tf.Tensor1D,
         wq: read(`${p}.self_attn.q_proj.weight`, true) as tf.Tensor2D,
         wk: read(`${p}.self_attn.k_proj.weight`, true) as tf.Tensor2D,

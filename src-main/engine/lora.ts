@@ -13,7 +13,7 @@ import type { Rng } from './rng.js';
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
-const WEIGHT_OF: Record<LoraTarget, keyof LayerWeights> = { q: 'wq', k: 'wk', v: 'wv', o: 'wo', gate: 'wGate', up: 'wUp', down: 'wDown' };
+const WEIGHT_OF = { q: 'wq', k: 'wk', v: 'wv', o: 'wo', gate: 'wGate', up: 'wUp', down: 'wDown' } as const satisfies Record<LoraTarget, keyof LayerWeights>;
 export const HF_MODULE_OF: Record<LoraTarget, string> = {
   q: 'self_attn.q_proj', k: 'self_attn.k_proj', v: 'self_attn.v_proj', o: 'self_attn.o_proj',
   gate: 'mlp.gate_proj', up: 'mlp.up_proj', down: 'mlp.down_proj',

@@ -23,6 +23,11 @@ export interface LayerWeights {
   wk: tf.Tensor2D; // [dim, nKv * hd]
   wv: tf.Tensor2D; // [dim, nKv * hd]
   wo: tf.Tensor2D; // [nHeads * hd, dim]
+  // Projection biases where the family has them (config.attentionBias): Qwen2's q/k/v, LLaMA's attention_bias.
+  bq?: tf.Tensor1D; // [nHeads * hd]
+  bk?: tf.Tensor1D; // [nKv * hd]
+  bv?: tf.Tensor1D; // [nKv * hd]
+  bo?: tf.Tensor1D; // [dim]
   mlpNorm: tf.Tensor1D; // [dim]
   wGate: tf.Tensor2D; // [dim, ffn]
   wUp: tf.Tensor2D; // [dim, ffn]
@@ -109,19 +114,21 @@ function consume<T extends tf.Tensor>(result: T, ...used: tf.Tensor[]): T {
 /** A LoRA-able projection: which layer, which weight. */
 type Site = { lora?: Lora | null; layer: number; target: LoraTarget };
 
-/** Linear layer on [..., in] activations with [in, out] weights, plus a LoRA update at `site`. */
-function linear(x: tf.Tensor, w: tf.Tensor2D, site?: Site): tf.Tensor {
+/** Linear layer on [..., in] activations with [in, out] weights and an optional [out] bias, plus a LoRA update at `site`. */
+export function linear(x: tf.Tensor, w: tf.Tensor2D, site?: Site, bias?: tf.Tensor1D): tf.Tensor {
   const fused = fusedKernels();
   if (fused) {
-    const y = fused.linear(x, w); // [..., out], no reshapes
+    let y = fused.linear(x, w); // [..., out], no reshapes
     const delta = site?.lora ? loraDelta(site.lora, site.layer, site.target, tf.reshape(x, [-1, w.shape[0]]) as tf.Tensor2D) : null;
-    return delta ? tf.add(y, tf.reshape(delta, y.shape)) : y;
+    if (delta) y = tf.add(y, tf.reshape(delta, y.shape));
+    return bias ? consume(tf.add(y, bias), y) : y; // the bias is a composite add: no fused kernel needed
   }
   const lead = x.shape.slice(0, -1);
   const flat = tf.reshape(x, [-1, w.shape[0]]) as tf.Tensor2D; // [N, in]
   let y = tf.matMul(flat, w); // [N, out]
   const delta = site ? loraDelta(site.lora, site.layer, site.target, flat) : null;
   if (delta) y = tf.add(y, delta);
+  if (bias) y = tf.add(y, bias);
   return tf.reshape(y, [...lead, w.shape[1]]);
 }
 
@@ -151,9 +158,9 @@ function attention(
   const w = model.weights.layers[layer];
   const [B, T] = x.shape;
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
-  const q = applyRope(splitHeads(linear(x, w.wq, at('q')), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
-  let k = applyRope(splitHeads(linear(x, w.wk, at('k')), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
-  let v = splitHeads(linear(x, w.wv, at('v')), c.nKvHeads, c.headDim); // [B, nKv, T, hd]
+  const q = applyRope(splitHeads(linear(x, w.wq, at('q'), w.bq), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
+  let k = applyRope(splitHeads(linear(x, w.wk, at('k'), w.bk), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
+  let v = splitHeads(linear(x, w.wv, at('v'), w.bv), c.nKvHeads, c.headDim); // [B, nKv, T, hd]
 
   const cache = opts.cache;
   if (cache) {
@@ -176,7 +183,7 @@ function attention(
   if (adapted) {
     let promptKV = cache?.prompt.get(layer);
     if (!promptKV) {
-      promptKV = promptKeysValues(c, adapted.prompt as tf.Tensor2D, w.wk, w.wv, opts.promptBias);
+      promptKV = promptKeysValues(c, adapted.prompt as tf.Tensor2D, w, opts.promptBias);
       if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
     }
     const [kp, vp] = [promptKV.kp, promptKV.vp] as tf.Tensor4D[];
@@ -184,7 +191,7 @@ function attention(
     out = tf.add(out, gated) as tf.Tensor4D; // summed before wo, as in the paper
   }
   const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.nHeads * c.headDim]);
-  return linear(merged, w.wo, at('o')) as tf.Tensor3D;
+  return linear(merged, w.wo, at('o'), w.bo) as tf.Tensor3D;
 }
 
 /**
@@ -203,9 +210,9 @@ function fusedAttention(
   const w = model.weights.layers[layer];
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
   const rotate = (t: tf.Tensor) => consume(fused.rope(t, rope.cos, rope.sin, c.headDim), t);
-  const q = rotate(linear(x, w.wq, at('q'))) as tf.Tensor3D; // [B, T, H * hd]
-  let k = rotate(linear(x, w.wk, at('k'))) as tf.Tensor3D; // [B, T, nKv * hd]
-  let v = linear(x, w.wv, at('v')) as tf.Tensor3D; // [B, T, nKv * hd]
+  const q = rotate(linear(x, w.wq, at('q'), w.bq)) as tf.Tensor3D; // [B, T, H * hd]
+  let k = rotate(linear(x, w.wk, at('k'), w.bk)) as tf.Tensor3D; // [B, T, nKv * hd]
+  let v = linear(x, w.wv, at('v'), w.bv) as tf.Tensor3D; // [B, T, nKv * hd]
 
   const cache = opts.cache;
   const past = cache?.length ?? 0;
@@ -227,16 +234,17 @@ function fusedAttention(
   if (adapted) {
     let promptKV = cache?.prompt.get(layer);
     if (!promptKV) {
-      // The prompt [K, dim] (plus the per-example image term [B, 1, dim]) through the frozen wk / wv, no RoPE.
+      // The prompt [K, dim] (plus the per-example image term [B, 1, dim]) through the frozen k / v projections
+      // (their biases included), no RoPE.
       const p = opts.promptBias ? tf.add(adapted.prompt, opts.promptBias) : adapted.prompt;
-      promptKV = { kp: fused.linear(p, w.wk), vp: fused.linear(p, w.wv) }; // [B|-, K, nKv * hd]
+      promptKV = { kp: linear(p, w.wk, undefined, w.bk), vp: linear(p, w.wv, undefined, w.bv) }; // [B|-, K, nKv * hd]
       if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
     }
     prompt = { ...promptKV, gate: adapted.gate as tf.Tensor1D, gateMode: opts.adapter!.spec.gateMode };
   }
   const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, past };
   const out = fused.attention(q, k as tf.Tensor3D, v as tf.Tensor3D, shape, prompt); // [B, T, H * hd]
-  return consume(linear(out, w.wo, at('o')), out) as tf.Tensor3D;
+  return consume(linear(out, w.wo, at('o'), w.bo), out) as tf.Tensor3D;
 }
 
 function mlp(w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): tf.Tensor {

@@ -25,7 +25,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { toHfConfig, type LlamaConfig, type Llama3RopeScaling } from '../engine/config.js';
+import { PLAIN_LLAMA, toHfConfig, type LlamaConfig, type Llama3RopeScaling } from '../engine/config.js';
 import { EngineError } from '../engine/errors.js';
 import type { WritableDtype } from '../engine/safetensors.js';
 import type { TensorRecord, TorchDtype } from './pickle.js';
@@ -172,6 +172,7 @@ export function convertMetaCheckpoint(srcDir: string, outDir: string, opts: Conv
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new EngineError(`special token id ${id} is outside the vocabulary (${vocabSize} embedding rows)`);
     }
     const config: LlamaConfig = {
+      ...PLAIN_LLAMA,
       vocabSize,
       dim,
       ffnDim,

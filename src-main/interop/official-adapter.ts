@@ -22,7 +22,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { type Adapter, type AdapterSpec, type GateMode, makeAdapter, topLayers } from '../engine/adapter.js';
-import type { LlamaConfig } from '../engine/config.js';
+import { type LlamaConfig, requirePlainLlama } from '../engine/config.js';
 import { EngineError } from '../engine/errors.js';
 import type { LoadedModel } from '../engine/load.js';
 import type { TensorRecord, TorchDtype } from './pickle.js';
@@ -60,6 +60,7 @@ export interface ReadOfficialOptions {
 
 /** Read an official v1 adapter file and check it against the base model's shapes. */
 export function readOfficialAdapter(file: string, c: LlamaConfig, opts: ReadOfficialOptions = {}): OfficialAdapterContents {
+  requirePlainLlama(c, 'the official LLaMA-Adapter checkpoint');
   const torchFile = TorchFile.open(file);
   try {
     const all = torchFile.tensors();
@@ -228,6 +229,7 @@ export interface ExportOfficialOptions {
  */
 export async function exportOfficialAdapter(file: string, adapter: Adapter, c: LlamaConfig, opts: ExportOfficialOptions = {}): Promise<void> {
   const form = opts.gateForm ?? 'tanh';
+  requirePlainLlama(c, 'the official LLaMA-Adapter checkpoint');
   if (adapter.image) throw new EngineError("the official text adapter's checkpoint has no image projection; a multi-modal adapter cannot be exported to it");
   if (!OFFICIAL_GATE_FORMS.includes(form)) throw new EngineError(`gate form must be one of ${OFFICIAL_GATE_FORMS.join(', ')}, got ${JSON.stringify(form)}`);
   const { spec } = adapter;

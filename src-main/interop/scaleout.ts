@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Adapter, disposeAdapter, initAdapter, topLayers } from '../engine/adapter.js';
 import { exportPeftAdapter, loadAdapter, saveAdapter } from '../engine/adapter-io.js';
-import type { LlamaConfig } from '../engine/config.js';
+import { type LlamaConfig, requirePlainLlama } from '../engine/config.js';
 import { epochOrder, formatAlpacaPrompt, type Instruction, tokenizeExample } from '../engine/data.js';
 import { EngineError } from '../engine/errors.js';
 import { type LoadedModel, readModelConfig } from '../engine/load.js';
@@ -108,6 +108,7 @@ export function datasetHash(data: Instruction[]): string {
  */
 export async function exportJob(opts: ExportJobOptions): Promise<ExportJobResult> {
   const c = readModelConfig(opts.modelDir);
+  requirePlainLlama(c, "a scale-out job (PEFT's adaption prompt on LlamaForCausalLM)");
   if (opts.recipe.method !== 'adapter') {
     throw new EngineError(`a scale-out job trains LLaMA-Adapter (PEFT's adaption prompt); this recipe's method is "${opts.recipe.method}"`);
   }

@@ -3,7 +3,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { expectedWeights, toHfConfig, type LlamaConfig } from '../../src-main/engine/config.js';
+import { expectedWeights, PLAIN_LLAMA, toHfConfig, type LlamaConfig } from '../../src-main/engine/config.js';
 import { Rng } from '../../src-main/engine/rng.js';
 import { writeSafetensors, type TensorToWrite, type WritableDtype } from '../../src-main/engine/safetensors.js';
 import { TINY_BOS, TINY_EOS, tinyVocabSize, writeTinyTokenizer, type TinyTokenizerStyle } from './tiny-tokenizer.js';
@@ -31,6 +31,7 @@ export function tinyLlamaConfig(overrides: Partial<LlamaConfig> = {}, style: Tin
   const dim = overrides.dim ?? 32;
   const nHeads = overrides.nHeads ?? 4;
   return {
+    ...PLAIN_LLAMA,
     vocabSize: tinyVocabSize(style),
     dim,
     ffnDim: 64,
@@ -60,7 +61,8 @@ function randomWeight(name: string, shape: number[], rng: Rng): Float32Array {
     for (let i = 0; i < data.length; i++) data[i] = 1 + 0.1 * rng.normal();
     return data;
   }
-  const std = name === 'model.embed_tokens.weight' ? 1 : 1 / Math.sqrt(shape[1]);
+  // A bias [out] has no fan-in: 0.1, large enough to show in every output.
+  const std = name === 'model.embed_tokens.weight' ? 1 : shape.length === 1 ? 0.1 : 1 / Math.sqrt(shape[1]!);
   for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
   return data;
 }

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend, type BackendChoice } from '../../src-main/engine/backend.js';
-import { parameterCount, type LlamaConfig } from '../../src-main/engine/config.js';
+import { parameterCount, PLAIN_LLAMA, type LlamaConfig } from '../../src-main/engine/config.js';
 import { formatAlpacaPrompt, readInstructionFile } from '../../src-main/engine/data.js';
 import { formatDemoTable, runDemo } from '../../src-main/engine/demo.js';
 import { starterRecipe } from '../../src-main/engine/recipe.js';
@@ -65,6 +65,7 @@ const VOCAB_SIZE = 4096;
  */
 function starterConfig(vocabSize: number): LlamaConfig {
   return {
+    ...PLAIN_LLAMA,
     vocabSize,
     dim: 256,
     ffnDim: 688, // ~8/3 * dim, rounded to a multiple of 16 (LLaMA's SwiGLU sizing)
