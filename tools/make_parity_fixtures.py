@@ -43,7 +43,7 @@ import torch
 import transformers
 from peft import AdaptionPromptConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_llama_adapter import (  # noqa: E402
@@ -76,12 +76,16 @@ class Case:
     seq_len: int  # T; both rows are all real tokens (no padding)
     prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
     config: dict = field(default_factory=dict)  # the family's config keyword arguments
-    family: str = "llama"  # llama | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections)
+    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections)
 
 
 # The model classes of each family; PEFT's adaption prompt supports llama (and mistral), not qwen2.
-FAMILIES = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}
-PEFT_FAMILIES = {"llama"}
+FAMILIES = {
+    "llama": (LlamaConfig, LlamaForCausalLM),
+    "mistral": (MistralConfig, MistralForCausalLM),
+    "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+}
+PEFT_FAMILIES = {"llama", "mistral"}
 
 
 GQA = dict(
@@ -176,6 +180,28 @@ CASES = [
                 high_freq_factor=4.0,
                 original_max_position_embeddings=32,
             ),
+        ),
+    ),
+    # Mistral: LLaMA's layout with a sliding window; here the window (16) is longer than the sequence (13), the only
+    # case the engine runs (it caps a Mistral's context at its window). (PEFT's adaption prompt breaks on a head_dim
+    # other than hidden / heads, so this one keeps it.)
+    Case(
+        "mistral",
+        seed=1008,
+        seq_len=13,
+        prompt_lens=(4, 6),
+        family="mistral",
+        config=dict(
+            vocab_size=70,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-5,
+            max_position_embeddings=64,
+            sliding_window=16,
         ),
     ),
     # LLaMA with attention_bias: biases on q, k, v and o (the prompt's keys and values take k/v's bias too).

@@ -208,7 +208,7 @@ const PEFT_PREFIX = 'base_model.model.model.layers';
 function loadPeftAdapter(dir: string, cfg: Record<string, unknown>, model: LoadedModel): Adapter {
   const cfgFile = join(dir, CONFIG_FILE);
   // PEFT's adaption prompt supports llama (its o_proj applied to the prompt's output alone: with a bias, twice).
-  requirePlainLlama(model.config, "PEFT's adaption prompt");
+  requirePlainLlama(model.config, "PEFT's adaption prompt", true);
   if (cfg.peft_type !== 'ADAPTION_PROMPT') {
     throw new EngineError(`${cfgFile}: field "peft_type" is ${JSON.stringify(cfg.peft_type)}; only ADAPTION_PROMPT adapters can be used with LLaMA-Adapter`);
   }
@@ -236,7 +236,7 @@ function loadPeftAdapter(dir: string, cfg: Record<string, unknown>, model: Loade
 /** Write `adapter` in PEFT's format. Only per-layer gates on the top layers exist there. */
 export async function exportPeftAdapter(dir: string, adapter: Adapter, c: LlamaConfig, baseModelPath = ''): Promise<void> {
   const { spec } = adapter;
-  requirePlainLlama(c, "PEFT's adaption prompt");
+  requirePlainLlama(c, "PEFT's adaption prompt", true);
   if (adapter.image) throw new EngineError("PEFT's adaption prompt has no image projection; a multi-modal adapter cannot be exported to it");
   if (spec.gateMode !== 'per-layer') {
     throw new EngineError(`PEFT's adaption prompt has one untransformed gate per layer; this adapter uses "${spec.gateMode}" gates and cannot be exported without changing its outputs`);

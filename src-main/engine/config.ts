@@ -1,7 +1,8 @@
 // Model configuration: a Hugging Face `config.json` of a LLaMA-layout decoder, parsed and checked.
 //
-// Families (`model_type`): llama (with or without `attention_bias`), and qwen2 (Qwen2 / Qwen2.5: LLaMA's layout
-// with biased q/k/v projections, o without). Field names follow the engine's code (camelCase); `fromHfConfig`
+// Families (`model_type`): llama (with or without `attention_bias`), mistral (LLaMA's layout with a sliding
+// window: the context is capped at the window, within which attention is full attention exactly), and qwen2
+// (Qwen2 / Qwen2.5: LLaMA's layout with biased q/k/v projections, o without). Field names follow the engine's code (camelCase); `fromHfConfig`
 // maps HF's names and `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
 // Every field that changes the computation is implemented or refused by name.
 
@@ -17,7 +18,7 @@ export interface Llama3RopeScaling {
 }
 
 /** The decoder families this engine runs: the same block, differing in the fields below. */
-export const MODEL_FAMILIES = ['llama', 'qwen2'] as const;
+export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2'] as const;
 export type ModelFamily = (typeof MODEL_FAMILIES)[number];
 
 /** A LLaMA without biases: what a config names when it says nothing of its family. */
@@ -39,6 +40,9 @@ export interface LlamaConfig {
   ropeScaling: Llama3RopeScaling | null;
   maxPositions: number;
   tieEmbeddings: boolean; // lm_head shares embed_tokens' weight
+  /** Mistral's sliding window (null: none). maxPositions is capped at it: sliding attention is not implemented, and
+   * over at most `slidingWindow` tokens it equals full attention. */
+  slidingWindow?: number | null;
   bosId: number | null;
   eosIds: number[]; // generation stops at any of these; the first is appended in training
 }
@@ -117,10 +121,9 @@ export function describeFamily(c: LlamaConfig): string {
  * For formats and tools made for LLaMA without biases (GGUF's llama layout, PEFT's adaption prompt, the official
  * LLaMA-Adapter checkpoint): refused, saying why, for any other family rather than written or read wrongly.
  */
-export function requirePlainLlama(c: LlamaConfig, what: string): void {
-  if (c.family !== 'llama' || c.attentionBias.qkv || c.attentionBias.o) {
-    throw new EngineError(`${what} is for LLaMA without biases; this model is ${describeFamily(c)}`);
-  }
+export function requirePlainLlama(c: LlamaConfig, what: string, alsoMistral = false): void {
+  const plain = !c.attentionBias.qkv && !c.attentionBias.o && (c.family === 'llama' || (alsoMistral && c.family === 'mistral'));
+  if (!plain) throw new EngineError(`${what} is for LLaMA${alsoMistral ? ' (or Mistral)' : ''} without biases; this model is ${describeFamily(c)}`);
 }
 
 /** Parse an HF `config.json` object. `file` names the source in error messages. */
@@ -156,6 +159,8 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     }
   }
   const llamaBias = family === 'llama' && cfg.attention_bias === true;
+  const slidingWindow = family === 'mistral' && cfg.sliding_window !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int') : null;
+  const declaredMax = field(cfg, file, 'max_position_embeddings', 'int', 2048) as number;
   return {
     family,
     attentionBias: { qkv: family === 'qwen2' || llamaBias, o: llamaBias },
@@ -170,8 +175,9 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     // transformers 5 writes RoPE settings as `rope_parameters`; 4.x and most checkpoints use the top level.
     ropeTheta: field(cfg, file, 'rope_theta', 'number', (cfg.rope_parameters as Json | undefined)?.rope_theta ?? 10000),
     ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file),
-    maxPositions: field(cfg, file, 'max_position_embeddings', 'int', 2048),
+    maxPositions: slidingWindow === null ? declaredMax : Math.min(declaredMax, slidingWindow),
     tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', false),
+    ...(family === 'mistral' ? { slidingWindow } : {}),
     // Qwen2's tokenizer adds no BOS (its config may still name <|endoftext|> as bos_token_id): neither do we.
     bosId: family === 'qwen2' || bos.length === 0 ? null : bos[0]!,
     eosIds,
@@ -206,7 +212,7 @@ function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null 
 export function toHfConfig(c: LlamaConfig): Json {
   const family = c.family ?? 'llama';
   return {
-    architectures: [family === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[family]],
     model_type: family,
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
@@ -229,7 +235,7 @@ export function toHfConfig(c: LlamaConfig): Json {
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: 'silu',
-    ...(family === 'qwen2' ? { use_sliding_window: false } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }

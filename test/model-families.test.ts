@@ -1,0 +1,37 @@
+// What each family's config.json becomes (the numbers themselves are checked against transformers in
+// parity.test.ts: llamabias, mistral, qwen2): which biases, which context, which BOS, and what is refused.
+
+import { describe, expect, it } from 'vitest';
+import { fromHfConfig, requirePlainLlama, toHfConfig } from '../src-main/engine/config.js';
+
+const BASE = { hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64, num_hidden_layers: 2, vocab_size: 100, bos_token_id: 1, eos_token_id: 2 };
+
+describe('model families', () => {
+  it('llama: no biases unless attention_bias, which biases q, k, v and o', () => {
+    expect(fromHfConfig({ ...BASE, model_type: 'llama' })).toMatchObject({ family: 'llama', attentionBias: { qkv: false, o: false }, bosId: 1 });
+    expect(fromHfConfig({ ...BASE, model_type: 'llama', attention_bias: true }).attentionBias).toEqual({ qkv: true, o: true });
+  });
+
+  it('qwen2: biased q/k/v, o without; no BOS, as its tokenizer adds none', () => {
+    expect(fromHfConfig({ ...BASE, model_type: 'qwen2', bos_token_id: 151643 % 100 })).toMatchObject({ family: 'qwen2', attentionBias: { qkv: true, o: false }, bosId: null });
+  });
+
+  it('mistral: the context is capped at the sliding window, within which attention is full attention', () => {
+    const c = fromHfConfig({ ...BASE, model_type: 'mistral', sliding_window: 4096, max_position_embeddings: 32768 });
+    expect(c).toMatchObject({ family: 'mistral', slidingWindow: 4096, maxPositions: 4096, bosId: 1 });
+    expect(fromHfConfig({ ...BASE, model_type: 'mistral', sliding_window: null, max_position_embeddings: 32768 }).maxPositions).toBe(32768);
+    expect(toHfConfig(c)).toMatchObject({ model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 4096 });
+  });
+
+  it('writes each family back under its own model_type', () => {
+    for (const model_type of ['llama', 'mistral', 'qwen2']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
+  });
+
+  it('formats made for plain LLaMA say which family they met', () => {
+    expect(() => requirePlainLlama(fromHfConfig({ ...BASE, model_type: 'qwen2' }), 'GGUF export')).toThrow('GGUF export is for LLaMA without biases; this model is qwen2');
+    expect(() => requirePlainLlama(fromHfConfig({ ...BASE, model_type: 'llama', attention_bias: true }), "PEFT's adaption prompt", true)).toThrow(
+      "PEFT's adaption prompt is for LLaMA (or Mistral) without biases; this model is llama with attention_bias",
+    );
+    expect(() => requirePlainLlama(fromHfConfig({ ...BASE, model_type: 'mistral' }), "PEFT's adaption prompt", true)).not.toThrow();
+  });
+});
