@@ -786,7 +786,12 @@ export const API = {
   'datasets.list': method(none, z.array(DatasetSummary), 'datasets with example and split counts'),
   'datasets.get': method(byDataset, DatasetSummary, 'one dataset'),
   'datasets.remove': method(byDataset, ok, 'delete a dataset no run uses'),
-  'datasets.query': method(ExampleQuery.strict(), z.object({ total: count, items: z.array(Example) }), 'one page of examples matching a search and filters'),
+  'datasets.query': method(
+    ExampleQuery.strict(),
+    // position: the example's number within its dataset (1 for the oldest; ids are the workspace's, not the dataset's).
+    z.object({ total: count, items: z.array(Example.extend({ position: count })) }),
+    'one page of examples matching a search and filters',
+  ),
   'datasets.tags': method(byDataset, z.array(z.object({ tag: z.string(), count })), 'tags in use, most used first'),
   'datasets.addExample': method(
     z.object({ datasetId: id, example: z.object({ instruction: ExamplePatch.shape.instruction.unwrap(), input: text.default(''), output: ExamplePatch.shape.output.unwrap(), tags: z.array(z.string()).default([]), split: Split.nullable().default(null), image: Sha256.nullable().default(null) }) }).strict(),

@@ -59,7 +59,7 @@ describe('adapter-studio forward (in process, cpu backend)', () => {
   it("refuses PEFT's adaption prompt on a family it does not support, saying why", async () => {
     const r = await cli(['forward', '--backend', 'cpu', '--model', join(FIXTURES, 'qwen2', 'model'), '--adapter', join(FIXTURES, 'gqa', 'peft_adapter'), '--input-ids', '1,2,3', '--json']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/PEFT's adaption prompt is for LLaMA without biases; this model is qwen2/);
+    expect(r.stderr).toMatch(/PEFT's adaption prompt is for LLaMA \(or Mistral\) without biases; this model is qwen2/);
   });
 
   it('rejects malformed ids with the flag named', async () => {

@@ -114,6 +114,17 @@ describe('dataset versions and undo', () => {
 });
 
 describe('searching and filtering', () => {
+  it("numbers each example within its dataset, whatever the search, and a second dataset's from 1", () => {
+    const { ws } = tempWorkspace('positions');
+    const { ds } = seeded(ws);
+    const other = ws.datasets.create('more', '');
+    ws.datasets.addExamples(other.id, [{ instruction: 'a', input: '', output: 'b' }, { instruction: 'c', input: '', output: 'd' }]);
+    expect(ws.datasets.query(other.id, {}).items.map((e) => e.position)).toEqual([1, 2]);
+    expect(ws.datasets.query(other.id, {}).items[0]!.id).toBeGreaterThan(4); // ids are the workspace's
+    expect(ws.datasets.query(ds.id, { split: 'test' }).items.map((e) => [e.output, e.position])).toEqual([['blau', 4]]);
+    expect(ws.datasets.query(ds.id, { offset: 2, limit: 1 }).items.map((e) => e.position)).toEqual([3]);
+  });
+
   it('combines full-text search with split, tag, length and input filters', () => {
     const { ws } = tempWorkspace('query');
     const { ds } = seeded(ws);

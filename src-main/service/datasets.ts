@@ -199,7 +199,7 @@ export function datasetHandlers(ctx: ServiceContext): Pick<
 
     'datasets.query': async ({ datasetId, ...q }) => {
       const page = ctx.ws().datasets.query(id(datasetId), q);
-      return { total: page.total, items: page.items.map(toExample) };
+      return { total: page.total, items: page.items.map((e) => ({ ...toExample(e), position: e.position })) };
     },
     'datasets.tags': async ({ datasetId }) => ctx.ws().datasets.tagCounts(id(datasetId)),
 

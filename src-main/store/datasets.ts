@@ -134,7 +134,8 @@ export interface ExampleQuery {
 
 export interface ExamplePage {
   total: number;
-  items: Example[];
+  /** `position`: the example's number within its dataset (1 for the oldest), whatever the search or filter. */
+  items: (Example & { position: number })[];
 }
 
 interface ExampleRow {
@@ -508,7 +509,9 @@ export class DatasetStore {
       limit: q.limit ?? 50,
       offset: q.offset ?? 0,
     }) as ExampleRow[];
-    return { total, items: rows.map(toExample) };
+    // Counted for the page's rows only (the covering index on (dataset_id, id) makes each a range count).
+    const position = this.cached('SELECT count(*) AS n FROM examples WHERE dataset_id = ? AND id <= ?');
+    return { total, items: rows.map((r) => ({ ...toExample(r), position: (position.get(datasetId, r.id) as { n: number }).n })) };
   }
 
   /** The distinct images (sha256) the dataset's current examples use, optionally of one split. */

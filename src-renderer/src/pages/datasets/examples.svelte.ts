@@ -1,7 +1,10 @@
 // The example table's data: the current query (search and filters), the total, and pages fetched as the
 // table scrolls. Edits go through the API as new dataset versions, so each one can be undone.
 
-import type { Example, Split } from '../../../../src-shared/api';
+import type { Example as StoredExample, Split } from '../../../../src-shared/api';
+
+/** A row as the table shows it: `position` is its number within the dataset (ids are the workspace's). */
+export type Example = StoredExample & { position: number };
 import { api, connection, errorText } from '../../lib/api';
 import { uploadPicture } from '../../lib/pictures';
 
