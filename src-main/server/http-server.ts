@@ -6,6 +6,7 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { extname, join, normalize, sep } from 'node:path';
 import type { ApiResponse } from '../../src-shared/api.js';
 import type { AppService } from '../service/index.js';
@@ -86,14 +87,27 @@ function statusOf(answer: ApiResponse<unknown>): number {
   return { not_found: 404, internal: 500, too_large: 413, unauthorized: 401 }[answer.error.code as string] ?? 400;
 }
 
+/** What is read and thrown away of a refused body while the client takes in the 413 (then the socket closes). */
+const DRAIN_BYTES = 64 * 2 ** 20;
+const DRAIN_MS = 2000;
+
 /**
- * Answers 413 to a body over its limit without reading the rest: the answer goes out first, then the
- * connection closes (reading on would take the whole body; closing at once would reset before the answer).
+ * Answers 413 to a body over its limit. The answer goes out first; then the rest of the body is read and thrown
+ * away for a moment, so that a client still sending sees the answer rather than a broken pipe, and the
+ * connection closes (at once past DRAIN_BYTES or DRAIN_MS: a huge body is not read to its end).
  */
 function refuseTooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
   res.setHeader('Connection', 'close');
   refuse(res, 413, message);
-  res.on('finish', () => req.destroy());
+  let drained = 0;
+  const timer = setTimeout(() => req.destroy(), DRAIN_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_BYTES) req.destroy();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.resume();
 }
 
 /** The declared body length is already over the limit. */
@@ -142,7 +156,12 @@ export function startHttpServer(opts: HttpServerOptions): Promise<RunningServer>
       const fileName = url.searchParams.get('name');
       if (!fileName) return refuse(res, 400, 'name the uploaded file: PUT /api/upload?name=<file name>');
       if (declaredOver(req, service.maxUploadBytes)) return refuseTooLarge(req, res, `the file is larger than the upload limit of ${Math.round(service.maxUploadBytes / 2 ** 20)} MiB`);
-      const answer = await service.upload(fileName, req);
+      // Through a pipe, so that a refused upload stops the copy without destroying the request: the 413 still
+      // reaches a client that is sending.
+      const body = new PassThrough();
+      req.pipe(body);
+      const answer = await service.upload(fileName, body);
+      req.unpipe(body);
       if (!answer.ok && answer.error.code === 'too_large') return refuseTooLarge(req, res, answer.error.message);
       return sendJson(res, statusOf(answer), answer);
     }
