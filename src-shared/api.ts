@@ -382,6 +382,10 @@ export const Recipe = z.object({
   promptTemplate: z.enum(['alpaca', 'alpaca-lora']).optional(),
   /** The adapter's gates: zero (the paper's zero-init attention) or random, N(0, 1) (the paper's ablation). */
   init: z.enum(['zero', 'random']).optional(),
+  /** Examples held out for validation (Alpaca-LoRA's val_set_size: 2000); 0: none. */
+  valSetSize: z.number().int().min(0).max(10_000_000).optional(),
+  /** With a validation set: its loss every N optimizer steps, the best weights kept (load_best_model_at_end). */
+  evalSteps: z.number().int().min(1).max(10_000_000).optional(),
 });
 export type Recipe = z.infer<typeof Recipe>;
 

@@ -11,11 +11,13 @@ import { initBackend } from '../src-main/engine/backend.js';
 import { loadModel } from '../src-main/engine/load.js';
 import { mergedLayerWeights } from '../src-main/engine/lora.js';
 import { forward } from '../src-main/engine/model.js';
-import { alpacaFullRecipe, alpacaLoraRecipe, paperRecipe } from '../src-main/engine/recipe.js';
+import { alpacaFullRecipe, alpacaLoraRecipe, paperRecipe, validateRecipe } from '../src-main/engine/recipe.js';
+import { makeBatch, tokenizeExample } from '../src-main/engine/data.js';
+import { nextTokenLoss, shiftedTargets } from '../src-main/engine/loss.js';
 import { loadTokenizer } from '../src-main/engine/tokenizer.js';
 import { writeTinyLlama } from './helpers/tiny-model.js';
 import { SafetensorsFile } from '../src-main/engine/safetensors.js';
-import { train } from '../src-main/engine/train.js';
+import { train, type TrainEvent, validationIndices } from '../src-main/engine/train.js';
 import { COLOR_DATA, type TinyTrainer, tinyTrainer } from './helpers/color-task.js';
 import { expectPauseResumeReplays } from './helpers/resume-check.js';
 import { makeTempDir } from './helpers/tmp.js';
@@ -112,5 +114,44 @@ describe('on a Qwen2-layout model (biased q/k/v)', () => {
     const tuned = loadModel(join(dir, 'qwen2-full'));
     expect(tuned.config.family).toBe('qwen2');
     expect(maxDiff(tuned.weights.layers[0]!.bq!, q.model.weights.layers[0]!.bq!)).toBeGreaterThan(0);
+  });
+});
+
+describe("a validation set (Alpaca-LoRA's val_set_size, eval_steps, load_best_model_at_end)", () => {
+  // Six colours, two held out: colours the training examples never show, so the held-out loss soon rises again.
+  const recipe = () => ({ ...alpacaLoraRecipe(t.model.config), epochs: 30, warmupEpochs: 1, warmupSteps: null, lr: 0.1, batchSize: 2, accumSteps: 1, loraDropout: 0, trainOnInputs: false, valSetSize: 2, evalSteps: 2 });
+  let uninterrupted: { validation: { bestStep: number; bestValLoss: number } };
+
+  it('holds the examples out, evaluates every evalSteps, and saves the weights of the best step, recorded with them', async () => {
+    const events: TrainEvent[] = [];
+    const out = join(dir, 'lora-val');
+    const result = await train({ model: t.model, tokenizer: t.tokenizer, data: COLOR_DATA, recipe: recipe(), outDir: out, onEvent: (e) => events.push(e) });
+    expect(events[0]).toMatchObject({ type: 'start', examples: 4, notes: [expect.stringMatching(/^2 examples held out for validation/)] });
+    const evals = events.filter((e): e is Extract<TrainEvent, { type: 'eval' }> => e.type === 'eval');
+    expect(evals.map((e) => e.step)).toEqual(Array.from({ length: result.steps / 2 }, (_, i) => 2 * (i + 1)));
+    const best = evals.reduce((a, b) => (b.valLoss < a.valLoss ? b : a));
+    expect(best.step).toBeLessThan(result.steps); // the held-out loss rose after it: the last weights are not the best
+    uninterrupted = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect(uninterrupted.validation).toMatchObject({ examples: 2, evalSteps: 2, bestStep: best.step, bestValLoss: best.valLoss });
+    // What was saved scores exactly the best loss on the held-out examples.
+    const fineTune = loadFineTune(out, t.model);
+    if (fineTune.kind !== 'lora') throw new Error('expected a LoRA');
+    const held = validationIndices(COLOR_DATA.length, 2).val.map((i) => tokenizeExample(t.tokenizer, COLOR_DATA[i]!, 256, { trainOnInputs: false, template: 'alpaca-lora' }));
+    const batch = makeBatch(held, t.tokenizer.eosIds[0]!);
+    const loss = nextTokenLoss(t.model, tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32'), shiftedTargets(batch.labels, batch.B, batch.T), { lora: fineTune.lora });
+    expect(Math.abs(loss.dataSync()[0]! - best.valLoss)).toBeLessThan(1e-5);
+  });
+
+  it('resumes with the best so far: a paused run keeps the same best weights as an uninterrupted one', async () => {
+    const out = join(dir, 'lora-val-resume');
+    const controller = new AbortController();
+    const common = { model: t.model, tokenizer: t.tokenizer, data: COLOR_DATA, recipe: recipe(), outDir: out };
+    await train({ ...common, signal: controller.signal, onAbort: 'pause', onEvent: (e) => e.type === 'step' && e.step === 9 && controller.abort() });
+    await train({ ...common, resume: true });
+    expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8')).validation).toEqual(uninterrupted.validation);
+  });
+
+  it('is refused for a full fine-tune, by name', () => {
+    expect(() => validateRecipe({ ...alpacaFullRecipe(t.model.config), valSetSize: 10 }, t.model.config)).toThrow(/recipe field "valSetSize" must be 0 for a full fine-tune/);
   });
 });

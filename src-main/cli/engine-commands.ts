@@ -121,6 +121,8 @@ function formatEvent(e: TrainEvent, recipe: Recipe): string {
       return `step ${e.step}/${e.totalSteps}  epoch ${e.epoch.toFixed(2)}  loss ${e.loss.toFixed(4)}  lr ${e.lr.toExponential(2)}  ${e.tokensPerSec.toFixed(0)} tok/s  eta ${Math.round(e.etaSec)}s  rss ${(e.rssBytes / 2 ** 20).toFixed(0)} MiB\n`;
     case 'checkpoint':
       return `checkpoint: ${e.path}\n`;
+    case 'eval':
+      return `step ${e.step}: validation loss ${e.valLoss.toFixed(4)}${e.best ? ' (best so far: these weights are kept)' : ''}\n`;
     case 'done':
       return e.status === 'completed' ? `done: adapter saved to ${e.adapterDir}\n` : `${e.status} at step ${e.step}; continue with --resume\n`;
   }

@@ -23,7 +23,7 @@ Commands:
             [--epochs N] [--warmup-epochs N | --warmup-steps N] [--blr X | --lr X] [--min-lr X] [--weight-decay X]
             [--schedule cosine|linear] [--prompt-template alpaca|alpaca-lora] [--init zero|random] [--max-grad-norm X] [--train-on-inputs true|false] [--drop-last true|false]
             [--batch-size N] [--accum-steps N] [--max-seq-len N] [--seed N] [--checkpoint-every N]
-            [--max-steps N] [--resume] [--json]
+            [--val-set-size N] [--eval-steps N] [--max-steps N] [--resume] [--json]
   generate  --model DIR [--adapter DIR] --prompt TEXT  (--adapter: an adapter or LoRA folder; a full
             fine-tune is a model folder: pass it as --model)
             [--input TEXT] [--template alpaca|none]

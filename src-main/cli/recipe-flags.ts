@@ -24,6 +24,8 @@ export const RECIPE_FLAGS = {
   'lora-dropout': ['loraDropout', 'number'],
   'warmup-steps': ['warmupSteps', 'int'],
   'max-grad-norm': ['maxGradNorm', 'number'],
+  'val-set-size': ['valSetSize', 'int'],
+  'eval-steps': ['evalSteps', 'int'],
 } as const;
 
 /**

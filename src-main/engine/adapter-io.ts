@@ -30,6 +30,8 @@ export interface AdapterMeta {
   baseModelPath?: string;
   tokenizerHash?: string | null;
   recipe?: unknown;
+  /** With a validation set (recipe.valSetSize): what was held out and which evaluated step's weights these are. */
+  validation?: { examples: number; evalSteps: number; bestStep: number; bestValLoss: number };
 }
 
 interface AdapterConfigFile extends AdapterMeta {

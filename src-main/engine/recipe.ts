@@ -56,6 +56,8 @@ export interface Recipe {
   dropLast: boolean; // drop each epoch's last partial batch (the official DataLoader's drop_last=True)
   promptTemplate: PromptTemplate; // Stanford Alpaca's (the adapter, the full fine-tune) or Alpaca-LoRA's (a newline after "### Response:")
   init: AdapterInit; // the adapter's gates: zero (the paper's zero-init attention) or random, N(0, 1) (its ablation)
+  valSetSize: number; // examples held out for validation (Alpaca-LoRA's val_set_size 2000); 0: none
+  evalSteps: number; // with a validation set: its loss every N optimizer steps, the best kept (load_best_model_at_end)
 }
 
 export const SCHEDULES = ['cosine', 'linear'] as const;
@@ -65,7 +67,7 @@ export type Schedule = (typeof SCHEDULES)[number];
 export const ADAPTER_INITS = ['zero', 'random'] as const;
 export type AdapterInit = (typeof ADAPTER_INITS)[number];
 
-export const RECIPE_FIELD_DEFAULTS = { schedule: 'cosine', warmupSteps: null, maxGradNorm: null, trainOnInputs: false, dropLast: false, promptTemplate: 'alpaca', init: 'zero' } as const satisfies Partial<Recipe>;
+export const RECIPE_FIELD_DEFAULTS = { schedule: 'cosine', warmupSteps: null, maxGradNorm: null, trainOnInputs: false, dropLast: false, promptTemplate: 'alpaca', init: 'zero', valSetSize: 0, evalSteps: 200 } as const satisfies Partial<Recipe>;
 
 /** A recipe from storage or a file, with the fields it may predate filled as it trained. */
 export function withRecipeDefaults(r: Recipe): Recipe {
@@ -111,6 +113,8 @@ export function paperRecipe(c: LlamaConfig): Recipe {
     dropLast: true,
     promptTemplate: 'alpaca',
     init: 'zero',
+    valSetSize: 0,
+    evalSteps: 200,
   };
 }
 
@@ -136,6 +140,9 @@ export function alpacaLoraRecipe(c: LlamaConfig): Recipe {
     dropLast: false,
     promptTemplate: 'alpaca-lora',
     init: 'zero',
+    // finetune.py: train_test_split(test_size=2000, seed=42), eval and save every 200 steps, load_best_model_at_end.
+    valSetSize: 2000,
+    evalSteps: 200,
     blr: 3e-4 * (256 / 128),
     weightDecay: 0,
     betas: [0.9, 0.999],
@@ -159,6 +166,8 @@ export function alpacaFullRecipe(c: LlamaConfig): Recipe {
     dropLast: false,
     promptTemplate: 'alpaca',
     init: 'zero',
+    valSetSize: 0,
+    evalSteps: 200,
     blr: 2e-5 * (256 / 128),
     weightDecay: 0,
     betas: [0.9, 0.999],
@@ -205,8 +214,18 @@ export function starterRecipe(c: LlamaConfig): Recipe {
 export function starterPreset(method: Method, c: LlamaConfig): Recipe {
   if (method === 'adapter') return starterRecipe(c);
   const shape = { epochs: 3, warmupEpochs: 0.5, batchSize: 8, accumSteps: 1, maxSeqLen: Math.min(128, c.maxPositions), seed: 0 };
-  if (method === 'lora') return { ...alpacaLoraRecipe(c), ...shape, loraRank: 8, lr: 2e-3 };
+  // No validation split on the starter: every method trains on the same examples, as the comparison needs.
+  if (method === 'lora') return { ...alpacaLoraRecipe(c), ...shape, loraRank: 8, lr: 2e-3, valSetSize: 0 };
   return { ...alpacaFullRecipe(c), ...shape, lr: 2e-4, weightDecay: 0 };
+}
+
+/**
+ * How many examples train and how many are held out for validation: `valSetSize` when the data has more than that
+ * many (as HF's train_test_split needs), else none.
+ */
+export function validationSplit(examples: number, r: Pick<Recipe, 'valSetSize'>): { train: number; val: number } {
+  const val = r.valSetSize > 0 && examples > r.valSetSize ? r.valSetSize : 0;
+  return { train: examples - val, val };
 }
 
 export function effectiveBatch(r: Recipe): number {
@@ -259,6 +278,9 @@ export function validateRecipe(r: Recipe, c: LlamaConfig): Recipe {
   if (typeof r.trainOnInputs !== 'boolean') fail('trainOnInputs', 'true or false', r.trainOnInputs);
   if (!(PROMPT_TEMPLATES as readonly string[]).includes(r.promptTemplate)) fail('promptTemplate', `one of ${PROMPT_TEMPLATES.join(', ')}`, r.promptTemplate);
   if (!(ADAPTER_INITS as readonly string[]).includes(r.init)) fail('init', `one of ${ADAPTER_INITS.join(', ')}`, r.init);
+  if (!Number.isInteger(r.valSetSize) || r.valSetSize < 0) fail('valSetSize', 'an integer >= 0', r.valSetSize);
+  if (r.valSetSize > 0 && r.method === 'full') fail('valSetSize', '0 for a full fine-tune (keeping its best weights is not implemented)', r.valSetSize);
+  posInt('evalSteps');
   if (typeof r.dropLast !== 'boolean') fail('dropLast', 'true or false', r.dropLast);
   return r;
 }

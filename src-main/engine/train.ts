@@ -18,7 +18,7 @@ import { batchImages, disposeBatchImages, type ImagePromptSpec } from './image-p
 import type { LoadedModel } from './load.js';
 import { nextTokenLoss, shiftedTargets } from './loss.js';
 import { type AdamWState, adamWStep, clipGradNorm, disposeAdamWState, learningRate, newAdamWState } from './optimizer.js';
-import { epochShape, peakLearningRate, type Recipe, validateRecipe, withRecipeDefaults } from './recipe.js';
+import { epochShape, peakLearningRate, type Recipe, validateRecipe, validationSplit, withRecipeDefaults } from './recipe.js';
 import { Rng } from './rng.js';
 import { SafetensorsFile, writeAtomically, writeSafetensors } from './safetensors.js';
 import { createTrainable, type SavedValues, type Trainable } from './trainable.js';
@@ -66,6 +66,8 @@ export type TrainEvent =
       tensorBytes: number;
     }
   | { type: 'checkpoint'; step: number; path: string }
+  /** The validation loss (recipe.valSetSize > 0), every evalSteps steps; `best`: the lowest so far, whose weights are kept. */
+  | { type: 'eval'; step: number; valLoss: number; best: boolean }
   | { type: 'done'; step: number; status: 'completed' | 'paused' | 'cancelled'; adapterDir: string | null };
 
 export interface TrainOptions {
@@ -128,7 +130,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const padId = tokenizer.eosIds[0];
   const vision = opts.vision ?? null;
   if (vision && vision.features.length !== data.length) throw new EngineError(`image features for ${vision.features.length} examples, but the dataset has ${data.length}`);
-  const examples = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen, { trainOnInputs: recipe.trainOnInputs, template: recipe.promptTemplate }));
+  const tokenized = data.map((ex) => tokenizeExample(tokenizer, ex, recipe.maxSeqLen, { trainOnInputs: recipe.trainOnInputs, template: recipe.promptTemplate }));
+  // Alpaca-LoRA's validation split (val_set_size): a seeded draw held out, the rest trains in its own order.
+  const held = validationIndices(tokenized.length, validationSplit(tokenized.length, recipe).val);
+  const examples = held.train.map((i) => tokenized[i]!);
+  const valExamples = held.val.map((i) => tokenized[i]!);
+  const trainFeatures = vision ? held.train.map((i) => vision.features[i]!) : null;
+  const valFeatures = vision ? held.val.map((i) => vision.features[i]!) : null;
   if (!examples.some((e) => e.ids.length > e.promptLength)) throw new EngineError(`every example's prompt fills maxSeqLen (${recipe.maxSeqLen}); nothing is left to learn from`);
 
   const { microPerEpoch, stepsPerEpoch } = epochShape(examples.length, recipe);
@@ -149,7 +157,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // Resume from the newest checkpoint that reads whole; a damaged one (a crash mid-write on a disk without
   // ordered writes, another tool) is skipped for the one before it, which is kept for exactly this, and said so.
   const notes: string[] = [];
-  let loaded: { trainable: Trainable; optState: AdamWState; step: number; path: string; history: StepRecord[] } | null = null;
+  if (recipe.valSetSize > 0) {
+    notes.push(
+      valExamples.length
+        ? `${valExamples.length} examples held out for validation (val_set_size): its loss every ${recipe.evalSteps} steps, the best weights kept`
+        : `val_set_size ${recipe.valSetSize} needs more than ${recipe.valSetSize} examples; all ${tokenized.length} train, without a validation set`,
+    );
+  }
+  let best: BestWeights | null = null;
+  let loaded: { trainable: Trainable; optState: AdamWState; step: number; path: string; history: StepRecord[]; best: BestWeights | null } | null = null;
   const candidates = opts.resume ? checkpointDirs(outDir).reverse() : [];
   if (opts.resume && candidates.length === 0) throw new EngineError(`${outDir}: --resume was given but there is no checkpoint to resume from`);
   for (const checkpoint of candidates) {
@@ -173,7 +189,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     const restored = createTrainable(model, recipe, rng, values, vision?.spec ?? null);
     try {
-      loaded = { trainable: restored, optState: optimizerStateFrom(optimizer, join(checkpoint.path, OPTIMIZER_FILE), restored, state.optimizerStep), step: state.step, path: checkpoint.path, history: state.log_history ?? [] };
+      const bestSaved = state.best ? { ...state.best, values: readValues(join(checkpoint.path, BEST_FILE)) } : null;
+      loaded = { trainable: restored, optState: optimizerStateFrom(optimizer, join(checkpoint.path, OPTIMIZER_FILE), restored, state.optimizerStep), step: state.step, path: checkpoint.path, history: state.log_history ?? [], best: bestSaved };
       break;
     } catch (e) {
       restored.dispose();
@@ -183,7 +200,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (opts.resume && !loaded) throw new EngineError(`${outDir}: no checkpoint could be read, so the run cannot resume:\n  ${notes.join('\n  ')}`);
   let history: StepRecord[] = [];
   if (loaded) {
-    ({ trainable, optState, step, history } = loaded);
+    ({ trainable, optState, step, history, best } = loaded);
     resumedFrom = step;
   } else {
     trainable = createTrainable(model, recipe, rng, null, vision?.spec ?? null);
@@ -213,7 +230,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     mkdirSync(tmp, { recursive: true });
     await writeValues(join(tmp, VALUES_FILE), trainable);
     await writeOptimizerState(join(tmp, OPTIMIZER_FILE), trainable, optState);
-    const state = Buffer.from(JSON.stringify({ step, optimizerStep: optState.step, recipe, dataHash: hashOfData, rng: rng.state(), log_history: history }, null, 2));
+    if (best) writeSafetensors(join(tmp, BEST_FILE), [...best.values].map(([name, data]) => ({ name, shape: [data.length], data })));
+    const bestState = best ? { best: { step: best.step, valLoss: best.valLoss } } : {};
+    const state = Buffer.from(JSON.stringify({ step, optimizerStep: optState.step, recipe, dataHash: hashOfData, rng: rng.state(), log_history: history, ...bestState }, null, 2));
     writeAtomically(join(tmp, STATE_FILE), (fd) => writeSync(fd, state)); // fsynced: on disk before the rename below
     rmSync(final, { recursive: true, force: true });
     renameSync(tmp, final); // a checkpoint folder exists whole or not at all
@@ -221,6 +240,26 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // Keep the two newest: enough to survive a crash during the next write.
     for (const old of checkpointDirs(outDir).slice(0, -2)) rmSync(old.path, { recursive: true, force: true });
     opts.onEvent?.({ type: 'checkpoint', step, path: final });
+  };
+
+  /** The mean loss over the validation set (batch-weighted, as HF's eval_loss), without dropout or gradients. */
+  const validationLoss = async (): Promise<number> => {
+    trainable.endTraining(); // LoRA's dropout off; the next micro-step turns it on again
+    let sum = 0;
+    for (let s = 0; s < valExamples.length; s += recipe.batchSize) {
+      await yieldToEventLoop();
+      const picked = valExamples.slice(s, s + recipe.batchSize);
+      const batch = makeBatch(picked, padId);
+      const targets = shiftedTargets(batch.labels, batch.B, batch.T);
+      const ids = tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32');
+      const images = valFeatures ? batchImages(valFeatures.slice(s, s + recipe.batchSize), vision!.spec.featureDim) : null;
+      const options = images ? { ...trainable.options, images } : trainable.options;
+      const loss = nextTokenLoss(trainable.model, ids, targets, options);
+      sum += (await loss.data())[0]! * batch.B;
+      tf.dispose([loss, ids, targets.labels, targets.mask]);
+      if (images) disposeBatchImages(images);
+    }
+    return sum / valExamples.length;
   };
 
   const losses: number[] = [];
@@ -249,7 +288,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const batch = makeBatch(picked.map((i) => examples[i]), padId);
         const targets = shiftedTargets(batch.labels, batch.B, batch.T);
         const ids = tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32');
-        const images = vision ? batchImages(picked.map((i) => vision.features[i]), vision.spec.featureDim) : null;
+        const images = vision ? batchImages(picked.map((i) => trainFeatures![i]!), vision.spec.featureDim) : null;
         const options = images ? { ...trainable.options, images } : trainable.options;
         trainable.beginMicroStep(recipe.seed * 1_000_003 + (step * recipe.accumSteps + m));
         const { value, grads } = trainable.withGradients(() =>
@@ -300,13 +339,24 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         peakRssBytes: process.resourceUsage().maxRSS * 1024,
         tensorBytes: tf.memory().numBytes,
       });
+      if (valExamples.length && step % recipe.evalSteps === 0) {
+        const valLoss = await validationLoss();
+        const isBest = !best || valLoss < best.valLoss;
+        if (isBest) best = { step, valLoss, values: new Map(await Promise.all(trainable.named.map(async ([key, v]) => [key, new Float32Array(await v.data())] as const))) };
+        opts.onEvent?.({ type: 'eval', step, valLoss, best: isBest });
+      }
       if (recipe.checkpointEvery > 0 && step % recipe.checkpointEvery === 0 && step < totalSteps) await saveCheckpoint();
     }
     trainable.endTraining();
     if (status === 'paused') await saveCheckpoint();
     let adapterDir: string | null = null;
     if (status === 'completed') {
-      await trainable.save(outDir, meta);
+      // HF's load_best_model_at_end: what is saved is the evaluated step with the lowest validation loss.
+      if (best && best.step !== step) {
+        for (const [key, v] of trainable.named) v.assign(tf.tensor(best.values.get(key)!, v.shape));
+      }
+      const validation = best ? { examples: valExamples.length, evalSteps: recipe.evalSteps, bestStep: best.step, bestValLoss: best.valLoss } : undefined;
+      await trainable.save(outDir, validation ? { ...meta, validation } : meta);
       adapterDir = outDir;
     }
     opts.onEvent?.({ type: 'done', step, status, adapterDir });
@@ -365,6 +415,30 @@ interface CheckpointState {
   dataHash: string;
   /** Absent in checkpoints written before histories were kept. */
   log_history?: StepRecord[];
+  /** With a validation set: the best evaluated step so far (its weights in BEST_FILE). */
+  best?: { step: number; valLoss: number };
+}
+
+/** The weights of the evaluated step with the lowest validation loss, by trainable key. */
+interface BestWeights {
+  step: number;
+  valLoss: number;
+  values: Map<string, Float32Array>;
+}
+
+const BEST_FILE = 'best.safetensors';
+
+/** Which examples train and which are held out: `val` drawn by a fixed seed (Alpaca-LoRA's 42), the rest in order. */
+export function validationIndices(n: number, val: number): { train: number[]; val: number[] } {
+  if (val === 0) return { train: [...Array(n).keys()], val: [] };
+  const rng = new Rng(42);
+  const order = [...Array(n).keys()];
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const held = new Set(order.slice(0, val));
+  return { train: [...Array(n).keys()].filter((i) => !held.has(i)), val: order.slice(0, val).sort((a, b) => a - b) };
 }
 
 const STEP_RECORD_FIELDS = ['loss', 'lr', 'tokensPerSec', 'rssBytes', 'elapsedMs'] as const;
@@ -398,6 +472,10 @@ function readCheckpointState(path: string): CheckpointState {
   if (typeof s.dataHash !== 'string') throw new EngineError(`${basename(path)}: field "dataHash" is missing`);
   if (typeof s.recipe !== 'object' || s.recipe === null) throw new EngineError(`${basename(path)}: field "recipe" is missing`);
   const history = s.log_history === undefined ? undefined : checkHistory(s.log_history, s.step!, basename(path));
+  const best = s.best as { step?: unknown; valLoss?: unknown } | undefined;
+  if (best !== undefined && (!Number.isInteger(best.step) || typeof best.valLoss !== 'number' || !Number.isFinite(best.valLoss))) {
+    throw new EngineError(`${basename(path)}: field "best" must hold the step and a finite validation loss`);
+  }
   return { ...(s as CheckpointState), log_history: history };
 }
 

@@ -399,6 +399,9 @@ export class RunQueue {
         ws.runs.addCheckpoint(active.runId, { step: event.step, path: event.path });
         this.hooks.log(active.runId, 'info', `checkpoint at step ${event.step}`);
         return;
+      case 'eval':
+        this.hooks.log(active.runId, 'info', `step ${event.step}: validation loss ${event.valLoss.toFixed(4)}${event.best ? ' (best so far: these weights are kept)' : ''}`);
+        return;
       case 'done':
         return;
     }

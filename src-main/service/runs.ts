@@ -9,7 +9,7 @@ import { EngineError } from '../engine/errors.js';
 import { memoryEstimate } from '../engine/load.js';
 import { parameterCount } from '../engine/config.js';
 import { type ImageFeatureChoice, parseFeatureChoice } from '../engine/image-prompt.js';
-import { epochShape, type Method, presetFor, peakLearningRate, type Recipe, starterPreset, validateRecipe, type VisionRecipe, withRecipeDefaults } from '../engine/recipe.js';
+import { epochShape, type Method, presetFor, peakLearningRate, type Recipe, starterPreset, validateRecipe, validationSplit, type VisionRecipe, withRecipeDefaults } from '../engine/recipe.js';
 import type { ClipVisionConfig } from '../engine/vision/clip-config.js';
 import { STARTER, starterPath } from '../engine/starter.js';
 import type { TrainingJob } from '../host/run-queue.js';
@@ -119,8 +119,11 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
     if (!(e instanceof EngineError)) throw e;
     problems.push(recipeProblem(e));
   }
-  const examples = examplesIn(ws, req.datasetId as DatasetId, req.split);
-  if (examples === 0) {
+  const inSplit = examplesIn(ws, req.datasetId as DatasetId, req.split);
+  // Alpaca-LoRA holds out val_set_size examples for validation (when there are more): the rest train.
+  const held = validationSplit(inSplit, withRecipeDefaults(recipe));
+  const examples = held.train;
+  if (inSplit === 0) {
     problems.push({ field: 'split', message: req.split === 'all' ? 'the dataset has no examples' : `the dataset has no examples in the ${req.split} split; split it first or train on all` });
   }
   const { microPerEpoch, stepsPerEpoch } = epochShape(examples, withRecipeDefaults(recipe));
@@ -138,6 +141,7 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
             (req.split === 'all' ? ' (train on the train split to keep them out)' : ''),
         )
       : [];
+  if (held.val > 0) warnings.push(`${held.val} of the ${inSplit} examples are held out for validation (valSetSize, as Alpaca-LoRA's val_set_size); ${examples} train, and the weights of the step with the lowest validation loss are kept`);
   return {
     recipe: RecipeSchema.parse(recipe),
     vision: recipe.vision ?? null,
