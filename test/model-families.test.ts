@@ -35,3 +35,42 @@ describe('model families', () => {
     expect(() => requirePlainLlama(fromHfConfig({ ...BASE, model_type: 'mistral' }), "PEFT's adaption prompt", true)).not.toThrow();
   });
 });
+
+/**
+ * Every config.json field of these families' transformers configs that changes what the model computes, with
+ * what the engine does about it: read and used ('handled'), or refused by name ('refused', with a value that
+ * must be refused). A field missing here is a field nobody decided about.
+ */
+const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: ReturnType<typeof fromHfConfig>) => unknown; refused?: unknown }[] = [
+  { field: 'hidden_size', handled: (c) => c.dim },
+  { field: 'intermediate_size', handled: (c) => c.ffnDim },
+  { field: 'num_hidden_layers', handled: (c) => c.nLayers },
+  { field: 'num_attention_heads', handled: (c) => c.nHeads },
+  { field: 'num_key_value_heads', handled: (c) => c.nKvHeads },
+  { field: 'head_dim', handled: (c) => c.headDim },
+  { field: 'vocab_size', handled: (c) => c.vocabSize },
+  { field: 'rms_norm_eps', handled: (c) => c.normEps },
+  { field: 'rope_theta', handled: (c) => c.ropeTheta },
+  { field: 'max_position_embeddings', handled: (c) => c.maxPositions },
+  { field: 'tie_word_embeddings', handled: (c) => c.tieEmbeddings },
+  { field: 'bos_token_id', handled: (c) => c.bosId },
+  { field: 'eos_token_id', handled: (c) => c.eosIds },
+  { field: 'attention_bias', handled: (c) => c.attentionBias },
+  { field: 'sliding_window', family: 'mistral', handled: (c) => c.slidingWindow },
+  { field: 'rope_scaling', refused: { rope_type: 'yarn', factor: 4 } },
+  { field: 'mlp_bias', refused: true },
+  { field: 'hidden_act', refused: 'gelu' },
+  { field: 'attention_dropout', refused: 0.1 },
+  { field: 'partial_rotary_factor', refused: 0.5 },
+  { field: 'use_sliding_window', family: 'qwen2', refused: true },
+  { field: 'layer_types', family: 'qwen2', refused: ['sliding_attention', 'full_attention'] },
+  { field: 'model_type', refused: 'gemma' },
+];
+
+describe('every field that changes the computation is handled or refused', () => {
+  it.each(COMPUTATION_FIELDS)('$field', ({ field, family, handled, refused }) => {
+    const cfg = { ...BASE, model_type: family ?? 'llama' };
+    if (handled) expect(handled(fromHfConfig({ ...cfg, ...(field === 'sliding_window' ? { sliding_window: 8 } : {}) }))).toBeDefined();
+    if (refused !== undefined) expect(() => fromHfConfig({ ...cfg, [field]: refused })).toThrow(new RegExp(`field "${field}(\\.rope_type)?"`));
+  });
+});

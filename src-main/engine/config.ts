@@ -100,6 +100,12 @@ function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void
   }
   if (cfg.mlp_bias !== undefined && cfg.mlp_bias !== false) throw new EngineError(`${file}: field "mlp_bias" is ${JSON.stringify(cfg.mlp_bias)}; this engine implements MLPs without biases only`);
   if (cfg.hidden_act !== undefined && cfg.hidden_act !== 'silu') throw new EngineError(`${file}: field "hidden_act" is ${JSON.stringify(cfg.hidden_act)}; this engine implements "silu" (SwiGLU) only`);
+  // Attention dropout acts while training: the engine has none, so a run would not train as the config says.
+  if (cfg.attention_dropout !== undefined && cfg.attention_dropout !== 0) throw new EngineError(`${file}: field "attention_dropout" is ${JSON.stringify(cfg.attention_dropout)}; this engine implements attention without dropout only`);
+  // RoPE on part of each head (newer configs' partial_rotary_factor) is not implemented.
+  for (const [key, value] of [['partial_rotary_factor', cfg.partial_rotary_factor], ['rope_parameters.partial_rotary_factor', (cfg.rope_parameters as Json | undefined)?.partial_rotary_factor]] as const) {
+    if (value !== undefined && value !== 1) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(value)}; this engine rotates whole heads only`);
+  }
   if (family === 'qwen2') {
     // Sliding-window attention (Qwen2's use_sliding_window, or layer_types naming it) is not implemented.
     if (cfg.use_sliding_window !== undefined && cfg.use_sliding_window !== false) {
