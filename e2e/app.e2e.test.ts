@@ -37,18 +37,12 @@ function parseCount(text: string): number {
   return Number(m[1]) * { '': 1, K: 1e3, M: 1e6, B: 1e9 }[m[2] as '' | 'K' | 'M' | 'B'];
 }
 
-/** Presses "New chat" and waits until the new conversation is the open one (not the one open before). */
+/** Presses "New chat" and waits until the conversation it created is the open one (not one open before). */
 async function newChat(): Promise<void> {
-  const conversations = page.getByRole('list', { name: 'Conversations' }).locator('li');
-  const before = await conversations.count();
+  const created = page.waitForResponse((r) => r.url().includes('/api/call/chats.create'));
   await page.getByRole('button', { name: 'New chat' }).click();
-  await page.waitForFunction(
-    (n) => {
-      const items = document.querySelectorAll('ul[aria-label="Conversations"] li');
-      return items.length === n + 1 && items[0].classList.contains('selected');
-    },
-    before,
-  );
+  const answer = (await (await created).json()) as { value: { id: string } };
+  await page.locator(`section[data-chat-id="${answer.value.id}"]`).waitFor();
 }
 
 async function chartPoints(title: string): Promise<number> {
