@@ -431,12 +431,7 @@ const BEST_FILE = 'best.safetensors';
 /** Which examples train and which are held out: `val` drawn by a fixed seed (Alpaca-LoRA's 42), the rest in order. */
 export function validationIndices(n: number, val: number): { train: number[]; val: number[] } {
   if (val === 0) return { train: [...Array(n).keys()], val: [] };
-  const rng = new Rng(42);
-  const order = [...Array(n).keys()];
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rng.next() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
+  const order = new Rng(42).shuffle([...Array(n).keys()]);
   const held = new Set(order.slice(0, val));
   return { train: [...Array(n).keys()].filter((i) => !held.has(i)), val: order.slice(0, val).sort((a, b) => a - b) };
 }

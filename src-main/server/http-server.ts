@@ -12,7 +12,7 @@ import type { ApiResponse } from '../../src-shared/api.js';
 import type { AppService } from '../service/index.js';
 import { bearerToken, cookieName, cookieToken, hostAllowed, originAllowed, sameToken } from './auth.js';
 import { handleOpenAIRequest, isOpenAIPath } from './openai-routes.js';
-import { decodedOrNull, readBody } from './request-body.js';
+import { decodedOrNull, discardRest, readBody } from './request-body.js';
 
 export interface HttpServerOptions {
   service: AppService;
@@ -87,27 +87,11 @@ function statusOf(answer: ApiResponse<unknown>): number {
   return { not_found: 404, internal: 500, too_large: 413, unauthorized: 401 }[answer.error.code as string] ?? 400;
 }
 
-/** What is read and thrown away of a refused body while the client takes in the 413 (then the socket closes). */
-const DRAIN_BYTES = 64 * 2 ** 20;
-const DRAIN_MS = 2000;
-
-/**
- * Answers 413 to a body over its limit. The answer goes out first; then the rest of the body is read and thrown
- * away for a moment, so that a client still sending sees the answer rather than a broken pipe, and the
- * connection closes (at once past DRAIN_BYTES or DRAIN_MS: a huge body is not read to its end).
- */
+/** Answers 413 to a body over its limit; the rest of the body is discarded, then the connection closes. */
 function refuseTooLarge(req: IncomingMessage, res: ServerResponse, message: string): void {
   res.setHeader('Connection', 'close');
   refuse(res, 413, message);
-  let drained = 0;
-  const timer = setTimeout(() => req.destroy(), DRAIN_MS);
-  timer.unref();
-  req.on('data', (chunk: Buffer) => {
-    drained += chunk.length;
-    if (drained > DRAIN_BYTES) req.destroy();
-  });
-  req.once('end', () => clearTimeout(timer));
-  req.resume();
+  discardRest(req);
 }
 
 /** The declared body length is already over the limit. */

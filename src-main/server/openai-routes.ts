@@ -26,7 +26,7 @@ import {
   contextLengthExceeded, type FinishReason, modelList, modelNotFound, type OpenAIError, openAIError, OpenAIRequestError, parseRequest,
   type ResponseIds, samplingFromRequest, sseData, sseDone, usage,
 } from './openai-schema.js';
-import { decodedOrNull, readBody } from './request-body.js';
+import { decodedOrNull, discardRest, readBody } from './request-body.js';
 
 export interface OpenAIRouteOptions {
   completions: CompletionService;
@@ -96,9 +96,8 @@ export async function handleOpenAIRequest(req: IncomingMessage, res: ServerRespo
 async function readJson(req: IncomingMessage, res: ServerResponse): Promise<unknown> {
   const text = await readBody(req, MAX_BODY_BYTES);
   if (text === null) {
-    // Answer first, then close: the rest of the body is not read.
     res.setHeader('Connection', 'close');
-    res.on('finish', () => req.destroy());
+    discardRest(req);
     throw new OpenAIRequestError(413, openAIError(`the request is larger than ${Math.round(MAX_BODY_BYTES / 2 ** 20)} MiB`));
   }
   try {

@@ -24,6 +24,27 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string | 
   });
 }
 
+/** What is read and thrown away of a refused body while the client takes in the answer (then the socket closes). */
+const DRAIN_BYTES = 64 * 2 ** 20;
+const DRAIN_MS = 2000;
+
+/**
+ * After answering a body that was refused half-read (413): reads the rest and throws it away for a moment, so
+ * that a client still sending sees the answer rather than a broken pipe, then lets the connection close (at
+ * once past DRAIN_BYTES or DRAIN_MS: a huge body is not read to its end). The caller sets `Connection: close`.
+ */
+export function discardRest(req: IncomingMessage): void {
+  let drained = 0;
+  const timer = setTimeout(() => req.destroy(), DRAIN_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_BYTES) req.destroy();
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.resume();
+}
+
 /** decodeURIComponent, or null where the text is not valid percent-encoding (`%ff`) instead of a throw. */
 export function decodedOrNull(text: string): string | null {
   try {
