@@ -19,6 +19,16 @@ const name = z.string().trim().min(1, 'must not be empty').max(200);
 /** A path on the server's disk, as typed or picked. NUL cannot be in a file name on any platform. */
 const diskPath = z.string().min(1, 'must not be empty').max(4096).refine((p) => !p.includes('\0'), 'must not contain a NUL character');
 /** A file's name (no folders), as uploaded. */
+/** The largest picture accepted for a chat, a comparison or an example (bytes of the file). */
+export const MAX_PICTURE_BYTES = 64 * 1024 * 1024;
+/** That picture as base64 (4 characters per 3 bytes). */
+export const MAX_PICTURE_BASE64 = Math.ceil(MAX_PICTURE_BYTES / 3) * 4;
+
+/** What a too-large picture is told, the same in the page and the server. */
+export function pictureTooLarge(name: string, bytes: number): string {
+  return `${name} is ${(bytes / 1048576).toFixed(1)} MiB; pictures of up to ${MAX_PICTURE_BYTES / 1048576} MiB are accepted`;
+}
+
 const uploadName = z.string().min(1).max(255).refine((n) => !n.includes('\0'), 'must not contain a NUL character');
 const count = z.number().int().min(0);
 const timestamp = z.number(); // milliseconds since the epoch
@@ -904,7 +914,7 @@ export const API = {
   ),
 
   'images.upload': method(
-    z.object({ fileName: uploadName, base64: z.string().min(1).max(90_000_000) }).strict(),
+    z.object({ fileName: uploadName, base64: z.string().min(1).max(MAX_PICTURE_BASE64, `a picture of up to ${MAX_PICTURE_BYTES / 1048576} MiB`) }).strict(),
     ExampleImage.omit({ base64: true }),
     'keep a picture in the workspace (PNG, JPEG, WebP, GIF; checked whole) to attach to a chat or a generation',
   ),

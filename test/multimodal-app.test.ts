@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ApiEvent, ApiEventOf, RunSummary } from '../src-shared/api.js';
+import { API, type ApiEvent, type ApiEventOf, MAX_PICTURE_BYTES, type RunSummary } from '../src-shared/api.js';
+import { storePicture } from '../src-main/service/images.js';
+import { openWorkspace } from '../src-main/store/index.js';
 import OpenAI from 'openai';
 import { newToken } from '../src-main/server/auth.js';
 import { type RunningServer, startHttpServer } from '../src-main/server/http-server.js';
@@ -146,6 +148,20 @@ describe('a multi-modal run', () => {
     const uploaded = await app.call('images.upload', { fileName: 'grey.png', base64: readFileSync(join(CLIP, 'images', 'grey.png')).toString('base64') });
     await expect(app.call('generate.start', { model: { modelId: llamaId, adapterRunId: null }, prompt: 'hi', image: uploaded.sha256 })).rejects.toThrow(/tiny takes no pictures/);
     await expect(app.call('images.upload', { fileName: 'notes.png', base64: Buffer.from('hello').toString('base64') })).rejects.toThrow(/notes\.png/);
+  });
+
+  it('refuses a picture over the size limit, saying its size and the limit, before storing anything', async () => {
+    const huge = 'A'.repeat(Math.ceil((MAX_PICTURE_BYTES + 3) / 3) * 4);
+    const parsed = API['images.upload'].input.safeParse({ fileName: 'huge.png', base64: huge });
+    expect(parsed.success).toBe(false);
+    expect(JSON.stringify(parsed.error?.issues)).toContain('a picture of up to 64 MiB');
+    const ws = openWorkspace(join(dir, 'limit-workspace'));
+    try {
+      await expect(storePicture(ws, new Uint8Array(MAX_PICTURE_BYTES + 1), 'huge.png')).rejects.toThrow('huge.png is 64.0 MiB; pictures of up to 64 MiB are accepted');
+      expect(ws.db.prepare('SELECT count(*) AS n FROM images').get()).toEqual({ n: 0 });
+    } finally {
+      ws.close();
+    }
   });
 });
 

@@ -8,6 +8,7 @@
 // are ignored, as OpenAI's own server does for forward compatibility.
 
 import { z } from 'zod';
+import { MAX_PICTURE_BASE64 } from '../../src-shared/api.js';
 import { formatAlpacaPrompt } from '../engine/data.js';
 import type { SamplingOptions } from '../engine/sample.js';
 
@@ -26,7 +27,7 @@ const Content = z.union([
         z.object({
           type: z.literal('image_url'),
           image_url: z.object({
-            url: z.string().max(90_000_000).regex(/^data:image\/(png|jpeg|webp|gif);base64,/, 'only data: URLs of PNG, JPEG, WebP or GIF pictures (the server fetches nothing)'),
+            url: z.string().max(MAX_PICTURE_BASE64 + 'data:image/jpeg;base64,'.length).regex(/^data:image\/(png|jpeg|webp|gif);base64,/, 'only data: URLs of PNG, JPEG, WebP or GIF pictures (the server fetches nothing)'),
             detail: z.enum(['auto', 'low', 'high']).optional(),
           }),
         }),

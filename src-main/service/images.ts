@@ -1,7 +1,7 @@
 // images.*: pictures a user attaches to a chat message or a generation, kept in the workspace's image store
 // (content-addressed, as dataset images are), and read back for display.
 
-import type { ApiHandlers } from '../../src-shared/api.js';
+import { type ApiHandlers, MAX_PICTURE_BYTES, pictureTooLarge } from '../../src-shared/api.js';
 import { checkImageBytes } from '../datasets/images.js';
 import { type ImageInfo, imageMimeType, type Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
@@ -9,6 +9,7 @@ import { userError } from './errors.js';
 
 /** Checks a picture's bytes (whole decode, pixel limit) and keeps it in the workspace's image store. */
 export async function storePicture(ws: Workspace, bytes: Uint8Array, name: string): Promise<ImageInfo> {
+  if (bytes.length > MAX_PICTURE_BYTES) throw userError(pictureTooLarge(name, bytes.length));
   const checked = await checkImageBytes(bytes, name);
   if (!checked.ok) throw userError(checked.message);
   const staging = ws.images.stage();

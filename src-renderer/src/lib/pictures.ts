@@ -1,6 +1,6 @@
 // Pictures as data URLs for <img>, each fetched once; and a picture file uploaded into the workspace's image store.
 
-import type { ExampleImage } from '../../../src-shared/api';
+import { type ExampleImage, MAX_PICTURE_BYTES, pictureTooLarge } from '../../../src-shared/api';
 import { api } from './api';
 
 /** What a picture file input accepts: the formats the server decodes (PNG, JPEG, WebP, GIF). */
@@ -28,6 +28,8 @@ export async function fileBase64(file: File): Promise<string> {
 
 /** Uploads a picture the user picked, dropped or pasted; the server checks and stores it (its sha256 names it). */
 export async function uploadPicture(file: File): Promise<{ stored: Omit<ExampleImage, 'base64'>; url: string }> {
+  // Said before reading it: a 2 GB file would otherwise be read into the page and only then refused.
+  if (file.size > MAX_PICTURE_BYTES) throw new Error(pictureTooLarge(file.name, file.size));
   const base64 = await fileBase64(file);
   const stored = await api.images.upload({ fileName: file.name, base64 });
   const url = `data:${stored.mimeType};base64,${base64}`;
