@@ -400,6 +400,11 @@ describe('a new user, from a model folder to a chat with a trained adapter', () 
     expect(page.url()).toMatch(/#\/compare\/[^/]+\/blind$/);
     await blind.getByRole('button', { name: /Tie/ }).click();
     await blind.getByText('Rated.').waitFor();
+
+    // Coming back to Evaluate reopens the evaluation last looked at.
+    await nav('Evaluate');
+    await page.getByRole('region', { name: 'Evaluation methods' }).getByRole('table', { name: 'Scores per column' }).waitFor();
+    expect(page.url()).toMatch(/#\/evaluate\/[^/]+$/);
   });
 
   it('settings and the dark theme', async () => {
@@ -501,6 +506,11 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
     expect(await page.getByLabel('Image feature').inputValue()).toBe('projected');
     // The projection's width is part of the plan: a narrower one trains fewer parameters.
     const wide = await page.getByTestId('trainable-params').innerText();
+    // A width the contract refuses: the server's complaint shows beside the field, in words, and nothing starts.
+    await page.getByLabel('Projection width').fill('0');
+    await page.getByLabel('Projection width').blur();
+    await page.locator('#train-vision-hidden-error').filter({ hasText: /too small|at least 1|>=\s*1/i }).waitFor();
+    await page.getByText('Fix the fields marked in red first.').waitFor();
     await page.getByLabel('Projection width').fill('16');
     await page.getByLabel('Projection width').blur();
     await page.waitForFunction((w) => document.querySelector('[data-testid=trainable-params]')?.textContent !== w, wide);
@@ -513,7 +523,9 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
 
   it("evaluates the multi-modal run beside a text-only adapter and the base model, and shows ScienceQA's table", async () => {
     await nav('Evaluate');
+    // The page reopens the evaluation last looked at (its form folded), or shows the form when there is none.
     const open = page.getByRole('button', { name: 'Set up a new evaluation' });
+    await open.or(page.getByRole('heading', { name: 'No evaluations yet' })).first().waitFor();
     if (await open.count()) await open.click();
     const form = page.getByRole('form', { name: 'New evaluation' });
     await form.waitFor();

@@ -2,6 +2,7 @@
 // (src-shared/api.ts): the Electron preload bridge (window.adapterStudio) or, in serve mode, HTTP calls plus
 // server-sent events, authorised by the token from the page URL.
 
+import { issuesInWords, placeIssues } from '../../../src-shared/field-errors';
 import { API_METHODS, ApiError, type ApiClient, type ApiEvent, type ApiMethod, type ApiResponse, type UploadResult } from '../../../src-shared/api';
 
 /** What the Electron preload exposes (src-main/electron/preload.ts): one function per method, plus events. */
@@ -221,6 +222,13 @@ export const api = connection.api;
 
 /** An error's message for the user, with the fields an invalid request named. */
 export function errorText(e: unknown): string {
-  if (e instanceof ApiError) return e.message;
+  // A refused request names its fields in words ("max new tokens: Too small"), not as the contract's paths.
+  if (e instanceof ApiError) return e.code === 'invalid_input' && e.issues.length ? issuesInWords(e.issues) : e.message;
   return e instanceof Error ? e.message : String(e);
+}
+
+/** An error split for a form: the contract's complaints beside their fields (`fieldOf`), the rest in words. */
+export function placeError(e: unknown, fieldOf: (path: string) => string | null): { fields: Record<string, string>; rest: string | null } {
+  if (e instanceof ApiError && e.code === 'invalid_input' && e.issues.length) return placeIssues(e.issues, fieldOf);
+  return { fields: {}, rest: errorText(e) };
 }

@@ -25,6 +25,10 @@ function parse(hash: string): { page: PageId; param: string | null; view: string
   };
 }
 
+function hashOf(page: PageId, param: string | null, view: string | null): string {
+  return `#/${page}${param ? `/${encodeURIComponent(param)}${view ? `/${encodeURIComponent(view)}` : ''}` : ''}`;
+}
+
 class Router {
   page = $state<PageId>('models');
   param = $state<string | null>(null);
@@ -42,7 +46,12 @@ class Router {
   }
 
   go(page: PageId, param: string | null = null, view: string | null = null): void {
-    location.hash = `#/${page}${param ? `/${encodeURIComponent(param)}${view ? `/${encodeURIComponent(view)}` : ''}` : ''}`;
+    location.hash = hashOf(page, param, view);
+  }
+
+  /** Like go, in place of the current history entry (Back does not return to it). */
+  replace(page: PageId, param: string | null = null, view: string | null = null): void {
+    location.replace(hashOf(page, param, view));
   }
 }
 

@@ -1,8 +1,8 @@
 // The Evaluate page's state: the new-evaluation form (set, columns, limits; the server's field errors placed
 // beside the field that caused them), and the evaluations with their live progress, results and method table.
 
-import { ApiError, type ApiEvent, type ApiOutput, type EvalRow, type EvalSuiteSummary, type EvalSystem, type MethodRow, type ModelRef, type RunSummary } from '../../../../src-shared/api';
-import { api, errorText } from '../../lib/api';
+import { type ApiEvent, type ApiOutput, type EvalRow, type EvalSuiteSummary, type EvalSystem, type MethodRow, type ModelRef, type RunSummary } from '../../../../src-shared/api';
+import { api, errorText, placeError } from '../../lib/api';
 import { catalog } from '../../lib/catalog.svelte';
 import { runs } from '../../lib/runs.svelte';
 import { toasts } from '../../lib/toasts.svelte';
@@ -166,23 +166,15 @@ export class EvalForm {
 
   /** Puts each of the server's complaints beside its field; what has no field goes to the error note. */
   private placeError(e: unknown): void {
-    const fields: Record<string, string> = {};
-    const rest: string[] = [];
-    if (e instanceof ApiError && e.issues.length) {
-      for (const issue of e.issues) {
-        const field = fieldOf(issue.path);
-        if (field && !fields[field]) fields[field] = issue.message;
-        else rest.push(`${issue.path}: ${issue.message}`);
-      }
-    } else {
-      // "column 3 (Alpaca outputs): alpaca.json has no response for ..." belongs to the third column.
-      const message = errorText(e);
-      const m = /^column (\d+) \(/.exec(message);
-      if (m && Number(m[1]) >= 1 && Number(m[1]) <= this.columns.length) fields[`column.${Number(m[1]) - 1}`] = message.slice(message.indexOf(':') + 1).trim();
-      else rest.push(message);
+    const placed = placeError(e, fieldOf);
+    // "column 3 (Alpaca outputs): alpaca.json has no response for ..." belongs to the third column.
+    const m = placed.rest ? /^column (\d+) \(/.exec(placed.rest) : null;
+    if (placed.rest && m && Number(m[1]) >= 1 && Number(m[1]) <= this.columns.length) {
+      placed.fields[`column.${Number(m[1]) - 1}`] = placed.rest.slice(placed.rest.indexOf(':') + 1).trim();
+      placed.rest = null;
     }
-    this.serverErrors = fields;
-    this.error = rest.length ? rest.join('\n') : null;
+    this.serverErrors = placed.fields;
+    this.error = placed.rest;
   }
 }
 
@@ -195,6 +187,25 @@ function fieldOf(path: string): string | null {
   if (parts[0] === 'set') return 'set';
   if (path === 'name' || path === 'maxNewTokens') return path;
   return null;
+}
+
+const LAST_OPENED_KEY = 'adapter-studio.evaluate.last';
+
+/** The evaluation last opened in this browser profile (ids are unique across workspaces), or null. */
+export function lastOpened(): string | null {
+  try {
+    return localStorage.getItem(LAST_OPENED_KEY);
+  } catch {
+    return null; // storage disabled: the newest opens instead
+  }
+}
+
+export function rememberOpened(suiteId: string): void {
+  try {
+    localStorage.setItem(LAST_OPENED_KEY, suiteId);
+  } catch {
+    // storage disabled: nothing to remember with
+  }
 }
 
 export interface TaskProgress {

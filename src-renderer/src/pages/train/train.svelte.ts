@@ -3,12 +3,23 @@
 // steps), so problems show beside the field that causes them before anything starts.
 
 import { type Method, Recipe, type RunPlan } from '../../../../src-shared/api';
-import { api, errorText } from '../../lib/api';
+import { api, errorText, placeError } from '../../lib/api';
 import { catalog } from '../../lib/catalog.svelte';
 import { toasts } from '../../lib/toasts.svelte';
 
 type RecipeValues = Recipe;
 type Field = keyof RecipeValues;
+/** The form's fields outside the recipe that a refusal can be shown beside. */
+type FormField = 'split' | 'vision' | 'visionFeature' | 'projectionHidden' | 'name';
+
+/** A runs.plan / runs.start request path -> the form field that shows it ("recipe.lr" -> "lr"). */
+function trainFieldOf(path: string): Field | FormField | null {
+  const [head, key] = path.split('.');
+  if (head === 'recipe' && key && key in Recipe.shape) return key as Field;
+  if (head === 'vision') return key === 'feature' ? 'visionFeature' : key === 'projectionHidden' ? 'projectionHidden' : 'vision';
+  if (head === 'split' || head === 'name') return head;
+  return null;
+}
 
 export class TrainForm {
   modelId = $state('');
@@ -25,20 +36,28 @@ export class TrainForm {
   plan = $state<RunPlan | null>(null);
   planError = $state<string | null>(null);
   startError = $state<string | null>(null);
+  /** The server's refusals of the last plan or start, by form field (see trainFieldOf). */
+  serverErrors = $state<Record<string, string>>({});
   starting = $state(false);
   private planTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Per-field messages: the schema's (types and ranges) first, then the engine's (relations between fields). */
   readonly fieldErrors = $derived.by(() => {
-    const errors: Partial<Record<Field | 'split', string>> = {};
+    const errors: Partial<Record<Field | FormField, string>> = {};
     if (!this.recipe) return errors;
     for (const key of Object.keys(Recipe.shape) as Field[]) {
       const r = Recipe.shape[key].safeParse(this.recipe[key]);
       if (!r.success) errors[key] = r.error.issues[0]?.message ?? 'invalid';
     }
     for (const p of this.plan?.problems ?? []) if (p.field && !errors[p.field as Field]) errors[p.field as Field] = p.message;
+    for (const [field, message] of Object.entries(this.serverErrors)) errors[field as Field] ??= message;
     return errors;
   });
+
+  /** A field's message (recipe fields and the form's own: split, vision, visionFeature, projectionHidden, name). */
+  errorFor(field: Field | FormField): string | null {
+    return this.fieldErrors[field] ?? null;
+  }
   readonly canStart = $derived(!!this.modelId && !!this.datasetId && !!this.recipe && Object.keys(this.fieldErrors).length === 0 && !!this.plan && !this.starting);
 
   /** Fills the recipe with the method's preset for the chosen model. */
@@ -97,9 +116,12 @@ export class TrainForm {
     try {
       this.plan = await api.runs.plan(this.request());
       this.planError = null;
+      this.serverErrors = {};
     } catch (e) {
       this.plan = null;
-      this.planError = errorText(e);
+      const placed = placeError(e, trainFieldOf);
+      this.serverErrors = placed.fields;
+      this.planError = placed.rest;
     }
   }
 
@@ -113,7 +135,9 @@ export class TrainForm {
       this.name = '';
       return run.id;
     } catch (e) {
-      this.startError = errorText(e);
+      const placed = placeError(e, trainFieldOf);
+      this.serverErrors = placed.fields;
+      this.startError = placed.rest;
       return null;
     } finally {
       this.starting = false;
