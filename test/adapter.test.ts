@@ -31,6 +31,9 @@ beforeAll(async () => {
   models.mha = loadModel(join(dir, 'mha'));
   models.gqa = loadModel(join(dir, 'gqa'));
   models.qwen2 = loadModel(join(dir, 'qwen2'));
+  // Qwen3's layout: q/k normed per head before RoPE (the prompt's keys through k_norm), a head_dim of its own.
+  writeTinyLlama(join(dir, 'qwen3'), { seed: 8, config: { family: 'qwen3', qkNorm: true, headDim: 12 } });
+  models.qwen3 = loadModel(join(dir, 'qwen3'));
 });
 
 function lossOf(model: LoadedModel, adapter: Adapter): number {
@@ -47,7 +50,7 @@ function liveAdapter(model: LoadedModel, mode: GateMode): Adapter {
   return adapter;
 }
 
-describe.each(['mha', 'gqa', 'qwen2'])('%s', (kind) => {
+describe.each(['mha', 'gqa', 'qwen2', 'qwen3'])('%s', (kind) => {
   it.each(['per-head-tanh', 'per-head', 'per-layer'] as GateMode[])('gradients of prompts and gates match finite differences (%s)', (mode) => {
     const model = models[kind];
     const adapter = liveAdapter(model, mode);

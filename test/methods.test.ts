@@ -117,6 +117,33 @@ describe('on a Qwen2-layout model (biased q/k/v)', () => {
   });
 });
 
+describe('on a Qwen3-layout model (q_norm / k_norm, its own head_dim)', () => {
+  let q: { model: ReturnType<typeof loadModel>; tokenizer: TinyTrainer['tokenizer'] };
+  beforeAll(async () => {
+    writeTinyLlama(join(dir, 'qwen3'), { seed: 4, finalNormScale: 3, config: { family: 'qwen3', qkNorm: true, headDim: 12 } });
+    const model = loadModel(join(dir, 'qwen3'));
+    q = { model, tokenizer: await loadTokenizer(join(dir, 'qwen3'), { bosId: model.config.bosId, eosIds: model.config.eosIds }) };
+  });
+
+  it('the adapter learns, and what it saves loads back onto the model', async () => {
+    const recipe = { ...paperRecipe(q.model.config), adapterLen: 10, adapterLayers: 2, epochs: 60, warmupEpochs: 1, lr: 0.3, batchSize: 3, accumSteps: 2 };
+    const out = join(dir, 'qwen3-adapter');
+    const result = await train({ model: q.model, tokenizer: q.tokenizer, data: COLOR_DATA, recipe, outDir: out });
+    expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! * 0.5);
+    expect(loadFineTune(out, q.model).kind).toBe('adapter');
+  });
+
+  it('full fine-tune: the q/k norms train too, and the folder it writes is a Qwen3 folder that loads back', async () => {
+    const recipe = { ...alpacaFullRecipe(q.model.config), epochs: 10, warmupEpochs: 1, lr: 3e-3, batchSize: 3, accumSteps: 2 };
+    await train({ model: q.model, tokenizer: q.tokenizer, data: COLOR_DATA, recipe, outDir: join(dir, 'qwen3-full') });
+    const hf = JSON.parse(readFileSync(join(dir, 'qwen3-full', 'config.json'), 'utf8'));
+    expect(hf).toMatchObject({ model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], head_dim: 12, use_sliding_window: false, attention_bias: false });
+    const tuned = loadModel(join(dir, 'qwen3-full'));
+    expect(tuned.config).toMatchObject({ family: 'qwen3', qkNorm: true, headDim: 12 });
+    expect(maxDiff(tuned.weights.layers[0]!.kNorm!, q.model.weights.layers[0]!.kNorm!)).toBeGreaterThan(0);
+  });
+});
+
 describe("a validation set (Alpaca-LoRA's val_set_size, eval_steps, load_best_model_at_end)", () => {
   // Six colours, two held out: colours the training examples never show, so the held-out loss soon rises again.
   const recipe = () => ({ ...alpacaLoraRecipe(t.model.config), epochs: 30, warmupEpochs: 1, warmupSteps: null, lr: 0.1, batchSize: 2, accumSteps: 1, loraDropout: 0, trainOnInputs: false, valSetSize: 2, evalSteps: 2 });

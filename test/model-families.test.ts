@@ -1,5 +1,5 @@
 // What each family's config.json becomes (the numbers themselves are checked against transformers in
-// parity.test.ts: llamabias, mistral, qwen2): which biases, which context, which BOS, and what is refused.
+// parity.test.ts: llamabias, mistral, qwen2, qwen3): which biases, which context, which BOS, and what is refused.
 
 import { describe, expect, it } from 'vitest';
 import { fromHfConfig, requirePlainLlama, toHfConfig } from '../src-main/engine/config.js';
@@ -16,6 +16,14 @@ describe('model families', () => {
     expect(fromHfConfig({ ...BASE, model_type: 'qwen2', bos_token_id: 151643 % 100 })).toMatchObject({ family: 'qwen2', attentionBias: { qkv: true, o: false }, bosId: null });
   });
 
+  it("qwen3: q/k normed per head; head_dim defaults to 128 as Qwen3Config's; biases only with attention_bias; no BOS", () => {
+    const c = fromHfConfig({ ...BASE, model_type: 'qwen3' });
+    expect(c).toMatchObject({ family: 'qwen3', qkNorm: true, headDim: 128, attentionBias: { qkv: false, o: false }, bosId: null });
+    expect(fromHfConfig({ ...BASE, model_type: 'qwen3', head_dim: 16, attention_bias: true })).toMatchObject({ headDim: 16, attentionBias: { qkv: true, o: true } });
+    expect(toHfConfig(c)).toMatchObject({ model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], head_dim: 128, attention_bias: false, use_sliding_window: false });
+    expect(() => requirePlainLlama(c, 'GGUF export')).toThrow('GGUF export is for LLaMA without biases; this model is qwen3');
+  });
+
   it('mistral: the context is capped at the sliding window, within which attention is full attention', () => {
     const c = fromHfConfig({ ...BASE, model_type: 'mistral', sliding_window: 4096, max_position_embeddings: 32768 });
     expect(c).toMatchObject({ family: 'mistral', slidingWindow: 4096, maxPositions: 4096, bosId: 1 });
@@ -24,7 +32,7 @@ describe('model families', () => {
   });
 
   it('writes each family back under its own model_type', () => {
-    for (const model_type of ['llama', 'mistral', 'qwen2']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
+    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
   });
 
   it('formats made for plain LLaMA say which family they met', () => {
@@ -64,11 +72,15 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'partial_rotary_factor', refused: 0.5 },
   { field: 'use_sliding_window', family: 'qwen2', refused: true },
   { field: 'layer_types', family: 'qwen2', refused: ['sliding_attention', 'full_attention'] },
+  { field: 'head_dim', family: 'qwen3', handled: (c) => c.headDim === 128 || undefined },
+  { field: 'attention_bias', family: 'qwen3', handled: (c) => c.attentionBias },
+  { field: 'use_sliding_window', family: 'qwen3', refused: true },
+  { field: 'layer_types', family: 'qwen3', refused: ['sliding_attention', 'full_attention'] },
   { field: 'model_type', refused: 'gemma' },
 ];
 
 describe('every field that changes the computation is handled or refused', () => {
-  it.each(COMPUTATION_FIELDS)('$field', ({ field, family, handled, refused }) => {
+  it.each(COMPUTATION_FIELDS)('$field ($family)', ({ field, family, handled, refused }) => {
     const cfg = { ...BASE, model_type: family ?? 'llama' };
     if (handled) expect(handled(fromHfConfig({ ...cfg, ...(field === 'sliding_window' ? { sliding_window: 8 } : {}) }))).toBeDefined();
     if (refused !== undefined) expect(() => fromHfConfig({ ...cfg, [field]: refused })).toThrow(new RegExp(`field "${field}(\\.rope_type)?"`));

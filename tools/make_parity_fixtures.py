@@ -43,7 +43,7 @@ import torch
 import transformers
 from peft import AdaptionPromptConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_llama_adapter import (  # noqa: E402
@@ -76,7 +76,7 @@ class Case:
     seq_len: int  # T; both rows are all real tokens (no padding)
     prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
     config: dict = field(default_factory=dict)  # the family's config keyword arguments
-    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections)
+    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3
 
 
 # The model classes of each family; PEFT's adaption prompt supports llama (and mistral), not qwen2.
@@ -84,6 +84,7 @@ FAMILIES = {
     "llama": (LlamaConfig, LlamaForCausalLM),
     "mistral": (MistralConfig, MistralForCausalLM),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+    "qwen3": (Qwen3Config, Qwen3ForCausalLM),
 }
 PEFT_FAMILIES = {"llama", "mistral"}
 
@@ -224,6 +225,30 @@ CASES = [
             rms_norm_eps=1e-6,
             max_position_embeddings=256,
             tie_word_embeddings=True,
+            use_sliding_window=False,
+        ),
+    ),
+    # Qwen3: per-head RMSNorm of q and k before RoPE (non-trivial weights), a head_dim (16) other than
+    # hidden / heads (12), GQA, an untied head, no biases (as the released models).
+    Case(
+        "qwen3",
+        seed=1009,
+        seq_len=12,
+        prompt_lens=(3, 5),
+        family="qwen3",
+        config=dict(
+            vocab_size=88,
+            hidden_size=48,
+            intermediate_size=80,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-6,
+            max_position_embeddings=256,
+            tie_word_embeddings=False,
+            attention_bias=False,
             use_sliding_window=False,
         ),
     ),

@@ -178,6 +178,11 @@ def attention(
     q = split_heads(proj(w, f"{prefix}.q_proj", x), H, d)  # [B, H, T, d]
     k = split_heads(proj(w, f"{prefix}.k_proj", x), KV, d)  # [B, KV, T, d]
     v = split_heads(proj(w, f"{prefix}.v_proj", x), KV, d)  # [B, KV, T, d]
+    # Qwen3's q_norm / k_norm: RMSNorm over each head's d values, before RoPE.
+    q_norm, k_norm = w.get(f"{prefix}.q_norm.weight"), w.get(f"{prefix}.k_norm.weight")
+    if q_norm is not None:
+        q = rms_norm(q, q_norm, shape.rms_norm_eps)
+        k = rms_norm(k, k_norm, shape.rms_norm_eps)
     q = apply_rope(q, cos, sin)
     k = apply_rope(k, cos, sin)
     k = repeat_kv(k, n_rep)  # [B, H, T, d]
@@ -194,7 +199,10 @@ def attention(
         Bp = p.shape[0]
         # The prompt goes through this layer's key/value projections (biases included, as PEFT's k_proj(prompt))
         # as if it were K extra tokens, but with no position (no RoPE) and visible to every query (no mask).
-        kp = proj(w, f"{prefix}.k_proj", p).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
+        kp = proj(w, f"{prefix}.k_proj", p).view(Bp, K, KV, d)  # [Bp, K, KV, d]
+        if k_norm is not None:  # the layer's key path includes Qwen3's k_norm (queries are normed too)
+            kp = rms_norm(kp, k_norm, shape.rms_norm_eps)
+        kp = kp.transpose(1, 2)  # [Bp, KV, K, d]
         vp = proj(w, f"{prefix}.v_proj", p).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
         kp = repeat_kv(kp, n_rep)  # [Bp, H, K, d]
         vp = repeat_kv(vp, n_rep)  # [Bp, H, K, d]

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
 import { disposeImageProjection, type ImageProjection, namedImageProjectionVariables } from './image-prompt.js';
+import { headNorm } from './norm.js';
 import type { Rng } from './rng.js';
 
 /**
@@ -133,8 +134,9 @@ export function promptKeysValues(
   c: LlamaConfig,
   prompt: tf.Tensor2D, // [K, dim]
   // The layer's key/value path: wk, wv [dim, nKvHeads * headDim] and their biases where the family has them
-  // (Qwen2, LLaMA with attention_bias), as PEFT's k_proj(prompt) applies them. Never RoPE.
-  w: { wk: tf.Tensor2D; wv: tf.Tensor2D; bk?: tf.Tensor1D; bv?: tf.Tensor1D },
+  // (Qwen2, LLaMA with attention_bias), as PEFT's k_proj(prompt) applies them, and Qwen3's k_norm [hd] (its
+  // queries are normed: prompt keys left unnormed would be on another scale than the token keys). Never RoPE.
+  w: { wk: tf.Tensor2D; wv: tf.Tensor2D; bk?: tf.Tensor1D; bv?: tf.Tensor1D; kNorm?: tf.Tensor1D },
   promptBias?: tf.Tensor3D,
 ): { kp: tf.Tensor4D; vp: tf.Tensor4D } {
   const K = prompt.shape[0];
@@ -146,7 +148,7 @@ export function promptKeysValues(
     return repeatKvHeads(perKvHead, c.nHeads / c.nKvHeads); // [B, nHeads, K, hd]
   };
   const project = (weight: tf.Tensor2D, bias?: tf.Tensor1D) => (bias ? tf.add(tf.matMul(flat, weight), bias) : tf.matMul(flat, weight));
-  return { kp: toHeads(project(w.wk, w.bk)), vp: toHeads(project(w.wv, w.bv)) };
+  return { kp: toHeads(headNorm(project(w.wk, w.bk), w.kNorm, c.normEps)), vp: toHeads(project(w.wv, w.bv)) };
 }
 
 /** [B, nKv, S, hd] -> [B, nKv * rep, S, hd]; query head h reads kv head floor(h / rep), as HF's repeat_kv. */

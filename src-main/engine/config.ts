@@ -1,8 +1,9 @@
 // Model configuration: a Hugging Face `config.json` of a LLaMA-layout decoder, parsed and checked.
 //
 // Families (`model_type`): llama (with or without `attention_bias`), mistral (LLaMA's layout with a sliding
-// window: the context is capped at the window, within which attention is full attention exactly), and qwen2
-// (Qwen2 / Qwen2.5: LLaMA's layout with biased q/k/v projections, o without). Field names follow the engine's code (camelCase); `fromHfConfig`
+// window: the context is capped at the window, within which attention is full attention exactly), qwen2
+// (Qwen2 / Qwen2.5: LLaMA's layout with biased q/k/v projections, o without) and qwen3 (per-head RMSNorm of queries
+// and keys before RoPE, `head_dim` of its own, biases only with attention_bias). Field names follow the engine's code (camelCase); `fromHfConfig`
 // maps HF's names and `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
 // Every field that changes the computation is implemented or refused by name.
 
@@ -18,7 +19,7 @@ export interface Llama3RopeScaling {
 }
 
 /** The decoder families this engine runs: the same block, differing in the fields below. */
-export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2'] as const;
+export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
 export type ModelFamily = (typeof MODEL_FAMILIES)[number];
 
 /** A LLaMA without biases: what a config names when it says nothing of its family. */
@@ -26,8 +27,10 @@ export const PLAIN_LLAMA = { family: 'llama', attentionBias: { qkv: false, o: fa
 
 export interface LlamaConfig {
   family: ModelFamily;
-  /** Biases on the attention projections: q/k/v (Qwen2; LLaMA's attention_bias), o (LLaMA's attention_bias). */
+  /** Biases on the attention projections: q/k/v (Qwen2; LLaMA's and Qwen3's attention_bias), o (the attention_bias). */
   attentionBias: { qkv: boolean; o: boolean };
+  /** Qwen3's q_norm / k_norm: RMSNorm over each head of the queries and keys, before RoPE (absent: none). */
+  qkNorm?: boolean;
   vocabSize: number;
   dim: number; // hidden_size
   ffnDim: number; // intermediate_size (SwiGLU inner width)
@@ -95,7 +98,7 @@ const LIMITS: Record<string, number> = {
  * config that sets them is refused, never run as if they were absent (wrong logits, silently).
  */
 function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void {
-  if (family === 'llama' && cfg.attention_bias !== undefined && typeof cfg.attention_bias !== 'boolean') {
+  if ((family === 'llama' || family === 'qwen3') && cfg.attention_bias !== undefined && typeof cfg.attention_bias !== 'boolean') {
     throw new EngineError(`${file}: field "attention_bias" must be true or false, got ${JSON.stringify(cfg.attention_bias)}`);
   }
   if (cfg.mlp_bias !== undefined && cfg.mlp_bias !== false) throw new EngineError(`${file}: field "mlp_bias" is ${JSON.stringify(cfg.mlp_bias)}; this engine implements MLPs without biases only`);
@@ -106,8 +109,8 @@ function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void
   for (const [key, value] of [['partial_rotary_factor', cfg.partial_rotary_factor], ['rope_parameters.partial_rotary_factor', (cfg.rope_parameters as Json | undefined)?.partial_rotary_factor]] as const) {
     if (value !== undefined && value !== 1) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(value)}; this engine rotates whole heads only`);
   }
-  if (family === 'qwen2') {
-    // Sliding-window attention (Qwen2's use_sliding_window, or layer_types naming it) is not implemented.
+  if (family === 'qwen2' || family === 'qwen3') {
+    // Sliding-window attention (Qwen's use_sliding_window, or layer_types naming it) is not implemented.
     if (cfg.use_sliding_window !== undefined && cfg.use_sliding_window !== false) {
       throw new EngineError(`${file}: field "use_sliding_window" is ${JSON.stringify(cfg.use_sliding_window)}; this engine implements full attention in every layer only`);
     }
@@ -152,8 +155,9 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
       `${file}: field "num_key_value_heads" (${nKvHeads}) must divide "num_attention_heads" (${nHeads})`,
     );
   }
-  const headDim = field(cfg, file, 'head_dim', 'int', dim / nHeads);
-  if (cfg.head_dim === undefined && dim % nHeads !== 0) {
+  // Qwen3Config's head_dim defaults to 128 whatever the width (transformers' own default), the others' to dim / heads.
+  const headDim = field(cfg, file, 'head_dim', 'int', family === 'qwen3' ? 128 : dim / nHeads);
+  if (cfg.head_dim === undefined && family !== 'qwen3' && dim % nHeads !== 0) {
     throw new EngineError(`${file}: field "hidden_size" (${dim}) must be divisible by "num_attention_heads" (${nHeads})`);
   }
   const vocabSize = field(cfg, file, 'vocab_size', 'int');
@@ -164,12 +168,13 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
       if (id >= vocabSize) throw new EngineError(`${file}: field "${key}" (${id}) is outside the vocabulary (vocab_size ${vocabSize})`);
     }
   }
-  const llamaBias = family === 'llama' && cfg.attention_bias === true;
+  const llamaBias = (family === 'llama' || family === 'qwen3') && cfg.attention_bias === true;
   const slidingWindow = family === 'mistral' && cfg.sliding_window !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int') : null;
   const declaredMax = field(cfg, file, 'max_position_embeddings', 'int', 2048) as number;
   return {
     family,
     attentionBias: { qkv: family === 'qwen2' || llamaBias, o: llamaBias },
+    ...(family === 'qwen3' ? { qkNorm: true } : {}),
     vocabSize,
     dim,
     ffnDim: field(cfg, file, 'intermediate_size', 'int'),
@@ -184,8 +189,8 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     maxPositions: slidingWindow === null ? declaredMax : Math.min(declaredMax, slidingWindow),
     tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', false),
     ...(family === 'mistral' ? { slidingWindow } : {}),
-    // Qwen2's tokenizer adds no BOS (its config may still name <|endoftext|> as bos_token_id): neither do we.
-    bosId: family === 'qwen2' || bos.length === 0 ? null : bos[0]!,
+    // Qwen's tokenizer adds no BOS (its config may still name <|endoftext|> as bos_token_id): neither do we.
+    bosId: family === 'qwen2' || family === 'qwen3' || bos.length === 0 ? null : bos[0]!,
     eosIds,
   };
 }
@@ -218,7 +223,7 @@ function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null 
 export function toHfConfig(c: LlamaConfig): Json {
   const family = c.family ?? 'llama';
   return {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' }[family]],
     model_type: family,
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
@@ -241,7 +246,7 @@ export function toHfConfig(c: LlamaConfig): Json {
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: 'silu',
-    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }
@@ -265,6 +270,10 @@ export function expectedWeights(c: LlamaConfig): Map<string, number[]> {
       w.set(`${p}.self_attn.v_proj.bias`, [kvDim]);
     }
     if (c.attentionBias?.o) w.set(`${p}.self_attn.o_proj.bias`, [c.dim]);
+    if (c.qkNorm) {
+      w.set(`${p}.self_attn.q_norm.weight`, [c.headDim]);
+      w.set(`${p}.self_attn.k_norm.weight`, [c.headDim]);
+    }
     w.set(`${p}.post_attention_layernorm.weight`, [c.dim]);
     w.set(`${p}.mlp.gate_proj.weight`, [c.ffnDim, c.dim]);
     w.set(`${p}.mlp.up_proj.weight`, [c.ffnDim, c.dim]);

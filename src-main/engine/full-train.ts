@@ -86,6 +86,12 @@ export function namedWeights(model: LlamaModel): { name: string; tensor: tf.Tens
         const b = l[`b${x}`];
         return b ? [{ name: `${p}.self_attn.${x}_proj.bias`, tensor: b, linear: false }] : [];
       }),
+      ...(l.qNorm && l.kNorm
+        ? [
+            { name: `${p}.self_attn.q_norm.weight`, tensor: l.qNorm, linear: false },
+            { name: `${p}.self_attn.k_norm.weight`, tensor: l.kNorm, linear: false },
+          ]
+        : []),
       { name: `${p}.post_attention_layernorm.weight`, tensor: l.mlpNorm, linear: false },
       { name: `${p}.mlp.gate_proj.weight`, tensor: l.wGate, linear: true },
       { name: `${p}.mlp.up_proj.weight`, tensor: l.wUp, linear: true },

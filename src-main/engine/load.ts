@@ -135,6 +135,7 @@ export function loadModel(dir: string): LoadedModel {
       };
       layers.push({
         ...Object.fromEntries(Object.entries(biases).filter(([, t]) => t !== undefined)),
+        ...(config.qkNorm ? { qNorm: read(`${p}.self_attn.q_norm.weight`) as tf.Tensor1D, kNorm: read(`${p}.self_attn.k_norm.weight`) as tf.Tensor1D } : {}),
         attnNorm: read(`${p}.input_layernorm.weight`) as tf.Tensor1D,
         wq: read(`${p}.self_attn.q_proj.weight`, true) as tf.Tensor2D,
         wk: read(`${p}.self_attn.k_proj.weight`, true) as tf.Tensor2D,

@@ -15,7 +15,10 @@ import { type Adapter, gatedPromptAttention, promptKeysValues, repeatKvHeads } f
 import { type BatchImages, imagePromptBias } from './image-prompt.js';
 import { type FusedOps, fusedKernels } from './kernels.js';
 import { type Lora, loraDelta, type LoraTarget } from './lora.js';
+import { headNorm, rmsNorm } from './norm.js';
 import { applyRope, ropeTables } from './rope.js';
+
+export { rmsNorm } from './norm.js';
 
 export interface LayerWeights {
   attnNorm: tf.Tensor1D; // [dim]
@@ -28,6 +31,9 @@ export interface LayerWeights {
   bk?: tf.Tensor1D; // [nKv * hd]
   bv?: tf.Tensor1D; // [nKv * hd]
   bo?: tf.Tensor1D; // [dim]
+  // Qwen3's per-head RMSNorm of queries and keys (config.qkNorm), before RoPE; the prompt's keys take kNorm too.
+  qNorm?: tf.Tensor1D; // [hd]
+  kNorm?: tf.Tensor1D; // [hd]
   mlpNorm: tf.Tensor1D; // [dim]
   wGate: tf.Tensor2D; // [dim, ffn]
   wUp: tf.Tensor2D; // [dim, ffn]
@@ -82,13 +88,6 @@ export function disposeKVCache(cache: KVCache): void {
   cache.values.fill(null);
   cache.prompt.clear();
   cache.length = 0;
-}
-
-export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
-  const fused = fusedKernels();
-  if (fused) return fused.rmsNorm(x, weight, eps);
-  const variance = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
 }
 
 /** Additive causal mask [T, past + T]: query i (at position past + i) sees keys 0 .. past + i. */
@@ -158,8 +157,8 @@ function attention(
   const w = model.weights.layers[layer];
   const [B, T] = x.shape;
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
-  const q = applyRope(splitHeads(linear(x, w.wq, at('q'), w.bq), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
-  let k = applyRope(splitHeads(linear(x, w.wk, at('k'), w.bk), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
+  const q = applyRope(splitHeads(headNorm(linear(x, w.wq, at('q'), w.bq), w.qNorm, c.normEps), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
+  let k = applyRope(splitHeads(headNorm(linear(x, w.wk, at('k'), w.bk), w.kNorm, c.normEps), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
   let v = splitHeads(linear(x, w.wv, at('v'), w.bv), c.nKvHeads, c.headDim); // [B, nKv, T, hd]
 
   const cache = opts.cache;
@@ -210,8 +209,9 @@ function fusedAttention(
   const w = model.weights.layers[layer];
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
   const rotate = (t: tf.Tensor) => consume(fused.rope(t, rope.cos, rope.sin, c.headDim), t);
-  const q = rotate(linear(x, w.wq, at('q'), w.bq)) as tf.Tensor3D; // [B, T, H * hd]
-  let k = rotate(linear(x, w.wk, at('k'), w.bk)) as tf.Tensor3D; // [B, T, nKv * hd]
+  const normed = (t: tf.Tensor, weight?: tf.Tensor1D) => (weight ? consume(headNorm(t, weight, c.normEps), t) : t);
+  const q = rotate(normed(linear(x, w.wq, at('q'), w.bq), w.qNorm)) as tf.Tensor3D; // [B, T, H * hd]
+  let k = rotate(normed(linear(x, w.wk, at('k'), w.bk), w.kNorm)) as tf.Tensor3D; // [B, T, nKv * hd]
   let v = linear(x, w.wv, at('v'), w.bv) as tf.Tensor3D; // [B, T, nKv * hd]
 
   const cache = opts.cache;
@@ -235,9 +235,9 @@ function fusedAttention(
     let promptKV = cache?.prompt.get(layer);
     if (!promptKV) {
       // The prompt [K, dim] (plus the per-example image term [B, 1, dim]) through the frozen k / v projections
-      // (their biases included), no RoPE.
+      // (their biases included) and Qwen3's k_norm, no RoPE.
       const p = opts.promptBias ? tf.add(adapted.prompt, opts.promptBias) : adapted.prompt;
-      promptKV = { kp: linear(p, w.wk, undefined, w.bk), vp: linear(p, w.wv, undefined, w.bv) }; // [B|-, K, nKv * hd]
+      promptKV = { kp: normed(linear(p, w.wk, undefined, w.bk), w.kNorm), vp: linear(p, w.wv, undefined, w.bv) }; // [B|-, K, nKv * hd]
       if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
     }
     prompt = { ...promptKV, gate: adapted.gate as tf.Tensor1D, gateMode: opts.adapter!.spec.gateMode };
