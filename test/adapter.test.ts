@@ -34,6 +34,9 @@ beforeAll(async () => {
   // Qwen3's layout: q/k normed per head before RoPE (the prompt's keys through k_norm), a head_dim of its own.
   writeTinyLlama(join(dir, 'qwen3'), { seed: 8, config: { family: 'qwen3', qkNorm: true, headDim: 12 } });
   models.qwen3 = loadModel(join(dir, 'qwen3'));
+  // Gemma's: embeddings times sqrt(dim), norms by (1 + w), a GELU-gated MLP.
+  writeTinyLlama(join(dir, 'gemma'), { seed: 9, config: { family: 'gemma', headDim: 12, mlpActivation: 'gelu_tanh', tieEmbeddings: true } });
+  models.gemma = loadModel(join(dir, 'gemma'));
 });
 
 function lossOf(model: LoadedModel, adapter: Adapter): number {
@@ -50,7 +53,7 @@ function liveAdapter(model: LoadedModel, mode: GateMode): Adapter {
   return adapter;
 }
 
-describe.each(['mha', 'gqa', 'qwen2', 'qwen3'])('%s', (kind) => {
+describe.each(['mha', 'gqa', 'qwen2', 'qwen3', 'gemma'])('%s', (kind) => {
   it.each(['per-head-tanh', 'per-head', 'per-layer'] as GateMode[])('gradients of prompts and gates match finite differences (%s)', (mode) => {
     const model = models[kind];
     const adapter = liveAdapter(model, mode);

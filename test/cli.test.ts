@@ -46,7 +46,7 @@ describe('adapter-studio forward (in process, cpu backend)', () => {
     }
   });
 
-  it.each(['qwen2', 'qwen3', 'llamabias'])('%s: base logits and loss match transformers within 1e-4', async (name) => {
+  it.each(['qwen2', 'qwen3', 'gemma', 'llamabias'])('%s: base logits and loss match transformers within 1e-4', async (name) => {
     const f = JSON.parse(readFileSync(join(FIXTURES, name, 'fixture.json'), 'utf8'));
     const rows = (m: number[][]) => m.map((r) => r.join(',')).join(';');
     const { code, stdout } = await cli(['forward', '--backend', 'cpu', '--json', '--model', join(FIXTURES, name, 'model'), `--input-ids=${rows(f.input_ids)}`, `--labels=${rows(f.labels)}`]);
@@ -84,6 +84,12 @@ describe('the bundled command, as a real process', () => {
     const info = JSON.parse(stdout);
     expect(info.config).toMatchObject({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2 });
     expect(info.backend).toBe('native');
+    expect(info.compositeSteps).toEqual([]); // a plain LLaMA runs wholly on fused kernels
+  });
+
+  it("info says which of a family's steps run as composite ops on a fused backend (Gemma)", async () => {
+    const { stdout } = await run(process.execPath, [bin, 'info', '--model', join(FIXTURES, 'gemma', 'model')]);
+    expect(stdout).toMatch(/family: gemma; on native these run as composite ops, not fused kernels: the MLP's tanh GELU \(GeGLU\), norm weights as 1 \+ w/);
   });
 
   it('info checks config.json against the weight files before reporting sizes from it', async () => {

@@ -144,6 +144,39 @@ describe('on a Qwen3-layout model (q_norm / k_norm, its own head_dim)', () => {
   });
 });
 
+describe('on a Gemma-layout model (scaled embeddings, norms by 1 + w, GeGLU)', () => {
+  let g: { model: ReturnType<typeof loadModel>; tokenizer: TinyTrainer['tokenizer'] };
+  beforeAll(async () => {
+    writeTinyLlama(join(dir, 'gemma'), { seed: 5, finalNormScale: 3, config: { family: 'gemma', headDim: 12, mlpActivation: 'gelu_tanh', tieEmbeddings: true } });
+    const model = loadModel(join(dir, 'gemma'));
+    g = { model, tokenizer: await loadTokenizer(join(dir, 'gemma'), { bosId: model.config.bosId, eosIds: model.config.eosIds }) };
+  });
+
+  it('the adapter and LoRA learn, and what they save loads back onto the model', async () => {
+    for (const [method, recipe] of [
+      ['adapter', { ...paperRecipe(g.model.config), adapterLen: 10, adapterLayers: 2, epochs: 60, warmupEpochs: 1, lr: 0.3, batchSize: 3, accumSteps: 2 }],
+      ['lora', { ...alpacaLoraRecipe(g.model.config), epochs: 40, warmupEpochs: 1, warmupSteps: null, lr: 0.05, batchSize: 3, accumSteps: 2 }],
+    ] as const) {
+      const out = join(dir, `gemma-${method}`);
+      const result = await train({ model: g.model, tokenizer: g.tokenizer, data: COLOR_DATA, recipe, outDir: out });
+      expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! * 0.5);
+      expect(loadFineTune(out, g.model).kind).toBe(method);
+    }
+  });
+
+  it('full fine-tune: the folder it writes is a Gemma folder (norm weights still stored as offsets) that loads back', async () => {
+    const recipe = { ...alpacaFullRecipe(g.model.config), epochs: 10, warmupEpochs: 1, lr: 3e-3, batchSize: 3, accumSteps: 2 };
+    await train({ model: g.model, tokenizer: g.tokenizer, data: COLOR_DATA, recipe, outDir: join(dir, 'gemma-full') });
+    const hf = JSON.parse(readFileSync(join(dir, 'gemma-full', 'config.json'), 'utf8'));
+    expect(hf).toMatchObject({ model_type: 'gemma', architectures: ['GemmaForCausalLM'], hidden_act: 'gelu_pytorch_tanh', head_dim: 12 });
+    const tuned = loadModel(join(dir, 'gemma-full'));
+    expect(tuned.config).toMatchObject({ family: 'gemma', normPlusOne: true, mlpActivation: 'gelu_tanh' });
+    // A small update of the offset, not a weight near 1 + offset: the file keeps HF's meaning.
+    expect(maxDiff(tuned.weights.norm, g.model.weights.norm)).toBeLessThan(0.5);
+    expect(maxDiff(tuned.weights.norm, g.model.weights.norm)).toBeGreaterThan(0);
+  });
+});
+
 describe("a validation set (Alpaca-LoRA's val_set_size, eval_steps, load_best_model_at_end)", () => {
   // Six colours, two held out: colours the training examples never show, so the held-out loss soon rises again.
   const recipe = () => ({ ...alpacaLoraRecipe(t.model.config), epochs: 30, warmupEpochs: 1, warmupSteps: null, lr: 0.1, batchSize: 2, accumSteps: 1, loraDropout: 0, trainOnInputs: false, valSetSize: 2, evalSteps: 2 });

@@ -1,5 +1,5 @@
 // What each family's config.json becomes (the numbers themselves are checked against transformers in
-// parity.test.ts: llamabias, mistral, qwen2, qwen3): which biases, which context, which BOS, and what is refused.
+// parity.test.ts: llamabias, mistral, qwen2, qwen3, gemma): which biases, which context, which BOS, and what is refused.
 
 import { describe, expect, it } from 'vitest';
 import { fromHfConfig, requirePlainLlama, toHfConfig } from '../src-main/engine/config.js';
@@ -24,6 +24,14 @@ describe('model families', () => {
     expect(() => requirePlainLlama(c, 'GGUF export')).toThrow('GGUF export is for LLaMA without biases; this model is qwen3');
   });
 
+  it('gemma: scaled embeddings, norms by 1 + w, the tanh GELU (its configs\' legacy "gelu" too), head_dim 256 by default', () => {
+    const c = fromHfConfig({ ...BASE, model_type: 'gemma', hidden_act: 'gelu', hidden_activation: 'gelu_pytorch_tanh' });
+    expect(c).toMatchObject({ family: 'gemma', normPlusOne: true, embedScale: Math.fround(Math.sqrt(32)), mlpActivation: 'gelu_tanh', headDim: 256, bosId: 1 });
+    expect(toHfConfig(c)).toMatchObject({ model_type: 'gemma', architectures: ['GemmaForCausalLM'], hidden_act: 'gelu_pytorch_tanh' });
+    expect(() => fromHfConfig({ ...BASE, model_type: 'gemma', hidden_act: 'relu' })).toThrow('field "hidden_act" is "relu"');
+    expect(() => fromHfConfig({ ...BASE, model_type: 'llama', hidden_act: 'gelu' })).toThrow('field "hidden_act" is "gelu"');
+  });
+
   it('mistral: the context is capped at the sliding window, within which attention is full attention', () => {
     const c = fromHfConfig({ ...BASE, model_type: 'mistral', sliding_window: 4096, max_position_embeddings: 32768 });
     expect(c).toMatchObject({ family: 'mistral', slidingWindow: 4096, maxPositions: 4096, bosId: 1 });
@@ -32,7 +40,7 @@ describe('model families', () => {
   });
 
   it('writes each family back under its own model_type', () => {
-    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
+    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
   });
 
   it('formats made for plain LLaMA say which family they met', () => {
@@ -76,7 +84,13 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'attention_bias', family: 'qwen3', handled: (c) => c.attentionBias },
   { field: 'use_sliding_window', family: 'qwen3', refused: true },
   { field: 'layer_types', family: 'qwen3', refused: ['sliding_attention', 'full_attention'] },
-  { field: 'model_type', refused: 'gemma' },
+  { field: 'hidden_act', family: 'gemma', handled: (c) => c.mlpActivation },
+  { field: 'hidden_activation', family: 'gemma', refused: 'relu' },
+  { field: 'head_dim', family: 'gemma', handled: (c) => c.headDim === 256 || undefined },
+  { field: 'hidden_size', family: 'gemma', handled: (c) => c.embedScale },
+  { field: 'attention_bias', family: 'gemma', handled: (c) => c.attentionBias },
+  { field: 'use_bidirectional_attention', family: 'gemma', refused: true },
+  { field: 'model_type', refused: 'gemma2' },
 ];
 
 describe('every field that changes the computation is handled or refused', () => {

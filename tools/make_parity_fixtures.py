@@ -43,7 +43,7 @@ import torch
 import transformers
 from peft import AdaptionPromptConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_llama_adapter import (  # noqa: E402
@@ -76,7 +76,7 @@ class Case:
     seq_len: int  # T; both rows are all real tokens (no padding)
     prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
     config: dict = field(default_factory=dict)  # the family's config keyword arguments
-    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3
+    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma
 
 
 # The model classes of each family; PEFT's adaption prompt supports llama (and mistral), not qwen2.
@@ -85,6 +85,7 @@ FAMILIES = {
     "mistral": (MistralConfig, MistralForCausalLM),
     "qwen2": (Qwen2Config, Qwen2ForCausalLM),
     "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+    "gemma": (GemmaConfig, GemmaForCausalLM),
 }
 PEFT_FAMILIES = {"llama", "mistral"}
 
@@ -250,6 +251,32 @@ CASES = [
             tie_word_embeddings=False,
             attention_bias=False,
             use_sliding_window=False,
+        ),
+    ),
+    # Gemma 1: embeddings times sqrt(hidden), RMSNorm by (1 + w), GeGLU with the tanh GELU, a head_dim (16) other
+    # than hidden / heads, tied head.
+    Case(
+        "gemma",
+        seed=1010,
+        seq_len=11,
+        prompt_lens=(3, 4),
+        family="gemma",
+        config=dict(
+            vocab_size=84,
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            hidden_act="gelu_pytorch_tanh",
+            rope_theta=10000.0,
+            rms_norm_eps=1e-6,
+            max_position_embeddings=256,
+            tie_word_embeddings=True,
+            bos_token_id=2,
+            eos_token_id=1,
+            pad_token_id=0,
         ),
     ),
 ]

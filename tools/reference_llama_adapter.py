@@ -52,6 +52,10 @@ class LlamaShape:
     # original_max_position_embeddings.
     rope_llama3: dict | None
     tie_word_embeddings: bool
+    # Gemma: RMSNorm by (1 + weight), embeddings times sqrt(hidden) (a float32), a GELU-gated MLP.
+    norm_plus_one: bool = False
+    embed_scale: float | None = None
+    activation: str = "silu"  # silu | gelu_pytorch_tanh
 
     @staticmethod
     def from_hf_config(config) -> "LlamaShape":
@@ -75,6 +79,9 @@ class LlamaShape:
             rope_theta=float(rope_theta),
             rope_llama3=rope if rope_type == "llama3" else None,
             tie_word_embeddings=bool(config.tie_word_embeddings),
+            norm_plus_one=config.model_type == "gemma",
+            embed_scale=float(torch.tensor(config.hidden_size**0.5)) if config.model_type == "gemma" else None,
+            activation=config.hidden_act,
         )
 
 
@@ -223,11 +230,18 @@ def proj(w: dict[str, Tensor], name: str, x: Tensor) -> Tensor:
     return y if bias is None else y + bias
 
 
-def mlp(w: dict[str, Tensor], prefix: str, x: Tensor) -> Tensor:
-    """SwiGLU: down(silu(gate(x)) * up(x)). x [B, T, hidden] -> [B, T, hidden]"""
+# transformers reads a Gemma config's legacy hidden_act "gelu" as gelu_pytorch_tanh, so only these two occur.
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "silu": F.silu,
+    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+}
+
+
+def mlp(w: dict[str, Tensor], prefix: str, x: Tensor, activation: str = "silu") -> Tensor:
+    """SwiGLU (GeGLU for Gemma): down(act(gate(x)) * up(x)). x [B, T, hidden] -> [B, T, hidden]"""
     gate = x @ w[f"{prefix}.gate_proj.weight"].T  # [B, T, inter]
     up = x @ w[f"{prefix}.up_proj.weight"].T  # [B, T, inter]
-    return (F.silu(gate) * up) @ w[f"{prefix}.down_proj.weight"].T
+    return (ACTIVATIONS[activation](gate) * up) @ w[f"{prefix}.down_proj.weight"].T
 
 
 def forward(
@@ -243,11 +257,17 @@ def forward(
     T = input_ids.shape[1]
     cos, sin = rope_cos_sin(rope_inv_freq(shape), T)  # [T, d] each
     h = w["model.embed_tokens.weight"][input_ids]  # [B, T, hidden]
+    if shape.embed_scale is not None:
+        h = h * torch.tensor(shape.embed_scale, dtype=h.dtype)
     eps = shape.rms_norm_eps
+
+    def norm_weight(name: str) -> Tensor:
+        return 1.0 + w[name] if shape.norm_plus_one else w[name]
+
     for i in range(shape.num_layers):
         p = f"model.layers.{i}"
         adapted = adapter is not None and i in adapter.prompts
-        x = rms_norm(h, w[f"{p}.input_layernorm.weight"], eps)
+        x = rms_norm(h, norm_weight(f"{p}.input_layernorm.weight"), eps)
         h = h + attention(
             w,
             f"{p}.self_attn",
@@ -260,8 +280,8 @@ def forward(
             gate_fn=adapter.gate_fn if adapted else "identity",
             prompt_bias=adapter.prompt_bias if adapted else None,
         )
-        h = h + mlp(w, f"{p}.mlp", rms_norm(h, w[f"{p}.post_attention_layernorm.weight"], eps))
-    h = rms_norm(h, w["model.norm.weight"], eps)
+        h = h + mlp(w, f"{p}.mlp", rms_norm(h, norm_weight(f"{p}.post_attention_layernorm.weight"), eps), shape.activation)
+    h = rms_norm(h, norm_weight("model.norm.weight"), eps)
     lm_head = w["model.embed_tokens.weight"] if shape.tie_word_embeddings else w["lm_head.weight"]
     return h @ lm_head.T  # [B, T, vocab]
 

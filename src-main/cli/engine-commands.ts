@@ -4,13 +4,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { namedAdapterVariables } from '../engine/adapter.js';
 import { loadFineTune } from '../engine/adapter-io.js';
 import { type BackendReport, describeBackend, initBackend } from '../engine/backend.js';
-import { parameterCount } from '../engine/config.js';
+import { describeFamily, parameterCount } from '../engine/config.js';
 import { formatAlpacaPrompt, type Instruction } from '../engine/data.js';
 import { formatIssue, readDatasetFile } from '../datasets/index.js';
 import { EngineError } from '../engine/errors.js';
 import { loadModel, memoryEstimate, readCheckedModelConfig } from '../engine/load.js';
+import { fusedKernels } from '../engine/kernels.js';
 import { crossEntropy, shiftedTargets } from '../engine/loss.js';
-import { forward } from '../engine/model.js';
+import { compositeSteps, forward } from '../engine/model.js';
 import { METHODS, type Method, paperRecipe, peakLearningRate, PRESETS, type PresetName, presetFor, type Recipe } from '../engine/recipe.js';
 import type { LoraTarget } from '../engine/lora.js';
 import { Rng } from '../engine/rng.js';
@@ -37,12 +38,15 @@ export async function infoCommand(args: string[], io: IO): Promise<number> {
   const memory = memoryEstimate(config, 1, Math.min(512, config.maxPositions));
   const paper = paperRecipe(config);
   const adapterParams = paper.adapterLayers * (paper.adapterLen * config.dim + config.nHeads);
-  const info = { model: dir, config, parameters: params, memory, paperAdapterParameters: adapterParams, backend: backend.name };
+  // Where the backend has fused kernels, the steps of this family that still run as composite ops.
+  const composite = fusedKernels() ? compositeSteps(config) : [];
+  const info = { model: dir, config, parameters: params, memory, paperAdapterParameters: adapterParams, backend: backend.name, compositeSteps: composite };
   if (flags.json) io.stdout(JSON.stringify(info) + '\n');
   else {
     io.stdout(
       [
         `model: ${dir}`,
+        `family: ${describeFamily(config)}${composite.length ? `; on ${backend.name} these run as composite ops, not fused kernels: ${composite.join(', ')}` : ''}`,
         `layers ${config.nLayers}, dim ${config.dim}, heads ${config.nHeads} (kv ${config.nKvHeads}), ffn ${config.ffnDim}, vocab ${config.vocabSize}`,
         `parameters: ${(params / 1e6).toFixed(2)}M (${(memory.weightsBytes / 2 ** 20).toFixed(1)} MiB as float32)`,
         `training activations at batch 1 x ${Math.min(512, config.maxPositions)} tokens: ~${(memory.activationBytes / 2 ** 20).toFixed(1)} MiB`,

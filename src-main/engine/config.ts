@@ -3,7 +3,8 @@
 // Families (`model_type`): llama (with or without `attention_bias`), mistral (LLaMA's layout with a sliding
 // window: the context is capped at the window, within which attention is full attention exactly), qwen2
 // (Qwen2 / Qwen2.5: LLaMA's layout with biased q/k/v projections, o without) and qwen3 (per-head RMSNorm of queries
-// and keys before RoPE, `head_dim` of its own, biases only with attention_bias). Field names follow the engine's code (camelCase); `fromHfConfig`
+// and keys before RoPE, `head_dim` of its own, biases only with attention_bias) and gemma (Gemma 1: embeddings scaled
+// by sqrt(hidden), RMSNorm weights applied as 1 + w, a GELU-gated MLP, `head_dim` 256 by default). Field names follow the engine's code (camelCase); `fromHfConfig`
 // maps HF's names and `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
 // Every field that changes the computation is implemented or refused by name.
 
@@ -19,7 +20,15 @@ export interface Llama3RopeScaling {
 }
 
 /** The decoder families this engine runs: the same block, differing in the fields below. */
-export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3'] as const;
+export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma'] as const;
+
+/** The MLP's gate activation: SwiGLU's silu, or GeGLU's GELU in PyTorch's tanh approximation. */
+export type MlpActivation = 'silu' | 'gelu_tanh';
+/**
+ * hidden_act values and what they compute. gelu_new and gelu_pytorch_tanh are the same tanh formula; a Gemma
+ * config's "gelu" is the released configs' legacy name for it, and transformers reads it so (Gemma only).
+ */
+const ACTIVATIONS: Record<string, MlpActivation> = { silu: 'silu', gelu: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu_new: 'gelu_tanh' };
 export type ModelFamily = (typeof MODEL_FAMILIES)[number];
 
 /** A LLaMA without biases: what a config names when it says nothing of its family. */
@@ -31,6 +40,12 @@ export interface LlamaConfig {
   attentionBias: { qkv: boolean; o: boolean };
   /** Qwen3's q_norm / k_norm: RMSNorm over each head of the queries and keys, before RoPE (absent: none). */
   qkNorm?: boolean;
+  /** Gemma: every RMSNorm multiplies by (1 + weight), the stored weight being the offset from 1 (absent: by weight). */
+  normPlusOne?: boolean;
+  /** Gemma: embeddings are multiplied by sqrt(hidden_size), as a float32 (absent: 1). */
+  embedScale?: number;
+  /** The MLP's gate activation (absent: silu). */
+  mlpActivation?: MlpActivation;
   vocabSize: number;
   dim: number; // hidden_size
   ffnDim: number; // intermediate_size (SwiGLU inner width)
@@ -98,11 +113,21 @@ const LIMITS: Record<string, number> = {
  * config that sets them is refused, never run as if they were absent (wrong logits, silently).
  */
 function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void {
-  if ((family === 'llama' || family === 'qwen3') && cfg.attention_bias !== undefined && typeof cfg.attention_bias !== 'boolean') {
+  if ((family === 'llama' || family === 'qwen3' || family === 'gemma') && cfg.attention_bias !== undefined && typeof cfg.attention_bias !== 'boolean') {
     throw new EngineError(`${file}: field "attention_bias" must be true or false, got ${JSON.stringify(cfg.attention_bias)}`);
   }
   if (cfg.mlp_bias !== undefined && cfg.mlp_bias !== false) throw new EngineError(`${file}: field "mlp_bias" is ${JSON.stringify(cfg.mlp_bias)}; this engine implements MLPs without biases only`);
-  if (cfg.hidden_act !== undefined && cfg.hidden_act !== 'silu') throw new EngineError(`${file}: field "hidden_act" is ${JSON.stringify(cfg.hidden_act)}; this engine implements "silu" (SwiGLU) only`);
+  const activations = family === 'gemma' ? ['gelu', 'gelu_pytorch_tanh', 'gelu_new'] : ['silu'];
+  for (const key of ['hidden_act', 'hidden_activation'] as const) {
+    const value = cfg[key];
+    if (value !== undefined && value !== null && !activations.includes(value as string)) {
+      throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(value)}; this engine implements ${activations.map((a) => `"${a}"`).join(', ')} for ${family}`);
+    }
+  }
+  // Gemma's bidirectional attention (an embedding-model variant) is not causal: not implemented.
+  if (cfg.use_bidirectional_attention !== undefined && cfg.use_bidirectional_attention !== null && cfg.use_bidirectional_attention !== false) {
+    throw new EngineError(`${file}: field "use_bidirectional_attention" is ${JSON.stringify(cfg.use_bidirectional_attention)}; this engine implements causal attention only`);
+  }
   // Attention dropout acts while training: the engine has none, so a run would not train as the config says.
   if (cfg.attention_dropout !== undefined && cfg.attention_dropout !== 0) throw new EngineError(`${file}: field "attention_dropout" is ${JSON.stringify(cfg.attention_dropout)}; this engine implements attention without dropout only`);
   // RoPE on part of each head (newer configs' partial_rotary_factor) is not implemented.
@@ -156,8 +181,9 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     );
   }
   // Qwen3Config's head_dim defaults to 128 whatever the width (transformers' own default), the others' to dim / heads.
-  const headDim = field(cfg, file, 'head_dim', 'int', family === 'qwen3' ? 128 : dim / nHeads);
-  if (cfg.head_dim === undefined && family !== 'qwen3' && dim % nHeads !== 0) {
+  const defaultHeadDim = family === 'qwen3' ? 128 : family === 'gemma' ? 256 : dim / nHeads; // GemmaConfig's: 256
+  const headDim = field(cfg, file, 'head_dim', 'int', defaultHeadDim);
+  if (cfg.head_dim === undefined && family !== 'qwen3' && family !== 'gemma' && dim % nHeads !== 0) {
     throw new EngineError(`${file}: field "hidden_size" (${dim}) must be divisible by "num_attention_heads" (${nHeads})`);
   }
   const vocabSize = field(cfg, file, 'vocab_size', 'int');
@@ -168,13 +194,18 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
       if (id >= vocabSize) throw new EngineError(`${file}: field "${key}" (${id}) is outside the vocabulary (vocab_size ${vocabSize})`);
     }
   }
-  const llamaBias = (family === 'llama' || family === 'qwen3') && cfg.attention_bias === true;
+  const llamaBias = (family === 'llama' || family === 'qwen3' || family === 'gemma') && cfg.attention_bias === true;
+  // Released Gemma configs name hidden_activation beside a legacy hidden_act; all of those values mean the tanh GELU.
+  const act = (cfg.hidden_activation ?? cfg.hidden_act ?? (family === 'gemma' ? 'gelu_pytorch_tanh' : 'silu')) as string;
   const slidingWindow = family === 'mistral' && cfg.sliding_window !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int') : null;
   const declaredMax = field(cfg, file, 'max_position_embeddings', 'int', 2048) as number;
   return {
     family,
     attentionBias: { qkv: family === 'qwen2' || llamaBias, o: llamaBias },
     ...(family === 'qwen3' ? { qkNorm: true } : {}),
+    // torch.tensor(hidden_size ** 0.5): the float32 nearest sqrt(hidden).
+    ...(family === 'gemma' ? { normPlusOne: true, embedScale: Math.fround(Math.sqrt(dim)) } : {}),
+    ...(ACTIVATIONS[act] !== 'silu' ? { mlpActivation: ACTIVATIONS[act] } : {}),
     vocabSize,
     dim,
     ffnDim: field(cfg, file, 'intermediate_size', 'int'),
@@ -223,7 +254,7 @@ function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null 
 export function toHfConfig(c: LlamaConfig): Json {
   const family = c.family ?? 'llama';
   return {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM' }[family]],
     model_type: family,
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
@@ -245,8 +276,8 @@ export function toHfConfig(c: LlamaConfig): Json {
     tie_word_embeddings: c.tieEmbeddings,
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
-    hidden_act: 'silu',
-    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    hidden_act: { silu: 'silu', gelu_tanh: 'gelu_pytorch_tanh' }[c.mlpActivation ?? 'silu'],
+    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }

@@ -247,13 +247,28 @@ function fusedAttention(
   return consume(linear(out, w.wo, at('o'), w.bo), out) as tf.Tensor3D;
 }
 
-function mlp(w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): tf.Tensor {
+/** GELU in PyTorch's tanh approximation (gelu_pytorch_tanh), as composite ops: every backend differentiates them. */
+function geluTanh(x: tf.Tensor): tf.Tensor {
+  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(tf.mul(x, x), x))));
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+}
+
+function mlp(c: LlamaConfig, w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): tf.Tensor {
   const at = (target: LoraTarget): Site => ({ lora, layer, target });
   const gate = linear(x, w.wGate, at('gate')); // [B, T, ffn]
   const up = linear(x, w.wUp, at('up'));
   const fused = fusedKernels();
-  const act = consume(fused ? fused.swiglu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), gate, up); // SwiGLU: silu(gate) * up
+  // SwiGLU: silu(gate) * up, fused where registered; Gemma's GeGLU: gelu(gate) * up (composite ops on every backend).
+  const act =
+    (c.mlpActivation ?? 'silu') === 'silu'
+      ? consume(fused ? fused.swiglu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), gate, up)
+      : consume(tf.mul(geluTanh(gate), up), gate, up);
   return consume(linear(act, w.wDown, at('down')), act);
+}
+
+/** The weight an RMSNorm multiplies by: Gemma stores it as the offset from 1. */
+function normWeight(c: LlamaConfig, weight: tf.Tensor1D): tf.Tensor1D {
+  return c.normPlusOne ? tf.add(weight, 1) : weight;
 }
 
 /**
@@ -288,20 +303,21 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
     const mask = fused ? null : causalMask(T, past); // the fused attention masks as it goes
     const residual = (a: tf.Tensor, b: tf.Tensor) => (fused ? fused.residualAdd(a, b) : tf.add(a, b)) as tf.Tensor3D;
     let h = tf.gather(w.embed, ids) as tf.Tensor as tf.Tensor3D; // [B, T, dim]
+    if (c.embedScale !== undefined) h = consume(tf.mul(h, c.embedScale), h); // Gemma: times sqrt(dim)
     for (let i = 0; i < c.nLayers; i++) {
       const lw = w.layers[i];
       const input = h;
       // A scope per layer: what backward does not keep (it holds its own references) is freed as each layer
       // ends, rather than when the whole forward pass does.
       h = tf.tidy(() => {
-        const normed = rmsNorm(input, lw.attnNorm, c.normEps) as tf.Tensor3D;
+        const normed = rmsNorm(input, normWeight(c, lw.attnNorm), c.normEps) as tf.Tensor3D;
         const attended = consume(attention(model, i, normed, rope, mask!, layerOpts), normed);
         const mid = consume(residual(input, attended), attended);
-        const normed2 = rmsNorm(mid, lw.mlpNorm, c.normEps);
-        return consume(residual(mid, consume(mlp(lw, normed2, i, opts.lora), normed2)), mid);
+        const normed2 = rmsNorm(mid, normWeight(c, lw.mlpNorm), c.normEps);
+        return consume(residual(mid, consume(mlp(c, lw, normed2, i, opts.lora), normed2)), mid);
       });
     }
-    return rmsNorm(h, w.norm, c.normEps) as tf.Tensor3D;
+    return rmsNorm(h, normWeight(c, w.norm), c.normEps) as tf.Tensor3D;
   });
   if (opts.cache) opts.cache.length = past + T;
   return hidden;
@@ -318,6 +334,19 @@ function imageTerm(opts: ForwardOptions, B: number): tf.Tensor3D | undefined {
   if (opts.images.features.shape[0] !== B) throw new EngineError(`image features for ${opts.images.features.shape[0]} examples, but the batch has ${B}`);
   if (opts.cache && opts.cache.prompt.size > 0) return undefined;
   return imagePromptBias(projection, opts.images);
+}
+
+/**
+ * What of this model runs as composite tfjs ops even where the backend has fused kernels (nothing, for a plain
+ * LLaMA): said by `info`, so a slower family is not a mystery.
+ */
+export function compositeSteps(c: LlamaConfig): string[] {
+  const steps: string[] = [];
+  if (c.attentionBias.qkv || c.attentionBias.o) steps.push('projection biases (an add after each fused product)');
+  if (c.mlpActivation === 'gelu_tanh') steps.push("the MLP's tanh GELU (GeGLU)");
+  if (c.normPlusOne) steps.push('norm weights as 1 + w (an add per norm)');
+  if (c.embedScale !== undefined) steps.push('the embedding scale');
+  return steps;
 }
 
 export function disposeModel(model: LlamaModel): void {
