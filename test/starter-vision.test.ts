@@ -3,14 +3,26 @@
 // through, its features tell the demo's pictures apart, and the demo data is in ScienceQA's layout with a test
 // split of pictures never seen in training.
 
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readScienceQaFolder } from '../src-main/datasets/scienceqa.js';
 import { initBackend } from '../src-main/engine/backend.js';
 import { STARTER, starterPath } from '../src-main/engine/starter.js';
 import { loadImageEncoder } from '../src-main/engine/vision/encoder.js';
+import { makeTempDir } from './helpers/tmp.js';
+
+/** Debian's interpreter, which tools/setup.sh gives Pillow (python3-pil), before whatever python3 is first on PATH. */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
+}
 
 const folder = starterPath(STARTER.scienceQaDemo);
 
@@ -48,6 +60,24 @@ describe('the multi-modal starter', () => {
     expect(test.some((p) => p.imagePath)).toBe(true);
     expect(test.some((p) => !p.imagePath && (p.value.hint as string) !== '')).toBe(true);
     expect(test.some((p) => !p.imagePath && (p.value.hint as string) === '')).toBe(true);
+  });
+
+  it('the demo dataset is what its script builds, byte for byte (deterministic from the seed)', () => {
+    const out = join(makeTempDir('scienceqa-demo'), 'demo');
+    execFileSync(PYTHON, [join(import.meta.dirname, '..', 'tools', 'starter', 'vision', 'build_vision_starter.py'), '--seed', '0', '--dataset-only', out], { stdio: 'pipe' });
+    const files = filesUnder(out);
+    expect(files).toEqual(filesUnder(folder));
+    const differing = files.filter((f) => !readFileSync(join(out, f)).equals(readFileSync(join(folder, f))));
+    expect(differing).toEqual([]);
+  });
+
+  it('no test question repeats a training question (hint and fact questions are reworded or name other things)', async () => {
+    const data = await readScienceQaFolder(folder);
+    const key = (p: (typeof data.problems)[number]) => `${p.value.question as string}\n${p.value.hint as string}`;
+    const train = new Set(data.problems.filter((p) => p.split === 'train').map(key));
+    const textOnly = data.problems.filter((p) => p.split === 'test' && !p.imagePath);
+    expect(textOnly.length).toBeGreaterThan(50);
+    expect(textOnly.filter((p) => train.has(key(p))).map(key)).toEqual([]);
   });
 
   it('the tower tells the demo pictures apart: no two different pictures share a feature', async () => {

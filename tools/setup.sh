@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# OpenBLAS for the native CPU backend; a C toolchain and Python for node-gyp; Chromium for the
-# end-to-end tests and for serve mode's screenshots.
-APT_PACKAGES=(libopenblas-dev build-essential python3 chromium)
+# OpenBLAS for the native CPU backend; a C toolchain and Python for node-gyp; Pillow for the test that rebuilds the
+# starter picture dataset; Chromium for the end-to-end tests and for serve mode's screenshots.
+APT_PACKAGES=(libopenblas-dev build-essential python3 python3-pil chromium)
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -39,10 +39,19 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw
+
+try:  # the tower's training needs them; the demo dataset alone (--dataset-only) needs only Pillow
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError:
+    np = torch = F = None
+
+
+def no_grad(fn):
+    """torch.no_grad() where torch is installed; the dataset alone runs without it."""
+    return torch.no_grad()(fn) if torch is not None else fn
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA_DIR = ROOT / "assets" / "starter" / "scienceqa-demo"
@@ -188,38 +197,49 @@ LECTURES = {
 # Image questions: each answer knowable only from the picture (the same text goes with every answer).
 IMAGE_KINDS = ["img-colour", "img-shape", "img-count", "img-left-shape", "img-relation", "img-right-colour"]
 HINT_KINDS = ["hint-colour", "hint-count", "hint-side"]
-HINT_OBJECTS = ["box", "ball", "cup", "hat", "car", "door", "bag", "kite"]
-HINT_NAMES = ["Sam", "Ann", "Tom", "Mia", "Ben", "Lily"]
+# The test split's hint questions name other objects, people and places than the training split's, so that no test
+# question is a training question: what transfers is reading the hint, not the answer.
+HINT_POOLS = {
+    "train": {
+        "objects": ["box", "ball", "cup", "hat", "car", "door", "bag", "kite"],
+        "names": ["Sam", "Ann", "Tom", "Mia", "Ben", "Lily"],
+        "places": [("school", "park"), ("shop", "bank"), ("farm", "river"), ("house", "lake"), ("library", "zoo")],
+    },
+    "test": {
+        "objects": ["lamp", "sock", "bike", "boat"],
+        "names": ["Zoe", "Leo", "Eva", "Max"],
+        "places": [("bakery", "church"), ("station", "museum"), ("garden", "pond")],
+    },
+}
 HINT_THINGS = ["dogs", "coins", "books", "apples", "pens", "cats"]
-HINT_PLACES = [("school", "park"), ("shop", "bank"), ("farm", "river"), ("house", "lake"), ("library", "zoo")]
 
 # Fixed facts: the same question always has the same answer (learnable from the text alone).
 # (question, right answer, wrong choices, subject, topic, grades)
 FACTS = [
-    ("What colour is grass?", "green", ["red", "blue"], "natural science", "colours", GRADES_LOW),
-    ("What colour is the sky on a clear day?", "blue", ["green", "yellow"], "natural science", "colours", GRADES_LOW),
-    ("Which animal can fly?", "bird", ["fish", "cow"], "natural science", "facts", GRADES_LOW),
-    ("Which animal lives in water?", "fish", ["horse", "dog"], "natural science", "facts", GRADES_LOW),
-    ("Is ice hot or cold?", "cold", ["hot"], "natural science", "facts", GRADES_LOW),
-    ("What do bees make?", "honey", ["milk", "bread"], "natural science", "facts", GRADES_LOW),
-    ("How many sides does a triangle have?", "3", ["4", "5"], "natural science", "shapes", GRADES_LOW),
-    ("Which is a liquid?", "water", ["stone", "wood"], "natural science", "facts", GRADES_HIGH),
-    ("What gas do people breathe in?", "oxygen", ["salt", "iron"], "natural science", "facts", GRADES_HIGH),
-    ("Which is a planet?", "Mars", ["Moon", "Sun"], "natural science", "facts", GRADES_HIGH),
-    ("What is the opposite of hot?", "cold", ["big", "fast"], "language science", "words", GRADES_LOW),
-    ("What is the opposite of up?", "down", ["left", "in"], "language science", "words", GRADES_LOW),
-    ("Which word rhymes with cat?", "hat", ["dog", "cup"], "language science", "words", GRADES_LOW),
-    ("Which word is a noun?", "table", ["quickly", "blue"], "language science", "words", GRADES_HIGH),
-    ("Which word is a verb?", "run", ["chair", "happy"], "language science", "words", GRADES_HIGH),
-    ("What is the opposite of old?", "new", ["tall", "wet"], "language science", "words", GRADES_HIGH),
-    ("Who puts out fires?", "firefighter", ["baker", "farmer"], "social science", "facts", GRADES_LOW),
-    ("Where do people buy food?", "shop", ["river", "forest"], "social science", "facts", GRADES_LOW),
-    ("Who grows food on a farm?", "farmer", ["pilot", "doctor"], "social science", "facts", GRADES_LOW),
-    ("What do people use to pay?", "money", ["leaves", "sand"], "social science", "economics", GRADES_HIGH),
-    ("Which is a country?", "France", ["Paris", "Nile"], "social science", "geography", GRADES_HIGH),
-    ("Which is an ocean?", "Pacific", ["Sahara", "Alps"], "social science", "geography", GRADES_HIGH),
-    ("What does a map show?", "places", ["songs", "food"], "social science", "geography", GRADES_HIGH),
-    ("Where does a doctor work?", "hospital", ["farm", "beach"], "social science", "facts", GRADES_LOW),
+    ("What colour is grass?", "green", ["red", "blue"], "natural science", "colours", GRADES_LOW, "Grass has which colour?"),
+    ("What colour is the sky on a clear day?", "blue", ["green", "yellow"], "natural science", "colours", GRADES_LOW, "On a clear day, the sky is which colour?"),
+    ("Which animal can fly?", "bird", ["fish", "cow"], "natural science", "facts", GRADES_LOW, "Which of these animals flies?"),
+    ("Which animal lives in water?", "fish", ["horse", "dog"], "natural science", "facts", GRADES_LOW, "Which of these animals has its home in water?"),
+    ("Is ice hot or cold?", "cold", ["hot"], "natural science", "facts", GRADES_LOW, "Does ice feel hot or cold?"),
+    ("What do bees make?", "honey", ["milk", "bread"], "natural science", "facts", GRADES_LOW, "Bees make which of these?"),
+    ("How many sides does a triangle have?", "3", ["4", "5"], "natural science", "shapes", GRADES_LOW, "A triangle has how many sides?"),
+    ("Which is a liquid?", "water", ["stone", "wood"], "natural science", "facts", GRADES_HIGH, "Which of these is a liquid?"),
+    ("What gas do people breathe in?", "oxygen", ["salt", "iron"], "natural science", "facts", GRADES_HIGH, "Which gas do people take in when they breathe?"),
+    ("Which is a planet?", "Mars", ["Moon", "Sun"], "natural science", "facts", GRADES_HIGH, "Which of these is a planet?"),
+    ("What is the opposite of hot?", "cold", ["big", "fast"], "language science", "words", GRADES_LOW, "Hot is the opposite of which word?"),
+    ("What is the opposite of up?", "down", ["left", "in"], "language science", "words", GRADES_LOW, "Up is the opposite of which word?"),
+    ("Which word rhymes with cat?", "hat", ["dog", "cup"], "language science", "words", GRADES_LOW, "Which of these words rhymes with cat?"),
+    ("Which word is a noun?", "table", ["quickly", "blue"], "language science", "words", GRADES_HIGH, "Which of these words is a noun?"),
+    ("Which word is a verb?", "run", ["chair", "happy"], "language science", "words", GRADES_HIGH, "Which of these words is a verb?"),
+    ("What is the opposite of old?", "new", ["tall", "wet"], "language science", "words", GRADES_HIGH, "Old is the opposite of which word?"),
+    ("Who puts out fires?", "firefighter", ["baker", "farmer"], "social science", "facts", GRADES_LOW, "Whose job is to put out fires?"),
+    ("Where do people buy food?", "shop", ["river", "forest"], "social science", "facts", GRADES_LOW, "Where can people buy food?"),
+    ("Who grows food on a farm?", "farmer", ["pilot", "doctor"], "social science", "facts", GRADES_LOW, "Who works on a farm growing food?"),
+    ("What do people use to pay?", "money", ["leaves", "sand"], "social science", "economics", GRADES_HIGH, "What do people pay with?"),
+    ("Which is a country?", "France", ["Paris", "Nile"], "social science", "geography", GRADES_HIGH, "Which of these is a country?"),
+    ("Which is an ocean?", "Pacific", ["Sahara", "Alps"], "social science", "geography", GRADES_HIGH, "Which of these is an ocean?"),
+    ("What does a map show?", "places", ["songs", "food"], "social science", "geography", GRADES_HIGH, "A map shows which of these?"),
+    ("Where does a doctor work?", "hospital", ["farm", "beach"], "social science", "facts", GRADES_LOW, "In which place does a doctor work?"),
 ]
 
 PER_SPLIT = {"image": {"train": 72, "test": 24}, "hint": {"train": 48, "test": 12}, "fact": {"train": 6, "test": 2}}
@@ -298,24 +318,25 @@ def image_problems(rng: random.Random, kind: str, n: int):
     return out
 
 
-def hint_problems(rng: random.Random, kind: str, n: int):
+def hint_problems(rng: random.Random, kind: str, n: int, split: str):
+    pool = HINT_POOLS[split]
     out = []
     if kind == "hint-colour":
         for colour in balanced(rng, COLOUR_NAMES, n):
-            obj = rng.choice(HINT_OBJECTS)
+            obj = rng.choice(pool["objects"])
             out.append(problem(f"What colour is the {obj}?", list(COLOUR_NAMES), COLOUR_NAMES.index(colour),
                                f"The {obj} is {colour}.", "natural science", "reading", "Read for details",
                                "Find the colour", pick_grade(rng), f"The text says the {obj} is {colour}.", None))
     elif kind == "hint-count":
         for count in balanced(rng, [1, 2, 3, 4], n):
-            name, thing = rng.choice(HINT_NAMES), rng.choice(HINT_THINGS)
+            name, thing = rng.choice(pool["names"]), rng.choice(HINT_THINGS)
             hint = f"{name} has {count} {thing[:-1] if count == 1 else thing}."
             out.append(problem(f"How many {thing} does {name} have?", ["1", "2", "3", "4"], count - 1, hint,
                                "social science", "economics", "Read for details", "Find the number",
                                pick_grade(rng), f"The text says {name} has {count}.", None))
     elif kind == "hint-side":
         for side in balanced(rng, SIDES, n):
-            a, b = rng.choice(HINT_PLACES)
+            a, b = rng.choice(pool["places"])
             if rng.random() < 0.5:
                 a, b = b, a
             out.append(problem(f"Is the {a} left or right of the {b}?", list(SIDES), SIDES.index(side),
@@ -326,8 +347,9 @@ def hint_problems(rng: random.Random, kind: str, n: int):
     return out
 
 
-def fact_problems(rng: random.Random, fact, n: int):
-    question, right, wrong, subject, topic, grades = fact
+def fact_problems(rng: random.Random, fact, n: int, split: str):
+    train_question, right, wrong, subject, topic, grades, test_question = fact
+    question = test_question if split == "test" else train_question
     out = []
     for _ in range(n):
         choices = [right] + list(wrong)
@@ -348,9 +370,9 @@ def build_dataset(seed: int):
         for kind in IMAGE_KINDS:
             batch += image_problems(rng, kind, PER_SPLIT["image"][split])
         for kind in HINT_KINDS:
-            batch += hint_problems(rng, kind, PER_SPLIT["hint"][split])
+            batch += hint_problems(rng, kind, PER_SPLIT["hint"][split], split)
         for fact in FACTS:
-            batch += fact_problems(rng, fact, PER_SPLIT["fact"][split])
+            batch += fact_problems(rng, fact, PER_SPLIT["fact"][split], split)
         for p in batch:
             p["split"] = split
         problems += batch
@@ -362,10 +384,10 @@ def build_dataset(seed: int):
     return out
 
 
-def write_dataset(problems: dict, seed: int):
-    if DATA_DIR.exists():
-        shutil.rmtree(DATA_DIR)
-    DATA_DIR.mkdir(parents=True)
+def write_dataset(problems: dict, seed: int, out_dir: Path = DATA_DIR):
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
     hashes = {}
     for pid, p in problems.items():
         sc = p["_scene"]
@@ -376,18 +398,18 @@ def write_dataset(problems: dict, seed: int):
         h = hashlib.sha256(data).hexdigest()
         assert h not in hashes, f"pictures of problems {hashes.get(h)} and {pid} are identical"
         hashes[h] = pid
-        d = DATA_DIR / "images" / p["split"] / pid
+        d = out_dir / "images" / p["split"] / pid
         d.mkdir(parents=True)
         (d / "image.png").write_bytes(data)
     public = {pid: {k: v for k, v in p.items() if not k.startswith("_")} for pid, p in problems.items()}
     order = ["question", "choices", "answer", "hint", "image", "task", "grade", "subject", "topic", "category",
              "skill", "lecture", "solution", "split", "caption"]
     public = {pid: {k: p[k] for k in order} for pid, p in public.items()}
-    (DATA_DIR / "problems.json").write_text(json.dumps(public, indent=4, ensure_ascii=False) + "\n")
+    (out_dir / "problems.json").write_text(json.dumps(public, indent=4, ensure_ascii=False) + "\n")
     splits = {"train": [pid for pid, p in problems.items() if p["split"] == "train"], "val": [],
               "test": [pid for pid, p in problems.items() if p["split"] == "test"]}
     splits["trainval"] = list(splits["train"])
-    (DATA_DIR / "pid_splits.json").write_text(json.dumps(splits, indent=4) + "\n")
+    (out_dir / "pid_splits.json").write_text(json.dumps(splits, indent=4) + "\n")
 
 
 def dataset_stats(problems: dict):
@@ -454,15 +476,15 @@ def prompt_lengths(problems: dict):
 # ---------------------------------------------------------------------------------------------------------------
 # The tiny CLIP
 
-MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
-def to_pixels(imgs) -> torch.Tensor:
+def to_pixels(imgs) -> "torch.Tensor":
     """PIL images (SIZE x SIZE) -> CLIP-normalised [N, 3, SIZE, SIZE], as CLIPImageProcessor does at this size."""
     arr = np.stack([np.asarray(im, dtype=np.uint8) for im in imgs])
     x = torch.from_numpy(arr).permute(0, 3, 1, 2).float() * (1 / 255)
-    return (x - MEAN) / STD
+    return (x - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
 
 
 def build_vocab():
@@ -511,7 +533,7 @@ def sincos_2d(grid: int, dim: int) -> torch.Tensor:
     return torch.cat([code(xs), code(ys)], 1).float()
 
 
-@torch.no_grad()
+@no_grad
 def init_positions(model, scale):
     """Start the vision tower's (learned) position embeddings from 2-D sine-cosine codes, scaled to `scale` times
     the typical size of a patch embedding: with CLIP's default init (std 0.02, far below the patch features) a
@@ -579,7 +601,7 @@ def train_clip(model, vocab, text_len, args, log):
 # Checks: nearest-caption retrieval and linear probes on held-out rendered pictures
 
 
-@torch.no_grad()
+@no_grad
 def image_embeds(model, imgs, bs=256):
     model.eval()
     rows = [model.get_image_features(pixel_values=to_pixels(imgs[i:i + bs])) for i in range(0, len(imgs), bs)]
@@ -587,7 +609,7 @@ def image_embeds(model, imgs, bs=256):
     return torch.cat(rows)
 
 
-@torch.no_grad()
+@no_grad
 def text_embeds(model, texts, vocab, text_len):
     model.eval()
     ids, mask = encode_text(texts, vocab, text_len)
@@ -728,8 +750,14 @@ def main():
     ap.add_argument("--proj", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pos-scale", type=float, default=1.0)
+    ap.add_argument("--dataset-only", metavar="DIR", help="write only the demo dataset, into DIR (needs Pillow alone)")
     args = ap.parse_args()
-    defaults = {a.dest: a.default for a in ap._actions if a.dest not in ("help", "seed")}
+    if args.dataset_only:
+        write_dataset(build_dataset(args.seed), args.seed, Path(args.dataset_only))
+        return
+    if torch is None:
+        sys.exit("building the tower needs torch, numpy and transformers (pip install torch transformers safetensors)")
+    defaults = {a.dest: a.default for a in ap._actions if a.dest not in ("help", "seed", "dataset_only")}
     command = COMMAND.format(seed=args.seed) + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k in defaults and v != defaults[k])
 
@@ -829,7 +857,7 @@ def main():
     log(f"sizes {report['bytes']}; done in {time.time() - t0:.0f}s")
 
 
-@torch.no_grad()
+@no_grad
 def final_check(model, problems):
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
     from transformers.utils import logging as hf_logging
