@@ -967,7 +967,9 @@ Image questions ("What colour is the shape?", "How many circles are there?", "Wh
 "Is the red shape left or right of the blue one?", "What colour is the shape on the right?", "Which shape is in
 the picture?") can be answered only from the picture: each question text goes with every answer, and the answers
 are balanced, so text alone reaches about 1 / number of choices. Hint questions have the answer in the hint;
-fact questions always have the same answer. Test pictures are new renders (other positions, sizes, jitter).
+fact questions always have the same answer. Test pictures are new renders (other positions, sizes, jitter), and no
+test question repeats a training one: test hint questions name other objects, people and places, and test fact
+questions ask the trained facts in other words.
 
 ## Licence
 
