@@ -69,15 +69,26 @@ interface Batches {
 
 // ---------------------------------------------------------------------------------------------
 
+/** The reference shape in another family's layout (`--family qwen2`: Qwen2's biased q/k/v, no BOS). */
+const FAMILY_CONFIGS: Record<string, Partial<LlamaConfig>> = {
+  llama: {},
+  qwen2: { family: 'qwen2', attentionBias: { qkv: true, o: false } },
+};
+
 function prepare(flags: Flags) {
   const dir = need(flags, 'dir');
+  const family = flags.family ?? 'llama';
+  const familyConfig = FAMILY_CONFIGS[family];
+  if (!familyConfig) throw new Error(`--family ${family}: one of ${Object.keys(FAMILY_CONFIGS).join(', ')}`);
+  const config = { ...REFERENCE.model, ...familyConfig };
   const modelDir = path.join(dir, 'model');
   const stamp = path.join(dir, 'prepared.json');
-  const wanted = JSON.stringify({ model: REFERENCE.model, seed: 1, batch: REFERENCE.batch, seq: REFERENCE.seq, prompt: REFERENCE.promptTokens });
+  const wanted = JSON.stringify({ model: config, seed: 1, batch: REFERENCE.batch, seq: REFERENCE.seq, prompt: REFERENCE.promptTokens });
   if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === wanted) return { dir, reused: true };
   fs.rmSync(dir, { recursive: true, force: true });
-  writeTinyLlama(modelDir, { config: REFERENCE.model, seed: 1 });
-  const gguf = exportGguf(modelDir, path.join(dir, 'model.gguf'), { name: 'adapter-studio-bench' });
+  writeTinyLlama(modelDir, { config, seed: 1 });
+  // GGUF (for llama.cpp) is written for plain LLaMA only: the exporter refuses other families by name.
+  const gguf = family === 'llama' ? exportGguf(modelDir, path.join(dir, 'model.gguf'), { name: 'adapter-studio-bench' }) : null;
   // Same batches for every engine: random tokens; each row's first 64..128 positions are the "instruction",
   // unlabelled (-100), the rest is the response the loss is taken on.
   const rng = new Rng(7);
@@ -90,8 +101,9 @@ function prepare(flags: Flags) {
     batches.labels.push(ids.map((id, t) => (t < promptLength ? -100 : id)));
   }
   fs.writeFileSync(path.join(dir, 'batches.json'), JSON.stringify(batches));
+  fs.writeFileSync(path.join(dir, 'decode-prompt.json'), JSON.stringify(decodePrompt())); // for bench/hf_decode.py
   fs.writeFileSync(stamp, wanted);
-  return { dir, reused: false, ggufBytes: gguf.bytes };
+  return { dir, reused: false, ggufBytes: gguf?.bytes ?? null };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -31,6 +31,14 @@ def parse_args():
     return p.parse_args()
 
 
+def register_qwen2_layout():
+    """PEFT's adaption prompt knows llama and mistral; Qwen2's attention is LLaMA's with biased q/k/v, so PEFT's own
+    LLaMA query computation (q_proj with its bias, then RoPE) and module names serve it unchanged."""
+    from peft.tuners.adaption_prompt.config import TRANSFORMERS_MODEL_CONFIG
+
+    TRANSFORMERS_MODEL_CONFIG.setdefault("qwen2", TRANSFORMERS_MODEL_CONFIG["mistral"])
+
+
 args = parse_args()
 # Before torch is imported, so its OpenMP runtime starts with these.
 os.environ["OMP_NUM_THREADS"] = str(args.threads)
@@ -41,7 +49,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 import peft  # noqa: E402
 from peft import AdaptionPromptConfig, get_peft_model  # noqa: E402
-from transformers import LlamaForCausalLM  # noqa: E402
+from transformers import AutoModelForCausalLM  # noqa: E402
 
 
 def peak_rss_bytes() -> int:
@@ -60,7 +68,8 @@ def main():
     batch, seq = input_ids.shape
 
     load_start = time.perf_counter()
-    model = LlamaForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    register_qwen2_layout()
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
     config = AdaptionPromptConfig(adapter_len=args.adapter_len, adapter_layers=args.adapter_layers, task_type="CAUSAL_LM")
     model = get_peft_model(model, config)
     model.train()
@@ -87,6 +96,7 @@ def main():
     median_ms = ms[len(ms) // 2]
     result = {
         "engine": "peft-adaption-prompt",
+        "model_type": model.base_model.model.config.model_type,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "threads": {
             "torch.get_num_threads": torch.get_num_threads(),

@@ -13,6 +13,9 @@
 //   node bench/run.mjs --probe-memory [--steps 3]    where our training process's memory goes (bench/mem-probe.ts)
 //   node bench/run.mjs --multimodal [--steps 6]      the image term's cost per training step (bench/results/multimodal-step.md)
 //   node bench/run.mjs --vision [--rounds 2]         CLIP image features, ours vs transformers (bench/results/vision-features.md)
+//   node bench/run.mjs --family qwen2 [--rounds 2]   the reference shape as Qwen2 (biased q/k/v): training vs PEFT's adaption
+//                                                    prompt (Qwen2 registered with PEFT's LLaMA layout), decoding vs
+//                                                    transformers (bench/results/family-qwen2.md)
 //
 // Needs: the native addon (tools/build-native.mjs), python3 with torch, transformers and peft, node-llama-cpp.
 
@@ -114,11 +117,71 @@ function cpuName() {
   return `${model}, ${os.cpus().length} logical cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`;
 }
 
+/**
+ * The reference shape in another family's layout: our adapter training step against PEFT's adaption prompt on the
+ * same folder and batches, and greedy decoding against transformers (llama.cpp needs a GGUF, which we write for plain
+ * LLaMA only). Ratios from alternating rounds in one run, as the main bench.
+ */
+async function familyBench(family, node, startedAt, loadBefore) {
+  const dir = path.join(work, `data-${family}`);
+  const prepared = node('prepare', ['--dir', dir, '--family', family]);
+  if (prepared.error) throw new Error(`could not prepare the ${family} model: ${prepared.error}`);
+  const ours = [];
+  const peft = [];
+  const decodeOurs = [];
+  const decodeHf = [];
+  for (let round = 1; round <= rounds; round++) {
+    log(`${family} round ${round}/${rounds}: training ours, PEFT; decoding ours, transformers`);
+    ours.push(node('train', ['--dir', dir, '--backend', 'native', '--steps', String(steps), '--threads', String(threads), '--profile', 'false']));
+    peft.push(runJson('python3', [path.join(root, 'bench', 'peft_bench.py'), '--model', path.join(dir, 'model'), '--batches', path.join(dir, 'batches.json'), '--adapter-len', '10', '--adapter-layers', '6', '--steps', String(steps), '--threads', String(threads)]));
+    decodeOurs.push(node('decode', ['--dir', dir, '--threads', String(threads)]));
+    decodeHf.push(runJson('python3', [path.join(root, 'bench', 'hf_decode.py'), '--model', path.join(dir, 'model'), '--prompt', path.join(dir, 'decode-prompt.json'), '--threads', String(threads)]));
+  }
+  const withFastest = (runs) => runs.map((r) => (r.error ? r : { ...r, fastest_ms: Math.min(...r.step_ms) }));
+  const o = best(withFastest(ours), 'fastest_ms', Math.min);
+  const p = best(withFastest(peft), 'fastest_ms', Math.min);
+  const d = best(decodeOurs, 'decode_tokens_per_sec');
+  const h = best(decodeHf, 'decode_tokens_per_sec');
+  const tokens = (o.batch ?? 4) * (o.seq ?? 256);
+  const trainX = ratio(p.fastest_ms, o.fastest_ms);
+  const decodeX = ratio(d.decode_tokens_per_sec, h.decode_tokens_per_sec);
+  const same = d.tokens && h.tokens ? d.tokens.findIndex((t, i) => t !== h.tokens[i]) : -2;
+  const md = [
+    `# The reference shape as ${family}: ours vs PEFT and transformers`,
+    '',
+    `Written by \`node bench/run.mjs --family ${family}\` on ${startedAt.toISOString()} (${cpuName()}, ${threads} threads, load ${loadBefore.map((v) => v.toFixed(2)).join(' / ')}).`,
+    `The main bench's model (dim 512, 8 layers, 8 heads, ffn 1376, vocab 32000, random weights) in ${family}'s layout${family === 'qwen2' ? ' (biased q/k/v, no BOS)' : ''};`,
+    `adapter K = 10 on the top 6 layers, PEFT's per-layer gate, batch ${o.batch ?? 4} x ${o.seq ?? 256}, AdamW; PEFT's adaption prompt with Qwen2 registered under its`,
+    `LLaMA layout (its own query computation; PEFT ships llama and mistral only). Decoding: 128 greedy tokens after a 32-token prompt with the KV cache,`,
+    `ours (native) vs transformers on PyTorch CPU, the same loop. Best of ${rounds} alternating rounds (other work may share the machine: both engines see it).`,
+    '',
+    '| | ours | peer | ratio (ours / peer speed) |',
+    '|---|---|---|---|',
+    `| training step, fastest (ms) | ${fmt(o.fastest_ms, 0)} | ${fmt(p.fastest_ms, 0)} (PEFT) | ${fmt(trainX, 2)} |`,
+    `| training tokens/s | ${fmt(tokens / (o.fastest_ms / 1000), 0)} | ${fmt(tokens / (p.fastest_ms / 1000), 0)} | |`,
+    `| training peak RSS | ${mb(o.peak_rss_bytes)} | ${mb(p.peak_rss_bytes)} | |`,
+    `| decode tokens/s | ${fmt(d.decode_tokens_per_sec, 1)} | ${fmt(h.decode_tokens_per_sec, 1)} (transformers) | ${fmt(decodeX, 2)} |`,
+    `| decode peak RSS | ${mb(d.peak_rss_bytes)} | ${mb(h.peak_rss_bytes)} | |`,
+    '',
+    same === -1 ? 'Both engines decode the same 128 greedy tokens.' : same === -2 ? 'Tokens not compared (a run failed).' : `The greedy tokens first differ at position ${same} (random weights: near-ties in argmax).`,
+    `Losses, ours: ${(o.losses ?? []).map((x) => x.toFixed(4)).join(', ')}; PEFT: ${(p.losses ?? []).map((x) => x.toFixed(4)).join(', ')}.`,
+    '',
+  ];
+  const file = path.join(root, 'bench', 'results', `family-${family}.md`);
+  fs.writeFileSync(file, md.join('\n'));
+  process.stdout.write(md.join('\n'));
+}
+
 async function main() {
   const startedAt = new Date();
   const loadBefore = os.loadavg();
   const { bench, probe } = await bundle();
   const node = (command, flags, options) => runJson(process.execPath, ['--max-old-space-size=4096', bench, command, ...flags], options);
+
+  if (args.family && args.family !== 'llama') {
+    await familyBench(String(args.family), node, startedAt, loadBefore);
+    return;
+  }
 
   log(`preparing the reference model and data in ${path.relative(root, data)}`);
   const prepared = node('prepare', ['--dir', data]);
