@@ -37,6 +37,12 @@ beforeAll(async () => {
   // Gemma's: embeddings times sqrt(dim), norms by (1 + w), a GELU-gated MLP.
   writeTinyLlama(join(dir, 'gemma'), { seed: 9, config: { family: 'gemma', headDim: 12, mlpActivation: 'gelu_tanh', tieEmbeddings: true } });
   models.gemma = loadModel(join(dir, 'gemma'));
+  // Gemma 2's: sandwich norms, soft-capped attention (the prompt's logits too) and final logits, its own scale.
+  writeTinyLlama(join(dir, 'gemma2'), {
+    seed: 10,
+    config: { family: 'gemma2', headDim: 12, mlpActivation: 'gelu_tanh', tieEmbeddings: true, sandwichNorms: true, attnScale: 1 / Math.sqrt(20), attnSoftcap: 4, finalSoftcap: 3, slidingWindow: 64, maxPositions: 64 },
+  });
+  models.gemma2 = loadModel(join(dir, 'gemma2'));
 });
 
 function lossOf(model: LoadedModel, adapter: Adapter): number {
@@ -53,7 +59,7 @@ function liveAdapter(model: LoadedModel, mode: GateMode): Adapter {
   return adapter;
 }
 
-describe.each(['mha', 'gqa', 'qwen2', 'qwen3', 'gemma'])('%s', (kind) => {
+describe.each(['mha', 'gqa', 'qwen2', 'qwen3', 'gemma', 'gemma2'])('%s', (kind) => {
   it.each(['per-head-tanh', 'per-head', 'per-layer'] as GateMode[])('gradients of prompts and gates match finite differences (%s)', (mode) => {
     const model = models[kind];
     const adapter = liveAdapter(model, mode);

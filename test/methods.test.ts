@@ -10,7 +10,7 @@ import { exportPeftLora, loadFineTune } from '../src-main/engine/adapter-io.js';
 import { initBackend } from '../src-main/engine/backend.js';
 import { loadModel } from '../src-main/engine/load.js';
 import { mergedLayerWeights } from '../src-main/engine/lora.js';
-import { forward } from '../src-main/engine/model.js';
+import { disposeKVCache, forward, newKVCache } from '../src-main/engine/model.js';
 import { alpacaFullRecipe, alpacaLoraRecipe, paperRecipe, validateRecipe } from '../src-main/engine/recipe.js';
 import { makeBatch, tokenizeExample } from '../src-main/engine/data.js';
 import { nextTokenLoss, shiftedTargets } from '../src-main/engine/loss.js';
@@ -174,6 +174,47 @@ describe('on a Gemma-layout model (scaled embeddings, norms by 1 + w, GeGLU)', (
     // A small update of the offset, not a weight near 1 + offset: the file keeps HF's meaning.
     expect(maxDiff(tuned.weights.norm, g.model.weights.norm)).toBeLessThan(0.5);
     expect(maxDiff(tuned.weights.norm, g.model.weights.norm)).toBeGreaterThan(0);
+  });
+});
+
+describe('on a Gemma 2-layout model (sandwich norms, soft caps), native backend', () => {
+  let g: { model: ReturnType<typeof loadModel>; tokenizer: TinyTrainer['tokenizer'] };
+  beforeAll(async () => {
+    writeTinyLlama(join(dir, 'gemma2'), {
+      seed: 6,
+      finalNormScale: 3,
+      config: { family: 'gemma2', headDim: 12, mlpActivation: 'gelu_tanh', tieEmbeddings: true, sandwichNorms: true, attnScale: 1 / Math.sqrt(20), attnSoftcap: 4, finalSoftcap: 8, slidingWindow: 128, maxPositions: 128 },
+    });
+    const model = loadModel(join(dir, 'gemma2'));
+    g = { model, tokenizer: await loadTokenizer(join(dir, 'gemma2'), { bosId: model.config.bosId, eosIds: model.config.eosIds }) };
+  });
+
+  it('loads as Gemma 2: four norms per layer, caps and scale read back', () => {
+    expect(g.model.config).toMatchObject({ family: 'gemma2', sandwichNorms: true, attnSoftcap: 4, finalSoftcap: 8, slidingWindow: 128, maxPositions: 128 });
+    expect(g.model.config.attnScale).toBeCloseTo(1 / Math.sqrt(20), 12);
+    expect(g.model.weights.layers[0]!.postMlpNorm!.shape).toEqual([g.model.config.dim]);
+  });
+
+  it('decoding with the KV cache (composite attention on native) gives the full forward logits', () => {
+    const ids = [5, 17, 42, 99, 7, 3, 64];
+    const full = forward(g.model, tf.tensor2d([ids], [1, 7], 'int32'));
+    const cache = newKVCache(g.model.config);
+    const steps = [forward(g.model, tf.tensor2d([ids.slice(0, 3)], [1, 3], 'int32'), { cache })];
+    for (let t = 3; t < 7; t++) steps.push(forward(g.model, tf.tensor2d([[ids[t]!]], [1, 1], 'int32'), { cache }));
+    expect(maxDiff(full, tf.concat(steps, 1))).toBeLessThan(1e-4);
+    disposeKVCache(cache);
+  });
+
+  it('the adapter learns; a full fine-tune writes a Gemma 2 folder that loads back', async () => {
+    const adapterRecipe = { ...paperRecipe(g.model.config), adapterLen: 10, adapterLayers: 2, epochs: 60, warmupEpochs: 1, lr: 0.3, batchSize: 3, accumSteps: 2 };
+    const result = await train({ model: g.model, tokenizer: g.tokenizer, data: COLOR_DATA, recipe: adapterRecipe, outDir: join(dir, 'gemma2-adapter') });
+    expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! * 0.5);
+    const fullRecipe = { ...alpacaFullRecipe(g.model.config), epochs: 4, warmupEpochs: 1, lr: 3e-3, batchSize: 3, accumSteps: 2 };
+    await train({ model: g.model, tokenizer: g.tokenizer, data: COLOR_DATA, recipe: fullRecipe, outDir: join(dir, 'gemma2-full') });
+    const hf = JSON.parse(readFileSync(join(dir, 'gemma2-full', 'config.json'), 'utf8'));
+    expect(hf).toMatchObject({ model_type: 'gemma2', architectures: ['Gemma2ForCausalLM'], query_pre_attn_scalar: 20, attn_logit_softcapping: 4, final_logit_softcapping: 8, sliding_window: 128 });
+    const tuned = loadModel(join(dir, 'gemma2-full'));
+    expect(maxDiff(tuned.weights.layers[1]!.postAttnNorm!, g.model.weights.layers[1]!.postAttnNorm!)).toBeGreaterThan(0);
   });
 });
 

@@ -1,5 +1,5 @@
 // What each family's config.json becomes (the numbers themselves are checked against transformers in
-// parity.test.ts: llamabias, mistral, qwen2, qwen3, gemma): which biases, which context, which BOS, and what is refused.
+// parity.test.ts: llamabias, mistral, qwen2, qwen3, gemma, gemma2): which biases, which context, which BOS, and what is refused.
 
 import { describe, expect, it } from 'vitest';
 import { fromHfConfig, requirePlainLlama, toHfConfig } from '../src-main/engine/config.js';
@@ -32,6 +32,14 @@ describe('model families', () => {
     expect(() => fromHfConfig({ ...BASE, model_type: 'llama', hidden_act: 'gelu' })).toThrow('field "hidden_act" is "gelu"');
   });
 
+  it('gemma2: sandwich norms, soft caps, query_pre_attn_scalar; the context capped at its sliding window', () => {
+    const c = fromHfConfig({ ...BASE, model_type: 'gemma2', head_dim: 16, query_pre_attn_scalar: 24, attn_logit_softcapping: 50, final_logit_softcapping: 30, sliding_window: 4096, max_position_embeddings: 8192, layer_types: ['sliding_attention', 'full_attention'] });
+    expect(c).toMatchObject({ family: 'gemma2', sandwichNorms: true, normPlusOne: true, attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 4096, maxPositions: 4096, mlpActivation: 'gelu_tanh' });
+    expect(c.attnScale).toBeCloseTo(1 / Math.sqrt(24), 12);
+    expect(toHfConfig(c)).toMatchObject({ model_type: 'gemma2', query_pre_attn_scalar: 24, attn_logit_softcapping: 50, final_logit_softcapping: 30, sliding_window: 4096 });
+    expect(fromHfConfig({ ...BASE, model_type: 'gemma2', attn_logit_softcapping: null })).not.toHaveProperty('attnSoftcap');
+  });
+
   it('mistral: the context is capped at the sliding window, within which attention is full attention', () => {
     const c = fromHfConfig({ ...BASE, model_type: 'mistral', sliding_window: 4096, max_position_embeddings: 32768 });
     expect(c).toMatchObject({ family: 'mistral', slidingWindow: 4096, maxPositions: 4096, bosId: 1 });
@@ -40,7 +48,7 @@ describe('model families', () => {
   });
 
   it('writes each family back under its own model_type', () => {
-    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
+    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
   });
 
   it('formats made for plain LLaMA say which family they met', () => {
@@ -90,13 +98,21 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'hidden_size', family: 'gemma', handled: (c) => c.embedScale },
   { field: 'attention_bias', family: 'gemma', handled: (c) => c.attentionBias },
   { field: 'use_bidirectional_attention', family: 'gemma', refused: true },
-  { field: 'model_type', refused: 'gemma2' },
+  { field: 'query_pre_attn_scalar', family: 'gemma2', handled: (c) => c.attnScale },
+  { field: 'attn_logit_softcapping', family: 'gemma2', handled: (c) => c.attnSoftcap },
+  { field: 'final_logit_softcapping', family: 'gemma2', handled: (c) => c.finalSoftcap },
+  { field: 'sliding_window', family: 'gemma2', handled: (c) => c.slidingWindow },
+  { field: 'layer_types', family: 'gemma2', refused: ['chunked_attention'] },
+  { field: 'hidden_activation', family: 'gemma2', refused: 'relu' },
+  { field: 'use_bidirectional_attention', family: 'gemma2', refused: true },
+  { field: 'model_type', refused: 'gemma3_text' },
 ];
 
 describe('every field that changes the computation is handled or refused', () => {
   it.each(COMPUTATION_FIELDS)('$field ($family)', ({ field, family, handled, refused }) => {
     const cfg = { ...BASE, model_type: family ?? 'llama' };
-    if (handled) expect(handled(fromHfConfig({ ...cfg, ...(field === 'sliding_window' ? { sliding_window: 8 } : {}) }))).toBeDefined();
+    const given = field === 'sliding_window' ? { sliding_window: 8 } : field.endsWith('_softcapping') ? { [field]: 30 } : {};
+    if (handled) expect(handled(fromHfConfig({ ...cfg, ...given }))).toBeDefined();
     if (refused !== undefined) expect(() => fromHfConfig({ ...cfg, [field]: refused })).toThrow(new RegExp(`field "${field}(\\.rope_type)?"`));
   });
 });

@@ -43,7 +43,7 @@ import torch
 import transformers
 from peft import AdaptionPromptConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM, Gemma2Config, Gemma2ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_llama_adapter import (  # noqa: E402
@@ -76,7 +76,7 @@ class Case:
     seq_len: int  # T; both rows are all real tokens (no padding)
     prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
     config: dict = field(default_factory=dict)  # the family's config keyword arguments
-    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma
+    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma | gemma2
 
 
 # The model classes of each family; PEFT's adaption prompt supports llama (and mistral), not qwen2.
@@ -86,6 +86,7 @@ FAMILIES = {
     "qwen2": (Qwen2Config, Qwen2ForCausalLM),
     "qwen3": (Qwen3Config, Qwen3ForCausalLM),
     "gemma": (GemmaConfig, GemmaForCausalLM),
+    "gemma2": (Gemma2Config, Gemma2ForCausalLM),
 }
 PEFT_FAMILIES = {"llama", "mistral"}
 
@@ -270,6 +271,37 @@ CASES = [
             num_key_value_heads=2,
             head_dim=16,
             hidden_act="gelu_pytorch_tanh",
+            rope_theta=10000.0,
+            rms_norm_eps=1e-6,
+            max_position_embeddings=256,
+            tie_word_embeddings=True,
+            bos_token_id=2,
+            eos_token_id=1,
+            pad_token_id=0,
+        ),
+    ),
+    # Gemma 2: norms after attention and the MLP too, soft caps small enough to bite (attention 5, final 3: random
+    # weights give logits well past them), query_pre_attn_scalar other than head_dim, alternating sliding-window
+    # layers with a window (16) longer than the sequence, the only case the engine runs (it caps the context there).
+    Case(
+        "gemma2",
+        seed=1011,
+        seq_len=12,
+        prompt_lens=(3, 5),
+        family="gemma2",
+        config=dict(
+            vocab_size=84,
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            hidden_activation="gelu_pytorch_tanh",
+            query_pre_attn_scalar=24,
+            attn_logit_softcapping=5.0,
+            final_logit_softcapping=3.0,
+            sliding_window=16,
             rope_theta=10000.0,
             rms_norm_eps=1e-6,
             max_position_embeddings=256,

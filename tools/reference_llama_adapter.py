@@ -56,6 +56,11 @@ class LlamaShape:
     norm_plus_one: bool = False
     embed_scale: float | None = None
     activation: str = "silu"  # silu | gelu_pytorch_tanh
+    # Gemma 2: norms after attention and after the MLP, query_pre_attn_scalar ** -0.5, soft caps.
+    sandwich_norms: bool = False
+    attn_scale: float | None = None
+    attn_softcap: float | None = None
+    final_softcap: float | None = None
 
     @staticmethod
     def from_hf_config(config) -> "LlamaShape":
@@ -79,9 +84,13 @@ class LlamaShape:
             rope_theta=float(rope_theta),
             rope_llama3=rope if rope_type == "llama3" else None,
             tie_word_embeddings=bool(config.tie_word_embeddings),
-            norm_plus_one=config.model_type == "gemma",
-            embed_scale=float(torch.tensor(config.hidden_size**0.5)) if config.model_type == "gemma" else None,
-            activation=config.hidden_act,
+            norm_plus_one=config.model_type in ("gemma", "gemma2"),
+            embed_scale=float(torch.tensor(config.hidden_size**0.5)) if config.model_type in ("gemma", "gemma2") else None,
+            activation=getattr(config, "hidden_activation", None) or config.hidden_act,
+            sandwich_norms=config.model_type == "gemma2",
+            attn_scale=config.query_pre_attn_scalar**-0.5 if config.model_type == "gemma2" else None,
+            attn_softcap=getattr(config, "attn_logit_softcapping", None),
+            final_softcap=getattr(config, "final_logit_softcapping", None),
         )
 
 
@@ -195,9 +204,15 @@ def attention(
     k = repeat_kv(k, n_rep)  # [B, H, T, d]
     v = repeat_kv(v, n_rep)  # [B, H, T, d]
 
-    scale = 1.0 / math.sqrt(d)
+    scale = shape.attn_scale if shape.attn_scale is not None else 1.0 / math.sqrt(d)
+
+    def logits(keys: Tensor) -> Tensor:
+        # Gemma 2 soft-caps the scaled logits (before the mask); the prompt's logits are capped alike.
+        x = (q @ keys.transpose(-1, -2)) * scale
+        return x if shape.attn_softcap is None else torch.tanh(x / shape.attn_softcap) * shape.attn_softcap
+
     causal = torch.full((T, T), float("-inf")).triu(1)  # [T, T]: 0 on and below the diagonal
-    scores = (q @ k.transpose(-1, -2)) * scale + causal  # [B, H, T, T]
+    scores = logits(k) + causal  # [B, H, T, T]
     out = F.softmax(scores, dim=-1) @ v  # [B, H, T, d]
 
     if prompt is not None:
@@ -213,7 +228,7 @@ def attention(
         vp = proj(w, f"{prefix}.v_proj", p).view(Bp, K, KV, d).transpose(1, 2)  # [Bp, KV, K, d]
         kp = repeat_kv(kp, n_rep)  # [Bp, H, K, d]
         vp = repeat_kv(vp, n_rep)  # [Bp, H, K, d]
-        prompt_scores = (q @ kp.transpose(-1, -2)) * scale  # [B, H, T, K]
+        prompt_scores = logits(kp)  # [B, H, T, K]
         prompt_out = F.softmax(prompt_scores, dim=-1) @ vp  # [B, H, T, d]
         head_gate = GATE_FUNCTIONS[gate_fn](gate).view(1, H, 1, 1)  # [1, H, 1, 1]
         out = out + head_gate * prompt_out
@@ -268,7 +283,7 @@ def forward(
         p = f"model.layers.{i}"
         adapted = adapter is not None and i in adapter.prompts
         x = rms_norm(h, norm_weight(f"{p}.input_layernorm.weight"), eps)
-        h = h + attention(
+        attended = attention(
             w,
             f"{p}.self_attn",
             shape,
@@ -280,10 +295,17 @@ def forward(
             gate_fn=adapter.gate_fn if adapted else "identity",
             prompt_bias=adapter.prompt_bias if adapted else None,
         )
-        h = h + mlp(w, f"{p}.mlp", rms_norm(h, norm_weight(f"{p}.post_attention_layernorm.weight"), eps), shape.activation)
+        if shape.sandwich_norms:  # Gemma 2: post_attention_layernorm is the attention's, pre/post_feedforward the MLP's
+            h = h + rms_norm(attended, norm_weight(f"{p}.post_attention_layernorm.weight"), eps)
+            m = mlp(w, f"{p}.mlp", rms_norm(h, norm_weight(f"{p}.pre_feedforward_layernorm.weight"), eps), shape.activation)
+            h = h + rms_norm(m, norm_weight(f"{p}.post_feedforward_layernorm.weight"), eps)
+        else:
+            h = h + attended
+            h = h + mlp(w, f"{p}.mlp", rms_norm(h, norm_weight(f"{p}.post_attention_layernorm.weight"), eps), shape.activation)
     h = rms_norm(h, norm_weight("model.norm.weight"), eps)
     lm_head = w["model.embed_tokens.weight"] if shape.tie_word_embeddings else w["lm_head.weight"]
-    return h @ lm_head.T  # [B, T, vocab]
+    out = h @ lm_head.T  # [B, T, vocab]
+    return out if shape.final_softcap is None else torch.tanh(out / shape.final_softcap) * shape.final_softcap
 
 
 def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:

@@ -170,16 +170,31 @@ export function gateFactor(gate: tf.Tensor1D, mode: GateMode): tf.Tensor {
  * g * softmax(q kp^T / sqrt(hd)) vp: the prompt's share of the attention output, with a softmax of
  * its own (no causal mask: every token may read every prompt vector).
  */
+/** How attention turns q·k into logits: times `scale` (1/sqrt(hd) unless the family says otherwise), then, for
+ * Gemma 2, soft-capped as softcap * tanh(x / softcap). */
+export interface AttentionScoring {
+  scale: number;
+  softcap?: number;
+}
+
+/** Attention logits q kᵀ [B, H, T, S] under `scoring` (default: 1/sqrt(hd), no cap). */
+export function attentionLogits(q: tf.Tensor4D, k: tf.Tensor4D, scoring?: AttentionScoring): tf.Tensor4D {
+  const scaled = tf.mul(tf.matMul(q, k, false, true), scoring?.scale ?? 1 / Math.sqrt(q.shape[3])) as tf.Tensor4D;
+  const cap = scoring?.softcap;
+  return cap === undefined ? scaled : (tf.mul(tf.tanh(tf.div(scaled, cap)), cap) as tf.Tensor4D);
+}
+
 export function gatedPromptAttention(
   q: tf.Tensor4D, // [B, nHeads, T, hd], already rotated
   kp: tf.Tensor4D, // [B|1, nHeads, K, hd]
   vp: tf.Tensor4D, // [B|1, nHeads, K, hd]
   gate: tf.Tensor1D,
   mode: GateMode,
+  scoring?: AttentionScoring, // the layer's own scoring: the prompt's softmax sees logits as the tokens' does
 ): tf.Tensor4D {
   const B = q.shape[0];
   const [kB, vB] = [kp, vp].map((t) => (t.shape[0] === B ? t : tf.tile(t, [B, 1, 1, 1]))) as tf.Tensor4D[];
-  const scores = tf.div(tf.matMul(q, kB, false, true), Math.sqrt(q.shape[3])); // [B, nHeads, T, K]
+  const scores = attentionLogits(q, kB, scoring); // [B, nHeads, T, K]
   const weights = tf.mul(tf.softmax(scores), gateFactor(gate, mode)); // [B, nHeads, T, K]
   return tf.matMul(weights, vB) as tf.Tensor4D; // [B, nHeads, T, hd]
 }

@@ -4,7 +4,9 @@
 // window: the context is capped at the window, within which attention is full attention exactly), qwen2
 // (Qwen2 / Qwen2.5: LLaMA's layout with biased q/k/v projections, o without) and qwen3 (per-head RMSNorm of queries
 // and keys before RoPE, `head_dim` of its own, biases only with attention_bias) and gemma (Gemma 1: embeddings scaled
-// by sqrt(hidden), RMSNorm weights applied as 1 + w, a GELU-gated MLP, `head_dim` 256 by default). Field names follow the engine's code (camelCase); `fromHfConfig`
+// by sqrt(hidden), RMSNorm weights applied as 1 + w, a GELU-gated MLP, `head_dim` 256 by default) and gemma2 (Gemma's
+// plus norms after attention and after the MLP, soft-capped attention and final logits, query_pre_attn_scalar, and
+// sliding-window layers: the context is capped at the window, as for Mistral). Field names follow the engine's code (camelCase); `fromHfConfig`
 // maps HF's names and `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
 // Every field that changes the computation is implemented or refused by name.
 
@@ -20,7 +22,7 @@ export interface Llama3RopeScaling {
 }
 
 /** The decoder families this engine runs: the same block, differing in the fields below. */
-export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma'] as const;
+export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2'] as const;
 
 /** The MLP's gate activation: SwiGLU's silu, or GeGLU's GELU in PyTorch's tanh approximation. */
 export type MlpActivation = 'silu' | 'gelu_tanh';
@@ -46,6 +48,14 @@ export interface LlamaConfig {
   embedScale?: number;
   /** The MLP's gate activation (absent: silu). */
   mlpActivation?: MlpActivation;
+  /** Gemma 2: RMSNorms after attention and after the MLP too, before each residual add (absent: none). */
+  sandwichNorms?: boolean;
+  /** Gemma 2: attention logits scale, query_pre_attn_scalar ** -0.5 (absent: 1 / sqrt(headDim)). */
+  attnScale?: number;
+  /** Gemma 2: attention logits soft-capped as cap * tanh(x / cap) (absent: none). */
+  attnSoftcap?: number;
+  /** Gemma 2: final logits soft-capped likewise (absent: none). */
+  finalSoftcap?: number;
   vocabSize: number;
   dim: number; // hidden_size
   ffnDim: number; // intermediate_size (SwiGLU inner width)
@@ -113,11 +123,12 @@ const LIMITS: Record<string, number> = {
  * config that sets them is refused, never run as if they were absent (wrong logits, silently).
  */
 function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void {
-  if ((family === 'llama' || family === 'qwen3' || family === 'gemma') && cfg.attention_bias !== undefined && typeof cfg.attention_bias !== 'boolean') {
+  const gemmaLike = family === 'gemma' || family === 'gemma2';
+  if ((family === 'llama' || family === 'qwen3' || gemmaLike) && cfg.attention_bias !== undefined && typeof cfg.attention_bias !== 'boolean') {
     throw new EngineError(`${file}: field "attention_bias" must be true or false, got ${JSON.stringify(cfg.attention_bias)}`);
   }
   if (cfg.mlp_bias !== undefined && cfg.mlp_bias !== false) throw new EngineError(`${file}: field "mlp_bias" is ${JSON.stringify(cfg.mlp_bias)}; this engine implements MLPs without biases only`);
-  const activations = family === 'gemma' ? ['gelu', 'gelu_pytorch_tanh', 'gelu_new'] : ['silu'];
+  const activations = gemmaLike ? ['gelu', 'gelu_pytorch_tanh', 'gelu_new'] : ['silu'];
   for (const key of ['hidden_act', 'hidden_activation'] as const) {
     const value = cfg[key];
     if (value !== undefined && value !== null && !activations.includes(value as string)) {
@@ -133,6 +144,13 @@ function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void
   // RoPE on part of each head (newer configs' partial_rotary_factor) is not implemented.
   for (const [key, value] of [['partial_rotary_factor', cfg.partial_rotary_factor], ['rope_parameters.partial_rotary_factor', (cfg.rope_parameters as Json | undefined)?.partial_rotary_factor]] as const) {
     if (value !== undefined && value !== 1) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(value)}; this engine rotates whole heads only`);
+  }
+  if (family === 'gemma2') {
+    // Sliding and full layers alike run as full attention within the window the context is capped at.
+    const types = cfg.layer_types;
+    if (types !== undefined && (!Array.isArray(types) || types.some((t) => t !== 'full_attention' && t !== 'sliding_attention'))) {
+      throw new EngineError(`${file}: field "layer_types" names ${JSON.stringify(Array.isArray(types) ? [...new Set(types)] : types)}; this engine implements "full_attention" and "sliding_attention" layers only`);
+    }
   }
   if (family === 'qwen2' || family === 'qwen3') {
     // Sliding-window attention (Qwen's use_sliding_window, or layer_types naming it) is not implemented.
@@ -181,9 +199,10 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     );
   }
   // Qwen3Config's head_dim defaults to 128 whatever the width (transformers' own default), the others' to dim / heads.
-  const defaultHeadDim = family === 'qwen3' ? 128 : family === 'gemma' ? 256 : dim / nHeads; // GemmaConfig's: 256
+  const gemmaLike = family === 'gemma' || family === 'gemma2';
+  const defaultHeadDim = family === 'qwen3' ? 128 : gemmaLike ? 256 : dim / nHeads; // Gemma(2)Config's: 256
   const headDim = field(cfg, file, 'head_dim', 'int', defaultHeadDim);
-  if (cfg.head_dim === undefined && family !== 'qwen3' && family !== 'gemma' && dim % nHeads !== 0) {
+  if (cfg.head_dim === undefined && family !== 'qwen3' && !gemmaLike && dim % nHeads !== 0) {
     throw new EngineError(`${file}: field "hidden_size" (${dim}) must be divisible by "num_attention_heads" (${nHeads})`);
   }
   const vocabSize = field(cfg, file, 'vocab_size', 'int');
@@ -194,17 +213,28 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
       if (id >= vocabSize) throw new EngineError(`${file}: field "${key}" (${id}) is outside the vocabulary (vocab_size ${vocabSize})`);
     }
   }
-  const llamaBias = (family === 'llama' || family === 'qwen3' || family === 'gemma') && cfg.attention_bias === true;
+  const llamaBias = (family === 'llama' || family === 'qwen3' || gemmaLike) && cfg.attention_bias === true;
   // Released Gemma configs name hidden_activation beside a legacy hidden_act; all of those values mean the tanh GELU.
-  const act = (cfg.hidden_activation ?? cfg.hidden_act ?? (family === 'gemma' ? 'gelu_pytorch_tanh' : 'silu')) as string;
-  const slidingWindow = family === 'mistral' && cfg.sliding_window !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int') : null;
+  const act = (cfg.hidden_activation ?? cfg.hidden_act ?? (gemmaLike ? 'gelu_pytorch_tanh' : 'silu')) as string;
+  // Mistral's and Gemma 2's sliding windows cap the context: over at most that many tokens it is full attention.
+  const slides = family === 'mistral' || family === 'gemma2';
+  const slidingWindow = slides && cfg.sliding_window !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int') : null;
+  const softcap = (key: string): number | undefined => (cfg[key] === undefined || cfg[key] === null ? undefined : field(cfg, file, key, 'number'));
   const declaredMax = field(cfg, file, 'max_position_embeddings', 'int', 2048) as number;
   return {
     family,
     attentionBias: { qkv: family === 'qwen2' || llamaBias, o: llamaBias },
     ...(family === 'qwen3' ? { qkNorm: true } : {}),
     // torch.tensor(hidden_size ** 0.5): the float32 nearest sqrt(hidden).
-    ...(family === 'gemma' ? { normPlusOne: true, embedScale: Math.fround(Math.sqrt(dim)) } : {}),
+    ...(gemmaLike ? { normPlusOne: true, embedScale: Math.fround(Math.sqrt(dim)) } : {}),
+    ...(family === 'gemma2'
+      ? {
+          sandwichNorms: true,
+          attnScale: 1 / Math.sqrt(field(cfg, file, 'query_pre_attn_scalar', 'number', 256)),
+          ...(softcap('attn_logit_softcapping') !== undefined ? { attnSoftcap: softcap('attn_logit_softcapping') } : {}),
+          ...(softcap('final_logit_softcapping') !== undefined ? { finalSoftcap: softcap('final_logit_softcapping') } : {}),
+        }
+      : {}),
     ...(ACTIVATIONS[act] !== 'silu' ? { mlpActivation: ACTIVATIONS[act] } : {}),
     vocabSize,
     dim,
@@ -219,7 +249,7 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file),
     maxPositions: slidingWindow === null ? declaredMax : Math.min(declaredMax, slidingWindow),
     tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', false),
-    ...(family === 'mistral' ? { slidingWindow } : {}),
+    ...(slides ? { slidingWindow } : {}),
     // Qwen's tokenizer adds no BOS (its config may still name <|endoftext|> as bos_token_id): neither do we.
     bosId: family === 'qwen2' || family === 'qwen3' || bos.length === 0 ? null : bos[0]!,
     eosIds,
@@ -254,7 +284,7 @@ function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null 
 export function toHfConfig(c: LlamaConfig): Json {
   const family = c.family ?? 'llama';
   return {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM' }[family]],
     model_type: family,
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
@@ -277,9 +307,27 @@ export function toHfConfig(c: LlamaConfig): Json {
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: { silu: 'silu', gelu_tanh: 'gelu_pytorch_tanh' }[c.mlpActivation ?? 'silu'],
-    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' ? gemma2Fields(c) : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
+}
+
+/** Gemma 2's own config.json fields, written back (transformers' names; its MLP reads hidden_activation). */
+function gemma2Fields(c: LlamaConfig): Json {
+  return {
+    attention_bias: c.attentionBias?.o ?? false,
+    hidden_activation: 'gelu_pytorch_tanh',
+    query_pre_attn_scalar: c.attnScale === undefined ? c.headDim : Math.round(1 / (c.attnScale * c.attnScale)),
+    attn_logit_softcapping: c.attnSoftcap ?? null,
+    final_logit_softcapping: c.finalSoftcap ?? null,
+    sliding_window: c.slidingWindow ?? null,
+  };
+}
+
+/** The HF names of a layer's norms: Gemma 2 has four; the others two (post_attention_layernorm is the MLP's). */
+export function layerNormNames(c: LlamaConfig): { attnNorm: string; mlpNorm: string; postAttnNorm?: string; postMlpNorm?: string } {
+  if (!c.sandwichNorms) return { attnNorm: 'input_layernorm', mlpNorm: 'post_attention_layernorm' };
+  return { attnNorm: 'input_layernorm', postAttnNorm: 'post_attention_layernorm', mlpNorm: 'pre_feedforward_layernorm', postMlpNorm: 'post_feedforward_layernorm' };
 }
 
 /** Every weight of the base model with its HF name and shape ([out, in] for linear layers). */
@@ -305,7 +353,7 @@ export function expectedWeights(c: LlamaConfig): Map<string, number[]> {
       w.set(`${p}.self_attn.q_norm.weight`, [c.headDim]);
       w.set(`${p}.self_attn.k_norm.weight`, [c.headDim]);
     }
-    w.set(`${p}.post_attention_layernorm.weight`, [c.dim]);
+    for (const norm of Object.values(layerNormNames(c))) if (norm !== 'input_layernorm') w.set(`${p}.${norm}.weight`, [c.dim]);
     w.set(`${p}.mlp.gate_proj.weight`, [c.ffnDim, c.dim]);
     w.set(`${p}.mlp.up_proj.weight`, [c.ffnDim, c.dim]);
     w.set(`${p}.mlp.down_proj.weight`, [c.dim, c.ffnDim]);

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { toHfConfig, type LlamaConfig } from './config.js';
+import { layerNormNames, toHfConfig, type LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
 import { crossEntropy, shiftedTargets } from './loss.js';
 import { forward, type LayerWeights, type LlamaModel, type LlamaWeights } from './model.js';
@@ -74,6 +74,7 @@ export function initTrainableWeights(c: LlamaConfig, rng: Rng, std = 0.02): Llam
 export function namedWeights(model: LlamaModel): { name: string; tensor: tf.Tensor; linear: boolean }[] {
   const w = model.weights;
   const out: { name: string; tensor: tf.Tensor; linear: boolean }[] = [{ name: 'model.embed_tokens.weight', tensor: w.embed, linear: false }];
+  const norms = layerNormNames(model.config);
   w.layers.forEach((l, i) => {
     const p = `model.layers.${i}`;
     out.push(
@@ -92,7 +93,13 @@ export function namedWeights(model: LlamaModel): { name: string; tensor: tf.Tens
             { name: `${p}.self_attn.k_norm.weight`, tensor: l.kNorm, linear: false },
           ]
         : []),
-      { name: `${p}.post_attention_layernorm.weight`, tensor: l.mlpNorm, linear: false },
+      { name: `${p}.${norms.mlpNorm}.weight`, tensor: l.mlpNorm, linear: false },
+      ...(l.postAttnNorm && l.postMlpNorm && norms.postAttnNorm && norms.postMlpNorm
+        ? [
+            { name: `${p}.${norms.postAttnNorm}.weight`, tensor: l.postAttnNorm, linear: false },
+            { name: `${p}.${norms.postMlpNorm}.weight`, tensor: l.postMlpNorm, linear: false },
+          ]
+        : []),
       { name: `${p}.mlp.gate_proj.weight`, tensor: l.wGate, linear: true },
       { name: `${p}.mlp.up_proj.weight`, tensor: l.wUp, linear: true },
       { name: `${p}.mlp.down_proj.weight`, tensor: l.wDown, linear: true },

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { expectedWeights, fromHfConfig, type LlamaConfig } from './config.js';
+import { expectedWeights, fromHfConfig, layerNormNames, type LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
 import type { LayerWeights, LlamaModel } from './model.js';
 import { readJsonObject } from './json-file.js';
@@ -133,15 +133,19 @@ export function loadModel(dir: string): LoadedModel {
         bv: bias('v_proj', config.attentionBias.qkv),
         bo: bias('o_proj', config.attentionBias.o),
       };
+      const norms = layerNormNames(config);
+      const norm = (name: string) => read(`${p}.${name}.weight`) as tf.Tensor1D;
       layers.push({
         ...Object.fromEntries(Object.entries(biases).filter(([, t]) => t !== undefined)),
         ...(config.qkNorm ? { qNorm: read(`${p}.self_attn.q_norm.weight`) as tf.Tensor1D, kNorm: read(`${p}.self_attn.k_norm.weight`) as tf.Tensor1D } : {}),
-        attnNorm: read(`${p}.input_layernorm.weight`) as tf.Tensor1D,
+        // Read in this order: the fingerprint hashes tensors as they are read, and recorded ones must still match.
+        attnNorm: norm(norms.attnNorm),
         wq: read(`${p}.self_attn.q_proj.weight`, true) as tf.Tensor2D,
         wk: read(`${p}.self_attn.k_proj.weight`, true) as tf.Tensor2D,
         wv: read(`${p}.self_attn.v_proj.weight`, true) as tf.Tensor2D,
         wo: read(`${p}.self_attn.o_proj.weight`, true) as tf.Tensor2D,
-        mlpNorm: read(`${p}.post_attention_layernorm.weight`) as tf.Tensor1D,
+        mlpNorm: norm(norms.mlpNorm),
+        ...(norms.postAttnNorm && norms.postMlpNorm ? { postAttnNorm: norm(norms.postAttnNorm), postMlpNorm: norm(norms.postMlpNorm) } : {}),
         wGate: read(`${p}.mlp.gate_proj.weight`, true) as tf.Tensor2D,
         wUp: read(`${p}.mlp.up_proj.weight`, true) as tf.Tensor2D,
         wDown: read(`${p}.mlp.down_proj.weight`, true) as tf.Tensor2D,

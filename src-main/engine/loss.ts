@@ -79,7 +79,8 @@ export function crossEntropy(logits: tf.Tensor3D, targets: LossTargets): tf.Scal
 export function nextTokenLoss(model: LlamaModel, ids: tf.Tensor2D, targets: LossTargets, opts: ForwardOptions = {}): tf.Scalar {
   const fused = fusedKernels();
   const head = model.weights.lmHead ?? model.weights.embed;
-  if (!fused || (head instanceof tf.Variable && head.trainable)) return crossEntropy(forward(model, ids, opts), targets);
+  // The fused head + loss knows no final soft cap (Gemma 2): then the logits are made, capped, and scored.
+  if (!fused || (head instanceof tf.Variable && head.trainable) || model.config.finalSoftcap !== undefined) return crossEntropy(forward(model, ids, opts), targets);
   return tf.tidy(() => {
     const T = ids.shape[1];
     const hidden = forwardHidden(model, ids, opts); // [B, T, dim]

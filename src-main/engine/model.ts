@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
 import { EngineError } from './errors.js';
-import { type Adapter, gatedPromptAttention, promptKeysValues, repeatKvHeads } from './adapter.js';
+import { type Adapter, type AttentionScoring, attentionLogits, gatedPromptAttention, promptKeysValues, repeatKvHeads } from './adapter.js';
 import { type BatchImages, imagePromptBias } from './image-prompt.js';
 import { type FusedOps, fusedKernels } from './kernels.js';
 import { type Lora, loraDelta, type LoraTarget } from './lora.js';
@@ -34,6 +34,9 @@ export interface LayerWeights {
   // Qwen3's per-head RMSNorm of queries and keys (config.qkNorm), before RoPE; the prompt's keys take kNorm too.
   qNorm?: tf.Tensor1D; // [hd]
   kNorm?: tf.Tensor1D; // [hd]
+  // Gemma 2's norms after attention and after the MLP, before each residual add (config.sandwichNorms).
+  postAttnNorm?: tf.Tensor1D; // [dim]
+  postMlpNorm?: tf.Tensor1D; // [dim]
   mlpNorm: tf.Tensor1D; // [dim]
   wGate: tf.Tensor2D; // [dim, ffn]
   wUp: tf.Tensor2D; // [dim, ffn]
@@ -138,9 +141,23 @@ function splitHeads(x: tf.Tensor, n: number, hd: number): tf.Tensor4D {
 }
 
 /** Softmax attention over token keys: the step the adapter extends. */
-export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D): tf.Tensor4D {
-  const scores = tf.add(tf.div(tf.matMul(q, k, false, true), Math.sqrt(q.shape[3])), mask); // [B, H, T, S]
+export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D, scoring?: AttentionScoring): tf.Tensor4D {
+  const scores = tf.add(attentionLogits(q, k, scoring), mask); // [B, H, T, S]
   return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D; // [B, H, T, hd]
+}
+
+/** The family's attention scoring, or undefined for the plain 1/sqrt(hd). */
+function scoringOf(c: LlamaConfig): AttentionScoring | undefined {
+  if (c.attnScale === undefined && c.attnSoftcap === undefined) return undefined;
+  return { scale: c.attnScale ?? 1 / Math.sqrt(c.headDim), ...(c.attnSoftcap !== undefined ? { softcap: c.attnSoftcap } : {}) };
+}
+
+/**
+ * Whether attention runs as composite ops even on a backend with the fused kernel: the kernel scores by 1/sqrt(hd)
+ * without a cap, so Gemma 2's soft-capped logits take the composite path.
+ */
+export function compositeAttention(c: LlamaConfig): boolean {
+  return c.attnSoftcap !== undefined;
 }
 
 function attention(
@@ -152,7 +169,7 @@ function attention(
   opts: LayerOptions,
 ): tf.Tensor3D {
   const fused = fusedKernels();
-  if (fused) return fusedAttention(fused, model, layer, x, rope, opts);
+  if (fused && !compositeAttention(model.config)) return fusedAttention(fused, model, layer, x, rope, opts);
   const c = model.config;
   const w = model.weights.layers[layer];
   const [B, T] = x.shape;
@@ -176,7 +193,8 @@ function attention(
     pastV?.dispose();
   }
   const rep = c.nHeads / c.nKvHeads;
-  let out = attend(q, repeatKvHeads(k, rep), repeatKvHeads(v, rep), mask); // [B, H, T, hd]
+  const scoring = scoringOf(c);
+  let out = attend(q, repeatKvHeads(k, rep), repeatKvHeads(v, rep), mask, scoring); // [B, H, T, hd]
 
   const adapted = opts.adapter?.byLayer.get(layer);
   if (adapted) {
@@ -186,7 +204,7 @@ function attention(
       if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
     }
     const [kp, vp] = [promptKV.kp, promptKV.vp] as tf.Tensor4D[];
-    const gated = gatedPromptAttention(q, kp, vp, adapted.gate as tf.Tensor1D, opts.adapter!.spec.gateMode);
+    const gated = gatedPromptAttention(q, kp, vp, adapted.gate as tf.Tensor1D, opts.adapter!.spec.gateMode, scoring);
     out = tf.add(out, gated) as tf.Tensor4D; // summed before wo, as in the paper
   }
   const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.nHeads * c.headDim]);
@@ -243,7 +261,9 @@ function fusedAttention(
     prompt = { ...promptKV, gate: adapted.gate as tf.Tensor1D, gateMode: opts.adapter!.spec.gateMode };
   }
   const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, past };
-  const out = fused.attention(q, k as tf.Tensor3D, v as tf.Tensor3D, shape, prompt); // [B, T, H * hd]
+  // The kernel scores by 1/sqrt(hd): another scale (Gemma 2's query_pre_attn_scalar) is folded into the queries.
+  const qScaled = c.attnScale === undefined ? q : consume(tf.mul(q, c.attnScale * Math.sqrt(c.headDim)) as tf.Tensor3D, q);
+  const out = fused.attention(qScaled, k as tf.Tensor3D, v as tf.Tensor3D, shape, prompt); // [B, T, H * hd]
   return consume(linear(out, w.wo, at('o'), w.bo), out) as tf.Tensor3D;
 }
 
@@ -280,10 +300,14 @@ export function forward(model: LlamaModel, ids: tf.Tensor2D, opts: ForwardOption
     const normed = forwardHidden(model, ids, opts); // [B, T, dim]
     const w = model.weights;
     const fused = fusedKernels();
-    if (fused) return fused.linear(normed, w.lmHead ?? w.embed, w.lmHead === null) as tf.Tensor3D;
-    const flat = tf.reshape(normed, [-1, model.config.dim]); // [B * T, dim]
-    const out = w.lmHead ? tf.matMul(flat, w.lmHead) : tf.matMul(flat, w.embed, false, true); // [B * T, vocab]
-    return tf.reshape(out, [ids.shape[0], ids.shape[1], model.config.vocabSize]) as tf.Tensor3D;
+    const logits = fused
+      ? (fused.linear(normed, w.lmHead ?? w.embed, w.lmHead === null) as tf.Tensor3D)
+      : (tf.reshape(
+          w.lmHead ? tf.matMul(tf.reshape(normed, [-1, model.config.dim]), w.lmHead) : tf.matMul(tf.reshape(normed, [-1, model.config.dim]), w.embed, false, true),
+          [ids.shape[0], ids.shape[1], model.config.vocabSize],
+        ) as tf.Tensor3D); // [B, T, vocab]
+    const cap = model.config.finalSoftcap;
+    return cap === undefined ? logits : (tf.mul(tf.tanh(tf.div(logits, cap)), cap) as tf.Tensor3D); // Gemma 2's final soft cap
   });
 }
 
@@ -300,7 +324,7 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
     const fused = fusedKernels();
     const layerOpts: LayerOptions = { ...opts, promptBias: imageTerm(opts, ids.shape[0]) };
     const rope = ropeTables(c, past, T);
-    const mask = fused ? null : causalMask(T, past); // the fused attention masks as it goes
+    const mask = fused && !compositeAttention(c) ? null : causalMask(T, past); // the fused attention masks as it goes
     const residual = (a: tf.Tensor, b: tf.Tensor) => (fused ? fused.residualAdd(a, b) : tf.add(a, b)) as tf.Tensor3D;
     let h = tf.gather(w.embed, ids) as tf.Tensor as tf.Tensor3D; // [B, T, dim]
     if (c.embedScale !== undefined) h = consume(tf.mul(h, c.embedScale), h); // Gemma: times sqrt(dim)
@@ -311,10 +335,13 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
       // ends, rather than when the whole forward pass does.
       h = tf.tidy(() => {
         const normed = rmsNorm(input, normWeight(c, lw.attnNorm), c.normEps) as tf.Tensor3D;
-        const attended = consume(attention(model, i, normed, rope, mask!, layerOpts), normed);
+        let attended = consume(attention(model, i, normed, rope, mask!, layerOpts), normed);
+        if (lw.postAttnNorm) attended = consume(rmsNorm(attended, normWeight(c, lw.postAttnNorm), c.normEps) as tf.Tensor3D, attended);
         const mid = consume(residual(input, attended), attended);
         const normed2 = rmsNorm(mid, normWeight(c, lw.mlpNorm), c.normEps);
-        return consume(residual(mid, consume(mlp(c, lw, normed2, i, opts.lora), normed2)), mid);
+        let mlpOut = consume(mlp(c, lw, normed2, i, opts.lora), normed2);
+        if (lw.postMlpNorm) mlpOut = consume(rmsNorm(mlpOut, normWeight(c, lw.postMlpNorm), c.normEps), mlpOut);
+        return consume(residual(mid, mlpOut), mid);
       });
     }
     return rmsNorm(h, normWeight(c, w.norm), c.normEps) as tf.Tensor3D;
@@ -346,6 +373,8 @@ export function compositeSteps(c: LlamaConfig): string[] {
   if (c.mlpActivation === 'gelu_tanh') steps.push("the MLP's tanh GELU (GeGLU)");
   if (c.normPlusOne) steps.push('norm weights as 1 + w (an add per norm)');
   if (c.embedScale !== undefined) steps.push('the embedding scale');
+  if (compositeAttention(c)) steps.push('soft-capped attention (all of it: the fused kernel has no cap)');
+  if (c.finalSoftcap !== undefined) steps.push('the final logit soft cap (and the loss over it)');
   return steps;
 }
 
