@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { exportPeftLora, loadFineTune } from '../src-main/engine/adapter-io.js';
 import { initBackend } from '../src-main/engine/backend.js';
 import { loadModel } from '../src-main/engine/load.js';
+import { writeModelFolder } from '../src-main/engine/full-train.js';
 import { mergedLayerWeights } from '../src-main/engine/lora.js';
 import { disposeKVCache, forward, newKVCache } from '../src-main/engine/model.js';
 import { alpacaFullRecipe, alpacaLoraRecipe, paperRecipe, validateRecipe } from '../src-main/engine/recipe.js';
@@ -215,6 +216,41 @@ describe('on a Gemma 2-layout model (sandwich norms, soft caps), native backend'
     expect(hf).toMatchObject({ model_type: 'gemma2', architectures: ['Gemma2ForCausalLM'], query_pre_attn_scalar: 20, attn_logit_softcapping: 4, final_logit_softcapping: 8, sliding_window: 128 });
     const tuned = loadModel(join(dir, 'gemma2-full'));
     expect(maxDiff(tuned.weights.layers[1]!.postAttnNorm!, g.model.weights.layers[1]!.postAttnNorm!)).toBeGreaterThan(0);
+  });
+});
+
+describe("on a Phi-3-layout model (fused qkv_proj and gate_up_proj)", () => {
+  let f: { model: ReturnType<typeof loadModel>; tokenizer: TinyTrainer['tokenizer'] };
+  beforeAll(async () => {
+    writeTinyLlama(join(dir, 'phi3'), { seed: 7, finalNormScale: 3, config: { family: 'phi3', fusedProjections: true, slidingWindow: 128, maxPositions: 128 } });
+    const model = loadModel(join(dir, 'phi3'));
+    f = { model, tokenizer: await loadTokenizer(join(dir, 'phi3'), { bosId: model.config.bosId, eosIds: model.config.eosIds }) };
+  });
+
+  it('a folder written from the loaded model stores the projections fused again, and loads back exactly', async () => {
+    await writeModelFolder(join(dir, 'phi3-copy'), f.model, { dtype: 'F32' });
+    const file = SafetensorsFile.open(join(dir, 'phi3-copy', 'model.safetensors'));
+    const names = file.tensors().map((t) => t.name);
+    file.close();
+    expect(names).toContain('model.layers.0.self_attn.qkv_proj.weight');
+    expect(names).toContain('model.layers.0.mlp.gate_up_proj.weight');
+    expect(names.some((n) => /q_proj|gate_proj\./.test(n))).toBe(false);
+    const copy = loadModel(join(dir, 'phi3-copy'));
+    for (const key of ['wq', 'wk', 'wv', 'wGate', 'wUp'] as const) expect(maxDiff(copy.weights.layers[1]![key] as tf.Tensor, f.model.weights.layers[1]![key] as tf.Tensor)).toBe(0);
+  });
+
+  it('the adapter and LoRA learn; a full fine-tune writes a Phi-3 folder', async () => {
+    for (const [method, recipe] of [
+      ['adapter', { ...paperRecipe(f.model.config), adapterLen: 10, adapterLayers: 2, epochs: 60, warmupEpochs: 1, lr: 0.3, batchSize: 3, accumSteps: 2 }],
+      ['lora', { ...alpacaLoraRecipe(f.model.config), epochs: 40, warmupEpochs: 1, warmupSteps: null, lr: 0.05, batchSize: 3, accumSteps: 2 }],
+    ] as const) {
+      const result = await train({ model: f.model, tokenizer: f.tokenizer, data: COLOR_DATA, recipe, outDir: join(dir, `phi3-${method}`) });
+      expect(result.losses.at(-1)!).toBeLessThan(result.losses[0]! * 0.5);
+    }
+    const fullRecipe = { ...alpacaFullRecipe(f.model.config), epochs: 4, warmupEpochs: 1, lr: 3e-3, batchSize: 3, accumSteps: 2 };
+    await train({ model: f.model, tokenizer: f.tokenizer, data: COLOR_DATA, recipe: fullRecipe, outDir: join(dir, 'phi3-full') });
+    expect(JSON.parse(readFileSync(join(dir, 'phi3-full', 'config.json'), 'utf8'))).toMatchObject({ model_type: 'phi3', architectures: ['Phi3ForCausalLM'], sliding_window: 128 });
+    expect(loadModel(join(dir, 'phi3-full')).config.fusedProjections).toBe(true);
   });
 });
 

@@ -1,8 +1,8 @@
 // What each family's config.json becomes (the numbers themselves are checked against transformers in
-// parity.test.ts: llamabias, mistral, qwen2, qwen3, gemma, gemma2): which biases, which context, which BOS, and what is refused.
+// parity.test.ts: llamabias, mistral, qwen2, qwen3, gemma, gemma2, phi3): which biases, which context, which BOS, and what is refused.
 
 import { describe, expect, it } from 'vitest';
-import { fromHfConfig, requirePlainLlama, toHfConfig } from '../src-main/engine/config.js';
+import { expectedWeights, fromHfConfig, requirePlainLlama, toHfConfig } from '../src-main/engine/config.js';
 
 const BASE = { hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64, num_hidden_layers: 2, vocab_size: 100, bos_token_id: 1, eos_token_id: 2 };
 
@@ -47,8 +47,22 @@ describe('model families', () => {
     expect(toHfConfig(c)).toMatchObject({ model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 4096 });
   });
 
+  it('phi3: q/k/v and gate/up stored fused, split at load and joined when written; the context capped at its sliding window', () => {
+    const c = fromHfConfig({ ...BASE, model_type: 'phi3', sliding_window: 2047, max_position_embeddings: 4096, resid_pdrop: 0, embd_pdrop: 0 });
+    expect(c).toMatchObject({ family: 'phi3', fusedProjections: true, slidingWindow: 2047, maxPositions: 2047, attentionBias: { qkv: false, o: false } });
+    const names = [...expectedWeights(c).keys()];
+    expect(names).toContain('model.layers.0.self_attn.qkv_proj.weight');
+    expect(names).toContain('model.layers.1.mlp.gate_up_proj.weight');
+    expect(names.some((n) => n.includes('q_proj') || n.includes('gate_proj'))).toBe(false);
+    // q (4 heads x 8) + k and v (2 kv heads x 8 each) rows; gate and up (64 each) rows.
+    expect(expectedWeights(c).get('model.layers.0.self_attn.qkv_proj.weight')).toEqual([32 + 16 + 16, 32]);
+    expect(expectedWeights(c).get('model.layers.0.mlp.gate_up_proj.weight')).toEqual([128, 32]);
+    expect(toHfConfig(c)).toMatchObject({ model_type: 'phi3', architectures: ['Phi3ForCausalLM'], sliding_window: 2047 });
+    expect(() => requirePlainLlama(c, 'GGUF export')).toThrow('this model is phi3');
+  });
+
   it('writes each family back under its own model_type', () => {
-    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
+    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'phi3']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
   });
 
   it('formats made for plain LLaMA say which family they met', () => {
@@ -105,6 +119,11 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'layer_types', family: 'gemma2', refused: ['chunked_attention'] },
   { field: 'hidden_activation', family: 'gemma2', refused: 'relu' },
   { field: 'use_bidirectional_attention', family: 'gemma2', refused: true },
+  { field: 'sliding_window', family: 'phi3', handled: (c) => c.slidingWindow },
+  { field: 'resid_pdrop', family: 'phi3', refused: 0.1 },
+  { field: 'embd_pdrop', family: 'phi3', refused: 0.1 },
+  { field: 'rope_scaling', family: 'phi3', refused: { type: 'longrope', short_factor: [1], long_factor: [1] } },
+  { field: 'partial_rotary_factor', family: 'phi3', refused: 0.5 },
   { field: 'model_type', refused: 'gemma3_text' },
 ];
 

@@ -43,7 +43,7 @@ import torch
 import transformers
 from peft import AdaptionPromptConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM, Gemma2Config, Gemma2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM, Gemma2Config, Gemma2ForCausalLM, Phi3Config, Phi3ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_llama_adapter import (  # noqa: E402
@@ -76,7 +76,7 @@ class Case:
     seq_len: int  # T; both rows are all real tokens (no padding)
     prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
     config: dict = field(default_factory=dict)  # the family's config keyword arguments
-    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma | gemma2
+    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma | gemma2 | phi3
 
 
 # The model classes of each family; PEFT's adaption prompt supports llama (and mistral), not qwen2.
@@ -87,6 +87,7 @@ FAMILIES = {
     "qwen3": (Qwen3Config, Qwen3ForCausalLM),
     "gemma": (GemmaConfig, GemmaForCausalLM),
     "gemma2": (Gemma2Config, Gemma2ForCausalLM),
+    "phi3": (Phi3Config, Phi3ForCausalLM),
 }
 PEFT_FAMILIES = {"llama", "mistral"}
 
@@ -311,6 +312,35 @@ CASES = [
             pad_token_id=0,
         ),
     ),
+    # Phi-3: LLaMA's block with q/k/v as one qkv_proj and gate/up as one gate_up_proj, GQA, a sliding window (32)
+    # longer than the sequence (the engine caps the context there).
+    Case(
+        "phi3",
+        seed=1012,
+        seq_len=11,
+        prompt_lens=(4, 3),
+        family="phi3",
+        config=dict(
+            vocab_size=90,
+            hidden_size=48,
+            intermediate_size=80,
+            num_hidden_layers=3,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            rope_theta=10000.0,
+            rms_norm_eps=1e-5,
+            max_position_embeddings=128,
+            original_max_position_embeddings=128,
+            sliding_window=32,
+            tie_word_embeddings=False,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attention_dropout=0.0,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=2,
+        ),
+    ),
 ]
 
 
@@ -409,6 +439,14 @@ def build_case(case: Case) -> dict:
     model.save_pretrained(case_dir / "model", safe_serialization=True)
     shape = LlamaShape.from_hf_config(model.config)
     weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if case.family == "phi3":  # the hand forward reads LLaMA's names: Phi-3's fused projections, split by rows
+        q, kv, ffn = shape.num_heads * shape.head_dim, shape.num_kv_heads * shape.head_dim, shape.intermediate_size
+        for i in range(shape.num_layers):
+            p = f"model.layers.{i}"
+            qw, kw, vw = weights[f"{p}.self_attn.qkv_proj.weight"].split([q, kv, kv])
+            gw, uw = weights[f"{p}.mlp.gate_up_proj.weight"].split([ffn, ffn])
+            weights.update({f"{p}.self_attn.q_proj.weight": qw, f"{p}.self_attn.k_proj.weight": kw,
+                            f"{p}.self_attn.v_proj.weight": vw, f"{p}.mlp.gate_proj.weight": gw, f"{p}.mlp.up_proj.weight": uw})
 
     B, T = 2, case.seq_len
     input_ids = torch.randint(0, shape.vocab_size, (B, T), generator=generator)  # [B, T]

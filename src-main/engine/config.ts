@@ -6,7 +6,8 @@
 // and keys before RoPE, `head_dim` of its own, biases only with attention_bias) and gemma (Gemma 1: embeddings scaled
 // by sqrt(hidden), RMSNorm weights applied as 1 + w, a GELU-gated MLP, `head_dim` 256 by default) and gemma2 (Gemma's
 // plus norms after attention and after the MLP, soft-capped attention and final logits, query_pre_attn_scalar, and
-// sliding-window layers: the context is capped at the window, as for Mistral). Field names follow the engine's code (camelCase); `fromHfConfig`
+// sliding-window layers: the context is capped at the window, as for Mistral) and phi3 (Phi-3: LLaMA's block with q/k/v
+// and gate/up stored fused, as qkv_proj and gate_up_proj, and a sliding window capping the context). Field names follow the engine's code (camelCase); `fromHfConfig`
 // maps HF's names and `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
 // Every field that changes the computation is implemented or refused by name.
 
@@ -22,7 +23,7 @@ export interface Llama3RopeScaling {
 }
 
 /** The decoder families this engine runs: the same block, differing in the fields below. */
-export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2'] as const;
+export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'phi3'] as const;
 
 /** The MLP's gate activation: SwiGLU's silu, or GeGLU's GELU in PyTorch's tanh approximation. */
 export type MlpActivation = 'silu' | 'gelu_tanh';
@@ -48,6 +49,9 @@ export interface LlamaConfig {
   embedScale?: number;
   /** The MLP's gate activation (absent: silu). */
   mlpActivation?: MlpActivation;
+  /** Phi-3: q/k/v stored as one qkv_proj [q + 2 kv, dim] and gate/up as one gate_up_proj [2 ffn, dim]; split at load,
+   * joined again when a folder is written (absent: separate projections). */
+  fusedProjections?: boolean;
   /** Gemma 2: RMSNorms after attention and after the MLP too, before each residual add (absent: none). */
   sandwichNorms?: boolean;
   /** Gemma 2: attention logits scale, query_pre_attn_scalar ** -0.5 (absent: 1 / sqrt(headDim)). */
@@ -145,6 +149,12 @@ function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void
   for (const [key, value] of [['partial_rotary_factor', cfg.partial_rotary_factor], ['rope_parameters.partial_rotary_factor', (cfg.rope_parameters as Json | undefined)?.partial_rotary_factor]] as const) {
     if (value !== undefined && value !== 1) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(value)}; this engine rotates whole heads only`);
   }
+  if (family === 'phi3') {
+    // Phi-3's residual and embedding dropout act while training; the engine has none.
+    for (const key of ['resid_pdrop', 'embd_pdrop']) {
+      if (cfg[key] !== undefined && cfg[key] !== 0) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(cfg[key])}; this engine implements Phi-3 without dropout only`);
+    }
+  }
   if (family === 'gemma2') {
     // Sliding and full layers alike run as full attention within the window the context is capped at.
     const types = cfg.layer_types;
@@ -216,8 +226,8 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   const llamaBias = (family === 'llama' || family === 'qwen3' || gemmaLike) && cfg.attention_bias === true;
   // Released Gemma configs name hidden_activation beside a legacy hidden_act; all of those values mean the tanh GELU.
   const act = (cfg.hidden_activation ?? cfg.hidden_act ?? (gemmaLike ? 'gelu_pytorch_tanh' : 'silu')) as string;
-  // Mistral's and Gemma 2's sliding windows cap the context: over at most that many tokens it is full attention.
-  const slides = family === 'mistral' || family === 'gemma2';
+  // Mistral's, Gemma 2's and Phi-3's sliding windows cap the context: over at most that many tokens it is full attention.
+  const slides = family === 'mistral' || family === 'gemma2' || family === 'phi3';
   const slidingWindow = slides && cfg.sliding_window !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int') : null;
   const softcap = (key: string): number | undefined => (cfg[key] === undefined || cfg[key] === null ? undefined : field(cfg, file, key, 'number'));
   const declaredMax = field(cfg, file, 'max_position_embeddings', 'int', 2048) as number;
@@ -226,6 +236,7 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     attentionBias: { qkv: family === 'qwen2' || llamaBias, o: llamaBias },
     ...(family === 'qwen3' ? { qkNorm: true } : {}),
     // torch.tensor(hidden_size ** 0.5): the float32 nearest sqrt(hidden).
+    ...(family === 'phi3' ? { fusedProjections: true } : {}),
     ...(gemmaLike ? { normPlusOne: true, embedScale: Math.fround(Math.sqrt(dim)) } : {}),
     ...(family === 'gemma2'
       ? {
@@ -284,7 +295,7 @@ function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null 
 export function toHfConfig(c: LlamaConfig): Json {
   const family = c.family ?? 'llama';
   return {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM', phi3: 'Phi3ForCausalLM' }[family]],
     model_type: family,
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
@@ -307,7 +318,7 @@ export function toHfConfig(c: LlamaConfig): Json {
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: { silu: 'silu', gelu_tanh: 'gelu_pytorch_tanh' }[c.mlpActivation ?? 'silu'],
-    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' ? gemma2Fields(c) : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0 } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }
@@ -329,6 +340,12 @@ export function layerNormNames(c: LlamaConfig): { attnNorm: string; mlpNorm: str
   if (!c.sandwichNorms) return { attnNorm: 'input_layernorm', mlpNorm: 'post_attention_layernorm' };
   return { attnNorm: 'input_layernorm', postAttnNorm: 'post_attention_layernorm', mlpNorm: 'pre_feedforward_layernorm', postMlpNorm: 'post_feedforward_layernorm' };
 }
+
+/** Phi-3's fused projections: the HF tensor, and the engine's projections stacked in it, in row order. */
+export const FUSED_PROJECTIONS = [
+  { fused: 'self_attn.qkv_proj.weight', parts: ['self_attn.q_proj.weight', 'self_attn.k_proj.weight', 'self_attn.v_proj.weight'] },
+  { fused: 'mlp.gate_up_proj.weight', parts: ['mlp.gate_proj.weight', 'mlp.up_proj.weight'] },
+] as const;
 
 /** Every weight of the base model with its HF name and shape ([out, in] for linear layers). */
 export function expectedWeights(c: LlamaConfig): Map<string, number[]> {
@@ -360,7 +377,26 @@ export function expectedWeights(c: LlamaConfig): Map<string, number[]> {
   }
   w.set('model.norm.weight', [c.dim]);
   if (!c.tieEmbeddings) w.set('lm_head.weight', [c.vocabSize, c.dim]);
-  return w;
+  return c.fusedProjections ? withFusedProjections(w, c.nLayers) : w;
+}
+
+/** The same weights as a Phi-3 folder names them: each group of FUSED_PROJECTIONS as one tensor, rows stacked. */
+function withFusedProjections(w: Map<string, number[]>, nLayers: number): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  const fusedAt = new Map<string, { name: string; shape: number[] }>();
+  for (let i = 0; i < nLayers; i++) {
+    for (const { fused, parts } of FUSED_PROJECTIONS) {
+      const shapes = parts.map((part) => w.get(`model.layers.${i}.${part}`)!);
+      fusedAt.set(`model.layers.${i}.${parts[0]}`, { name: `model.layers.${i}.${fused}`, shape: [shapes.reduce((n, s) => n + s[0]!, 0), shapes[0]![1]!] });
+      for (const part of parts.slice(1)) fusedAt.set(`model.layers.${i}.${part}`, { name: '', shape: [] });
+    }
+  }
+  for (const [name, shape] of w) {
+    const f = fusedAt.get(name);
+    if (!f) out.set(name, shape);
+    else if (f.name) out.set(f.name, f.shape);
+  }
+  return out;
 }
 
 export function parameterCount(c: LlamaConfig): number {

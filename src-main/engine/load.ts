@@ -123,6 +123,15 @@ export function loadModel(dir: string): LoadedModel {
       }
       return made[made.length - 1]!;
     };
+    // Phi-3's fused projections: read as one [in, sum of outs] weight, split into the engine's projections by columns.
+    const splitColumns = <K extends string>(name: string, widths: Record<K, number>): Record<K, tf.Tensor2D> => {
+      const whole = read(name, true) as tf.Tensor2D;
+      const keys = Object.keys(widths) as K[];
+      const parts = tf.split(whole, keys.map((k) => widths[k]), 1) as tf.Tensor2D[];
+      made.splice(made.indexOf(whole), 1, ...parts);
+      whole.dispose();
+      return Object.fromEntries(keys.map((k, i) => [k, parts[i]])) as Record<K, tf.Tensor2D>;
+    };
     const layers: LayerWeights[] = [];
     for (let i = 0; i < config.nLayers; i++) {
       const p = `model.layers.${i}`;
@@ -140,14 +149,19 @@ export function loadModel(dir: string): LoadedModel {
         ...(config.qkNorm ? { qNorm: read(`${p}.self_attn.q_norm.weight`) as tf.Tensor1D, kNorm: read(`${p}.self_attn.k_norm.weight`) as tf.Tensor1D } : {}),
         // Read in this order: the fingerprint hashes tensors as they are read, and recorded ones must still match.
         attnNorm: norm(norms.attnNorm),
-        wq: read(`${p}.self_attn.q_proj.weight`, true) as tf.Tensor2D,
-        wk: read(`${p}.self_attn.k_proj.weight`, true) as tf.Tensor2D,
-        wv: read(`${p}.self_attn.v_proj.weight`, true) as tf.Tensor2D,
+        ...(config.fusedProjections
+          ? splitColumns(`${p}.self_attn.qkv_proj.weight`, { wq: config.nHeads * config.headDim, wk: config.nKvHeads * config.headDim, wv: config.nKvHeads * config.headDim })
+          : {
+              wq: read(`${p}.self_attn.q_proj.weight`, true) as tf.Tensor2D,
+              wk: read(`${p}.self_attn.k_proj.weight`, true) as tf.Tensor2D,
+              wv: read(`${p}.self_attn.v_proj.weight`, true) as tf.Tensor2D,
+            }),
         wo: read(`${p}.self_attn.o_proj.weight`, true) as tf.Tensor2D,
         mlpNorm: norm(norms.mlpNorm),
         ...(norms.postAttnNorm && norms.postMlpNorm ? { postAttnNorm: norm(norms.postAttnNorm), postMlpNorm: norm(norms.postMlpNorm) } : {}),
-        wGate: read(`${p}.mlp.gate_proj.weight`, true) as tf.Tensor2D,
-        wUp: read(`${p}.mlp.up_proj.weight`, true) as tf.Tensor2D,
+        ...(config.fusedProjections
+          ? splitColumns(`${p}.mlp.gate_up_proj.weight`, { wGate: config.ffnDim, wUp: config.ffnDim })
+          : { wGate: read(`${p}.mlp.gate_proj.weight`, true) as tf.Tensor2D, wUp: read(`${p}.mlp.up_proj.weight`, true) as tf.Tensor2D }),
         wDown: read(`${p}.mlp.down_proj.weight`, true) as tf.Tensor2D,
       });
     }
