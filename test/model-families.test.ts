@@ -2,7 +2,7 @@
 // parity.test.ts: llamabias, mistral, qwen2, qwen3, gemma, gemma2, phi3): which biases, which context, which BOS, and what is refused.
 
 import { describe, expect, it } from 'vitest';
-import { expectedWeights, fromHfConfig, requirePlainLlama, toHfConfig } from '../src-main/engine/config.js';
+import { expectedWeights, fromHfConfig, layerWindow, requirePlainLlama, toHfConfig, usesLocalRope } from '../src-main/engine/config.js';
 
 const BASE = { hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64, num_hidden_layers: 2, vocab_size: 100, bos_token_id: 1, eos_token_id: 2 };
 
@@ -34,22 +34,37 @@ describe('model families', () => {
 
   it('gemma2: sandwich norms, soft caps, query_pre_attn_scalar; the context capped at its sliding window', () => {
     const c = fromHfConfig({ ...BASE, model_type: 'gemma2', head_dim: 16, query_pre_attn_scalar: 24, attn_logit_softcapping: 50, final_logit_softcapping: 30, sliding_window: 4096, max_position_embeddings: 8192, layer_types: ['sliding_attention', 'full_attention'] });
-    expect(c).toMatchObject({ family: 'gemma2', sandwichNorms: true, normPlusOne: true, attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 4096, maxPositions: 4096, mlpActivation: 'gelu_tanh' });
+    expect(c).toMatchObject({ family: 'gemma2', sandwichNorms: true, normPlusOne: true, attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 4096, maxPositions: 8192, mlpActivation: 'gelu_tanh', slidingLayers: [true, false] });
+    expect(layerWindow(c, 0)).toBe(4096);
+    expect(layerWindow(c, 1)).toBeNull();
     expect(c.attnScale).toBeCloseTo(1 / Math.sqrt(24), 12);
     expect(toHfConfig(c)).toMatchObject({ model_type: 'gemma2', query_pre_attn_scalar: 24, attn_logit_softcapping: 50, final_logit_softcapping: 30, sliding_window: 4096 });
     expect(fromHfConfig({ ...BASE, model_type: 'gemma2', attn_logit_softcapping: null })).not.toHaveProperty('attnSoftcap');
   });
 
-  it('mistral: the context is capped at the sliding window, within which attention is full attention', () => {
+  it('mistral: every layer attends within the sliding window; the context stays as declared', () => {
     const c = fromHfConfig({ ...BASE, model_type: 'mistral', sliding_window: 4096, max_position_embeddings: 32768 });
-    expect(c).toMatchObject({ family: 'mistral', slidingWindow: 4096, maxPositions: 4096, bosId: 1 });
+    expect(c).toMatchObject({ family: 'mistral', slidingWindow: 4096, maxPositions: 32768, bosId: 1 });
+    expect([layerWindow(c, 0), layerWindow(c, 1)]).toEqual([4096, 4096]);
     expect(fromHfConfig({ ...BASE, model_type: 'mistral', sliding_window: null, max_position_embeddings: 32768 }).maxPositions).toBe(32768);
     expect(toHfConfig(c)).toMatchObject({ model_type: 'mistral', architectures: ['MistralForCausalLM'], sliding_window: 4096 });
   });
 
-  it('phi3: q/k/v and gate/up stored fused, split at load and joined when written; the context capped at its sliding window', () => {
+  it('gemma3_text: q/k norms, five sliding layers to a full one, the sliding layers\' own RoPE base, linear scaling on the full ones', () => {
+    const legacy = fromHfConfig({ ...BASE, model_type: 'gemma3_text', num_hidden_layers: 7, head_dim: 16, sliding_window: 512, rope_theta: 1e6, rope_local_base_freq: 1e4, rope_scaling: { rope_type: 'linear', factor: 8 }, max_position_embeddings: 32768 });
+    expect(legacy).toMatchObject({ family: 'gemma3_text', qkNorm: true, normPlusOne: true, sandwichNorms: true, slidingWindow: 512, maxPositions: 32768, ropeTheta: 1e6, localRopeTheta: 1e4, ropeScaling: { type: 'linear', factor: 8 }, tieEmbeddings: true });
+    expect(legacy.slidingLayers).toEqual([true, true, true, true, true, false, true]);
+    expect(legacy.attnScale).toBeCloseTo(1 / 16, 12); // query_pre_attn_scalar defaults to 256
+    const v5 = fromHfConfig({ ...BASE, model_type: 'gemma3_text', head_dim: 16, layer_types: ['full_attention', 'sliding_attention'], rope_parameters: { full_attention: { rope_type: 'default', rope_theta: 5e5 }, sliding_attention: { rope_type: 'default', rope_theta: 2e4 } } });
+    expect(v5).toMatchObject({ ropeTheta: 5e5, localRopeTheta: 2e4, ropeScaling: null, slidingLayers: [false, true], slidingWindow: 4096 });
+    expect([usesLocalRope(v5, 0), usesLocalRope(v5, 1)]).toEqual([false, true]);
+    expect(fromHfConfig(toHfConfig(legacy) as Record<string, unknown>)).toEqual(legacy);
+    expect(() => fromHfConfig({ ...BASE, model_type: 'gemma3' })).toThrow('this engine runs its text model (model_type "gemma3_text"');
+  });
+
+  it('phi3: q/k/v and gate/up stored fused, split at load and joined when written; a sliding window in every layer', () => {
     const c = fromHfConfig({ ...BASE, model_type: 'phi3', sliding_window: 2047, max_position_embeddings: 4096, resid_pdrop: 0, embd_pdrop: 0 });
-    expect(c).toMatchObject({ family: 'phi3', fusedProjections: true, slidingWindow: 2047, maxPositions: 2047, attentionBias: { qkv: false, o: false } });
+    expect(c).toMatchObject({ family: 'phi3', fusedProjections: true, slidingWindow: 2047, maxPositions: 4096, attentionBias: { qkv: false, o: false } });
     const names = [...expectedWeights(c).keys()];
     expect(names).toContain('model.layers.0.self_attn.qkv_proj.weight');
     expect(names).toContain('model.layers.1.mlp.gate_up_proj.weight');
@@ -62,7 +77,7 @@ describe('model families', () => {
   });
 
   it('writes each family back under its own model_type', () => {
-    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'phi3']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
+    for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
   });
 
   it('formats made for plain LLaMA say which family they met', () => {
@@ -124,7 +139,13 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'embd_pdrop', family: 'phi3', refused: 0.1 },
   { field: 'rope_scaling', family: 'phi3', refused: { type: 'longrope', short_factor: [1], long_factor: [1] } },
   { field: 'partial_rotary_factor', family: 'phi3', refused: 0.5 },
-  { field: 'model_type', refused: 'gemma3_text' },
+  { field: 'query_pre_attn_scalar', family: 'gemma3_text', handled: (c) => c.attnScale },
+  { field: 'sliding_window', family: 'gemma3_text', handled: (c) => c.slidingWindow },
+  { field: 'layer_types', family: 'gemma3_text', refused: ['chunked_attention'] },
+  { field: 'rope_local_base_freq', family: 'gemma3_text', handled: (c) => c.localRopeTheta },
+  { field: 'rope_scaling', family: 'gemma3_text', refused: { rope_type: 'yarn', factor: 8 } },
+  { field: 'use_bidirectional_attention', family: 'gemma3_text', refused: true },
+  { field: 'model_type', refused: 'gpt2' },
 ];
 
 describe('every field that changes the computation is handled or refused', () => {

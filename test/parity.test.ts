@@ -1,6 +1,7 @@
 // Parity with transformers + PEFT (per-layer gates) and with a PyTorch reference of the official
 // per-head tanh form, on tiny HF folders made by tools/make_parity_fixtures.py: LLaMA (MHA, GQA, odd sizes,
-// llama3 RoPE, attention_bias) and Qwen2 (biased q/k/v). PEFT's adaption prompt has no reference for Qwen2 (it
+// llama3 RoPE, attention_bias) and the other families (mistral_window and gemma3: sliding windows shorter than the
+// sequence). PEFT's adaption prompt has no reference for Qwen2 (it
 // supports llama and mistral) nor for a biased o_proj (it adds that bias a second time): `peft` is null there.
 
 import { readFileSync, readdirSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { loadAdapter } from '../src-main/engine/adapter-io.js';
 import { initBackend } from '../src-main/engine/backend.js';
 import { type LoadedModel, loadModel } from '../src-main/engine/load.js';
 import { crossEntropy, type LossTargets, nextTokenLoss, shiftedTargets } from '../src-main/engine/loss.js';
-import { disposeModel, forward } from '../src-main/engine/model.js';
+import { disposeKVCache, disposeModel, forward, newKVCache } from '../src-main/engine/model.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'parity');
 const TOLERANCE = 1e-4;
@@ -130,6 +131,22 @@ describe.each(['cpu', 'native'] as const)('on the %s backend', (backend) => {
         disposeAdapter(adapter);
       });
     }
+
+    it('decoding token by token with the KV cache (tanh adapter) gives the full forward logits, past any sliding window', () => {
+      const adapter = adapterFrom(f, f.tanh, 'per-head-tanh');
+      const row = f.input_ids[0];
+      const full = forward(model, tf.tensor2d([row], [1, row.length], 'int32'), { adapter });
+      const cache = newKVCache(model.config);
+      const steps = [forward(model, tf.tensor2d([row.slice(0, 3)], [1, 3], 'int32'), { adapter, cache })];
+      for (let t = 3; t < row.length; t++) steps.push(forward(model, tf.tensor2d([[row[t]]], [1, 1], 'int32'), { adapter, cache }));
+      const incremental = tf.concat(steps, 1);
+      expect(maxAbsDiff(incremental.dataSync(), full.dataSync())).toBeLessThan(TOLERANCE);
+      // and the full forward is transformers' (with this adapter, the reference's)
+      expect(maxAbsDiff(full.dataSync(), flat(f.tanh.logits).slice(0, full.size))).toBeLessThan(TOLERANCE);
+      tf.dispose([full, incremental, ...steps]);
+      disposeKVCache(cache);
+      disposeAdapter(adapter);
+    });
 
     it.skipIf(!f.peft)('a PEFT adapter folder saved by peft imports with the same logits', () => {
       const adapter = loadAdapter(join(FIXTURES, name, 'peft_adapter'), model);

@@ -43,7 +43,7 @@ import torch
 import transformers
 from peft import AdaptionPromptConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM, Gemma2Config, Gemma2ForCausalLM, Phi3Config, Phi3ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3TextConfig, Gemma3ForCausalLM, Phi3Config, Phi3ForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_llama_adapter import (  # noqa: E402
@@ -76,7 +76,7 @@ class Case:
     seq_len: int  # T; both rows are all real tokens (no padding)
     prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
     config: dict = field(default_factory=dict)  # the family's config keyword arguments
-    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma | gemma2 | phi3
+    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma | gemma2 | gemma3_text | phi3
 
 
 # The model classes of each family; PEFT's adaption prompt supports llama (and mistral), not qwen2.
@@ -87,6 +87,7 @@ FAMILIES = {
     "qwen3": (Qwen3Config, Qwen3ForCausalLM),
     "gemma": (GemmaConfig, GemmaForCausalLM),
     "gemma2": (Gemma2Config, Gemma2ForCausalLM),
+    "gemma3_text": (Gemma3TextConfig, Gemma3ForCausalLM),
     "phi3": (Phi3Config, Phi3ForCausalLM),
 }
 PEFT_FAMILIES = {"llama", "mistral"}
@@ -313,7 +314,7 @@ CASES = [
         ),
     ),
     # Phi-3: LLaMA's block with q/k/v as one qkv_proj and gate/up as one gate_up_proj, GQA, a sliding window (32)
-    # longer than the sequence (the engine caps the context there).
+    # longer than the sequence.
     Case(
         "phi3",
         seed=1012,
@@ -339,6 +340,51 @@ CASES = [
             bos_token_id=1,
             eos_token_id=2,
             pad_token_id=2,
+        ),
+    ),
+]
+
+
+# Sliding windows shorter than the sequence, where they mask: Mistral's in every layer (PEFT's adaption prompt too), and
+# Gemma 3's in its sliding layers, which also rotate by a base of their own while the full layers' RoPE is linearly
+# scaled; q/k norms by 1 + w; no soft caps (Gemma 3's default), so the fused attention runs where no window bites.
+CASES += [
+    Case(
+        "mistral_window",
+        seed=1013,
+        seq_len=13,
+        prompt_lens=(3, 4),
+        family="mistral",
+        config=dict(GQA, sliding_window=5, max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2),
+    ),
+    Case(
+        "gemma3",
+        seed=1014,
+        seq_len=12,
+        prompt_lens=(4, 2),
+        family="gemma3_text",
+        config=dict(
+            vocab_size=86,
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            hidden_activation="gelu_pytorch_tanh",
+            query_pre_attn_scalar=24,
+            sliding_window=4,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
+            rope_parameters={
+                "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            },
+            rms_norm_eps=1e-6,
+            max_position_embeddings=256,
+            tie_word_embeddings=True,
+            bos_token_id=2,
+            eos_token_id=1,
+            pad_token_id=0,
         ),
     ),
 ]
@@ -394,6 +440,10 @@ def legacy_config(config: LlamaConfig) -> dict:
     """The same config as transformers 4.x (and most hub checkpoints) write it: rope_theta and rope_scaling at
     the top level, instead of 5.x's rope_parameters. Lets the TS loader be tested on both spellings."""
     d = json.loads(config.to_json_string())
+    if "full_attention" in d["rope_parameters"]:  # Gemma 3: the full layers' RoPE, and rope_local_base_freq
+        per_type = d.pop("rope_parameters")
+        d["rope_local_base_freq"] = per_type["sliding_attention"]["rope_theta"]
+        d["rope_parameters"] = per_type["full_attention"]
     rope = dict(d.pop("rope_parameters"))
     d["rope_theta"] = rope.pop("rope_theta")
     d["rope_scaling"] = rope if rope.get("rope_type", "default") != "default" else None
@@ -459,7 +509,11 @@ def build_case(case: Case) -> dict:
 
     # --- base model: transformers vs the hand forward
     inv_freq = rope_inv_freq(shape)
-    checks["rope_inv_freq_vs_transformers"] = max_abs(inv_freq, model.model.rotary_emb.inv_freq)
+    rotary = model.model.rotary_emb
+    if shape.local_rope_theta is not None:  # Gemma 3 keeps one table per layer type
+        checks["local_rope_inv_freq_vs_transformers"] = max_abs(rope_inv_freq(shape, local=True), rotary.sliding_attention_inv_freq)
+        require(checks["local_rope_inv_freq_vs_transformers"] < 1e-7, "local RoPE inverse frequencies differ from transformers")
+    checks["rope_inv_freq_vs_transformers"] = max_abs(inv_freq, rotary.full_attention_inv_freq if shape.local_rope_theta is not None else rotary.inv_freq)
     require(checks["rope_inv_freq_vs_transformers"] < 1e-7, "RoPE inverse frequencies differ from transformers")
     with torch.no_grad():
         base_out = model(input_ids=input_ids, labels=labels)
@@ -535,7 +589,7 @@ def build_case(case: Case) -> dict:
 
     peft_model.save_pretrained(case_dir / "peft_adapter")
     (case_dir / "peft_adapter" / "README.md").unlink()  # PEFT's model-card template; not part of the format
-    checks.update(check_saved_folders(case_dir, input_ids, base_logits, peft_out.logits))
+    checks.update(check_saved_folders(case, case_dir, input_ids, base_logits, peft_out.logits))
     peft_part = {
         "prompts": {str(i): f32_list(p[0]) for i, p in prompts.items()},
         "gates": {str(i): f32_list(g[0]) for i, g in gates.items()},
@@ -617,10 +671,10 @@ def check_saved_model(case: Case, case_dir: Path, input_ids: torch.Tensor, base_
 
 
 def check_saved_folders(
-    case_dir: Path, input_ids: torch.Tensor, base_logits: torch.Tensor, peft_logits: torch.Tensor
+    case: Case, case_dir: Path, input_ids: torch.Tensor, base_logits: torch.Tensor, peft_logits: torch.Tensor
 ) -> dict[str, float]:
     """What was written reads back to the same model: the HF folder, and it plus PEFT's adapter folder."""
-    reloaded = LlamaForCausalLM.from_pretrained(case_dir / "model", attn_implementation="eager").eval()
+    reloaded = FAMILIES[case.family][1].from_pretrained(case_dir / "model", attn_implementation="eager").eval()
     with torch.no_grad():
         base_diff = max_abs(reloaded(input_ids=input_ids).logits, base_logits)
         with_adapter = PeftModel.from_pretrained(reloaded, case_dir / "peft_adapter").eval()

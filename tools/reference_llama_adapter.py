@@ -61,17 +61,33 @@ class LlamaShape:
     attn_scale: float | None = None
     attn_softcap: float | None = None
     final_softcap: float | None = None
+    # Sliding-window attention (Mistral, Gemma 2 / 3, Phi-3): a query at i sees keys i - W + 1 .. i, in the layers
+    # `sliding_layers` marks (None: every layer). Gemma 3's sliding layers rotate by a base of their own, unscaled.
+    sliding_window: int | None = None
+    sliding_layers: tuple[bool, ...] | None = None
+    local_rope_theta: float | None = None
+    rope_linear_factor: float | None = None
 
     @staticmethod
     def from_hf_config(config) -> "LlamaShape":
         """Reads a transformers LlamaConfig (5.x keeps RoPE settings in `rope_parameters`)."""
         rope = dict(getattr(config, "rope_parameters", None) or {})
+        local_rope_theta = None
+        if "full_attention" in rope:  # Gemma 3: RoPE settings per layer type
+            local = rope["sliding_attention"]
+            if local.get("rope_type", "default") != "default":
+                raise ValueError("scaled RoPE on sliding layers is not covered by this reference")
+            local_rope_theta = float(local["rope_theta"])
+            rope = dict(rope["full_attention"])
         rope_theta = rope.get("rope_theta", getattr(config, "rope_theta", None))
         if rope_theta is None:
             raise ValueError("config has no rope_theta (neither top-level nor in rope_parameters)")
         rope_type = rope.get("rope_type", "default")
-        if rope_type not in ("default", "llama3"):
+        if rope_type not in ("default", "llama3", "linear"):
             raise ValueError(f"rope_type {rope_type!r} is not covered by this reference")
+        gemma_like = config.model_type in ("gemma", "gemma2", "gemma3_text")
+        layer_types = getattr(config, "layer_types", None)
+        mixed = config.model_type in ("gemma2", "gemma3_text")
         return LlamaShape(
             vocab_size=config.vocab_size,
             hidden_size=config.hidden_size,
@@ -84,14 +100,27 @@ class LlamaShape:
             rope_theta=float(rope_theta),
             rope_llama3=rope if rope_type == "llama3" else None,
             tie_word_embeddings=bool(config.tie_word_embeddings),
-            norm_plus_one=config.model_type in ("gemma", "gemma2"),
-            embed_scale=float(torch.tensor(config.hidden_size**0.5)) if config.model_type in ("gemma", "gemma2") else None,
+            norm_plus_one=gemma_like,
+            embed_scale=float(torch.tensor(config.hidden_size**0.5)) if gemma_like else None,
             activation=getattr(config, "hidden_activation", None) or config.hidden_act,
-            sandwich_norms=config.model_type == "gemma2",
-            attn_scale=config.query_pre_attn_scalar**-0.5 if config.model_type == "gemma2" else None,
+            sandwich_norms=mixed,
+            attn_scale=config.query_pre_attn_scalar**-0.5 if mixed else None,
             attn_softcap=getattr(config, "attn_logit_softcapping", None),
             final_softcap=getattr(config, "final_logit_softcapping", None),
+            sliding_window=getattr(config, "sliding_window", None) if config.model_type in ("mistral", "gemma2", "gemma3_text", "phi3") else None,
+            sliding_layers=tuple(t == "sliding_attention" for t in layer_types) if mixed else None,
+            local_rope_theta=local_rope_theta,
+            rope_linear_factor=float(rope["factor"]) if rope_type == "linear" else None,
         )
+
+    def window(self, layer: int) -> int | None:
+        """The sliding window of `layer`, or None for full attention."""
+        if self.sliding_window is None or (self.sliding_layers is not None and not self.sliding_layers[layer]):
+            return None
+        return self.sliding_window
+
+    def local_rope(self, layer: int) -> bool:
+        return self.local_rope_theta is not None and self.sliding_layers is not None and self.sliding_layers[layer]
 
 
 @dataclass
@@ -110,10 +139,16 @@ class AdapterWeights:
 # RoPE
 
 
-def rope_inv_freq(shape: LlamaShape) -> Tensor:
-    """Inverse frequencies theta^(-2i/d), i < d/2; with llama3 scaling when configured. -> [headDim/2]"""
+def rope_inv_freq(shape: LlamaShape, local: bool = False) -> Tensor:
+    """Inverse frequencies theta^(-2i/d), i < d/2; with llama3 or linear scaling when configured; `local`: Gemma 3's
+    sliding layers (their own base, unscaled). -> [headDim/2]"""
     d = shape.head_dim
-    inv_freq = 1.0 / (shape.rope_theta ** (torch.arange(0, d, 2, dtype=torch.float32) / d))  # [d/2]
+    theta = shape.local_rope_theta if local else shape.rope_theta
+    inv_freq = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.float32) / d))  # [d/2]
+    if local:
+        return inv_freq
+    if shape.rope_linear_factor is not None:
+        return inv_freq / shape.rope_linear_factor
     if shape.rope_llama3 is None:
         return inv_freq
     # Llama 3.1 "frequency-dependent" scaling: long wavelengths (beyond the original context) are slowed down by
@@ -186,16 +221,20 @@ def attention(
     gate: Tensor | None,
     gate_fn: GateFn,
     prompt_bias: Tensor | None = None,
+    window: int | None = None,
 ) -> Tensor:
-    """One attention block on normed input x [B, T, hidden] -> [B, T, hidden] (after o_proj)."""
+    """One attention block on normed input x [B, T, hidden] -> [B, T, hidden] (after o_proj); `window`: each query
+    sees only itself and the window - 1 keys before it."""
     B, T, _ = x.shape
     H, KV, d = shape.num_heads, shape.num_kv_heads, shape.head_dim
     n_rep = H // KV
     q = split_heads(proj(w, f"{prefix}.q_proj", x), H, d)  # [B, H, T, d]
     k = split_heads(proj(w, f"{prefix}.k_proj", x), KV, d)  # [B, KV, T, d]
     v = split_heads(proj(w, f"{prefix}.v_proj", x), KV, d)  # [B, KV, T, d]
-    # Qwen3's q_norm / k_norm: RMSNorm over each head's d values, before RoPE.
+    # Qwen3's and Gemma 3's q_norm / k_norm: RMSNorm over each head's d values, before RoPE (Gemma's by 1 + w).
     q_norm, k_norm = w.get(f"{prefix}.q_norm.weight"), w.get(f"{prefix}.k_norm.weight")
+    if q_norm is not None and shape.norm_plus_one:
+        q_norm, k_norm = 1.0 + q_norm, 1.0 + k_norm
     if q_norm is not None:
         q = rms_norm(q, q_norm, shape.rms_norm_eps)
         k = rms_norm(k, k_norm, shape.rms_norm_eps)
@@ -212,6 +251,8 @@ def attention(
         return x if shape.attn_softcap is None else torch.tanh(x / shape.attn_softcap) * shape.attn_softcap
 
     causal = torch.full((T, T), float("-inf")).triu(1)  # [T, T]: 0 on and below the diagonal
+    if window is not None:  # and -inf from `window` places below it: key j visible from query i iff i - W < j <= i
+        causal = causal + torch.full((T, T), float("-inf")).tril(-window)
     scores = logits(k) + causal  # [B, H, T, T]
     out = F.softmax(scores, dim=-1) @ v  # [B, H, T, d]
 
@@ -271,6 +312,7 @@ def forward(
                 raise ValueError(f"adapter layer {layer} has a prompt but no gate")
     T = input_ids.shape[1]
     cos, sin = rope_cos_sin(rope_inv_freq(shape), T)  # [T, d] each
+    local_cos, local_sin = rope_cos_sin(rope_inv_freq(shape, local=True), T) if shape.local_rope_theta is not None else (cos, sin)
     h = w["model.embed_tokens.weight"][input_ids]  # [B, T, hidden]
     if shape.embed_scale is not None:
         h = h * torch.tensor(shape.embed_scale, dtype=h.dtype)
@@ -288,12 +330,13 @@ def forward(
             f"{p}.self_attn",
             shape,
             x,
-            cos,
-            sin,
+            local_cos if shape.local_rope(i) else cos,
+            local_sin if shape.local_rope(i) else sin,
             prompt=adapter.prompts[i] if adapted else None,
             gate=adapter.gates[i] if adapted else None,
             gate_fn=adapter.gate_fn if adapted else "identity",
             prompt_bias=adapter.prompt_bias if adapted else None,
+            window=shape.window(i),
         )
         if shape.sandwich_norms:  # Gemma 2: post_attention_layernorm is the attention's, pre/post_feedforward the MLP's
             h = h + rms_norm(attended, norm_weight(f"{p}.post_attention_layernorm.weight"), eps)

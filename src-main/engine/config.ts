@@ -1,13 +1,15 @@
 // Model configuration: a Hugging Face `config.json` of a LLaMA-layout decoder, parsed and checked.
 //
-// Families (`model_type`): llama (with or without `attention_bias`), mistral (LLaMA's layout with a sliding
-// window: the context is capped at the window, within which attention is full attention exactly), qwen2
+// Families (`model_type`): llama (with or without `attention_bias`), mistral (LLaMA's layout with sliding-window
+// attention: each query sees the last `sliding_window` tokens), qwen2
 // (Qwen2 / Qwen2.5: LLaMA's layout with biased q/k/v projections, o without) and qwen3 (per-head RMSNorm of queries
 // and keys before RoPE, `head_dim` of its own, biases only with attention_bias) and gemma (Gemma 1: embeddings scaled
 // by sqrt(hidden), RMSNorm weights applied as 1 + w, a GELU-gated MLP, `head_dim` 256 by default) and gemma2 (Gemma's
 // plus norms after attention and after the MLP, soft-capped attention and final logits, query_pre_attn_scalar, and
-// sliding-window layers: the context is capped at the window, as for Mistral) and phi3 (Phi-3: LLaMA's block with q/k/v
-// and gate/up stored fused, as qkv_proj and gate_up_proj, and a sliding window capping the context). Field names follow the engine's code (camelCase); `fromHfConfig`
+// sliding-window layers alternating with full ones), gemma3_text (Gemma 3's text model: Gemma 2's block with q/k
+// norms, five sliding layers to each full one, and a RoPE base of their own for the sliding layers) and phi3 (Phi-3:
+// LLaMA's block with q/k/v and gate/up stored fused, as qkv_proj and gate_up_proj, and a sliding window). Field names
+// follow the engine's code (camelCase); `fromHfConfig`
 // maps HF's names and `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
 // Every field that changes the computation is implemented or refused by name.
 
@@ -22,8 +24,16 @@ export interface Llama3RopeScaling {
   originalMaxPositions: number;
 }
 
-/** The decoder families this engine runs: the same block, differing in the fields below. */
-export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'phi3'] as const;
+/** Linear RoPE scaling (`rope_type == "linear"`): every inverse frequency divided by `factor` (Gemma 3's global layers). */
+export interface LinearRopeScaling {
+  type: 'linear';
+  factor: number;
+}
+
+export type RopeScaling = Llama3RopeScaling | LinearRopeScaling;
+
+/** The decoder families this engine runs (their `model_type`s): the same block, differing in the fields below. */
+export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3'] as const;
 
 /** The MLP's gate activation: SwiGLU's silu, or GeGLU's GELU in PyTorch's tanh approximation. */
 export type MlpActivation = 'silu' | 'gelu_tanh';
@@ -41,7 +51,8 @@ export interface LlamaConfig {
   family: ModelFamily;
   /** Biases on the attention projections: q/k/v (Qwen2; LLaMA's and Qwen3's attention_bias), o (the attention_bias). */
   attentionBias: { qkv: boolean; o: boolean };
-  /** Qwen3's q_norm / k_norm: RMSNorm over each head of the queries and keys, before RoPE (absent: none). */
+  /** Qwen3's and Gemma 3's q_norm / k_norm: RMSNorm over each head of the queries and keys, before RoPE (absent:
+   * none); by 1 + w where normPlusOne says so. */
   qkNorm?: boolean;
   /** Gemma: every RMSNorm multiplies by (1 + weight), the stored weight being the offset from 1 (absent: by weight). */
   normPlusOne?: boolean;
@@ -69,12 +80,16 @@ export interface LlamaConfig {
   headDim: number; // dim / nHeads unless config.json says otherwise
   normEps: number;
   ropeTheta: number;
-  ropeScaling: Llama3RopeScaling | null;
+  ropeScaling: RopeScaling | null;
+  /** Gemma 3: the sliding layers' RoPE base, unscaled (absent: every layer rotates by ropeTheta and ropeScaling). */
+  localRopeTheta?: number;
   maxPositions: number;
   tieEmbeddings: boolean; // lm_head shares embed_tokens' weight
-  /** Mistral's sliding window (null: none). maxPositions is capped at it: sliding attention is not implemented, and
-   * over at most `slidingWindow` tokens it equals full attention. */
+  /** Sliding-window attention (Mistral, Gemma 2 / 3, Phi-3): a query at position i sees keys i - W + 1 .. i, as
+   * transformers' sliding_window_overlay (null: none). */
   slidingWindow?: number | null;
+  /** Which layers slide (Gemma 2 and 3 mix sliding and full layers); absent: every layer, when slidingWindow is set. */
+  slidingLayers?: boolean[];
   bosId: number | null;
   eosIds: number[]; // generation stops at any of these; the first is appended in training
 }
@@ -127,7 +142,7 @@ const LIMITS: Record<string, number> = {
  * config that sets them is refused, never run as if they were absent (wrong logits, silently).
  */
 function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void {
-  const gemmaLike = family === 'gemma' || family === 'gemma2';
+  const gemmaLike = isGemmaLike(family);
   if ((family === 'llama' || family === 'qwen3' || gemmaLike) && cfg.attention_bias !== undefined && typeof cfg.attention_bias !== 'boolean') {
     throw new EngineError(`${file}: field "attention_bias" must be true or false, got ${JSON.stringify(cfg.attention_bias)}`);
   }
@@ -155,8 +170,7 @@ function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void
       if (cfg[key] !== undefined && cfg[key] !== 0) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(cfg[key])}; this engine implements Phi-3 without dropout only`);
     }
   }
-  if (family === 'gemma2') {
-    // Sliding and full layers alike run as full attention within the window the context is capped at.
+  if (family === 'gemma2' || family === 'gemma3_text') {
     const types = cfg.layer_types;
     if (types !== undefined && (!Array.isArray(types) || types.some((t) => t !== 'full_attention' && t !== 'sliding_attention'))) {
       throw new EngineError(`${file}: field "layer_types" names ${JSON.stringify(Array.isArray(types) ? [...new Set(types)] : types)}; this engine implements "full_attention" and "sliding_attention" layers only`);
@@ -172,6 +186,44 @@ function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void
       throw new EngineError(`${file}: field "layer_types" names ${JSON.stringify(Array.isArray(types) ? [...new Set(types)] : types)}; this engine implements "full_attention" layers only`);
     }
   }
+}
+
+function isGemmaLike(family: ModelFamily): boolean {
+  return family === 'gemma' || family === 'gemma2' || family === 'gemma3_text';
+}
+
+/** Which layers slide: `layer_types` where the config lists them, else every `pattern`-th layer is full (Gemma 2's
+ * default alternation is pattern 2, Gemma 3's 6), as transformers derives them. */
+function slidingLayersOf(cfg: Json, file: string, nLayers: number, pattern: number): boolean[] {
+  const types = cfg.layer_types;
+  if (Array.isArray(types)) {
+    if (types.length !== nLayers) throw new EngineError(`${file}: field "layer_types" lists ${types.length} layers; "num_hidden_layers" is ${nLayers}`);
+    return types.map((t) => t === 'sliding_attention');
+  }
+  return Array.from({ length: nLayers }, (_, i) => (i + 1) % pattern !== 0);
+}
+
+/**
+ * Gemma 3's RoPE: the full layers' base and scaling (`rope_parameters.full_attention`, or the legacy top-level
+ * rope_theta / rope_scaling), and the sliding layers' base (`rope_parameters.sliding_attention.rope_theta`, or the
+ * legacy rope_local_base_freq), which must be unscaled.
+ */
+function gemma3Rope(cfg: Json, file: string): { ropeTheta: number; ropeScaling: RopeScaling | null; localRopeTheta: number } {
+  const params = (cfg.rope_parameters ?? {}) as Json;
+  const full = (params.full_attention ?? {}) as Json;
+  const sliding = (params.sliding_attention ?? {}) as Json;
+  const slidingType = sliding.rope_type ?? 'default';
+  if (slidingType !== 'default') throw new EngineError(`${file}: field "rope_parameters.sliding_attention.rope_type" is ${JSON.stringify(slidingType)}; supported: "default"`);
+  const theta = (value: unknown, key: string, fallback: number) => {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'number' || !(value > 0)) throw new EngineError(`${file}: field "${key}" must be a positive number, got ${JSON.stringify(value)}`);
+    return value;
+  };
+  return {
+    ropeTheta: theta(full.rope_theta ?? cfg.rope_theta, 'rope_parameters.full_attention.rope_theta', 1_000_000),
+    ropeScaling: parseRopeScaling(cfg.rope_scaling ?? (full.rope_type !== undefined ? full : undefined), file),
+    localRopeTheta: theta(sliding.rope_theta ?? cfg.rope_local_base_freq, 'rope_parameters.sliding_attention.rope_theta', 10_000),
+  };
 }
 
 /** In words: "qwen2", "llama with attention_bias", "llama". */
@@ -191,6 +243,9 @@ export function requirePlainLlama(c: LlamaConfig, what: string, alsoMistral = fa
 /** Parse an HF `config.json` object. `file` names the source in error messages. */
 export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   const modelType = cfg.model_type ?? 'llama';
+  if (modelType === 'gemma3') {
+    throw new EngineError(`${file}: field "model_type" is "gemma3", Gemma 3's vision-language folder; this engine runs its text model (model_type "gemma3_text", as Gemma 3 1B ships)`);
+  }
   if (!(MODEL_FAMILIES as readonly unknown[]).includes(modelType)) {
     throw new EngineError(`${file}: field "model_type" is ${JSON.stringify(modelType)}; supported: ${MODEL_FAMILIES.map((f) => `"${f}"`).join(', ')}`);
   }
@@ -209,8 +264,8 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     );
   }
   // Qwen3Config's head_dim defaults to 128 whatever the width (transformers' own default), the others' to dim / heads.
-  const gemmaLike = family === 'gemma' || family === 'gemma2';
-  const defaultHeadDim = family === 'qwen3' ? 128 : gemmaLike ? 256 : dim / nHeads; // Gemma(2)Config's: 256
+  const gemmaLike = isGemmaLike(family);
+  const defaultHeadDim = family === 'qwen3' ? 128 : gemmaLike ? 256 : dim / nHeads; // Gemma(2, 3)Config's: 256
   const headDim = field(cfg, file, 'head_dim', 'int', defaultHeadDim);
   if (cfg.head_dim === undefined && family !== 'qwen3' && !gemmaLike && dim % nHeads !== 0) {
     throw new EngineError(`${file}: field "hidden_size" (${dim}) must be divisible by "num_attention_heads" (${nHeads})`);
@@ -226,19 +281,30 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   const llamaBias = (family === 'llama' || family === 'qwen3' || gemmaLike) && cfg.attention_bias === true;
   // Released Gemma configs name hidden_activation beside a legacy hidden_act; all of those values mean the tanh GELU.
   const act = (cfg.hidden_activation ?? cfg.hidden_act ?? (gemmaLike ? 'gelu_pytorch_tanh' : 'silu')) as string;
-  // Mistral's, Gemma 2's and Phi-3's sliding windows cap the context: over at most that many tokens it is full attention.
-  const slides = family === 'mistral' || family === 'gemma2' || family === 'phi3';
-  const slidingWindow = slides && cfg.sliding_window !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int') : null;
+  const slides = family === 'mistral' || family === 'gemma2' || family === 'gemma3_text' || family === 'phi3';
+  // Gemma(2, 3)Config default to a 4096-token window; Mistral's and Phi-3's to none.
+  const windowDefault = family === 'gemma2' || family === 'gemma3_text' ? 4096 : undefined;
+  const slidingWindow = slides && (cfg.sliding_window ?? windowDefault) !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int', windowDefault) : null;
+  const nLayers = field(cfg, file, 'num_hidden_layers', 'int');
+  // Gemma 2 and 3 mix sliding and full layers (Gemma 3's sliding layers also rotate by a base of their own).
+  const mixedLayers = family === 'gemma2' || family === 'gemma3_text';
   const softcap = (key: string): number | undefined => (cfg[key] === undefined || cfg[key] === null ? undefined : field(cfg, file, key, 'number'));
-  const declaredMax = field(cfg, file, 'max_position_embeddings', 'int', 2048) as number;
+  const rope =
+    family === 'gemma3_text'
+      ? gemma3Rope(cfg, file)
+      : {
+          // transformers 5 writes RoPE settings as `rope_parameters`; 4.x and most checkpoints use the top level.
+          ropeTheta: field(cfg, file, 'rope_theta', 'number', (cfg.rope_parameters as Json | undefined)?.rope_theta ?? 10000) as number,
+          ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file),
+        };
   return {
     family,
     attentionBias: { qkv: family === 'qwen2' || llamaBias, o: llamaBias },
-    ...(family === 'qwen3' ? { qkNorm: true } : {}),
-    // torch.tensor(hidden_size ** 0.5): the float32 nearest sqrt(hidden).
+    ...(family === 'qwen3' || family === 'gemma3_text' ? { qkNorm: true } : {}),
     ...(family === 'phi3' ? { fusedProjections: true } : {}),
+    // torch.tensor(hidden_size ** 0.5): the float32 nearest sqrt(hidden).
     ...(gemmaLike ? { normPlusOne: true, embedScale: Math.fround(Math.sqrt(dim)) } : {}),
-    ...(family === 'gemma2'
+    ...(family === 'gemma2' || family === 'gemma3_text'
       ? {
           sandwichNorms: true,
           attnScale: 1 / Math.sqrt(field(cfg, file, 'query_pre_attn_scalar', 'number', 256)),
@@ -250,30 +316,30 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     vocabSize,
     dim,
     ffnDim: field(cfg, file, 'intermediate_size', 'int'),
-    nLayers: field(cfg, file, 'num_hidden_layers', 'int'),
+    nLayers,
     nHeads,
     nKvHeads,
     headDim,
     normEps: field(cfg, file, 'rms_norm_eps', 'number', 1e-6),
-    // transformers 5 writes RoPE settings as `rope_parameters`; 4.x and most checkpoints use the top level.
-    ropeTheta: field(cfg, file, 'rope_theta', 'number', (cfg.rope_parameters as Json | undefined)?.rope_theta ?? 10000),
-    ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file),
-    maxPositions: slidingWindow === null ? declaredMax : Math.min(declaredMax, slidingWindow),
-    tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', false),
+    ...rope,
+    maxPositions: field(cfg, file, 'max_position_embeddings', 'int', 2048),
+    // Gemma(2, 3)Config tie the head by default; the others untie it.
+    tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', gemmaLike),
     ...(slides ? { slidingWindow } : {}),
+    ...(mixedLayers ? { slidingLayers: slidingLayersOf(cfg, file, nLayers, family === 'gemma2' ? 2 : (cfg.sliding_window_pattern as number | undefined) ?? 6) } : {}),
     // Qwen's tokenizer adds no BOS (its config may still name <|endoftext|> as bos_token_id): neither do we.
     bosId: family === 'qwen2' || family === 'qwen3' || bos.length === 0 ? null : bos[0]!,
     eosIds,
   };
 }
 
-function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null {
+function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
   if (raw === undefined || raw === null) return null;
   const rs = raw as Json;
   const type = rs.rope_type ?? rs.type;
   if (type === 'default') return null;
-  if (type !== 'llama3') {
-    throw new EngineError(`${file}: field "rope_scaling.rope_type" is ${JSON.stringify(type)}; supported: "llama3" or none`);
+  if (type !== 'llama3' && type !== 'linear') {
+    throw new EngineError(`${file}: field "rope_scaling.rope_type" is ${JSON.stringify(type)}; supported: "llama3", "linear" or none`);
   }
   const num = (key: string) => {
     const v = rs[key];
@@ -282,6 +348,7 @@ function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null 
     }
     return v;
   };
+  if (type === 'linear') return { type: 'linear', factor: num('factor') };
   return {
     type: 'llama3',
     factor: num('factor'),
@@ -295,7 +362,7 @@ function parseRopeScaling(raw: unknown, file: string): Llama3RopeScaling | null 
 export function toHfConfig(c: LlamaConfig): Json {
   const family = c.family ?? 'llama';
   return {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM', phi3: 'Phi3ForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM', gemma3_text: 'Gemma3ForCausalLM', phi3: 'Phi3ForCausalLM' }[family]],
     model_type: family,
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
@@ -306,26 +373,29 @@ export function toHfConfig(c: LlamaConfig): Json {
     head_dim: c.headDim,
     rms_norm_eps: c.normEps,
     rope_theta: c.ropeTheta,
-    rope_scaling: c.ropeScaling && {
-      rope_type: 'llama3',
-      factor: c.ropeScaling.factor,
-      low_freq_factor: c.ropeScaling.lowFreqFactor,
-      high_freq_factor: c.ropeScaling.highFreqFactor,
-      original_max_position_embeddings: c.ropeScaling.originalMaxPositions,
-    },
+    rope_scaling: ropeScalingJson(c.ropeScaling),
     max_position_embeddings: c.maxPositions,
     tie_word_embeddings: c.tieEmbeddings,
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: { silu: 'silu', gelu_tanh: 'gelu_pytorch_tanh' }[c.mlpActivation ?? 'silu'],
-    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0 } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' || family === 'gemma3_text' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0 } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }
 
-/** Gemma 2's own config.json fields, written back (transformers' names; its MLP reads hidden_activation). */
+function ropeScalingJson(s: RopeScaling | null): Json | null {
+  if (!s) return null;
+  if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
+  return { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalMaxPositions };
+}
+
+/** Gemma 2's and 3's own config.json fields, written back (transformers' names; the MLP reads hidden_activation). */
 function gemma2Fields(c: LlamaConfig): Json {
   return {
+    ...(c.slidingLayers ? { layer_types: c.slidingLayers.map((slides) => (slides ? 'sliding_attention' : 'full_attention')) } : {}),
+    // Gemma 3 reads the legacy spellings too: its full layers' base and scaling at the top level, the sliding layers' base.
+    ...(c.localRopeTheta !== undefined ? { rope_local_base_freq: c.localRopeTheta } : {}),
     attention_bias: c.attentionBias?.o ?? false,
     hidden_activation: 'gelu_pytorch_tanh',
     query_pre_attn_scalar: c.attnScale === undefined ? c.headDim : Math.round(1 / (c.attnScale * c.attnScale)),
@@ -335,10 +405,24 @@ function gemma2Fields(c: LlamaConfig): Json {
   };
 }
 
-/** The HF names of a layer's norms: Gemma 2 has four; the others two (post_attention_layernorm is the MLP's). */
+/** The HF names of a layer's norms: Gemma 2 and 3 have four; the others two (post_attention_layernorm is the MLP's). */
 export function layerNormNames(c: LlamaConfig): { attnNorm: string; mlpNorm: string; postAttnNorm?: string; postMlpNorm?: string } {
   if (!c.sandwichNorms) return { attnNorm: 'input_layernorm', mlpNorm: 'post_attention_layernorm' };
   return { attnNorm: 'input_layernorm', postAttnNorm: 'post_attention_layernorm', mlpNorm: 'pre_feedforward_layernorm', postMlpNorm: 'post_feedforward_layernorm' };
+}
+
+/**
+ * The window layer `layer` attends within, or null for full attention: Mistral's and Phi-3's every layer, Gemma 2's
+ * and 3's sliding layers.
+ */
+export function layerWindow(c: LlamaConfig, layer: number): number | null {
+  if (c.slidingWindow === undefined || c.slidingWindow === null) return null;
+  return !c.slidingLayers || c.slidingLayers[layer] ? c.slidingWindow : null;
+}
+
+/** Whether layer `layer` rotates by Gemma 3's local RoPE base (its sliding layers). */
+export function usesLocalRope(c: LlamaConfig, layer: number): boolean {
+  return c.localRopeTheta !== undefined && (c.slidingLayers?.[layer] ?? false);
 }
 
 /** Phi-3's fused projections: the HF tensor, and the engine's projections stacked in it, in row order. */

@@ -9,9 +9,9 @@
 // other backend runs.
 
 import * as tf from '@tensorflow/tfjs-core';
-import type { LlamaConfig } from './config.js';
+import { layerWindow, type LlamaConfig, usesLocalRope } from './config.js';
 import { EngineError } from './errors.js';
-import { type Adapter, type AttentionScoring, attentionLogits, gatedPromptAttention, promptKeysValues, repeatKvHeads } from './adapter.js';
+import { type Adapter, type AttentionScoring, attentionLogits, type GateMode, gatedPromptAttention, promptKeysValues, repeatKvHeads } from './adapter.js';
 import { type BatchImages, imagePromptBias } from './image-prompt.js';
 import { type FusedOps, fusedKernels } from './kernels.js';
 import { type Lora, loraDelta, type LoraTarget } from './lora.js';
@@ -93,12 +93,27 @@ export function disposeKVCache(cache: KVCache): void {
   cache.length = 0;
 }
 
-/** Additive causal mask [T, past + T]: query i (at position past + i) sees keys 0 .. past + i. */
-export function causalMask(T: number, past: number): tf.Tensor2D {
+/**
+ * Additive causal mask [T, past + T]: query i (at position past + i) sees keys 0 .. past + i; within a sliding
+ * `window`, only the last `window` of them (keys past + i - window + 1 .. past + i, as transformers' sliding window).
+ */
+export function causalMask(T: number, past: number, window: number | null = null): tf.Tensor2D {
   const S = past + T;
   const m = new Float32Array(T * S);
-  for (let i = 0; i < T; i++) for (let j = past + i + 1; j < S; j++) m[i * S + j] = -1e9;
+  for (let i = 0; i < T; i++) {
+    const first = window === null ? 0 : Math.max(0, past + i - window + 1);
+    for (let j = 0; j < S; j++) if (j < first || j > past + i) m[i * S + j] = -1e9;
+  }
   return tf.tensor2d(m, [T, S]);
+}
+
+/**
+ * The window that bites in layer `layer` over `length` tokens (cached and new), or null: a window at least as long
+ * as the sequence masks nothing, and the layer runs as full attention (on the fused kernel where there is one).
+ */
+function activeWindow(c: LlamaConfig, layer: number, length: number): number | null {
+  const window = layerWindow(c, layer);
+  return window !== null && length > window ? window : null;
 }
 
 /**
@@ -146,6 +161,12 @@ export function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.
   return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D; // [B, H, T, hd]
 }
 
+/** The layer's q_norm / k_norm as they multiply (Gemma 3's by 1 + w); undefined where the family has none. */
+function qkNorms(c: LlamaConfig, w: LayerWeights): { qNorm?: tf.Tensor1D; kNorm?: tf.Tensor1D } {
+  if (!w.qNorm || !w.kNorm) return {};
+  return { qNorm: normWeight(c, w.qNorm), kNorm: normWeight(c, w.kNorm) };
+}
+
 /** The family's attention scoring, or undefined for the plain 1/sqrt(hd). */
 function scoringOf(c: LlamaConfig): AttentionScoring | undefined {
   if (c.attnScale === undefined && c.attnSoftcap === undefined) return undefined;
@@ -165,17 +186,18 @@ function attention(
   layer: number,
   x: tf.Tensor3D, // [B, T, dim], normed
   rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
-  mask: tf.Tensor2D,
+  mask: tf.Tensor2D | null, // [T, past + T]; null on the fused kernel, which masks as it goes (no window biting)
   opts: LayerOptions,
 ): tf.Tensor3D {
   const fused = fusedKernels();
-  if (fused && !compositeAttention(model.config)) return fusedAttention(fused, model, layer, x, rope, opts);
+  if (fused && !compositeAttention(model.config)) return fusedAttention(fused, model, layer, x, rope, mask, opts);
   const c = model.config;
   const w = model.weights.layers[layer];
   const [B, T] = x.shape;
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
-  const q = applyRope(splitHeads(headNorm(linear(x, w.wq, at('q'), w.bq), w.qNorm, c.normEps), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
-  let k = applyRope(splitHeads(headNorm(linear(x, w.wk, at('k'), w.bk), w.kNorm, c.normEps), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
+  const { qNorm, kNorm } = qkNorms(c, w);
+  const q = applyRope(splitHeads(headNorm(linear(x, w.wq, at('q'), w.bq), qNorm, c.normEps), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
+  let k = applyRope(splitHeads(headNorm(linear(x, w.wk, at('k'), w.bk), kNorm, c.normEps), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
   let v = splitHeads(linear(x, w.wv, at('v'), w.bv), c.nKvHeads, c.headDim); // [B, nKv, T, hd]
 
   const cache = opts.cache;
@@ -194,13 +216,13 @@ function attention(
   }
   const rep = c.nHeads / c.nKvHeads;
   const scoring = scoringOf(c);
-  let out = attend(q, repeatKvHeads(k, rep), repeatKvHeads(v, rep), mask, scoring); // [B, H, T, hd]
+  let out = attend(q, repeatKvHeads(k, rep), repeatKvHeads(v, rep), mask!, scoring); // [B, H, T, hd]
 
   const adapted = opts.adapter?.byLayer.get(layer);
   if (adapted) {
     let promptKV = cache?.prompt.get(layer);
     if (!promptKV) {
-      promptKV = promptKeysValues(c, adapted.prompt as tf.Tensor2D, w, opts.promptBias);
+      promptKV = promptKeysValues(c, adapted.prompt as tf.Tensor2D, { ...w, kNorm }, opts.promptBias);
       if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
     }
     const [kp, vp] = [promptKV.kp, promptKV.vp] as tf.Tensor4D[];
@@ -213,7 +235,8 @@ function attention(
 
 /**
  * `attention` on the fused kernels: the same steps in the projections' layout [B, T, heads * hd], so
- * heads are never split, repeated or merged; one kernel does both softmaxes, the gate and the sum.
+ * heads are never split, repeated or merged; one kernel does both softmaxes, the gate and the sum. A sliding window
+ * that bites (`mask` given) runs as composite ops over the same layout, so the cache keeps one layout throughout.
  */
 function fusedAttention(
   fused: FusedOps,
@@ -221,6 +244,7 @@ function fusedAttention(
   layer: number,
   x: tf.Tensor3D, // [B, T, dim], normed
   rope: { cos: tf.Tensor2D; sin: tf.Tensor2D },
+  windowMask: tf.Tensor2D | null, // [T, past + T], only where the layer's sliding window masks something
   opts: LayerOptions,
 ): tf.Tensor3D {
   const c = model.config;
@@ -228,8 +252,9 @@ function fusedAttention(
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
   const rotate = (t: tf.Tensor) => consume(fused.rope(t, rope.cos, rope.sin, c.headDim), t);
   const normed = (t: tf.Tensor, weight?: tf.Tensor1D) => (weight ? consume(headNorm(t, weight, c.normEps), t) : t);
-  const q = rotate(normed(linear(x, w.wq, at('q'), w.bq), w.qNorm)) as tf.Tensor3D; // [B, T, H * hd]
-  let k = rotate(normed(linear(x, w.wk, at('k'), w.bk), w.kNorm)) as tf.Tensor3D; // [B, T, nKv * hd]
+  const { qNorm, kNorm } = qkNorms(c, w);
+  const q = rotate(normed(linear(x, w.wq, at('q'), w.bq), qNorm)) as tf.Tensor3D; // [B, T, H * hd]
+  let k = rotate(normed(linear(x, w.wk, at('k'), w.bk), kNorm)) as tf.Tensor3D; // [B, T, nKv * hd]
   let v = linear(x, w.wv, at('v'), w.bv) as tf.Tensor3D; // [B, T, nKv * hd]
 
   const cache = opts.cache;
@@ -255,16 +280,45 @@ function fusedAttention(
       // The prompt [K, dim] (plus the per-example image term [B, 1, dim]) through the frozen k / v projections
       // (their biases included) and Qwen3's k_norm, no RoPE.
       const p = opts.promptBias ? tf.add(adapted.prompt, opts.promptBias) : adapted.prompt;
-      promptKV = { kp: normed(linear(p, w.wk, undefined, w.bk), w.kNorm), vp: linear(p, w.wv, undefined, w.bv) }; // [B|-, K, nKv * hd]
+      promptKV = { kp: normed(linear(p, w.wk, undefined, w.bk), kNorm), vp: linear(p, w.wv, undefined, w.bv) }; // [B|-, K, nKv * hd]
       if (cache) cache.prompt.set(layer, { kp: tf.keep(promptKV.kp), vp: tf.keep(promptKV.vp) });
     }
     prompt = { ...promptKV, gate: adapted.gate as tf.Tensor1D, gateMode: opts.adapter!.spec.gateMode };
+  }
+  if (windowMask) {
+    const out = windowedAttention(c, q, k, v, windowMask, prompt); // [B, T, H * hd]
+    return consume(linear(out, w.wo, at('o'), w.bo), out) as tf.Tensor3D;
   }
   const shape = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: c.headDim, past };
   // The kernel scores by 1/sqrt(hd): another scale (Gemma 2's query_pre_attn_scalar) is folded into the queries.
   const qScaled = c.attnScale === undefined ? q : consume(tf.mul(q, c.attnScale * Math.sqrt(c.headDim)) as tf.Tensor3D, q);
   const out = fused.attention(qScaled, k as tf.Tensor3D, v as tf.Tensor3D, shape, prompt); // [B, T, H * hd]
   return consume(linear(out, w.wo, at('o'), w.bo), out) as tf.Tensor3D;
+}
+
+/**
+ * The fused layout's attention as composite ops, under a sliding-window mask the fused kernel does not take:
+ * heads split and repeated, both softmaxes as in `attention`, merged back to [B, T, H * hd].
+ */
+function windowedAttention(
+  c: LlamaConfig,
+  q: tf.Tensor3D, // [B, T, H * hd], rotated
+  k: tf.Tensor3D, // [B, S, nKv * hd], rotated, the cache included
+  v: tf.Tensor3D, // [B, S, nKv * hd]
+  mask: tf.Tensor2D, // [T, S]
+  prompt?: { kp: tf.Tensor; vp: tf.Tensor; gate: tf.Tensor1D; gateMode: GateMode },
+): tf.Tensor3D {
+  const [B, T] = q.shape;
+  const rep = c.nHeads / c.nKvHeads;
+  const qh = splitHeads(q, c.nHeads, c.headDim); // [B, H, T, hd]
+  const scoring = scoringOf(c);
+  let out = attend(qh, repeatKvHeads(splitHeads(k, c.nKvHeads, c.headDim), rep), repeatKvHeads(splitHeads(v, c.nKvHeads, c.headDim), rep), mask, scoring);
+  if (prompt) {
+    // [K, nKv * hd] or [B, K, nKv * hd] -> [B|1, H, K, hd]
+    const heads = (t: tf.Tensor) => repeatKvHeads(splitHeads(t.rank === 2 ? tf.expandDims(t, 0) : t, c.nKvHeads, c.headDim), rep);
+    out = tf.add(out, gatedPromptAttention(qh, heads(prompt.kp), heads(prompt.vp), prompt.gate, prompt.gateMode, scoring)) as tf.Tensor4D;
+  }
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.nHeads * c.headDim]) as tf.Tensor3D;
 }
 
 /** GELU in PyTorch's tanh approximation (gelu_pytorch_tanh), as composite ops: every backend differentiates them. */
@@ -324,7 +378,15 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
     const fused = fusedKernels();
     const layerOpts: LayerOptions = { ...opts, promptBias: imageTerm(opts, ids.shape[0]) };
     const rope = ropeTables(c, past, T);
-    const mask = fused && !compositeAttention(c) ? null : causalMask(T, past); // the fused attention masks as it goes
+    const localRope = c.localRopeTheta !== undefined ? ropeTables(c, past, T, true) : null; // Gemma 3's sliding layers
+    // Masks by window (null: plain causal), made before the layers' scopes; the fused attention masks as it goes
+    // and needs one only where a sliding window bites.
+    const fusedPath = fused !== null && !compositeAttention(c);
+    const masks = new Map<number | null, tf.Tensor2D>();
+    for (let i = 0; i < c.nLayers; i++) {
+      const window = activeWindow(c, i, past + T);
+      if ((!fusedPath || window !== null) && !masks.has(window)) masks.set(window, causalMask(T, past, window));
+    }
     const residual = (a: tf.Tensor, b: tf.Tensor) => (fused ? fused.residualAdd(a, b) : tf.add(a, b)) as tf.Tensor3D;
     let h = tf.gather(w.embed, ids) as tf.Tensor as tf.Tensor3D; // [B, T, dim]
     if (c.embedScale !== undefined) h = consume(tf.mul(h, c.embedScale), h); // Gemma: times sqrt(dim)
@@ -335,7 +397,10 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
       // ends, rather than when the whole forward pass does.
       h = tf.tidy(() => {
         const normed = rmsNorm(input, normWeight(c, lw.attnNorm), c.normEps) as tf.Tensor3D;
-        let attended = consume(attention(model, i, normed, rope, mask!, layerOpts), normed);
+        const layerRope = localRope && usesLocalRope(c, i) ? localRope : rope;
+        const window = activeWindow(c, i, past + T);
+        const mask = fusedPath && window === null ? null : masks.get(window)!;
+        let attended = consume(attention(model, i, normed, layerRope, mask, layerOpts), normed);
         if (lw.postAttnNorm) attended = consume(rmsNorm(attended, normWeight(c, lw.postAttnNorm), c.normEps) as tf.Tensor3D, attended);
         const mid = consume(residual(input, attended), attended);
         const normed2 = rmsNorm(mid, normWeight(c, lw.mlpNorm), c.normEps);
@@ -374,6 +439,8 @@ export function compositeSteps(c: LlamaConfig): string[] {
   if (c.normPlusOne) steps.push('norm weights as 1 + w (an add per norm)');
   if (c.embedScale !== undefined) steps.push('the embedding scale');
   if (compositeAttention(c)) steps.push('soft-capped attention (all of it: the fused kernel has no cap)');
+  else if (c.slidingWindow) steps.push(`attention in sliding-window layers once a sequence passes the window (${c.slidingWindow} tokens)`);
+  if (c.qkNorm && c.normPlusOne) steps.push('q/k norm weights as 1 + w');
   if (c.finalSoftcap !== undefined) steps.push('the final logit soft cap (and the loss over it)');
   return steps;
 }

@@ -5,17 +5,19 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
 
 /**
- * Inverse frequencies [headDim / 2], computed in float32 as transformers does, with Llama 3's
- * long-context rescaling when the config asks for it.
+ * Inverse frequencies [headDim / 2], computed in float32 as transformers does, with Llama 3's long-context or
+ * linear rescaling when the config asks for it. `local`: Gemma 3's sliding layers, their own base and no scaling.
  */
-export function inverseFrequencies(c: LlamaConfig): Float32Array {
+export function inverseFrequencies(c: LlamaConfig, local = false): Float32Array {
   const half = c.headDim / 2;
   const inv = new Float32Array(half);
+  const theta = local && c.localRopeTheta !== undefined ? c.localRopeTheta : c.ropeTheta;
   for (let i = 0; i < half; i++) {
-    inv[i] = Math.fround(1 / Math.fround(Math.pow(c.ropeTheta, Math.fround((2 * i) / c.headDim))));
+    inv[i] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / c.headDim))));
   }
-  const s = c.ropeScaling;
+  const s = local && c.localRopeTheta !== undefined ? null : c.ropeScaling;
   if (!s) return inv;
+  if (s.type === 'linear') return inv.map((f) => f / s.factor); // Float32Array.map rounds to float32, as torch does
   // Llama 3: long wavelengths are slowed by `factor`, short ones kept, the band between blended.
   const lowFreqWavelen = s.originalMaxPositions / s.lowFreqFactor;
   const highFreqWavelen = s.originalMaxPositions / s.highFreqFactor;
@@ -31,9 +33,9 @@ export function inverseFrequencies(c: LlamaConfig): Float32Array {
   return inv;
 }
 
-/** cos and sin tables for positions [start, start + length): each [length, headDim]. */
-export function ropeTables(c: LlamaConfig, start: number, length: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
-  const inv = inverseFrequencies(c);
+/** cos and sin tables for positions [start, start + length): each [length, headDim]. `local`: as inverseFrequencies. */
+export function ropeTables(c: LlamaConfig, start: number, length: number, local = false): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const inv = inverseFrequencies(c, local);
   const half = inv.length;
   const cos = new Float32Array(length * c.headDim);
   const sin = new Float32Array(length * c.headDim);
