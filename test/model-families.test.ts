@@ -32,7 +32,7 @@ describe('model families', () => {
     expect(() => fromHfConfig({ ...BASE, model_type: 'llama', hidden_act: 'gelu' })).toThrow('field "hidden_act" is "gelu"');
   });
 
-  it('gemma2: sandwich norms, soft caps, query_pre_attn_scalar; the context capped at its sliding window', () => {
+  it('gemma2: sandwich norms, soft caps, query_pre_attn_scalar; sliding layers alternating with full ones', () => {
     const c = fromHfConfig({ ...BASE, model_type: 'gemma2', head_dim: 16, query_pre_attn_scalar: 24, attn_logit_softcapping: 50, final_logit_softcapping: 30, sliding_window: 4096, max_position_embeddings: 8192, layer_types: ['sliding_attention', 'full_attention'] });
     expect(c).toMatchObject({ family: 'gemma2', sandwichNorms: true, normPlusOne: true, attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 4096, maxPositions: 8192, mlpActivation: 'gelu_tanh', slidingLayers: [true, false] });
     expect(layerWindow(c, 0)).toBe(4096);

@@ -284,7 +284,7 @@ CASES = [
     ),
     # Gemma 2: norms after attention and the MLP too, soft caps small enough to bite (attention 5, final 3: random
     # weights give logits well past them), query_pre_attn_scalar other than head_dim, alternating sliding-window
-    # layers with a window (16) longer than the sequence, the only case the engine runs (it caps the context there).
+    # layers with a window (16) longer than the sequence (mistral_window and gemma3 have windows that bite).
     Case(
         "gemma2",
         seed=1011,

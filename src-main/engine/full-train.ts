@@ -380,7 +380,7 @@ export async function writeModelFolder(dir: string, model: LlamaModel, opts: Mod
     tensors.push({ name, shape: stored.shape, data: new Float32Array(await stored.data()), dtype });
     if (stored !== tensor) stored.dispose();
   }
-  writeSafetensors(path.join(dir, 'model.safetensors'), model.config.fusedProjections ? fuseProjections(tensors) : tensors, { format: 'pt', ...opts.metadata });
+  writeSafetensors(path.join(dir, 'model.safetensors'), model.config.fusedProjections ? fuseProjections(tensors, model.config.nLayers) : tensors, { format: 'pt', ...opts.metadata });
   const c = model.config;
   const hf = { ...toHfConfig(c), torch_dtype: dtype === 'F16' ? 'float16' : dtype === 'BF16' ? 'bfloat16' : 'float32' };
   writeJson(path.join(dir, 'config.json'), hf);
@@ -400,34 +400,26 @@ export async function writeModelFolder(dir: string, model: LlamaModel, opts: Mod
 }
 
 /** Phi-3's layout: each group of FUSED_PROJECTIONS written as one tensor, its parts' [out, in] rows stacked in order. */
-function fuseProjections(tensors: TensorToWrite[]): TensorToWrite[] {
+function fuseProjections(tensors: TensorToWrite[], nLayers: number): TensorToWrite[] {
   const byName = new Map(tensors.map((t) => [t.name, t]));
-  const joined = new Map<string, TensorToWrite>();
-  const consumed = new Set<string>();
-  for (const t of tensors) {
-    const m = /^(model\.layers\.\d+)\.(.+)$/.exec(t.name);
-    const group = m && FUSED_PROJECTIONS.find((g) => (g.parts as readonly string[]).includes(m[2]!));
-    if (!m || !group || joined.has(`${m[1]}.${group.fused}`)) continue;
-    const parts = group.parts.map((part) => byName.get(`${m[1]}.${part}`)!);
-    const data = new Float32Array(parts.reduce((n, p) => n + p.data.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      data.set(p.data, at);
-      at += p.data.length;
-      consumed.add(p.name);
-    }
-    joined.set(`${m[1]}.${group.fused}`, { name: `${m[1]}.${group.fused}`, shape: [parts.reduce((n, p) => n + p.shape[0]!, 0), parts[0]!.shape[1]!], data, dtype: t.dtype });
-  }
-  const out: TensorToWrite[] = [];
-  for (const t of tensors) {
-    if (!consumed.has(t.name)) out.push(t);
-    else {
-      const m = /^(model\.layers\.\d+)\.(.+)$/.exec(t.name)!;
-      const group = FUSED_PROJECTIONS.find((g) => (g.parts as readonly string[]).includes(m[2]!))!;
-      if (m[2] === group.parts[0]) out.push(joined.get(`${m[1]}.${group.fused}`)!);
+  const replaced = new Map<string, TensorToWrite | null>(); // a part's name -> the fused tensor at the first part, null at the rest
+  for (let i = 0; i < nLayers; i++) {
+    for (const { fused, parts } of FUSED_PROJECTIONS) {
+      const ts = parts.map((part) => byName.get(`model.layers.${i}.${part}`)!);
+      const data = new Float32Array(ts.reduce((n, t) => n + t.data.length, 0));
+      let at = 0;
+      for (const t of ts) {
+        data.set(t.data, at);
+        at += t.data.length;
+      }
+      const shape = [ts.reduce((n, t) => n + t.shape[0]!, 0), ts[0]!.shape[1]!];
+      ts.forEach((t, k) => replaced.set(t.name, k === 0 ? { name: `model.layers.${i}.${fused}`, shape, data, dtype: t.dtype } : null));
     }
   }
-  return out;
+  return tensors.flatMap((t) => {
+    const r = replaced.get(t.name);
+    return r === undefined ? [t] : r ? [r] : [];
+  });
 }
 
 function writeJson(file: string, value: unknown): void {

@@ -382,9 +382,9 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
     // Masks by window (null: plain causal), made before the layers' scopes; the fused attention masks as it goes
     // and needs one only where a sliding window bites.
     const fusedPath = fused !== null && !compositeAttention(c);
+    const windows = Array.from({ length: c.nLayers }, (_, i) => activeWindow(c, i, past + T));
     const masks = new Map<number | null, tf.Tensor2D>();
-    for (let i = 0; i < c.nLayers; i++) {
-      const window = activeWindow(c, i, past + T);
+    for (const window of windows) {
       if ((!fusedPath || window !== null) && !masks.has(window)) masks.set(window, causalMask(T, past, window));
     }
     const residual = (a: tf.Tensor, b: tf.Tensor) => (fused ? fused.residualAdd(a, b) : tf.add(a, b)) as tf.Tensor3D;
@@ -398,7 +398,7 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
       h = tf.tidy(() => {
         const normed = rmsNorm(input, normWeight(c, lw.attnNorm), c.normEps) as tf.Tensor3D;
         const layerRope = localRope && usesLocalRope(c, i) ? localRope : rope;
-        const window = activeWindow(c, i, past + T);
+        const window = windows[i]!;
         const mask = fusedPath && window === null ? null : masks.get(window)!;
         let attended = consume(attention(model, i, normed, layerRope, mask, layerOpts), normed);
         if (lw.postAttnNorm) attended = consume(rmsNorm(attended, normWeight(c, lw.postAttnNorm), c.normEps) as tf.Tensor3D, attended);
