@@ -69,6 +69,13 @@ export const API_METHOD_NAMES = [
   'evals.scienceqa',
   'evals.blind',
   'evals.judge',
+  'sweeps.plan',
+  'sweeps.start',
+  'sweeps.list',
+  'sweeps.get',
+  'sweeps.resume',
+  'sweeps.cancel',
+  'sweeps.remove',
 ] as const;
 
 export type ApiMethodName = (typeof API_METHOD_NAMES)[number];

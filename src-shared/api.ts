@@ -733,6 +733,113 @@ export const Judge = z.discriminatedUnion('kind', [
 ]);
 export type Judge = z.infer<typeof Judge>;
 
+// --- sweeps (issue 18: the paper's ablations on the user's own model and data) -----------------------------------
+
+/**
+ * Settings a sweep can vary besides the recipe's own fields: how much and which of the split trains. A fraction
+ * or count takes a seeded subset (smaller subsets inside larger ones); tag and source keep only examples with
+ * that tag or source ("!x": only those without).
+ */
+export const SWEEP_DATA_FIELDS = ['data.fraction', 'data.count', 'data.tag', 'data.source'] as const;
+
+/** One setting's value at a point; strings from the CLI are read as the field's type ("4" for adapterLayers). */
+export const SweepValue = z.union([z.string().trim().min(1).max(200), z.number(), z.boolean(), z.null()]);
+export const SweepSettings = z.record(z.string(), SweepValue);
+export type SweepSettings = z.infer<typeof SweepSettings>;
+
+export const SweepAxis = z.object({ field: z.string().trim().min(1).max(100), values: z.array(SweepValue).min(1).max(32) }).strict();
+export type SweepAxis = z.infer<typeof SweepAxis>;
+
+export const SweepRequest = RunRequest.extend({
+  /** Default: the varied fields ("adapterLayers × init"). */
+  name: z.string().trim().max(200).optional(),
+  split: z.union([Split, z.literal('all')]).default('train'),
+  /** One or two settings; the sweep trains every combination (the first axis outermost). */
+  vary: z.array(SweepAxis).min(1).max(2),
+  /** The held-out set every run is evaluated on, pinned to the dataset's version when the sweep starts. */
+  evalSplit: z.union([Split, z.literal('all')]).default('test'),
+  evalLimit: z.number().int().min(1).max(100_000).nullable().default(null),
+  maxNewTokens: z.number().int().min(1).max(2048).default(64),
+  /** Seed of the data subsets (data.fraction, data.count). */
+  dataSeed: z.number().int().min(0).default(0),
+}).strict();
+export type SweepRequest = z.input<typeof SweepRequest>;
+
+export const SweepPlan = z.object({
+  name: z.string(),
+  fields: z.array(z.string()),
+  points: z.array(z.object({ settings: SweepSettings, examples: count, totalSteps: count, trainableParameters: count })),
+  /** Examples of the held-out set each run answers. */
+  evalExamples: count,
+  /** Training and evaluation of every point, from this workspace's earlier runs; null without any to go by. */
+  estimatedSeconds: z.number().nullable(),
+  estimateBasis: z.string(),
+  /** Problems, each naming its point; the sweep can start only when this is empty. */
+  problems: z.array(z.object({ field: z.string(), message: z.string() })),
+  warnings: z.array(z.string()),
+});
+export type SweepPlan = z.infer<typeof SweepPlan>;
+
+export const SWEEP_STATUSES = ['running', 'completed', 'cancelled'] as const;
+export const SweepPointState = z.enum(['training', 'paused', 'evaluating', 'done', 'failed', 'cancelled', 'missing']);
+export type SweepPointState = z.infer<typeof SweepPointState>;
+
+export const SweepPointSummary = z.object({
+  position: count,
+  settings: SweepSettings,
+  runId: id.nullable(),
+  runName: z.string().nullable(),
+  runStatus: RunStatus.nullable(),
+  progress: RunProgress.nullable(),
+  suiteId: id.nullable(),
+  evalDone: count,
+  evalTotal: count,
+  state: SweepPointState,
+  error: z.string().nullable(),
+});
+export type SweepPointSummary = z.infer<typeof SweepPointSummary>;
+
+export const SweepSummary = z.object({
+  id,
+  name: z.string(),
+  status: z.enum(SWEEP_STATUSES),
+  modelName: z.string().nullable(),
+  datasetName: z.string().nullable(),
+  datasetVersion: count,
+  fields: z.array(z.string()),
+  /** Points whose run trained and was evaluated (or ended otherwise). */
+  finished: count,
+  points: z.array(SweepPointSummary),
+  createdAt: timestamp,
+  finishedAt: timestamp.nullable(),
+});
+export type SweepSummary = z.infer<typeof SweepSummary>;
+
+/** One row of a sweep's table; null where the point has not got that far or the metric does not apply. */
+export const SweepMetrics = z.object({
+  examples: count.nullable(),
+  exactMatch: z.number().nullable(),
+  rougeL: z.number().nullable(),
+  tokenF1: z.number().nullable(),
+  perplexity: z.number().nullable(),
+  /** ScienceQA's acc_average (percent) where the held-out set is imported ScienceQA questions. */
+  scienceqaAccuracy: z.number().nullable(),
+  trainableParameters: count.nullable(),
+  trainingSeconds: z.number().nullable(),
+  peakMemoryBytes: count.nullable(),
+  tokensPerSec: z.number().nullable(),
+  finalLoss: z.number().nullable(),
+});
+export type SweepMetrics = z.infer<typeof SweepMetrics>;
+
+export const SweepResults = z.object({
+  sweep: SweepSummary,
+  rows: z.array(z.object({ position: count, settings: SweepSettings, state: SweepPointState, metrics: SweepMetrics })),
+  /** Each point's training loss (at most 200 points per curve). */
+  curves: z.array(z.object({ position: count, points: z.array(z.object({ step: count, loss: z.number() })) })),
+});
+export type SweepResults = z.infer<typeof SweepResults>;
+
 // --- system ---------------------------------------------------------------------------------------------------------
 
 export const SystemInfo = z.object({
@@ -1023,6 +1130,14 @@ export const API = {
     z.object({ taskId: id, comparisonId: id }),
     'LLM-as-judge: a pairwise verdict per example, stored as a labelled comparison session',
   ),
+
+  'sweeps.plan': method(SweepRequest, SweepPlan, 'expand a sweep into its points, check each and estimate the total time'),
+  'sweeps.start': method(SweepRequest, SweepSummary, "queue every point's run; each is evaluated on the held-out set when it has trained"),
+  'sweeps.list': method(none, z.array(SweepSummary), 'sweeps, newest first'),
+  'sweeps.get': method(z.object({ sweepId: id }).strict(), SweepResults, "a sweep's progress, its table (settings x metrics) and loss curves"),
+  'sweeps.resume': method(z.object({ sweepId: id }).strict(), SweepSummary, "continue a sweep's paused runs (an app that closed mid-run paused it) and unfinished evaluations"),
+  'sweeps.cancel': method(z.object({ sweepId: id }).strict(), SweepSummary, 'stop the sweep: its queued and training runs are cancelled, finished ones kept'),
+  'sweeps.remove': method(z.object({ sweepId: id }).strict(), ok, 'forget a finished sweep; its runs and evaluations stay in the history'),
 } as const;
 
 export type ApiTable = typeof API;
@@ -1063,6 +1178,7 @@ export const ApiEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('task.progress'), taskId: id, label: z.string(), done: count, total: count, finished: z.boolean(), error: z.string().nullable() }),
   z.object({ type: z.literal('datasets.changed'), datasetId: id.nullable() }),
   z.object({ type: z.literal('models.changed') }),
+  z.object({ type: z.literal('sweep.updated'), sweep: SweepSummary }),
   z.object({ type: z.literal('engine.status'), backend: BackendInfo, inference: z.enum(['stopped', 'starting', 'ready', 'busy']), training: z.string().nullable() }),
 ]);
 export type ApiEvent = z.infer<typeof ApiEvent>;

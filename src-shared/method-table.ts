@@ -70,7 +70,7 @@ export const MARKDOWN_HEADERS = [
 ];
 
 /** RFC 4180: quote a field holding a comma, quote or line break; double the quotes inside. */
-function csvField(v: string | number | null): string {
+export function csvField(v: string | number | null): string {
   if (v === null) return '';
   const s = String(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;

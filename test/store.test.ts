@@ -53,7 +53,7 @@ describe('opening a workspace', () => {
     old.close();
 
     const ws = openWorkspace(dir);
-    expect(ws.recovery.migrated).toEqual([2, 3, 4, 5, 6]);
+    expect(ws.recovery.migrated).toEqual([2, 3, 4, 5, 6, 7]);
     expect(ws.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     const page = ws.datasets.query('ds_old' as DatasetId, { search: 'sky' });
     expect(page.items.map((e) => e.output)).toEqual(['Blue']);

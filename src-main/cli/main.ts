@@ -11,6 +11,7 @@ import { forwardCommand, generateCommand, infoCommand, trainCommand } from './en
 import { convertMetaCommand, exportJobCommand, exportOfficialCommand, importJobCommand, importOfficialCommand, INTEROP_USAGE } from './interop-commands.js';
 import type { IO } from './flags.js';
 import { compareCommand, evalCommand, WORKSPACE_USAGE, workspaceTrainCommand } from './workspace-commands.js';
+import { SWEEP_USAGE, sweepCommand } from './sweep-command.js';
 
 const USAGE = `adapter-studio <command> [flags]
 
@@ -45,7 +46,7 @@ Commands:
             workspace (run "adapter-studio dataset --help"); imports ScienceQA folders and parquet too
 ${EVAL_SCIENCEQA_USAGE}${VISION_USAGE}
 In a workspace (what the app shows; --workspace defaults to $ADAPTER_STUDIO_WORKSPACE or ~/.adapter-studio):
-${WORKSPACE_USAGE}
+${WORKSPACE_USAGE}${SWEEP_USAGE}
 
 Interoperability:
 ${INTEROP_USAGE}  ${EXPORT_GGUF_USAGE}
@@ -63,6 +64,7 @@ const COMMANDS: Record<string, Command> = {
   'vision-info': visionInfoCommand,
   'embed-image': embedImageCommand,
   compare: compareCommand,
+  sweep: sweepCommand,
   generate: generateCommand,
   forward: forwardCommand,
   dataset: datasetCommand,

@@ -37,7 +37,7 @@ export const WORKSPACE_USAGE = `  train     --workspace DIR --model NAME|ID|DIR 
 `;
 
 /** A service on the workspace with engine processes from the built bundle. */
-class Session {
+export class Session {
   readonly events: ApiEvent[] = [];
   private readonly waiters: { match: (e: ApiEvent) => boolean; resolve: (e: ApiEvent) => void }[] = [];
   readonly service: AppService;
@@ -73,7 +73,7 @@ class Session {
   }
 }
 
-async function withSession<T>(flags: Flags, startQueue: boolean, io: IO, fn: (s: Session) => Promise<T>): Promise<T> {
+export async function withSession<T>(flags: Flags, startQueue: boolean, io: IO, fn: (s: Session) => Promise<T>): Promise<T> {
   const session = new Session(resolve(flag(flags, 'workspace') ?? defaultWorkspaceDir()), startQueue, io);
   try {
     return await fn(session);
@@ -83,7 +83,7 @@ async function withSession<T>(flags: Flags, startQueue: boolean, io: IO, fn: (s:
 }
 
 /** Ctrl-C runs `onStop` once (to stop gracefully); a second Ctrl-C quits. */
-function onInterrupt(onStop: () => void): () => void {
+export function onInterrupt(onStop: () => void): () => void {
   const handler = () => {
     process.off('SIGINT', handler);
     onStop();
@@ -92,13 +92,13 @@ function onInterrupt(onStop: () => void): () => void {
   return () => process.off('SIGINT', handler);
 }
 
-function byNameOrId<T extends { id: string; name: string }>(items: T[], wanted: string, what: string): T {
+export function byNameOrId<T extends { id: string; name: string }>(items: T[], wanted: string, what: string): T {
   const hit = items.find((i) => i.id === wanted) ?? items.filter((i) => i.name === wanted).at(0);
   if (!hit) throw new EngineError(`no ${what} named or with id "${wanted}" in this workspace${items.length ? `; there are: ${items.map((i) => i.name).join(', ')}` : ''}`);
   return hit;
 }
 
-async function findModel(s: Session, wanted: string): Promise<string> {
+export async function findModel(s: Session, wanted: string): Promise<string> {
   const models = await s.call('models.list', {});
   const hit = models.find((m) => m.id === wanted || m.name === wanted || resolve(m.path) === resolve(wanted));
   if (hit) return hit.id;

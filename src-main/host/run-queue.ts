@@ -168,9 +168,10 @@ export class RunQueue {
   /** Waiting runs in start order: fresh runs by creation time, resumed runs in the order resume was asked. */
   private line(): RunId[] {
     const ws = this.ws();
+    // Oldest first; runs queued together (a sweep's) in the order they were queued.
     const queued = ws.runs
       .list('queued')
-      .sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id))
+      .reverse()
       .map((r) => r.id);
     // Another process may have cancelled or deleted a run waiting to resume.
     const resuming = this.resumeLine.filter((id) => ['paused', 'interrupted'].includes(this.statusOf(id) ?? 'deleted'));

@@ -72,10 +72,34 @@ function folderBytes(dir: string, skip: string[] = []): number | null {
   return total;
 }
 
-export function evalHandlers(ctx: ServiceContext): Pick<
+type EvalHandlers = Pick<
   ApiHandlers,
   'evals.start' | 'evals.list' | 'evals.get' | 'evals.resume' | 'evals.remove' | 'evals.methodTable' | 'evals.scienceqa' | 'evals.blind' | 'evals.judge'
-> {
+>;
+
+export interface SuiteRequest {
+  name: string;
+  set: EvalSet;
+  systems: EvalSystem[];
+  maxNewTokens: number;
+  /** Pin a split set to this version of its dataset (default: the version now). */
+  datasetVersion?: number;
+}
+
+/** What other services (sweeps) do with suites, besides the API's handlers. */
+export interface EvalSuites {
+  handlers: EvalHandlers;
+  /** Checks and stores a suite (inside the caller's transaction, if any) without starting it; returns its id. */
+  create(req: SuiteRequest): string;
+  /** Answers the suite's unfinished columns in a background task; returns the task id. */
+  launch(suiteId: string): string;
+  /** The task answering the suite in this process, or null. */
+  liveTask(suiteId: string): string | null;
+  summary(suiteId: string): EvalSuiteSummary;
+  methodTable(suiteId: string): MethodRow[];
+}
+
+export function evalSuites(ctx: ServiceContext): EvalSuites {
   /** Suite -> the task working on it in this process. */
   const liveTasks = new Map<string, string>();
 
@@ -187,37 +211,42 @@ export function evalHandlers(ctx: ServiceContext): Pick<
     return taskId;
   };
 
-  return {
-    'evals.start': async ({ name, set, systems, maxNewTokens }) => {
-      const ws = ctx.ws();
-      const stored = storedSet(ws, set);
-      const examples = setExamples(ws, stored.set);
-      if (examples.length === 0) throw userError(`${stored.label} has no examples to evaluate on`);
-      // Check every column before anything is stored: a bad reference file or an untrained run stores nothing.
-      const columns = systems.map((system, index) => prepareColumn(ctx, system, index, examples));
-      const labels = new Set<string>();
-      for (const c of columns) {
-        if (labels.has(c.system.label)) throw userError(`two columns are both labelled ${JSON.stringify(c.system.label)}; give one another label`);
-        labels.add(c.system.label);
-      }
-      const suiteId = `evs_${randomBytes(8).toString('hex')}`;
-      const kinds = columnKinds(ws, columns.map((c) => c.system));
-      ws.transaction(() => {
-        columns.forEach((c, index) => {
-          const config: ColumnConfig = { suite: suiteId, index, columns: columns.length, set: stored.set, setLabel: stored.label, maxNewTokens, system: c.system, kind: kinds[index] };
-          const evaluation = ws.evaluations.create({
-            name,
-            runId: c.runId,
-            modelId: c.modelId,
-            adapterPath: c.adapterPath,
-            datasetId: stored.set.kind === 'split' ? (stored.set.datasetId as DatasetId) : null,
-            datasetVersion: stored.set.kind === 'split' ? stored.set.version : null,
-            split: stored.set.kind === 'split' ? stored.set.split : null,
-            config: config as unknown as Record<string, unknown>,
-          });
-          if (c.references) ws.evaluations.addOutputs(evaluation.id, c.references);
+  const create = ({ name, set, systems, maxNewTokens, datasetVersion }: SuiteRequest): string => {
+    const ws = ctx.ws();
+    const stored = storedSet(ws, set, datasetVersion);
+    const examples = setExamples(ws, stored.set);
+    if (examples.length === 0) throw userError(`${stored.label} has no examples to evaluate on`);
+    // Check every column before anything is stored: a bad reference file or an untrained run stores nothing.
+    const columns = systems.map((system, index) => prepareColumn(ctx, system, index, examples));
+    const labels = new Set<string>();
+    for (const c of columns) {
+      if (labels.has(c.system.label)) throw userError(`two columns are both labelled ${JSON.stringify(c.system.label)}; give one another label`);
+      labels.add(c.system.label);
+    }
+    const suiteId = `evs_${randomBytes(8).toString('hex')}`;
+    const kinds = columnKinds(ws, columns.map((c) => c.system));
+    ws.transaction(() => {
+      columns.forEach((c, index) => {
+        const config: ColumnConfig = { suite: suiteId, index, columns: columns.length, set: stored.set, setLabel: stored.label, maxNewTokens, system: c.system, kind: kinds[index] };
+        const evaluation = ws.evaluations.create({
+          name,
+          runId: c.runId,
+          modelId: c.modelId,
+          adapterPath: c.adapterPath,
+          datasetId: stored.set.kind === 'split' ? (stored.set.datasetId as DatasetId) : null,
+          datasetVersion: stored.set.kind === 'split' ? stored.set.version : null,
+          split: stored.set.kind === 'split' ? stored.set.split : null,
+          config: config as unknown as Record<string, unknown>,
         });
+        if (c.references) ws.evaluations.addOutputs(evaluation.id, c.references);
       });
+    });
+    return suiteId;
+  };
+
+  const handlers: EvalHandlers = {
+    'evals.start': async (req) => {
+      const suiteId = ctx.ws().transaction(() => create(req));
       return { suiteId, taskId: launch(suiteId) };
     },
 
@@ -373,6 +402,15 @@ export function evalHandlers(ctx: ServiceContext): Pick<
       return { taskId, comparisonId: sessionId };
     },
   };
+
+  return {
+    handlers,
+    create,
+    launch,
+    liveTask: (suiteId) => liveTasks.get(suiteId) ?? null,
+    summary: (suiteId) => withLiveTask(summaryOf(suiteId), liveTasks),
+    methodTable: (suiteId) => methodTable(ctx, summaryOf(suiteId)),
+  };
 }
 
 /** The live task id wins over the one stored with the columns (which may be from an earlier start). */
@@ -402,9 +440,10 @@ function columnKinds(ws: Workspace, systems: StoredSystem[]): ColumnKind[] {
  * The set's examples; if its dataset has since been deleted, what the stored answers recorded (the prompt
  * and reference), so the evaluation stays readable.
  */
-function storedSet(ws: Workspace, set: EvalSet): { set: StoredSet; label: string } {
+/** The set pinned to the dataset's version now, or to `version` (a sweep evaluates every run on the version it started with). */
+function storedSet(ws: Workspace, set: EvalSet, version?: number): { set: StoredSet; label: string } {
   if (set.kind === 'prompts') return { set: { kind: 'prompts', prompts: set.prompts }, label: `${set.prompts.length} prompt${set.prompts.length === 1 ? '' : 's'}` };
-  const dataset = ws.datasets.get(set.datasetId as DatasetId);
+  const dataset = { ...ws.datasets.get(set.datasetId as DatasetId), ...(version === undefined ? {} : { version }) };
   const stored: StoredSet = { kind: 'split', datasetId: dataset.id, version: dataset.version, split: set.split, limit: set.limit };
   const n = setExamples(ws, stored).length;
   const which = set.split === 'all' ? 'all examples' : `${set.split} split`;

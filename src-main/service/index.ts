@@ -25,7 +25,8 @@ import { chatHandlers } from './chats.js';
 import { imageHandlers } from './images.js';
 import { compareHandlers } from './compare.js';
 import { type CompletionService, completionService } from './completions.js';
-import { evalHandlers } from './evals.js';
+import { evalSuites } from './evals.js';
+import { sweeps as sweepService } from './sweeps.js';
 import { runningTaskCount } from './tasks.js';
 import { jobImportHandlers } from './job-import.js';
 import type { ServiceContext } from './context.js';
@@ -167,6 +168,8 @@ export function createAppService(opts: AppServiceOptions): AppService {
   }
   engines.onStateChange(emitEngineStatus);
 
+  const evals = evalSuites(ctx);
+  const sweeps = sweepService(ctx, views, evals, log);
   const handlers: ApiHandlers = {
     'system.info': async () => ({
       version: opts.version,
@@ -213,7 +216,8 @@ export function createAppService(opts: AppServiceOptions): AppService {
     ...chatHandlers(ctx),
     ...imageHandlers(ctx),
     ...compareHandlers(ctx),
-    ...evalHandlers(ctx),
+    ...evals.handlers,
+    ...sweeps.handlers,
   };
 
   // Every contract method has a handler (the type says so; this guards against a stray cast).
@@ -254,6 +258,7 @@ export function createAppService(opts: AppServiceOptions): AppService {
     },
     async close() {
       clearInterval(watchOtherProcesses);
+      sweeps.close();
       streams.cancelAll();
       await queue.close();
       await engines.close();

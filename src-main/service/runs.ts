@@ -18,11 +18,10 @@ import type { ServiceContext } from './context.js';
 import { conflict } from './errors.js';
 import { suitesAsking, trainingQuestions } from './eval-suites.js';
 import { languageConfig, visionTower } from './model-kinds.js';
-
-type SplitChoice = Split | 'all';
+import { type DataSelection, selectExamples, type SplitChoice } from './run-data.js';
 
 /** What a run's recipe column holds: the engine recipe plus which examples it trains on. */
-type StoredRecipe = Recipe & { split: SplitChoice; visionModelId?: string };
+type StoredRecipe = Recipe & { split: SplitChoice; data?: DataSelection; visionModelId?: string };
 
 /**
  * Parameters a run trains. adapter: K prompt vectors of width dim and a gate (per head, or one per layer) on
@@ -46,7 +45,8 @@ function imageProjectionParameters(c: LlamaConfig, r: Recipe & { visionFeatureDi
   return r.visionFeatureDim * H + H + H * c.dim + c.dim;
 }
 
-function examplesIn(ws: Workspace, datasetId: DatasetId, split: SplitChoice): number {
+function examplesIn(ws: Workspace, datasetId: DatasetId, split: SplitChoice, data?: DataSelection, version?: number): number {
+  if (data) return selectExamples(ws.datasets.examplesAt(datasetId, version ?? ws.datasets.get(datasetId).version), split, data).length;
   const summary = ws.datasets.list().find((d) => d.id === datasetId);
   if (!summary) ws.datasets.get(datasetId); // throws the not-found error
   return split === 'all' ? summary!.examples : summary!.splits[split];
@@ -76,12 +76,14 @@ function isStarterModel(dir: string): boolean {
   }
 }
 
-interface PlanInput {
+export interface PlanInput {
   modelId: string;
   datasetId: string;
   split: SplitChoice;
   recipe: Partial<ApiRecipe>;
   vision?: { modelId: string; feature: string; projectionHidden: number };
+  /** A sweep point's narrower choice of the split's examples. */
+  data?: DataSelection;
 }
 
 /** The feature length a tower gives for `feature`, from its stored config (no engine needed). */
@@ -119,11 +121,13 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
     if (!(e instanceof EngineError)) throw e;
     problems.push(recipeProblem(e));
   }
-  const inSplit = examplesIn(ws, req.datasetId as DatasetId, req.split);
+  const inSplit = examplesIn(ws, req.datasetId as DatasetId, req.split, req.data);
   // Alpaca-LoRA holds out val_set_size examples for validation (when there are more): the rest train.
   const held = validationSplit(inSplit, withRecipeDefaults(recipe));
   const examples = held.train;
-  if (inSplit === 0) {
+  if (inSplit === 0 && req.data) {
+    problems.push({ field: 'data', message: `no example of the ${req.split === 'all' ? 'dataset' : `${req.split} split`} is left by this choice of data` });
+  } else if (inSplit === 0) {
     problems.push({ field: 'split', message: req.split === 'all' ? 'the dataset has no examples' : `the dataset has no examples in the ${req.split} split; split it first or train on all` });
   }
   const { microPerEpoch, stepsPerEpoch } = epochShape(examples, withRecipeDefaults(recipe));
@@ -156,6 +160,29 @@ export function planRun(ctx: ServiceContext, req: PlanInput): RunPlan & { config
     warnings,
     config,
   };
+}
+
+/** Stores a planned run (no problems left) as queued; the caller wakes the queue. Returns its id. */
+export function storePlannedRun(ctx: ServiceContext, req: PlanInput & { name?: string }, plan: ReturnType<typeof planRun>): RunId {
+  const ws = ctx.ws();
+  const dataset = ws.datasets.get(req.datasetId as DatasetId);
+  const stored: StoredRecipe = { ...(plan.recipe as Recipe), split: req.split };
+  if (req.data) stored.data = req.data;
+  if (req.vision) {
+    // The contract's recipe has no image fields: the engine's vision recipe and the tower go on the stored one.
+    stored.vision = plan.vision!;
+    stored.visionModelId = req.vision.modelId;
+  }
+  return ws.runs.create({
+    name: req.name,
+    method: plan.recipe.method,
+    recipe: stored as unknown as Record<string, unknown>,
+    datasetId: dataset.id,
+    datasetVersion: dataset.version,
+    modelId: req.modelId as ModelId,
+    // The backend the engine last started with; 'auto' (the setting) until an engine has started.
+    backend: ctx.engines.backendInfo().name ?? ctx.settings().backend,
+  }).id;
 }
 
 export class RunViews {
@@ -243,7 +270,7 @@ function plannedSteps(ws: Workspace, run: Run): { total: number; perEpoch: numbe
   const r = run.recipe as Partial<StoredRecipe>;
   if (!run.datasetId || !r.batchSize || !r.accumSteps || !r.epochs) return null;
   try {
-    const n = examplesIn(ws, run.datasetId, r.split ?? 'all');
+    const n = examplesIn(ws, run.datasetId, r.split ?? 'all', r.data, run.datasetVersion ?? undefined);
     const perEpoch = Math.max(1, epochShape(n, withRecipeDefaults(r as Recipe)).stepsPerEpoch);
     const total = Math.ceil(perEpoch * r.epochs);
     return { total: r.maxSteps ? Math.min(total, r.maxSteps) : total, perEpoch };
@@ -257,8 +284,8 @@ export function trainingJobFor(ws: Workspace, runId: RunId): TrainingJob {
   const run = ws.runs.get(runId);
   if (!run.modelId || !run.datasetId || run.datasetVersion === null) throw new EngineError(`run ${run.name} has no model or dataset`);
   const model = ws.models.get(run.modelId);
-  const { split, ...recipe } = run.recipe as unknown as StoredRecipe;
-  const examples = ws.datasets.examplesAt(run.datasetId, run.datasetVersion).filter((e) => split === 'all' || e.split === split);
+  const { split, data: selection, ...recipe } = run.recipe as unknown as StoredRecipe;
+  const examples = selectExamples(ws.datasets.examplesAt(run.datasetId, run.datasetVersion), split, selection);
   const { visionModelId, ...engineRecipe } = recipe;
   const job: TrainingJob = {
     modelDir: model.path,
@@ -301,23 +328,7 @@ export function runHandlers(ctx: ServiceContext, views: RunViews): Pick<
           issues: plan.problems.map((p) => ({ path: p.field ? `recipe.${p.field}` : '(request)', message: p.message })),
         });
       }
-      const dataset = ws.datasets.get(req.datasetId as DatasetId);
-      const stored: StoredRecipe = { ...(plan.recipe as Recipe), split: req.split };
-      if (req.vision) {
-        // The contract's recipe has no image fields: the engine's vision recipe and the tower go on the stored one.
-        stored.vision = plan.vision!;
-        stored.visionModelId = req.vision.modelId;
-      }
-      const run = ws.runs.create({
-        name: req.name,
-        method: plan.recipe.method,
-        recipe: stored as unknown as Record<string, unknown>,
-        datasetId: dataset.id,
-        datasetVersion: dataset.version,
-        modelId: req.modelId as ModelId,
-        // The backend the engine last started with; 'auto' (the setting) until an engine has started.
-        backend: ctx.engines.backendInfo().name ?? ctx.settings().backend,
-      });
+      const run = { id: storePlannedRun(ctx, req, plan) };
       ctx.queue.wake();
       const summary = views.summary(ws.runs.get(run.id));
       ctx.events.emit({ type: 'run.updated', run: summary });

@@ -12,6 +12,7 @@ export type ExampleId = Brand<number, 'ExampleId'>;
 export type RunId = Brand<string, 'RunId'>;
 export type CheckpointId = Brand<string, 'CheckpointId'>;
 export type EvaluationId = Brand<string, 'EvaluationId'>;
+export type SweepId = Brand<string, 'SweepId'>;
 export type ComparisonId = Brand<string, 'ComparisonId'>;
 export type ComparisonItemId = Brand<number, 'ComparisonItemId'>;
 export type ChatId = Brand<string, 'ChatId'>;

@@ -11,6 +11,7 @@ export * from './images.js';
 export * from './runs.js';
 export * from './models.js';
 export * from './evaluations.js';
+export * from './sweeps.js';
 export * from './comparisons.js';
 export * from './chats.js';
 export { SettingsStore } from './settings.js';

@@ -175,8 +175,8 @@ export class RunStore {
         VALUES (@id, @name, @method, @recipe, @dataset_id, @dataset_version, @model_id, @backend, 'queued', @now, @now)`),
       get: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
       versionExists: db.prepare<[string, number], { one: number }>('SELECT 1 AS one FROM dataset_versions WHERE dataset_id = ? AND version = ?'),
-      list: db.prepare<[], RunRow>('SELECT * FROM runs ORDER BY created_at DESC, id'),
-      listByStatus: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE status = ? ORDER BY created_at DESC, id'),
+      list: db.prepare<[], RunRow>('SELECT * FROM runs ORDER BY created_at DESC, rowid DESC'),
+      listByStatus: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE status = ? ORDER BY created_at DESC, rowid DESC'),
       setStatus: db.prepare(`
         UPDATE runs SET status = @status, error = @error, updated_at = @now,
           started_at = coalesce(started_at, CASE WHEN @status = 'running' THEN @now END),

@@ -276,6 +276,37 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX examples_with_image_by_dataset ON examples(dataset_id) WHERE image IS NOT NULL;
     `,
   },
+  {
+    version: 7,
+    description: 'sweeps: one base recipe with varied settings, each point an ordinary run and its evaluation',
+    sql: `
+      -- spec: the base recipe, the split, the varied axes, the evaluation set and generation length (JSON, as
+      -- the service wrote it). The points and their runs are inserted in the same transaction as the sweep.
+      CREATE TABLE sweeps (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        model_id        TEXT REFERENCES models(id) ON DELETE SET NULL,
+        dataset_id      TEXT REFERENCES datasets(id) ON DELETE SET NULL,
+        dataset_version INTEGER NOT NULL,
+        spec            TEXT NOT NULL CHECK (json_valid(spec)),
+        status          TEXT NOT NULL CHECK (status IN ('running', 'completed', 'cancelled')),
+        created_at      INTEGER NOT NULL,
+        finished_at     INTEGER
+      );
+
+      -- One row per combination of settings. eval_suite names the evaluation suite that scores its run (the
+      -- suite id of evaluations.config), recorded in the transaction that creates the suite.
+      CREATE TABLE sweep_points (
+        sweep_id   TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        settings   TEXT NOT NULL CHECK (json_valid(settings)),
+        run_id     TEXT REFERENCES runs(id) ON DELETE SET NULL,
+        eval_suite TEXT,
+        PRIMARY KEY (sweep_id, position)
+      ) WITHOUT ROWID;
+      CREATE INDEX sweep_points_by_run ON sweep_points(run_id);
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -17,6 +17,7 @@ import { ComparisonStore } from './comparisons.js';
 import { DatasetStore } from './datasets.js';
 import { StoreError } from './errors.js';
 import { EvaluationStore } from './evaluations.js';
+import { SweepStore } from './sweeps.js';
 import { ImageStore } from './images.js';
 import type { CheckpointId, RunId } from './ids.js';
 import { ModelStore } from './models.js';
@@ -49,6 +50,7 @@ export class Workspace {
   readonly images: ImageStore;
   readonly runs: RunStore;
   readonly evaluations: EvaluationStore;
+  readonly sweeps: SweepStore;
   readonly comparisons: ComparisonStore;
   readonly chats: ChatStore;
   readonly settings: SettingsStore;
@@ -64,6 +66,7 @@ export class Workspace {
     this.images = new ImageStore(db, this);
     this.runs = new RunStore(db, this);
     this.evaluations = new EvaluationStore(db);
+    this.sweeps = new SweepStore(db);
     this.comparisons = new ComparisonStore(db);
     this.chats = new ChatStore(db);
     this.settings = new SettingsStore(db);

@@ -51,7 +51,7 @@ export interface AppFixture {
 }
 
 export function startApp(workspaceDir: string, opts: { seedStarter?: boolean } = {}): AppFixture {
-  const service = createAppService({ workspaceDir, spawnHost: forkSpawner(HOST_ENTRY), transport: 'http', version: 'test', log: () => undefined, seedStarter: opts.seedStarter });
+  const service = createAppService({ workspaceDir, spawnHost: forkSpawner(HOST_ENTRY), transport: 'http', version: 'test', log: process.env.DEBUG_APP_LOG ? (m) => console.log('LOG', m) : () => undefined, seedStarter: opts.seedStarter });
   const events: ApiEvent[] = [];
   const waiters: { match: (e: ApiEvent) => boolean; resolve: (e: ApiEvent) => void }[] = [];
   service.events.subscribe((e) => {
