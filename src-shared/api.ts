@@ -781,7 +781,7 @@ export const SweepPlan = z.object({
 export type SweepPlan = z.infer<typeof SweepPlan>;
 
 export const SWEEP_STATUSES = ['running', 'completed', 'cancelled'] as const;
-export const SweepPointState = z.enum(['training', 'paused', 'evaluating', 'done', 'failed', 'cancelled', 'missing']);
+export const SweepPointState = z.enum(['queued', 'training', 'paused', 'evaluating', 'done', 'failed', 'cancelled', 'missing']);
 export type SweepPointState = z.infer<typeof SweepPointState>;
 
 export const SweepPointSummary = z.object({

@@ -101,6 +101,8 @@ export function lineChartSvg(series: Series[], axes: Axes): string {
   let [x0, x1] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
   let [y0, y1] = ys.length ? [Math.min(...ys), Math.max(...ys)] : [0, 1];
   if (x0 === x1) [x0, x1] = [x0 - 0.5, x1 + 0.5];
+  const xPad = (x1 - x0) * 0.06;
+  [x0, x1] = [x0 - xPad, x1 + xPad];
   if (y0 === y1) [y0, y1] = [y0 - 0.5, y1 + 0.5];
   const pad = (y1 - y0) * 0.08;
   [y0, y1] = [y0 - pad, y1 + pad];

@@ -22,7 +22,8 @@ export const SWEEP_USAGE = `  sweep     --workspace DIR --model NAME|ID|DIR --da
             [--resume ID|NAME]   train every combination of one or two varied settings (a recipe field such
             as adapterLayers, adapterLen, gateMode, init, lr, epochs, method; or data.fraction, data.count,
             data.tag, data.source), evaluate each run on the held-out split, print the table (last line JSON:
-            {"rows": [...]}) and with --out write sweep.csv, sweep.md and the plots (SVG and PNG)
+            {"rows": [...]}; --json: one JSON line per change of a point, then that line) and with --out
+            write sweep.csv, sweep.md, sweep.json and the plots (SVG and PNG)
 `;
 
 const SPLITS = ['train', 'val', 'test', 'all'] as const;
@@ -108,6 +109,7 @@ export async function sweepCommand(args: string[], io: IO): Promise<number> {
       }
       sweep = await s.call('sweeps.start', request);
       io.stderr(`queued sweep ${sweep.id}; resume following it with --resume ${sweep.id}\n`);
+      if (flags.json) io.stdout(`${JSON.stringify({ type: 'sweep', sweepId: sweep.id, points: sweep.points.length })}\n`);
     }
     const results = await follow(s, sweep, io, !!flags.json);
     const out = flag(flags, 'out');
@@ -135,7 +137,7 @@ async function follow(s: Session, sweep: SweepSummary, io: IO, json: boolean): P
       if (shown.get(p.position) === line) continue;
       shown.set(p.position, line);
       const text = `  [${e.sweep.finished}/${e.sweep.points.length}] ${Object.entries(p.settings).map(([k, v]) => `${k}=${v}`).join(', ')}: ${line}${p.error ? ` (${p.error})` : ''}`;
-      if (json) io.stderr(`${JSON.stringify({ type: 'point', position: p.position, state: p.state, error: p.error })}\n`);
+      if (json) io.stdout(`${JSON.stringify({ type: 'point', position: p.position, state: p.state, runId: p.runId, error: p.error })}\n`);
       else io.stderr(`${text}\n`);
     }
     if (e.sweep.status !== 'running') wake();

@@ -215,6 +215,7 @@ export function sweeps(ctx: ServiceContext, views: RunViews, evals: EvalSuites, 
     let state: SweepPointState;
     if (run.status === 'failed' || run.status === 'cancelled') return { ...common, state: run.status, error: run.error ?? base.error };
     if (run.status === 'paused') state = 'paused';
+    else if (run.status === 'queued') state = 'queued';
     else if (run.status !== 'completed') state = 'training';
     else if (base.error) state = 'failed';
     else if (!p.evalSuite) state = 'evaluating';
