@@ -608,3 +608,57 @@ describe('multi-modal: a vision tower, a run that reads pictures, a chat with a 
     await chat.getByRole('img', { name: 'dropped.png' }).waitFor();
   });
 });
+
+describe('sweeps: the paper ablations from the app', () => {
+  it('sweeps adapted layers x zero/random init: a preview, every run trained and evaluated, the table, plots and CSV', async () => {
+    await nav('Sweeps');
+    const form = page.getByRole('region', { name: 'New sweep' });
+    await form.waitFor();
+    await form.getByLabel('Model', { exact: true }).selectOption({ label: 'tiny-llama' });
+    const dataset = await form.getByLabel('Dataset', { exact: true }).locator('option', { hasText: /^sqa/ }).getAttribute('value');
+    await form.getByLabel('Dataset', { exact: true }).selectOption(dataset!);
+    await form.getByLabel('Max steps per run').fill('2');
+    await form.getByLabel('Batch size').fill('1');
+    await form.getByLabel('Setting 1', { exact: true }).fill('adapterLayers');
+    await form.getByLabel('Values (comma-separated)').first().fill('1,2');
+    await form.getByRole('button', { name: /Second setting/ }).click();
+    await form.getByLabel('Setting 2', { exact: true }).fill('init');
+    await form.getByLabel('Values (comma-separated)').nth(1).fill('zero,random');
+    await form.getByLabel('First N held-out examples').fill('2');
+    await form.getByLabel('Max new tokens').fill('2');
+    await form.getByLabel('Name', { exact: true }).fill('ablation');
+    // The preview: how many runs before anything starts.
+    const preview = form.getByTestId('sweep-preview');
+    await preview.getByText('4 runs').waitFor();
+    expect(await preview.innerText()).toMatch(/8 optimizer steps · each evaluated on 2 examples/);
+    // A value the field does not take is named before starting.
+    await form.getByLabel('Values (comma-separated)').nth(1).fill('zero,gaussian');
+    await preview.getByText(/init cannot be "gaussian"/).waitFor();
+    await expect(form.getByRole('button', { name: 'Start sweep' }).isDisabled()).resolves.toBe(true);
+    await form.getByLabel('Values (comma-separated)').nth(1).fill('zero,random');
+    await preview.getByText('4 runs').waitFor();
+    await form.getByRole('button', { name: 'Start sweep' }).click();
+
+    const results = page.getByRole('region', { name: 'Sweep results' });
+    const table = results.getByTestId('sweep-table');
+    await table.locator('tbody tr').nth(3).waitFor();
+    await results.getByText('4 of 4 points finished').waitFor({ timeout: 180_000 });
+    expect(await table.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-state')))).toEqual(['done', 'done', 'done', 'done']);
+    expect(await table.locator('tbody tr').first().locator('td').evaluateAll((cells) => cells.slice(0, 2).map((c) => c.textContent))).toEqual(['1', 'zero']);
+    // One line per init value in the metric plot; four loss curves.
+    expect(await results.getByTestId('sweep-plot').locator('polyline').count()).toBe(2);
+    expect(await results.getByTestId('sweep-loss').locator('polyline').count()).toBe(4);
+    await page.getByRole('region', { name: 'Sweeps' }).locator('[data-status=completed]').first().waitFor();
+    const [download] = await Promise.all([page.waitForEvent('download'), results.getByRole('button', { name: 'CSV' }).click()]);
+    const csv = readFileSync((await download.path())!, 'utf8').trim().split('\r\n');
+    expect(csv[0]).toMatch(/^adapterLayers,init,state,train_examples,exact_match/);
+    expect(csv.slice(1).map((l) => l.split(',').slice(0, 3).join(','))).toEqual(['1,zero,done', '1,random,done', '2,zero,done', '2,random,done']);
+    // Every point is an ordinary run in the history.
+    await nav('Runs');
+    await page.getByText('ablation · adapterLayers=2, init=random').first().waitFor();
+    await screenshot(page, '25-runs-after-sweep');
+    await nav('Sweeps');
+    await results.waitFor();
+    await screenshot(page, '26-sweeps');
+  }, 240_000);
+});

@@ -62,9 +62,9 @@ export function sweepMarkdown(results: SweepResults): string {
 
 // --- plots --------------------------------------------------------------------------------------------------------
 
-const W = 640;
+const W = 760;
 const H = 400;
-const M = { left: 64, right: 180, top: 40, bottom: 56 };
+const M = { left: 64, right: 250, top: 40, bottom: 56 };
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
 
 function esc(s: string): string {
@@ -106,6 +106,7 @@ export function lineChartSvg(series: Series[], axes: Axes): string {
   if (y0 === y1) [y0, y1] = [y0 - 0.5, y1 + 0.5];
   const pad = (y1 - y0) * 0.08;
   [y0, y1] = [y0 - pad, y1 + pad];
+  if (ys.length && Math.min(...ys) >= 0 && y0 < 0) y0 = 0; // scores and losses are not negative
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
   const px = (x: number) => M.left + ((tx(x) - x0) / (x1 - x0)) * pw;
@@ -140,7 +141,7 @@ export function lineChartSvg(series: Series[], axes: Axes): string {
     if (pts.length > 1) out.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.map((p) => `${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(' ')}"/>`);
     if (pts.length <= 40) for (const p of pts) out.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="3.5" fill="${color}"/>`);
     const ly = M.top + 8 + i * 18;
-    out.push(`<rect x="${W - M.right + 14}" y="${ly - 8}" width="14" height="4" fill="${color}"/>`, `<text x="${W - M.right + 34}" y="${ly - 2}" fill="#222">${esc(s.label)}</text>`);
+    out.push(`<rect x="${W - M.right + 14}" y="${ly - 8}" width="14" height="4" fill="${color}"/>`, `<text x="${W - M.right + 34}" y="${ly - 2}" fill="#222">${esc(s.label.length > 34 ? `${s.label.slice(0, 33)}…` : s.label)}</text>`);
   });
   out.push('</svg>');
   return `${out.join('\n')}\n`;

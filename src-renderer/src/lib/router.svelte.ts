@@ -9,8 +9,9 @@ export const PAGES = [
   { id: 'runs', label: 'Runs', key: '4' },
   { id: 'compare', label: 'Compare', key: '5' },
   { id: 'evaluate', label: 'Evaluate', key: '6' },
-  { id: 'chat', label: 'Chat', key: '7' },
-  { id: 'settings', label: 'Settings', key: '8' },
+  { id: 'sweeps', label: 'Sweeps', key: '7' },
+  { id: 'chat', label: 'Chat', key: '8' },
+  { id: 'settings', label: 'Settings', key: '9' },
 ] as const;
 
 export type PageId = (typeof PAGES)[number]['id'];

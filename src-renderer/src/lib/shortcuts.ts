@@ -1,4 +1,4 @@
-// Keyboard shortcuts. Alt+1..8 switch pages, "/" focuses the page's search box, "?" lists the shortcuts.
+// Keyboard shortcuts. Alt+1..9 switch pages, "/" focuses the page's search box, "?" lists the shortcuts.
 // Page-specific keys (Ctrl+Enter to send, Ctrl+Z to undo an edit) live in the page that owns the action.
 
 import { PAGES, router } from './router.svelte';
