@@ -59,8 +59,8 @@ describe('model folders', () => {
     // Fields that change the computation are implemented (attention_bias: the parity fixtures) or refused, never ignored.
     ['attention biases that are not a boolean', JSON.stringify({ ...GOOD_CONFIG, attention_bias: 'yes' }), /field "attention_bias" must be true or false, got "yes"/],
     ['MLP biases', JSON.stringify({ ...GOOD_CONFIG, mlp_bias: true }), /field "mlp_bias" is true/],
-    ['Qwen2 sliding-window attention', JSON.stringify({ ...GOOD_CONFIG, model_type: 'qwen2', use_sliding_window: true }), /field "use_sliding_window" is true; this engine implements full attention in every layer only/],
-    ['Qwen2 sliding layers', JSON.stringify({ ...GOOD_CONFIG, model_type: 'qwen2', layer_types: ['full_attention', 'sliding_attention'] }), /field "layer_types" names \["full_attention","sliding_attention"\]/],
+    ['Qwen2 layers typed sliding without a window', JSON.stringify({ ...GOOD_CONFIG, model_type: 'qwen2', layer_types: ['sliding_attention', 'full_attention'] }), /field "layer_types" names "sliding_attention" layers but "use_sliding_window" is false: such a layer has no window/],
+    ['Qwen2 chunked layers', JSON.stringify({ ...GOOD_CONFIG, model_type: 'qwen2', layer_types: ['full_attention', 'chunked_attention'] }), /field "layer_types" names \["full_attention","chunked_attention"\]/],
     ['another activation', JSON.stringify({ ...GOOD_CONFIG, hidden_act: 'gelu' }), /field "hidden_act" is "gelu"; this engine implements "silu"/],
     // Absurd sizes are refused by name before anything is sized from them.
     ['10^8 layers', JSON.stringify({ ...GOOD_CONFIG, num_hidden_layers: 1e8 }), /field "num_hidden_layers" is 100000000; more than 1,024/],

@@ -115,12 +115,14 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'hidden_act', refused: 'gelu' },
   { field: 'attention_dropout', refused: 0.1 },
   { field: 'partial_rotary_factor', refused: 0.5 },
-  { field: 'use_sliding_window', family: 'qwen2', refused: true },
-  { field: 'layer_types', family: 'qwen2', refused: ['sliding_attention', 'full_attention'] },
+  { field: 'use_sliding_window', family: 'qwen2', handled: (c) => c.slidingLayers?.includes(true) || undefined, refused: 'yes' },
+  { field: 'max_window_layers', family: 'qwen2', handled: (c) => (c.slidingLayers?.[0] === false && c.slidingLayers[1]) || undefined, refused: -1 },
+  { field: 'layer_types', family: 'qwen2', refused: ['chunked_attention'] },
   { field: 'head_dim', family: 'qwen3', handled: (c) => c.headDim === 128 || undefined },
   { field: 'attention_bias', family: 'qwen3', handled: (c) => c.attentionBias },
-  { field: 'use_sliding_window', family: 'qwen3', refused: true },
-  { field: 'layer_types', family: 'qwen3', refused: ['sliding_attention', 'full_attention'] },
+  { field: 'use_sliding_window', family: 'qwen3', handled: (c) => c.slidingLayers?.includes(true) || undefined, refused: 'yes' },
+  { field: 'max_window_layers', family: 'qwen3', handled: (c) => (c.slidingLayers?.[0] === false && c.slidingLayers[1]) || undefined, refused: -1 },
+  { field: 'layer_types', family: 'qwen3', refused: ['chunked_attention'] },
   { field: 'hidden_act', family: 'gemma', handled: (c) => c.mlpActivation },
   { field: 'hidden_activation', family: 'gemma', refused: 'relu' },
   { field: 'head_dim', family: 'gemma', handled: (c) => c.headDim === 256 || undefined },
@@ -151,8 +153,9 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
 describe('every field that changes the computation is handled or refused', () => {
   it.each(COMPUTATION_FIELDS)('$field ($family)', ({ field, family, handled, refused }) => {
     const cfg = { ...BASE, model_type: family ?? 'llama' };
-    const given = field === 'sliding_window' ? { sliding_window: 8 } : field.endsWith('_softcapping') ? { [field]: 30 } : {};
+    const qwenWindow = (field === 'use_sliding_window' || field === 'max_window_layers') && family?.startsWith('qwen');
+    const given = field === 'sliding_window' ? { sliding_window: 8 } : qwenWindow ? { use_sliding_window: true, sliding_window: 8, max_window_layers: 1 } : field.endsWith('_softcapping') ? { [field]: 30 } : {};
     if (handled) expect(handled(fromHfConfig({ ...cfg, ...given }))).toBeDefined();
-    if (refused !== undefined) expect(() => fromHfConfig({ ...cfg, [field]: refused })).toThrow(new RegExp(`field "${field}(\\.rope_type)?"`));
+    if (refused !== undefined) expect(() => fromHfConfig({ ...cfg, ...given, [field]: refused })).toThrow(new RegExp(`field "${field}(\\.rope_type)?"`));
   });
 });

@@ -345,7 +345,8 @@ CASES = [
 ]
 
 
-# Sliding windows shorter than the sequence, where they mask: Mistral's in every layer (PEFT's adaption prompt too), and
+# Sliding windows shorter than the sequence, where they mask: Mistral's in every layer (PEFT's adaption prompt too), Qwen2's
+# from max_window_layers on, and
 # Gemma 3's in its sliding layers, which also rotate by a base of their own while the full layers' RoPE is linearly
 # scaled; q/k norms by 1 + w; no soft caps (Gemma 3's default), so the fused attention runs where no window bites.
 CASES += [
@@ -356,6 +357,29 @@ CASES += [
         prompt_lens=(3, 4),
         family="mistral",
         config=dict(GQA, sliding_window=5, max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2),
+    ),
+    # Qwen2 with use_sliding_window: full attention in layer 0 (max_window_layers=1), a 4-token window after.
+    Case(
+        "qwen2_window",
+        seed=1015,
+        seq_len=12,
+        prompt_lens=(4, 3),
+        family="qwen2",
+        config=dict(
+            vocab_size=90,
+            hidden_size=48,
+            intermediate_size=80,
+            num_hidden_layers=3,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-6,
+            max_position_embeddings=256,
+            tie_word_embeddings=False,
+            use_sliding_window=True,
+            sliding_window=4,
+            max_window_layers=1,
+        ),
     ),
     Case(
         "gemma3",

@@ -107,8 +107,9 @@ class LlamaShape:
             attn_scale=config.query_pre_attn_scalar**-0.5 if mixed else None,
             attn_softcap=getattr(config, "attn_logit_softcapping", None),
             final_softcap=getattr(config, "final_logit_softcapping", None),
-            sliding_window=getattr(config, "sliding_window", None) if config.model_type in ("mistral", "gemma2", "gemma3_text", "phi3") else None,
-            sliding_layers=tuple(t == "sliding_attention" for t in layer_types) if mixed else None,
+            # Qwen's config keeps sliding_window only with use_sliding_window, for the layers layer_types names.
+            sliding_window=getattr(config, "sliding_window", None) if config.model_type in ("mistral", "gemma2", "gemma3_text", "phi3", "qwen2", "qwen3") else None,
+            sliding_layers=tuple(t == "sliding_attention" for t in layer_types) if mixed or config.model_type in ("qwen2", "qwen3") else None,
             local_rope_theta=local_rope_theta,
             rope_linear_factor=float(rope["factor"]) if rope_type == "linear" else None,
         )

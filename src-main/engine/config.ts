@@ -3,7 +3,8 @@
 // Families (`model_type`): llama (with or without `attention_bias`), mistral (LLaMA's layout with sliding-window
 // attention: each query sees the last `sliding_window` tokens), qwen2
 // (Qwen2 / Qwen2.5: LLaMA's layout with biased q/k/v projections, o without) and qwen3 (per-head RMSNorm of queries
-// and keys before RoPE, `head_dim` of its own, biases only with attention_bias) and gemma (Gemma 1: embeddings scaled
+// and keys before RoPE, `head_dim` of its own, biases only with attention_bias), both with a sliding window in the
+// layers from max_window_layers on when use_sliding_window says so, and gemma (Gemma 1: embeddings scaled
 // by sqrt(hidden), RMSNorm weights applied as 1 + w, a GELU-gated MLP, `head_dim` 256 by default) and gemma2 (Gemma's
 // plus norms after attention and after the MLP, soft-capped attention and final logits, query_pre_attn_scalar, and
 // sliding-window layers alternating with full ones), gemma3_text (Gemma 3's text model: Gemma 2's block with q/k
@@ -177,13 +178,17 @@ function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void
     }
   }
   if (family === 'qwen2' || family === 'qwen3') {
-    // Sliding-window attention (Qwen's use_sliding_window, or layer_types naming it) is not implemented.
-    if (cfg.use_sliding_window !== undefined && cfg.use_sliding_window !== false) {
-      throw new EngineError(`${file}: field "use_sliding_window" is ${JSON.stringify(cfg.use_sliding_window)}; this engine implements full attention in every layer only`);
+    // Qwen's sliding window: use_sliding_window turns it on, for the layers from max_window_layers on (or those
+    // layer_types names); without it transformers has no window for a layer typed sliding, so that is refused.
+    if (cfg.use_sliding_window !== undefined && typeof cfg.use_sliding_window !== 'boolean') {
+      throw new EngineError(`${file}: field "use_sliding_window" must be true or false, got ${JSON.stringify(cfg.use_sliding_window)}`);
     }
     const types = cfg.layer_types;
-    if (types !== undefined && (!Array.isArray(types) || types.some((t) => t !== 'full_attention'))) {
-      throw new EngineError(`${file}: field "layer_types" names ${JSON.stringify(Array.isArray(types) ? [...new Set(types)] : types)}; this engine implements "full_attention" layers only`);
+    if (types !== undefined && types !== null && (!Array.isArray(types) || types.some((t) => t !== 'full_attention' && t !== 'sliding_attention'))) {
+      throw new EngineError(`${file}: field "layer_types" names ${JSON.stringify(Array.isArray(types) ? [...new Set(types)] : types)}; this engine implements "full_attention" and "sliding_attention" layers only`);
+    }
+    if (Array.isArray(types) && types.includes('sliding_attention') && cfg.use_sliding_window !== true) {
+      throw new EngineError(`${file}: field "layer_types" names "sliding_attention" layers but "use_sliding_window" is ${JSON.stringify(cfg.use_sliding_window ?? false)}: such a layer has no window`);
     }
   }
 }
@@ -201,6 +206,14 @@ function slidingLayersOf(cfg: Json, file: string, nLayers: number, pattern: numb
     return types.map((t) => t === 'sliding_attention');
   }
   return Array.from({ length: nLayers }, (_, i) => (i + 1) % pattern !== 0);
+}
+
+/** Qwen's sliding layers: `layer_types` where listed, else the layers from `max_window_layers` (default 28) on. */
+function qwenSlidingLayers(cfg: Json, file: string, nLayers: number): boolean[] {
+  if (Array.isArray(cfg.layer_types)) return slidingLayersOf(cfg, file, nLayers, 1);
+  const from = cfg.max_window_layers ?? 28;
+  if (!Number.isInteger(from) || (from as number) < 0) throw new EngineError(`${file}: field "max_window_layers" must be a whole number >= 0, got ${JSON.stringify(from)}`);
+  return Array.from({ length: nLayers }, (_, i) => i >= (from as number));
 }
 
 /**
@@ -281,9 +294,10 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   const llamaBias = (family === 'llama' || family === 'qwen3' || gemmaLike) && cfg.attention_bias === true;
   // Released Gemma configs name hidden_activation beside a legacy hidden_act; all of those values mean the tanh GELU.
   const act = (cfg.hidden_activation ?? cfg.hidden_act ?? (gemmaLike ? 'gelu_pytorch_tanh' : 'silu')) as string;
-  const slides = family === 'mistral' || family === 'gemma2' || family === 'gemma3_text' || family === 'phi3';
-  // Gemma(2, 3)Config default to a 4096-token window; Mistral's and Phi-3's to none.
-  const windowDefault = family === 'gemma2' || family === 'gemma3_text' ? 4096 : undefined;
+  const qwenSlides = (family === 'qwen2' || family === 'qwen3') && cfg.use_sliding_window === true;
+  const slides = family === 'mistral' || family === 'gemma2' || family === 'gemma3_text' || family === 'phi3' || qwenSlides;
+  // Gemma(2, 3)Config and Qwen(2, 3)Config default to a 4096-token window; Mistral's and Phi-3's to none.
+  const windowDefault = family === 'gemma2' || family === 'gemma3_text' || qwenSlides ? 4096 : undefined;
   const slidingWindow = slides && (cfg.sliding_window ?? windowDefault) !== undefined && cfg.sliding_window !== null ? field(cfg, file, 'sliding_window', 'int', windowDefault) : null;
   const nLayers = field(cfg, file, 'num_hidden_layers', 'int');
   // Gemma 2 and 3 mix sliding and full layers (Gemma 3's sliding layers also rotate by a base of their own).
@@ -327,6 +341,7 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
     tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', gemmaLike),
     ...(slides ? { slidingWindow } : {}),
     ...(mixedLayers ? { slidingLayers: slidingLayersOf(cfg, file, nLayers, family === 'gemma2' ? 2 : (cfg.sliding_window_pattern as number | undefined) ?? 6) } : {}),
+    ...(qwenSlides && slidingWindow !== null ? { slidingLayers: qwenSlidingLayers(cfg, file, nLayers) } : {}),
     // Qwen's tokenizer adds no BOS (its config may still name <|endoftext|> as bos_token_id): neither do we.
     bosId: family === 'qwen2' || family === 'qwen3' || bos.length === 0 ? null : bos[0]!,
     eosIds,
@@ -379,7 +394,7 @@ export function toHfConfig(c: LlamaConfig): Json {
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: { silu: 'silu', gelu_tanh: 'gelu_pytorch_tanh' }[c.mlpActivation ?? 'silu'],
-    ...(family === 'qwen2' ? { use_sliding_window: false } : family === 'qwen3' ? { use_sliding_window: false, attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' || family === 'gemma3_text' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0 } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    ...(family === 'qwen2' ? qwenWindowFields(c) : family === 'qwen3' ? { ...qwenWindowFields(c), attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' || family === 'gemma3_text' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0 } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }
@@ -388,6 +403,12 @@ function ropeScalingJson(s: RopeScaling | null): Json | null {
   if (!s) return null;
   if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
   return { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalMaxPositions };
+}
+
+/** Qwen's window fields, written back: none, or the window and which layers slide (layer_types, explicit). */
+function qwenWindowFields(c: LlamaConfig): Json {
+  if (c.slidingWindow === undefined || c.slidingWindow === null) return { use_sliding_window: false };
+  return { use_sliding_window: true, sliding_window: c.slidingWindow, layer_types: (c.slidingLayers ?? []).map((slides) => (slides ? 'sliding_attention' : 'full_attention')) };
 }
 
 /** Gemma 2's and 3's own config.json fields, written back (transformers' names; the MLP reads hidden_activation). */
