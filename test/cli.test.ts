@@ -118,6 +118,9 @@ describe('the bundled command, as a real process', () => {
     const result = JSON.parse(gen.stdout);
     expect(result.ids.length).toBeGreaterThan(0);
     expect(result.promptTokens).toBeGreaterThan(20); // the Alpaca template was applied
+    // Decode speed after the prefill: a number once a second token was decoded.
+    expect(result).toHaveProperty('tokens_per_s');
+    if (result.ids.length >= 2) expect(result.tokens_per_s).toBeGreaterThan(0);
   });
 
   it('a missing data file fails with exit code 1 and names the file', async () => {

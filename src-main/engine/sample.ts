@@ -88,7 +88,10 @@ export interface GenerateResult {
   ids: number[]; // generated ids, without the prompt
   finishReason: 'eos' | 'stop' | 'length';
   promptTokens: number;
+  /** Generated tokens over the whole call, the prompt's prefill included. */
   tokensPerSec: number;
+  /** Tokens per second after the first (the KV-cached decode alone, without the prefill); null under two tokens. */
+  decodeTokensPerSec: number | null;
 }
 
 export async function generate(o: GenerateOptions): Promise<GenerateResult> {
@@ -106,6 +109,8 @@ export async function generate(o: GenerateOptions): Promise<GenerateResult> {
   let text = '';
   let emitted = 0; // characters of `text` already streamed
   const started = performance.now();
+  let firstTokenAt = started;
+  let decodeSteps = 0; // forward passes after the prefill
   try {
     let input = o.promptIds;
     for (let step = 0; step < maxNew; step++) {
@@ -117,6 +122,8 @@ export async function generate(o: GenerateOptions): Promise<GenerateResult> {
       const row = (await last.data()) as Float32Array;
       tf.dispose([inputIds, logits, last]);
       const next = sampleToken(row, [...o.promptIds, ...ids], s, o.rng);
+      if (step === 0) firstTokenAt = performance.now();
+      else decodeSteps++;
       if (o.eosIds.includes(next)) {
         finishReason = 'eos';
         break;
@@ -142,8 +149,17 @@ export async function generate(o: GenerateOptions): Promise<GenerateResult> {
     if (images) disposeBatchImages(images);
   }
   if (text.length > emitted) o.onText?.(text.slice(emitted));
-  const seconds = (performance.now() - started) / 1000;
-  return { text, ids, finishReason, promptTokens: o.promptIds.length, tokensPerSec: ids.length / Math.max(seconds, 1e-9) };
+  const ended = performance.now();
+  const seconds = (ended - started) / 1000;
+  const decodeSeconds = (ended - firstTokenAt) / 1000;
+  return {
+    text,
+    ids,
+    finishReason,
+    promptTokens: o.promptIds.length,
+    tokensPerSec: ids.length / Math.max(seconds, 1e-9),
+    decodeTokensPerSec: decodeSteps > 0 ? decodeSteps / Math.max(decodeSeconds, 1e-9) : null,
+  };
 }
 
 function firstStop(text: string, stops: string[]): number {
