@@ -12,7 +12,7 @@ import { ApiError, type ApiHandlers, Recipe as RecipeSchema, SWEEP_DATA_FIELDS, 
 import type { ApiParsedInput } from '../../src-shared/api.js';
 import { settingsLabel } from '../../src-shared/sweep-report.js';
 import type { Recipe } from '../engine/recipe.js';
-import type { Run, RunId, Sweep, SweepId, Workspace } from '../store/index.js';
+import type { DatasetId, ModelId, Run, RunId, Sweep, SweepId, Workspace } from '../store/index.js';
 import type { ServiceContext } from './context.js';
 import { conflict } from './errors.js';
 import type { EvalSuites } from './evals.js';
@@ -94,7 +94,8 @@ function pointInput(ws: Workspace, req: SweepInput, spec: SweepSpec, settings: S
   }
   if (fraction !== null && fraction < 1) {
     // A share of what the filters leave, at least one example.
-    const filtered = selectExamples(ws.datasets.examplesAt(req.datasetId as never, ws.datasets.get(req.datasetId as never).version), req.split, { tag: data.tag, source: data.source }).length;
+    const dataset = ws.datasets.get(req.datasetId as DatasetId);
+    const filtered = selectExamples(ws.datasets.examplesAt(dataset.id, dataset.version), req.split, { tag: data.tag, source: data.source }).length;
     data.count = Math.max(1, Math.round(fraction * filtered));
   }
   const narrows = data.count !== undefined || data.tag !== undefined || data.source !== undefined;
@@ -157,7 +158,7 @@ export function planSweep(ctx: ServiceContext, req: SweepInput): SweepPlan & { s
   if (req.split === 'all' || req.evalSplit === 'all' || req.split === req.evalSplit) {
     warnings.push(`the runs train on ${req.split === 'all' ? 'every example' : `the ${req.split} split`} and are evaluated on ${req.evalSplit === 'all' ? 'every example' : `the ${req.evalSplit} split`}: their scores would be on seen examples`);
   }
-  const dataset = ws.datasets.get(req.datasetId as never);
+  const dataset = ws.datasets.get(req.datasetId as DatasetId);
   const evalExamples = selectExamples(ws.datasets.examplesAt(dataset.id, dataset.version), req.evalSplit).length;
   const evalCount = req.evalLimit === null ? evalExamples : Math.min(req.evalLimit, evalExamples);
   if (evalCount === 0) problems.push({ field: 'evalSplit', message: `the dataset has no examples in the ${req.evalSplit} split to evaluate on; split it first` });
@@ -231,6 +232,8 @@ export function sweeps(ctx: ServiceContext, views: RunViews, evals: EvalSuites, 
         return { ...common, suiteId: null, state: 'missing', error: 'its evaluation was deleted' };
       }
     }
+    // A cancelled sweep's unfinished points stay unfinished: say so rather than "evaluating" forever.
+    if (sweep.status === 'cancelled' && state !== 'done') state = 'cancelled';
     return { ...common, state };
   };
 
@@ -373,11 +376,11 @@ export function sweeps(ctx: ServiceContext, views: RunViews, evals: EvalSuites, 
           issues: plan.problems.map((p) => ({ path: p.field === 'evalSplit' ? 'evalSplit' : `recipe.${p.field}`, message: p.message })),
         });
       }
-      const dataset = ws.datasets.get(req.datasetId as never);
+      const dataset = ws.datasets.get(req.datasetId as DatasetId);
       const sweep = ws.transaction(() =>
         ws.sweeps.create({
           name: plan.name,
-          modelId: req.modelId as never,
+          modelId: req.modelId as ModelId,
           datasetId: dataset.id,
           datasetVersion: dataset.version,
           spec: plan.spec as unknown as Record<string, unknown>,
