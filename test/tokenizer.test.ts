@@ -205,3 +205,37 @@ describe('errors name the file', () => {
     await expectEngineError(loadTokenizer(dir), configFile, 'not valid JSON');
   });
 });
+
+describe('GPT-2 style vocab.json + merges.txt (no tokenizer.json)', () => {
+  const FIXTURE = path.join(import.meta.dirname, 'fixtures', 'bpe-files');
+  const expected = JSON.parse(fs.readFileSync(path.join(FIXTURE, 'expected.json'), 'utf8')) as {
+    vocab_size: number;
+    endoftext_id: number;
+    cases: { text: string; ids: number[]; decoded: string }[];
+  };
+
+  it("encodes and decodes as transformers' GPT2Tokenizer on the same two files", async () => {
+    const tok = await loadTokenizer(FIXTURE);
+    expect(tok.vocabSize).toBe(expected.vocab_size);
+    // tokenizer_config.json names <|endoftext|> as BOS and EOS.
+    expect(tok.bosId).toBe(expected.endoftext_id);
+    expect(tok.eosIds).toEqual([expected.endoftext_id]);
+    for (const c of expected.cases) {
+      expect(tok.encode(c.text, { bos: false }), JSON.stringify(c.text)).toEqual(c.ids);
+      expect(tok.decode(c.ids)).toBe(c.decoded);
+    }
+    const both = Buffer.concat([fs.readFileSync(path.join(FIXTURE, 'vocab.json')), fs.readFileSync(path.join(FIXTURE, 'merges.txt'))]);
+    expect(tok.hash).toBe(createHash('sha256').update(both).digest('hex'));
+  });
+
+  it('names the line of a merges.txt that is not two known tokens', async () => {
+    const dir = makeTempDir('tok-bpe-files');
+    for (const f of ['vocab.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(FIXTURE, f), path.join(dir, f));
+    const merges = fs.readFileSync(path.join(FIXTURE, 'merges.txt'), 'utf8').split('\n');
+    merges.splice(3, 0, 'Ġa b c');
+    fs.writeFileSync(path.join(dir, 'merges.txt'), merges.join('\n'));
+    await expectEngineError(loadTokenizer(dir), /merges\.txt: line 4 \("Ġa b c"\) is not two tokens of vocab\.json/);
+    fs.rmSync(path.join(dir, 'merges.txt'));
+    await expectEngineError(loadTokenizer(dir), /tokenizer\.json: file not found \(nor vocab\.json \+ merges\.txt\)/);
+  });
+});

@@ -1,5 +1,6 @@
 // Text <-> token ids for a Hugging Face model folder, over `@huggingface/tokenizers` (a pure-JS
-// port of the Rust `tokenizers` library that reads the same `tokenizer.json`).
+// port of the Rust `tokenizers` library that reads the same `tokenizer.json`; GPT-2's vocab.json + merges.txt
+// are built into the byte-level BPE tokenizer.json they stand for).
 //
 // Special tokens are added here, not by the tokenizer.json post-processor: `encode` runs the
 // tokenizer without its post-processor and then prepends BOS / appends EOS when asked. That gives
@@ -27,7 +28,7 @@ export interface TextTokenizer {
   readonly bosId: number | null;
   /** Ids that end generation; `encode({eos: true})` appends the first. */
   readonly eosIds: number[];
-  /** sha256 (hex) of the tokenizer.json bytes: identifies the tokenizer a dataset was encoded with. */
+  /** sha256 (hex) of the tokenizer.json bytes (or of vocab.json + merges.txt): identifies the tokenizer a dataset was encoded with. */
   readonly hash: string;
   encode(text: string, opts?: EncodeOptions): number[];
   decode(ids: number[], opts?: DecodeOptions): string;
@@ -36,23 +37,29 @@ export interface TextTokenizer {
 }
 
 /**
- * Load `dir/tokenizer.json`. BOS/EOS ids come from `ids` when given (normally the model's
+ * Load `dir/tokenizer.json`, or GPT-2's `vocab.json` + `merges.txt` where there is no tokenizer.json. BOS/EOS ids come from `ids` when given (normally the model's
  * config.json, which is what generation uses), otherwise from the bos_token / eos_token strings
  * in `dir/tokenizer_config.json` if that file exists.
  */
 export async function loadTokenizer(dir: string, ids?: { bosId: number | null; eosIds: number[] }): Promise<TextTokenizer> {
-  const file = path.join(dir, 'tokenizer.json');
-  let bytes: Buffer;
-  try {
-    bytes = await fs.promises.readFile(file);
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (e as Error).message;
-    throw new EngineError(`cannot read tokenizer ${file}: ${why}`);
-  }
-  const json = parseJsonObject(bytes.toString('utf8'), file);
-
   const configFile = path.join(dir, 'tokenizer_config.json');
   const config = fs.existsSync(configFile) ? parseJsonObject(await fs.promises.readFile(configFile, 'utf8'), configFile) : {};
+  let file = path.join(dir, 'tokenizer.json');
+  let bytes: Buffer;
+  let json: Record<string, unknown>;
+  if (!fs.existsSync(file) && fs.existsSync(path.join(dir, 'vocab.json')) && fs.existsSync(path.join(dir, 'merges.txt'))) {
+    // GPT-2's older layout: the byte-level BPE as two files, built into the tokenizer.json they stand for.
+    ({ json, bytes } = await byteLevelBpeFromFiles(dir, config));
+    file = path.join(dir, 'vocab.json');
+  } else {
+    try {
+      bytes = await fs.promises.readFile(file);
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found (nor vocab.json + merges.txt)' : (e as Error).message;
+      throw new EngineError(`cannot read tokenizer ${file}: ${why}`);
+    }
+    json = parseJsonObject(bytes.toString('utf8'), file);
+  }
 
   let tokenizer: Tokenizer;
   try {
@@ -64,6 +71,62 @@ export async function loadTokenizer(dir: string, ids?: { bosId: number | null; e
   }
   const hash = createHash('sha256').update(bytes).digest('hex');
   return new HfTextTokenizer(tokenizer, hash, file, ids ?? specialIdsFromConfig(tokenizer, config, configFile));
+}
+
+/**
+ * vocab.json + merges.txt (GPT-2's files) as the tokenizer.json transformers' converter makes of them: byte-level
+ * pre-tokenization (GPT-2's regex; `add_prefix_space` from tokenizer_config.json, default false) and decoding, BPE
+ * over the merges in file order, no normalizer or post-processor. The special tokens tokenizer_config.json names
+ * (bos, eos, unk, pad, added_tokens_decoder) are matched whole, as GPT2Tokenizer does. `bytes` (for the hash) are
+ * both files'.
+ */
+async function byteLevelBpeFromFiles(dir: string, config: Record<string, unknown>): Promise<{ json: Record<string, unknown>; bytes: Buffer }> {
+  const vocabFile = path.join(dir, 'vocab.json');
+  const mergesFile = path.join(dir, 'merges.txt');
+  const [vocabBytes, mergesBytes] = await Promise.all([fs.promises.readFile(vocabFile), fs.promises.readFile(mergesFile)]);
+  const vocab = parseJsonObject(vocabBytes.toString('utf8'), vocabFile);
+  for (const [token, id] of Object.entries(vocab)) {
+    if (!Number.isInteger(id) || (id as number) < 0) throw new EngineError(`${vocabFile}: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}; ids are whole numbers >= 0`);
+  }
+  const merges: string[] = [];
+  mergesBytes
+    .toString('utf8')
+    .split(/\r?\n/)
+    .forEach((line, i) => {
+      if (line === '' || (i === 0 && line.startsWith('#version'))) return;
+      const parts = line.split(' ');
+      if (parts.length !== 2 || !(parts[0]! in vocab) || !(parts[1]! in vocab)) {
+        throw new EngineError(`${mergesFile}: line ${i + 1} (${JSON.stringify(line)}) is not two tokens of vocab.json separated by a space`);
+      }
+      merges.push(line);
+    });
+  const addPrefixSpace = config.add_prefix_space ?? false;
+  if (typeof addPrefixSpace !== 'boolean') throw new EngineError(`${path.join(dir, 'tokenizer_config.json')}: field "add_prefix_space" must be true or false, got ${JSON.stringify(addPrefixSpace)}`);
+  const specials = new Set<string>();
+  for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token']) {
+    const raw = config[key];
+    const content = typeof raw === 'string' ? raw : (raw as { content?: unknown } | undefined)?.content;
+    if (typeof content === 'string') specials.add(content);
+  }
+  for (const entry of Object.values((config.added_tokens_decoder ?? {}) as Record<string, { content?: unknown; special?: unknown }>)) {
+    if (typeof entry?.content === 'string') specials.add(entry.content);
+  }
+  const addedTokens = [...specials]
+    .filter((t) => t in vocab)
+    .map((content) => ({ id: vocab[content], content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: addPrefixSpace, trim_offsets: true, use_regex: true };
+  const json = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: addedTokens,
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: null,
+    decoder: byteLevel,
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+  };
+  return { json, bytes: Buffer.concat([vocabBytes, mergesBytes]) };
 }
 
 function parseJsonObject(text: string, file: string): Record<string, unknown> {
