@@ -140,8 +140,9 @@ describe('running a sweep', () => {
   });
 
   it('cancels the queued rest, keeping what finished, and forgets the sweep without its runs', async () => {
-    const sweep = await app.call('sweeps.start', { modelId, datasetId, recipe: { ...QUICK, maxSteps: 40 }, vary: [{ field: 'adapterLen', values: [2, 4, 6] }], evalLimit: 1 });
-    await app.waitFor((e) => e.type === 'run.updated' && e.run.id === sweep.points[0]!.runId && e.run.status === 'running');
+    // 720 steps a run (120 epochs of 6): the first is still training when the cancel arrives, however loaded the machine.
+    const sweep = await app.call('sweeps.start', { modelId, datasetId, recipe: { ...QUICK, maxSteps: null }, vary: [{ field: 'adapterLen', values: [2, 4, 6] }], evalLimit: 1 });
+    await app.waitFor((e) => e.type === 'run.metric' && e.runId === sweep.points[0]!.runId);
     const cancelled = await app.call('sweeps.cancel', { sweepId: sweep.id });
     expect(cancelled.status).toBe('cancelled');
     await app.waitFor((e) => e.type === 'run.updated' && e.run.id === sweep.points[0]!.runId && e.run.status === 'cancelled');
