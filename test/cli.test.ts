@@ -46,7 +46,7 @@ describe('adapter-studio forward (in process, cpu backend)', () => {
     }
   });
 
-  it.each(['qwen2', 'qwen3', 'gemma', 'gemma2', 'phi3', 'llamabias'])('%s: base logits and loss match transformers within 1e-4', async (name) => {
+  it.each(['qwen2', 'qwen2_window', 'qwen3', 'gemma', 'gemma2', 'gemma3', 'phi3', 'gpt2', 'llamabias'])('%s: base logits and loss match transformers within 1e-4', async (name) => {
     const f = JSON.parse(readFileSync(join(FIXTURES, name, 'fixture.json'), 'utf8'));
     const rows = (m: number[][]) => m.map((r) => r.join(',')).join(';');
     const { code, stdout } = await cli(['forward', '--backend', 'cpu', '--json', '--model', join(FIXTURES, name, 'model'), `--input-ids=${rows(f.input_ids)}`, `--labels=${rows(f.labels)}`]);

@@ -55,7 +55,7 @@ describe('model folders', () => {
     ['not JSON', '{ "hidden_size": ', /config\.json: invalid JSON/],
     ['a bad field', JSON.stringify({ model_type: 'llama', hidden_size: -3 }), /config\.json: field "hidden_size" must be a positive integer/],
     ['heads that do not divide', JSON.stringify({ hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 3, intermediate_size: 8, num_hidden_layers: 1, vocab_size: 10 }), /"num_key_value_heads" \(3\) must divide/],
-    ['another architecture', JSON.stringify({ model_type: 'gpt2' }), /field "model_type" is "gpt2"; supported: "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3"/],
+    ['another architecture', JSON.stringify({ model_type: 'gpt_neox' }), /field "model_type" is "gpt_neox"; supported: "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "gpt2"/],
     // Fields that change the computation are implemented (attention_bias: the parity fixtures) or refused, never ignored.
     ['attention biases that are not a boolean', JSON.stringify({ ...GOOD_CONFIG, attention_bias: 'yes' }), /field "attention_bias" must be true or false, got "yes"/],
     ['MLP biases', JSON.stringify({ ...GOOD_CONFIG, mlp_bias: true }), /field "mlp_bias" is true/],

@@ -50,7 +50,7 @@ function loaded(model: LoadedModel): Map<string, tf.Tensor> {
     m.set(`${p}.self_attn.k_proj.weight`, l.wk);
     m.set(`${p}.self_attn.v_proj.weight`, l.wv);
     m.set(`${p}.self_attn.o_proj.weight`, l.wo);
-    m.set(`${p}.mlp.gate_proj.weight`, l.wGate);
+    m.set(`${p}.mlp.gate_proj.weight`, l.wGate!);
     m.set(`${p}.mlp.up_proj.weight`, l.wUp);
     m.set(`${p}.mlp.down_proj.weight`, l.wDown);
   });

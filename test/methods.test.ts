@@ -118,6 +118,61 @@ describe('on a Qwen2-layout model (biased q/k/v)', () => {
   });
 });
 
+describe('on a GPT-2 model (LayerNorm, learned positions, Conv1D weights, ungated MLP)', () => {
+  let g: { model: ReturnType<typeof loadModel>; tokenizer: TinyTrainer['tokenizer'] };
+  beforeAll(async () => {
+    writeTinyLlama(join(dir, 'gpt2'), {
+      seed: 6,
+      finalNormScale: 3,
+      config: { family: 'gpt2', attentionBias: { qkv: true, o: true }, layerNorm: true, learnedPositions: true, plainMlp: true, mlpActivation: 'gelu_tanh', nKvHeads: 4, tieEmbeddings: true, bosId: null },
+    });
+    const model = loadModel(join(dir, 'gpt2'));
+    g = { model, tokenizer: await loadTokenizer(join(dir, 'gpt2'), { bosId: model.config.bosId, eosIds: model.config.eosIds }) };
+  });
+
+  it('the adapter and LoRA learn, and what they save loads back onto the model', async () => {
+    expect(g.model.config).toMatchObject({ family: 'gpt2', layerNorm: true, learnedPositions: true, plainMlp: true, bosId: null });
+    const adapterRecipe = { ...paperRecipe(g.model.config), adapterLen: 10, adapterLayers: 2, epochs: 60, warmupEpochs: 1, lr: 0.3, batchSize: 3, accumSteps: 2 };
+    const adapter = await train({ model: g.model, tokenizer: g.tokenizer, data: COLOR_DATA, recipe: adapterRecipe, outDir: join(dir, 'gpt2-adapter') });
+    expect(adapter.losses.at(-1)!).toBeLessThan(adapter.losses[0]! * 0.5);
+    expect(loadFineTune(join(dir, 'gpt2-adapter'), g.model).kind).toBe('adapter');
+    // LoRA on GPT-2's projections (its MLP has no gate: up and down).
+    const loraRecipe = { ...alpacaLoraRecipe(g.model.config), loraTargets: ['q', 'v', 'up', 'down'] as const, epochs: 40, warmupEpochs: 1, warmupSteps: null, lr: 0.05, batchSize: 3, accumSteps: 2, valSetSize: 0 };
+    const lora = await train({ model: g.model, tokenizer: g.tokenizer, data: COLOR_DATA, recipe: { ...loraRecipe, loraTargets: [...loraRecipe.loraTargets] }, outDir: join(dir, 'gpt2-lora') });
+    expect(lora.losses.at(-1)!).toBeLessThan(lora.losses[0]! * 0.5);
+    expect(loadFineTune(join(dir, 'gpt2-lora'), g.model).kind).toBe('lora');
+  });
+
+  it('full fine-tune: biases and positions train too, and the folder it writes is a GPT-2 folder that loads back exactly', async () => {
+    const recipe = { ...alpacaFullRecipe(g.model.config), epochs: 10, warmupEpochs: 1, lr: 3e-3, batchSize: 3, accumSteps: 2 };
+    await train({ model: g.model, tokenizer: g.tokenizer, data: COLOR_DATA, recipe, outDir: join(dir, 'gpt2-full') });
+    const hf = JSON.parse(readFileSync(join(dir, 'gpt2-full', 'config.json'), 'utf8'));
+    expect(hf).toMatchObject({ model_type: 'gpt2', architectures: ['GPT2LMHeadModel'], n_embd: 32, n_layer: 2, resid_pdrop: 0 });
+    const file = SafetensorsFile.open(join(dir, 'gpt2-full', 'model.safetensors'));
+    expect(file.info('transformer.h.0.attn.c_attn.weight').shape).toEqual([32, 96]); // Conv1D [in, out], q/k/v joined
+    file.close();
+    const tuned = loadModel(join(dir, 'gpt2-full'));
+    expect(tuned.config.family).toBe('gpt2');
+    expect(maxDiff(tuned.weights.positions!, g.model.weights.positions!)).toBeGreaterThan(0);
+    expect(maxDiff(tuned.weights.layers[0]!.bq!, g.model.weights.layers[0]!.bq!)).toBeGreaterThan(0);
+    // The written folder is the trained model: it answers the training prompts better than the base does.
+    const batch = makeBatch(COLOR_DATA.map((e) => tokenizeExample(g.tokenizer, e, 256)), g.tokenizer.eosIds[0]!);
+    const lossOf = (m: typeof tuned) => nextTokenLoss(m, tf.tensor2d(batch.ids, [batch.B, batch.T], 'int32'), shiftedTargets(batch.labels, batch.B, batch.T)).dataSync()[0]!;
+    expect(lossOf(tuned)).toBeLessThan(lossOf(g.model) * 0.8);
+  });
+
+  it('decoding with the KV cache gives the full forward logits (positions continue after the cache)', () => {
+    const ids = [3, 7, 11, 5, 9];
+    const full = forward(g.model, tf.tensor2d([ids], [1, ids.length], 'int32'));
+    const cache = newKVCache(g.model.config);
+    const first = forward(g.model, tf.tensor2d([ids.slice(0, 3)], [1, 3], 'int32'), { cache });
+    const rest = [3, 4].map((t) => forward(g.model, tf.tensor2d([[ids[t]!]], [1, 1], 'int32'), { cache }));
+    const stepped = tf.concat([first, ...rest], 1);
+    expect(maxDiff(stepped, full)).toBeLessThan(1e-4);
+    disposeKVCache(cache);
+  });
+});
+
 describe('on a Qwen3-layout model (q_norm / k_norm, its own head_dim)', () => {
   let q: { model: ReturnType<typeof loadModel>; tokenizer: TinyTrainer['tokenizer'] };
   beforeAll(async () => {

@@ -1,8 +1,9 @@
 // What each family's config.json becomes (the numbers themselves are checked against transformers in
-// parity.test.ts: llamabias, mistral, qwen2, qwen3, gemma, gemma2, phi3): which biases, which context, which BOS, and what is refused.
+// parity.test.ts: llamabias, mistral, qwen2, qwen3, gemma, gemma2, phi3, gpt2): which biases, which context, which BOS, and what is refused.
 
 import { describe, expect, it } from 'vitest';
 import { expectedWeights, fromHfConfig, layerWindow, requirePlainLlama, toHfConfig, usesLocalRope } from '../src-main/engine/config.js';
+import { paperRecipe, validateRecipe } from '../src-main/engine/recipe.js';
 
 const BASE = { hidden_size: 32, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64, num_hidden_layers: 2, vocab_size: 100, bos_token_id: 1, eos_token_id: 2 };
 
@@ -76,6 +77,22 @@ describe('model families', () => {
     expect(() => requirePlainLlama(c, 'GGUF export')).toThrow('this model is phi3');
   });
 
+  it("gpt2: GPT2Config's names, LayerNorm, learned positions, an ungated MLP, biases everywhere, a tied head; no BOS", () => {
+    const GPT2 = { model_type: 'gpt2', vocab_size: 100, n_embd: 32, n_layer: 2, n_head: 4, n_positions: 64, eos_token_id: 2, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 };
+    const c = fromHfConfig(GPT2);
+    expect(c).toMatchObject({ family: 'gpt2', dim: 32, ffnDim: 128, nLayers: 2, nHeads: 4, nKvHeads: 4, headDim: 8, maxPositions: 64, normEps: 1e-5, layerNorm: true, learnedPositions: true, plainMlp: true, mlpActivation: 'gelu_tanh', attentionBias: { qkv: true, o: true }, tieEmbeddings: true, bosId: null, eosIds: [2] });
+    expect(c.trainingDropouts).toBeUndefined();
+    expect([...expectedWeights(c).keys()].slice(0, 4)).toEqual(['transformer.wte.weight', 'transformer.wpe.weight', 'transformer.h.0.ln_1.weight', 'transformer.h.0.ln_1.bias']);
+    expect(expectedWeights(c).get('transformer.h.0.attn.c_attn.weight')).toEqual([32, 96]); // Conv1D: [in, out]
+    expect(fromHfConfig(toHfConfig(c))).toEqual(c);
+    // GPT2Config's dropouts (0.1 by default) act in training only: the model loads, training refuses them by name.
+    const released = fromHfConfig({ ...GPT2, resid_pdrop: undefined, embd_pdrop: 0.1, attn_pdrop: 0 });
+    expect(released.trainingDropouts).toEqual(['resid_pdrop=0.1', 'embd_pdrop=0.1']);
+    expect(() => validateRecipe(paperRecipe(released), released)).toThrow(/config\.json sets resid_pdrop=0\.1, embd_pdrop=0\.1: gpt2 trains with dropout there, and this engine trains without/);
+    expect(() => validateRecipe({ ...paperRecipe(c), adapterLayers: 2, method: 'lora', loraTargets: ['q', 'gate'] }, c)).toThrow(/recipe field "loraTargets" must be projections this model has \(gpt2's MLP has no gate/);
+    expect(() => requirePlainLlama(c, 'GGUF export')).toThrow(/this model is gpt2/);
+  });
+
   it('writes each family back under its own model_type', () => {
     for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
   });
@@ -147,7 +164,14 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'rope_local_base_freq', family: 'gemma3_text', handled: (c) => c.localRopeTheta },
   { field: 'rope_scaling', family: 'gemma3_text', refused: { rope_type: 'yarn', factor: 8 } },
   { field: 'use_bidirectional_attention', family: 'gemma3_text', refused: true },
-  { field: 'model_type', refused: 'gpt2' },
+  { field: 'activation_function', family: 'gpt2', refused: 'relu' },
+  { field: 'scale_attn_weights', family: 'gpt2', refused: false },
+  { field: 'scale_attn_by_inverse_layer_idx', family: 'gpt2', refused: true },
+  { field: 'add_cross_attention', family: 'gpt2', refused: true },
+  { field: 'n_inner', family: 'gpt2', handled: (c) => c.ffnDim },
+  { field: 'layer_norm_epsilon', family: 'gpt2', handled: (c) => c.normEps },
+  { field: 'resid_pdrop', family: 'gpt2', handled: (c) => c.trainingDropouts, refused: 1.5 },
+  { field: 'model_type', refused: 'gpt_neox' },
 ];
 
 describe('every field that changes the computation is handled or refused', () => {

@@ -43,7 +43,7 @@ import torch
 import transformers
 from peft import AdaptionPromptConfig, PeftModel, get_peft_model
 from safetensors import safe_open
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3TextConfig, Gemma3ForCausalLM, Phi3Config, Phi3ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM, GemmaConfig, GemmaForCausalLM, Gemma2Config, Gemma2ForCausalLM, Gemma3TextConfig, Gemma3ForCausalLM, Phi3Config, Phi3ForCausalLM, GPT2Config, GPT2LMHeadModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_llama_adapter import (  # noqa: E402
@@ -76,7 +76,7 @@ class Case:
     seq_len: int  # T; both rows are all real tokens (no padding)
     prompt_lens: tuple[int, int]  # label positions set to -100 at the start of each row
     config: dict = field(default_factory=dict)  # the family's config keyword arguments
-    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma | gemma2 | gemma3_text | phi3
+    family: str = "llama"  # llama | mistral (a sliding window) | qwen2 (Qwen2 / Qwen2.5: biased q/k/v projections) | qwen3 | gemma | gemma2 | gemma3_text | phi3 | gpt2
 
 
 # The model classes of each family; PEFT's adaption prompt supports llama (and mistral), not qwen2.
@@ -89,6 +89,7 @@ FAMILIES = {
     "gemma2": (Gemma2Config, Gemma2ForCausalLM),
     "gemma3_text": (Gemma3TextConfig, Gemma3ForCausalLM),
     "phi3": (Phi3Config, Phi3ForCausalLM),
+    "gpt2": (GPT2Config, GPT2LMHeadModel),
 }
 PEFT_FAMILIES = {"llama", "mistral"}
 
@@ -414,8 +415,45 @@ CASES += [
 ]
 
 
+# GPT-2: LayerNorm with biases, learned positions, Conv1D weights ([in, out]) with biases, c_attn fused q/k/v, an
+# ungated gelu_new MLP, a tied head; no dropout (the engine trains without, and refuses a config that sets it).
+CASES += [
+    Case(
+        "gpt2",
+        seed=1016,
+        seq_len=12,
+        prompt_lens=(3, 5),
+        family="gpt2",
+        config=dict(vocab_size=90, n_embd=48, n_layer=3, n_head=4, n_positions=64, n_inner=None, activation_function="gelu_new",
+                    resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, layer_norm_epsilon=1e-5, bos_token_id=1, eos_token_id=2),
+    ),
+]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def gpt2_as_llama_names(weights: dict[str, torch.Tensor], shape) -> dict[str, torch.Tensor]:
+    """GPT-2's state dict under the names the hand forward reads: Conv1D weights ([in, out]) transposed to nn.Linear's
+    [out, in], c_attn split into q/k/v by columns, LayerNorm weights and biases, positions as embed_positions."""
+    d = shape.hidden_size
+    out = {"model.embed_tokens.weight": weights["transformer.wte.weight"], "model.embed_positions.weight": weights["transformer.wpe.weight"],
+           "model.norm.weight": weights["transformer.ln_f.weight"], "model.norm.bias": weights["transformer.ln_f.bias"]}
+    for i in range(shape.num_layers):
+        g, p = f"transformer.h.{i}", f"model.layers.{i}"
+        qw, kw, vw = weights[f"{g}.attn.c_attn.weight"].split([d, d, d], dim=1)
+        qb, kb, vb = weights[f"{g}.attn.c_attn.bias"].split([d, d, d])
+        out.update({
+            f"{p}.input_layernorm.weight": weights[f"{g}.ln_1.weight"], f"{p}.input_layernorm.bias": weights[f"{g}.ln_1.bias"],
+            f"{p}.self_attn.q_proj.weight": qw.T, f"{p}.self_attn.k_proj.weight": kw.T, f"{p}.self_attn.v_proj.weight": vw.T,
+            f"{p}.self_attn.q_proj.bias": qb, f"{p}.self_attn.k_proj.bias": kb, f"{p}.self_attn.v_proj.bias": vb,
+            f"{p}.self_attn.o_proj.weight": weights[f"{g}.attn.c_proj.weight"].T, f"{p}.self_attn.o_proj.bias": weights[f"{g}.attn.c_proj.bias"],
+            f"{p}.post_attention_layernorm.weight": weights[f"{g}.ln_2.weight"], f"{p}.post_attention_layernorm.bias": weights[f"{g}.ln_2.bias"],
+            f"{p}.mlp.up_proj.weight": weights[f"{g}.mlp.c_fc.weight"].T, f"{p}.mlp.up_proj.bias": weights[f"{g}.mlp.c_fc.bias"],
+            f"{p}.mlp.down_proj.weight": weights[f"{g}.mlp.c_proj.weight"].T, f"{p}.mlp.down_proj.bias": weights[f"{g}.mlp.c_proj.bias"],
+        })
+    return out
 
 
 def f32_list(t: torch.Tensor):
@@ -441,7 +479,7 @@ def reinit_weights(model: LlamaForCausalLM, generator: torch.Generator) -> None:
     with torch.no_grad():
         for name, param in model.named_parameters():  # a tied lm_head is listed once, as the embedding
             noise = torch.randn(param.shape, generator=generator)
-            if name.endswith("norm.weight"):
+            if name.endswith("norm.weight") or re.search(r"\bln_(\d|f)\.weight$", name):
                 param.copy_(1.0 + 0.1 * noise)
             else:
                 param.copy_(0.1 * noise)
@@ -464,6 +502,8 @@ def legacy_config(config: LlamaConfig) -> dict:
     """The same config as transformers 4.x (and most hub checkpoints) write it: rope_theta and rope_scaling at
     the top level, instead of 5.x's rope_parameters. Lets the TS loader be tested on both spellings."""
     d = json.loads(config.to_json_string())
+    if "rope_parameters" not in d:  # GPT-2: no RoPE, one spelling
+        return d
     if "full_attention" in d["rope_parameters"]:  # Gemma 3: the full layers' RoPE, and rope_local_base_freq
         per_type = d.pop("rope_parameters")
         d["rope_local_base_freq"] = per_type["sliding_attention"]["rope_theta"]
@@ -522,6 +562,9 @@ def build_case(case: Case) -> dict:
             weights.update({f"{p}.self_attn.q_proj.weight": qw, f"{p}.self_attn.k_proj.weight": kw,
                             f"{p}.self_attn.v_proj.weight": vw, f"{p}.mlp.gate_proj.weight": gw, f"{p}.mlp.up_proj.weight": uw})
 
+    if case.family == "gpt2":
+        weights = gpt2_as_llama_names(weights, shape)
+
     B, T = 2, case.seq_len
     input_ids = torch.randint(0, shape.vocab_size, (B, T), generator=generator)  # [B, T]
     labels = input_ids.clone()
@@ -533,12 +576,15 @@ def build_case(case: Case) -> dict:
 
     # --- base model: transformers vs the hand forward
     inv_freq = rope_inv_freq(shape)
-    rotary = model.model.rotary_emb
-    if shape.local_rope_theta is not None:  # Gemma 3 keeps one table per layer type
+    rotary = model.model.rotary_emb if case.family != "gpt2" else None  # GPT-2 has learned positions, no RoPE
+    if rotary is None:
+        inv_freq = torch.zeros(0)
+    elif shape.local_rope_theta is not None:  # Gemma 3 keeps one table per layer type
         checks["local_rope_inv_freq_vs_transformers"] = max_abs(rope_inv_freq(shape, local=True), rotary.sliding_attention_inv_freq)
         require(checks["local_rope_inv_freq_vs_transformers"] < 1e-7, "local RoPE inverse frequencies differ from transformers")
-    checks["rope_inv_freq_vs_transformers"] = max_abs(inv_freq, rotary.full_attention_inv_freq if shape.local_rope_theta is not None else rotary.inv_freq)
-    require(checks["rope_inv_freq_vs_transformers"] < 1e-7, "RoPE inverse frequencies differ from transformers")
+    if rotary is not None:
+        checks["rope_inv_freq_vs_transformers"] = max_abs(inv_freq, rotary.full_attention_inv_freq if shape.local_rope_theta is not None else rotary.inv_freq)
+        require(checks["rope_inv_freq_vs_transformers"] < 1e-7, "RoPE inverse frequencies differ from transformers")
     with torch.no_grad():
         base_out = model(input_ids=input_ids, labels=labels)
         base_logits = base_out.logits  # [B, T, V]

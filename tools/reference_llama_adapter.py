@@ -67,10 +67,35 @@ class LlamaShape:
     sliding_layers: tuple[bool, ...] | None = None
     local_rope_theta: float | None = None
     rope_linear_factor: float | None = None
+    # GPT-2: LayerNorm with a bias (`rms_norm_eps` is its layer_norm_epsilon), learned position embeddings instead of
+    # RoPE (model.embed_positions.weight), an ungated MLP with biases: down(act(up(x))).
+    layer_norm: bool = False
+    learned_positions: bool = False
+    plain_mlp: bool = False
 
     @staticmethod
     def from_hf_config(config) -> "LlamaShape":
         """Reads a transformers LlamaConfig (5.x keeps RoPE settings in `rope_parameters`)."""
+        if config.model_type == "gpt2":
+            if config.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
+                raise ValueError(f"activation {config.activation_function!r} is not covered by this reference")
+            return LlamaShape(
+                vocab_size=config.vocab_size,
+                hidden_size=config.n_embd,
+                intermediate_size=config.n_inner or 4 * config.n_embd,
+                num_layers=config.n_layer,
+                num_heads=config.n_head,
+                num_kv_heads=config.n_head,
+                head_dim=config.n_embd // config.n_head,
+                rms_norm_eps=config.layer_norm_epsilon,
+                rope_theta=10000.0,  # unused: no RoPE
+                rope_llama3=None,
+                tie_word_embeddings=bool(config.tie_word_embeddings),
+                activation="gelu_pytorch_tanh",  # gelu_new is the same tanh formula
+                layer_norm=True,
+                learned_positions=True,
+                plain_mlp=True,
+            )
         rope = dict(getattr(config, "rope_parameters", None) or {})
         local_rope_theta = None
         if "full_attention" in rope:  # Gemma 3: RoPE settings per layer type
@@ -197,6 +222,13 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
+def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """GPT-2's LayerNorm, written out: (x - mean) / sqrt(biased variance + eps) * weight + bias. x [..., hidden]"""
+    mean = x.mean(-1, keepdim=True)
+    var = (x - mean).pow(2).mean(-1, keepdim=True)
+    return (x - mean) * torch.rsqrt(var + eps) * weight + bias
+
+
 def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     """[B, kvHeads, S, d] -> [B, kvHeads * n_rep, S, d]; query head h reads kv head h // n_rep."""
     return x.repeat_interleave(n_rep, dim=1)
@@ -239,8 +271,9 @@ def attention(
     if q_norm is not None:
         q = rms_norm(q, q_norm, shape.rms_norm_eps)
         k = rms_norm(k, k_norm, shape.rms_norm_eps)
-    q = apply_rope(q, cos, sin)
-    k = apply_rope(k, cos, sin)
+    if not shape.learned_positions:  # GPT-2 adds its positions to the embeddings instead
+        q = apply_rope(q, cos, sin)
+        k = apply_rope(k, cos, sin)
     k = repeat_kv(k, n_rep)  # [B, H, T, d]
     v = repeat_kv(v, n_rep)  # [B, H, T, d]
 
@@ -294,8 +327,11 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
-def mlp(w: dict[str, Tensor], prefix: str, x: Tensor, activation: str = "silu") -> Tensor:
-    """SwiGLU (GeGLU for Gemma): down(act(gate(x)) * up(x)). x [B, T, hidden] -> [B, T, hidden]"""
+def mlp(w: dict[str, Tensor], prefix: str, x: Tensor, activation: str = "silu", plain: bool = False) -> Tensor:
+    """SwiGLU (GeGLU for Gemma): down(act(gate(x)) * up(x)); `plain` (GPT-2): down(act(up(x))), biases included.
+    x [B, T, hidden] -> [B, T, hidden]"""
+    if plain:
+        return proj(w, f"{prefix}.down_proj", ACTIVATIONS[activation](proj(w, f"{prefix}.up_proj", x)))
     gate = x @ w[f"{prefix}.gate_proj.weight"].T  # [B, T, inter]
     up = x @ w[f"{prefix}.up_proj.weight"].T  # [B, T, inter]
     return (ACTIVATIONS[activation](gate) * up) @ w[f"{prefix}.down_proj.weight"].T
@@ -315,6 +351,8 @@ def forward(
     cos, sin = rope_cos_sin(rope_inv_freq(shape), T)  # [T, d] each
     local_cos, local_sin = rope_cos_sin(rope_inv_freq(shape, local=True), T) if shape.local_rope_theta is not None else (cos, sin)
     h = w["model.embed_tokens.weight"][input_ids]  # [B, T, hidden]
+    if shape.learned_positions:  # GPT-2: position p's learned vector added to the token's
+        h = h + w["model.embed_positions.weight"][:T]
     if shape.embed_scale is not None:
         h = h * torch.tensor(shape.embed_scale, dtype=h.dtype)
     eps = shape.rms_norm_eps
@@ -322,10 +360,15 @@ def forward(
     def norm_weight(name: str) -> Tensor:
         return 1.0 + w[name] if shape.norm_plus_one else w[name]
 
+    def norm(x: Tensor, name: str) -> Tensor:  # `name` ends in ".weight"
+        if shape.layer_norm:
+            return layer_norm(x, w[name], w[name[: -len("weight")] + "bias"], eps)
+        return rms_norm(x, norm_weight(name), eps)
+
     for i in range(shape.num_layers):
         p = f"model.layers.{i}"
         adapted = adapter is not None and i in adapter.prompts
-        x = rms_norm(h, norm_weight(f"{p}.input_layernorm.weight"), eps)
+        x = norm(h, f"{p}.input_layernorm.weight")
         attended = attention(
             w,
             f"{p}.self_attn",
@@ -345,8 +388,8 @@ def forward(
             h = h + rms_norm(m, norm_weight(f"{p}.post_feedforward_layernorm.weight"), eps)
         else:
             h = h + attended
-            h = h + mlp(w, f"{p}.mlp", rms_norm(h, norm_weight(f"{p}.post_attention_layernorm.weight"), eps), shape.activation)
-    h = rms_norm(h, norm_weight("model.norm.weight"), eps)
+            h = h + mlp(w, f"{p}.mlp", norm(h, f"{p}.post_attention_layernorm.weight"), shape.activation, shape.plain_mlp)
+    h = norm(h, "model.norm.weight")
     lm_head = w["model.embed_tokens.weight"] if shape.tie_word_embeddings else w["lm_head.weight"]
     out = h @ lm_head.T  # [B, T, vocab]
     return out if shape.final_softcap is None else torch.tanh(out / shape.final_softcap) * shape.final_softcap

@@ -34,7 +34,7 @@ export interface LinearRopeScaling {
 export type RopeScaling = Llama3RopeScaling | LinearRopeScaling;
 
 /** The decoder families this engine runs (their `model_type`s): the same block, differing in the fields below. */
-export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3'] as const;
+export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'gpt2'] as const;
 
 /** The MLP's gate activation: SwiGLU's silu, or GeGLU's GELU in PyTorch's tanh approximation. */
 export type MlpActivation = 'silu' | 'gelu_tanh';
@@ -72,6 +72,12 @@ export interface LlamaConfig {
   attnSoftcap?: number;
   /** Gemma 2: final logits soft-capped likewise (absent: none). */
   finalSoftcap?: number;
+  /** GPT-2: LayerNorm (mean-centred, with a bias) instead of RMSNorm; normEps is its layer_norm_epsilon (absent: RMSNorm). */
+  layerNorm?: boolean;
+  /** GPT-2: learned position embeddings (wpe) added to the token embeddings, no RoPE (absent: RoPE). */
+  learnedPositions?: boolean;
+  /** GPT-2: an ungated MLP with biases, down(act(up(x) + b) ) + b (absent: the gated MLP without biases). */
+  plainMlp?: boolean;
   vocabSize: number;
   dim: number; // hidden_size
   ffnDim: number; // intermediate_size (SwiGLU inner width)
@@ -93,6 +99,8 @@ export interface LlamaConfig {
   slidingLayers?: boolean[];
   bosId: number | null;
   eosIds: number[]; // generation stops at any of these; the first is appended in training
+  /** GPT-2's dropouts set in config.json ("resid_pdrop=0.1", ...): inference ignores them, training refuses them. */
+  trainingDropouts?: string[];
 }
 
 type Json = Record<string, unknown>;
@@ -253,9 +261,71 @@ export function requirePlainLlama(c: LlamaConfig, what: string, alsoMistral = fa
   if (!plain) throw new EngineError(`${what} is for LLaMA${alsoMistral ? ' (or Mistral)' : ''} without biases; this model is ${describeFamily(c)}`);
 }
 
+/**
+ * GPT-2's config.json (GPT2Config's own names: n_embd, n_layer, n_head, n_inner, n_positions). Its attention is
+ * scaled by 1/sqrt(head_dim) (scale_attn_weights) with biases on every projection; what GPT2Config can set beyond
+ * that (cross-attention, per-layer scaling, another activation) is refused by name. The dropouts act in training
+ * only: a model with them loads (inference is exact), and training refuses them (validateRecipe).
+ */
+function gpt2Config(cfg: Json, file: string): LlamaConfig {
+  const refuse = (key: string, allowed: unknown[], what: string) => {
+    if (cfg[key] !== undefined && cfg[key] !== null && !allowed.includes(cfg[key])) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(cfg[key])}; this engine implements ${what} only`);
+  };
+  refuse('activation_function', ['gelu_new', 'gelu_pytorch_tanh'], 'GPT-2\'s "gelu_new" (the tanh GELU)');
+  refuse('scale_attn_weights', [true], 'attention scaled by 1/sqrt(head_dim) (scale_attn_weights true)');
+  refuse('scale_attn_by_inverse_layer_idx', [false], 'attention without per-layer scaling');
+  refuse('add_cross_attention', [false], 'decoders without cross-attention');
+  for (const [key, limit] of [['n_embd', LIMITS.hidden_size], ['n_layer', LIMITS.num_hidden_layers], ['n_head', LIMITS.num_attention_heads], ['n_inner', LIMITS.intermediate_size], ['vocab_size', LIMITS.vocab_size], ['n_positions', LIMITS.max_position_embeddings]] as const) {
+    const v = cfg[key];
+    if (typeof v === 'number' && v > limit!) throw new EngineError(`${file}: field "${key}" is ${v}; more than ${limit!.toLocaleString('en')} is not a model this engine can hold`);
+  }
+  const dim = field(cfg, file, 'n_embd', 'int', 768);
+  const nHeads = field(cfg, file, 'n_head', 'int', 12);
+  if (dim % nHeads !== 0) throw new EngineError(`${file}: field "n_embd" (${dim}) must be divisible by "n_head" (${nHeads})`);
+  const vocabSize = field(cfg, file, 'vocab_size', 'int', 50257);
+  const eosIds = tokenIds(cfg.eos_token_id ?? 50256, file, 'eos_token_id');
+  for (const id of eosIds) if (id >= vocabSize) throw new EngineError(`${file}: field "eos_token_id" (${id}) is outside the vocabulary (vocab_size ${vocabSize})`);
+  return {
+    family: 'gpt2',
+    attentionBias: { qkv: true, o: true },
+    layerNorm: true,
+    learnedPositions: true,
+    plainMlp: true,
+    mlpActivation: 'gelu_tanh',
+    vocabSize,
+    dim,
+    ffnDim: cfg.n_inner === undefined || cfg.n_inner === null ? 4 * dim : field(cfg, file, 'n_inner', 'int'),
+    nLayers: field(cfg, file, 'n_layer', 'int', 12),
+    nHeads,
+    nKvHeads: nHeads,
+    headDim: dim / nHeads,
+    normEps: field(cfg, file, 'layer_norm_epsilon', 'number', 1e-5),
+    ropeTheta: 10000, // unused: learned positions
+    ropeScaling: null,
+    maxPositions: field(cfg, file, 'n_positions', 'int', 1024),
+    tieEmbeddings: field(cfg, file, 'tie_word_embeddings', 'bool', true),
+    // GPT-2's tokenizer adds no BOS (bos_token_id names <|endoftext|>): neither do we.
+    bosId: null,
+    eosIds,
+    ...(gpt2Dropouts(cfg, file).length ? { trainingDropouts: gpt2Dropouts(cfg, file) } : {}),
+  };
+}
+
+/** GPT-2's dropouts that are set (above 0), as "resid_pdrop=0.1": they change training, not inference. */
+function gpt2Dropouts(cfg: Json, file: string): string[] {
+  const set: string[] = [];
+  for (const key of ['resid_pdrop', 'embd_pdrop', 'attn_pdrop']) {
+    const v = cfg[key] ?? 0.1; // GPT2Config's default
+    if (typeof v !== 'number' || v < 0 || v >= 1) throw new EngineError(`${file}: field "${key}" must be a probability in [0, 1), got ${JSON.stringify(cfg[key])}`);
+    if (v > 0) set.push(`${key}=${v}`);
+  }
+  return set;
+}
+
 /** Parse an HF `config.json` object. `file` names the source in error messages. */
 export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   const modelType = cfg.model_type ?? 'llama';
+  if (modelType === 'gpt2') return gpt2Config(cfg, file);
   if (modelType === 'gemma3') {
     throw new EngineError(`${file}: field "model_type" is "gemma3", Gemma 3's vision-language folder; this engine runs its text model (model_type "gemma3_text", as Gemma 3 1B ships)`);
   }
@@ -376,8 +446,33 @@ function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
 /** The inverse of fromHfConfig: an HF config.json that transformers' LlamaForCausalLM loads. */
 export function toHfConfig(c: LlamaConfig): Json {
   const family = c.family ?? 'llama';
+  if (family === 'gpt2') {
+    // A full fine-tune trains without dropout: written as such, so the folder says how it was trained.
+    return {
+      architectures: ['GPT2LMHeadModel'],
+      model_type: 'gpt2',
+      vocab_size: c.vocabSize,
+      n_embd: c.dim,
+      n_layer: c.nLayers,
+      n_head: c.nHeads,
+      n_inner: c.ffnDim,
+      n_positions: c.maxPositions,
+      layer_norm_epsilon: c.normEps,
+      activation_function: 'gelu_new',
+      resid_pdrop: 0,
+      embd_pdrop: 0,
+      attn_pdrop: 0,
+      scale_attn_weights: true,
+      scale_attn_by_inverse_layer_idx: false,
+      reorder_and_upcast_attn: false,
+      tie_word_embeddings: c.tieEmbeddings,
+      bos_token_id: c.eosIds[0] ?? null,
+      eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
+      torch_dtype: 'float32',
+    };
+  }
   return {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM', gemma3_text: 'Gemma3ForCausalLM', phi3: 'Phi3ForCausalLM' }[family]],
+    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', gemma: 'GemmaForCausalLM', gemma2: 'Gemma2ForCausalLM', gemma3_text: 'Gemma3ForCausalLM', phi3: 'Phi3ForCausalLM' }[family as Exclude<typeof family, 'gpt2'>]],
     model_type: family,
     vocab_size: c.vocabSize,
     hidden_size: c.dim,
@@ -452,8 +547,38 @@ export const FUSED_PROJECTIONS = [
   { fused: 'mlp.gate_up_proj.weight', parts: ['mlp.gate_proj.weight', 'mlp.up_proj.weight'] },
 ] as const;
 
-/** Every weight of the base model with its HF name and shape ([out, in] for linear layers). */
+/**
+ * GPT-2's weights as GPT2LMHeadModel names them (`transformer.` prefixed; files saved from GPT2Model lack the prefix,
+ * which load.ts accepts). Its Conv1D layers store [in, out], and c_attn holds q, k and v side by side.
+ */
+function gpt2Weights(c: LlamaConfig): Map<string, number[]> {
+  const w = new Map<string, number[]>();
+  w.set('transformer.wte.weight', [c.vocabSize, c.dim]);
+  w.set('transformer.wpe.weight', [c.maxPositions, c.dim]);
+  for (let i = 0; i < c.nLayers; i++) {
+    const p = `transformer.h.${i}`;
+    for (const norm of ['ln_1', 'ln_2']) {
+      w.set(`${p}.${norm}.weight`, [c.dim]);
+      w.set(`${p}.${norm}.bias`, [c.dim]);
+    }
+    w.set(`${p}.attn.c_attn.weight`, [c.dim, 3 * c.dim]);
+    w.set(`${p}.attn.c_attn.bias`, [3 * c.dim]);
+    w.set(`${p}.attn.c_proj.weight`, [c.dim, c.dim]);
+    w.set(`${p}.attn.c_proj.bias`, [c.dim]);
+    w.set(`${p}.mlp.c_fc.weight`, [c.dim, c.ffnDim]);
+    w.set(`${p}.mlp.c_fc.bias`, [c.ffnDim]);
+    w.set(`${p}.mlp.c_proj.weight`, [c.ffnDim, c.dim]);
+    w.set(`${p}.mlp.c_proj.bias`, [c.dim]);
+  }
+  w.set('transformer.ln_f.weight', [c.dim]);
+  w.set('transformer.ln_f.bias', [c.dim]);
+  if (!c.tieEmbeddings) w.set('lm_head.weight', [c.vocabSize, c.dim]);
+  return w;
+}
+
+/** Every weight of the base model with its HF name and shape ([out, in] for linear layers; GPT-2's Conv1D [in, out]). */
 export function expectedWeights(c: LlamaConfig): Map<string, number[]> {
+  if (c.family === 'gpt2') return gpt2Weights(c);
   const w = new Map<string, number[]>();
   const qDim = c.nHeads * c.headDim;
   const kvDim = c.nKvHeads * c.headDim;

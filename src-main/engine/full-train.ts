@@ -72,6 +72,7 @@ export function initTrainableWeights(c: LlamaConfig, rng: Rng, std = 0.02): Llam
 
 /** Every weight tensor with its HF name; linear weights are in the engine's [in, out] layout. */
 export function namedWeights(model: LlamaModel): { name: string; tensor: tf.Tensor; linear: boolean }[] {
+  if (model.config.family === 'gpt2') throw new EngineError('namedWeights covers the LLaMA layout; GPT-2 folders are written by gpt2Tensors');
   const w = model.weights;
   const out: { name: string; tensor: tf.Tensor; linear: boolean }[] = [{ name: 'model.embed_tokens.weight', tensor: w.embed, linear: false }];
   const norms = layerNormNames(model.config);
@@ -100,7 +101,7 @@ export function namedWeights(model: LlamaModel): { name: string; tensor: tf.Tens
             { name: `${p}.${norms.postMlpNorm}.weight`, tensor: l.postMlpNorm, linear: false },
           ]
         : []),
-      { name: `${p}.mlp.gate_proj.weight`, tensor: l.wGate, linear: true },
+      ...(l.wGate ? [{ name: `${p}.mlp.gate_proj.weight`, tensor: l.wGate, linear: true }] : []),
       { name: `${p}.mlp.up_proj.weight`, tensor: l.wUp, linear: true },
       { name: `${p}.mlp.down_proj.weight`, tensor: l.wDown, linear: true },
     );
@@ -374,8 +375,8 @@ export interface ModelFolderOptions {
 export async function writeModelFolder(dir: string, model: LlamaModel, opts: ModelFolderOptions = {}): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   const dtype = opts.dtype ?? 'F16';
-  const tensors: TensorToWrite[] = [];
-  for (const { name, tensor, linear } of namedWeights(model)) {
+  const tensors: TensorToWrite[] = model.config.family === 'gpt2' ? await gpt2Tensors(model, dtype) : [];
+  for (const { name, tensor, linear } of model.config.family === 'gpt2' ? [] : namedWeights(model)) {
     const stored = linear ? tf.transpose(tensor) : tensor; // [in, out] -> [out, in]
     tensors.push({ name, shape: stored.shape, data: new Float32Array(await stored.data()), dtype });
     if (stored !== tensor) stored.dispose();
@@ -390,13 +391,49 @@ export async function writeModelFolder(dir: string, model: LlamaModel, opts: Mod
     ...opts.generation,
   });
   if (opts.tokenizerDir) {
-    for (const file of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+    for (const file of ['tokenizer.json', 'vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json']) {
       const from = path.join(opts.tokenizerDir, file);
       if (fs.existsSync(from)) {
         writeBytes(path.join(dir, file), fs.readFileSync(from));
       }
     }
   }
+}
+
+/**
+ * GPT-2's layout, as GPT2LMHeadModel saves it: Conv1D weights in the engine's own [in, out], q/k/v joined into c_attn
+ * (columns and bias), LayerNorm biases, the position table; an untied head back to [vocab, dim].
+ */
+async function gpt2Tensors(model: LlamaModel, dtype: WritableDtype): Promise<TensorToWrite[]> {
+  const w = model.weights;
+  const out: TensorToWrite[] = [];
+  const put = async (name: string, t: tf.Tensor | undefined, make?: () => tf.Tensor) => {
+    const value = make ? make() : t;
+    if (!value) throw new EngineError(`a GPT-2 model without its ${name}`);
+    out.push({ name, shape: value.shape, data: new Float32Array(await value.data()), dtype });
+    if (make) value.dispose();
+  };
+  await put('transformer.wte.weight', w.embed);
+  await put('transformer.wpe.weight', w.positions);
+  for (const [i, l] of w.layers.entries()) {
+    const p = `transformer.h.${i}`;
+    await put(`${p}.ln_1.weight`, l.attnNorm);
+    await put(`${p}.ln_1.bias`, l.attnNormBias);
+    await put(`${p}.attn.c_attn.weight`, undefined, () => tf.concat([l.wq, l.wk, l.wv], 1));
+    await put(`${p}.attn.c_attn.bias`, undefined, () => tf.concat([l.bq!, l.bk!, l.bv!], 0));
+    await put(`${p}.attn.c_proj.weight`, l.wo);
+    await put(`${p}.attn.c_proj.bias`, l.bo);
+    await put(`${p}.ln_2.weight`, l.mlpNorm);
+    await put(`${p}.ln_2.bias`, l.mlpNormBias);
+    await put(`${p}.mlp.c_fc.weight`, l.wUp);
+    await put(`${p}.mlp.c_fc.bias`, l.bUp);
+    await put(`${p}.mlp.c_proj.weight`, l.wDown);
+    await put(`${p}.mlp.c_proj.bias`, l.bDown);
+  }
+  await put('transformer.ln_f.weight', w.norm);
+  await put('transformer.ln_f.bias', w.normBias);
+  if (w.lmHead) await put('lm_head.weight', undefined, () => tf.transpose(w.lmHead!));
+  return out;
 }
 
 /** Phi-3's layout: each group of FUSED_PROJECTIONS written as one tensor, its parts' [out, in] rows stacked in order. */

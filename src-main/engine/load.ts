@@ -46,14 +46,25 @@ export function readModelConfig(dir: string): LlamaConfig {
 function checkShapes(dir: string, config: LlamaConfig, reader: CheckpointReader): Map<string, number[]> {
   const expected = expectedWeights(config);
   const present = new Set(reader.names());
+  const inFile = fileNames(reader);
   for (const [name, shape] of expected) {
-    if (!present.has(name)) throw new EngineError(`${dir}: weights are missing tensor "${name}" (expected shape [${shape}])`);
-    const actual = reader.shape(name);
+    if (!present.has(inFile(name))) throw new EngineError(`${dir}: weights are missing tensor "${name}" (expected shape [${shape}])`);
+    const actual = reader.shape(inFile(name));
     if (actual.length !== shape.length || actual.some((d, i) => d !== shape[i])) {
       throw new EngineError(`${dir}: tensor "${name}" has shape [${actual}], but config.json implies [${shape}]`);
     }
   }
   return expected;
+}
+
+/**
+ * A weight's name in the files: as expectedWeights names it, or without GPT-2's `transformer.` prefix (files saved
+ * from GPT2Model, as the original gpt2 checkpoints are).
+ */
+function fileNames(reader: CheckpointReader): (name: string) => string {
+  const present = new Set(reader.names());
+  const unprefixed = !present.has('transformer.wte.weight') && present.has('wte.weight');
+  return (name) => (unprefixed && name.startsWith('transformer.') ? name.slice('transformer.'.length) : name);
 }
 
 /** The config of a model folder whose weight files hold exactly the tensors it implies (see checkShapes). */
@@ -95,6 +106,7 @@ export function loadModel(dir: string): LoadedModel {
   const made: tf.Tensor[] = [];
   try {
     const expected = checkShapes(dir, config, reader);
+    const inFile = fileNames(reader);
     const read = (name: string, transpose = false): tf.Tensor => {
       const shape = expected.get(name)!;
       const count = shape.reduce((a, b) => a * b, 1);
@@ -107,9 +119,9 @@ export function loadModel(dir: string): LoadedModel {
       };
       const weight = newWeight(transpose ? [shape[1], shape[0]] : shape);
       if (transpose) {
-        readTransposed(reader, name, shape[0], shape[1], weight.values, takeSamples); // [out, in] -> [in, out]
+        readTransposed(reader, inFile(name), shape[0], shape[1], weight.values, takeSamples); // [out, in] -> [in, out]
       } else {
-        reader.readF32Into(name, weight.values);
+        reader.readF32Into(inFile(name), weight.values);
         takeSamples(weight.values, 0);
       }
       hash.update(new Uint8Array(sample.buffer));
@@ -132,6 +144,7 @@ export function loadModel(dir: string): LoadedModel {
       whole.dispose();
       return Object.fromEntries(keys.map((k, i) => [k, parts[i]])) as Record<K, tf.Tensor2D>;
     };
+    if (config.family === 'gpt2') return { config, weights: gpt2Weights(config, read, made), dir, fingerprint: hash.digest('hex').slice(0, 32) };
     const layers: LayerWeights[] = [];
     for (let i = 0; i < config.nLayers; i++) {
       const p = `model.layers.${i}`;
@@ -179,6 +192,49 @@ export function loadModel(dir: string): LoadedModel {
   } finally {
     reader.close();
   }
+}
+
+/**
+ * GPT-2's weights in the engine's layout: its Conv1D layers already store [in, out] (read as they are), c_attn's
+ * columns and bias split into q, k and v; the LayerNorms keep their biases.
+ */
+function gpt2Weights(c: LlamaConfig, read: (name: string, transpose?: boolean) => tf.Tensor, made: tf.Tensor[]): LlamaModel['weights'] {
+  const split = <T extends tf.Tensor>(whole: tf.Tensor, axis: number): T[] => {
+    const parts = tf.split(whole, [c.dim, c.dim, c.dim], axis) as T[];
+    made.splice(made.indexOf(whole), 1, ...parts); // a refused model disposes what it made
+    whole.dispose();
+    return parts;
+  };
+  const embed = read('transformer.wte.weight') as tf.Tensor2D;
+  const positions = read('transformer.wpe.weight') as tf.Tensor2D;
+  const layers: LayerWeights[] = [];
+  for (let i = 0; i < c.nLayers; i++) {
+    const p = `transformer.h.${i}`;
+    const v1 = (name: string) => read(`${p}.${name}`) as tf.Tensor1D;
+    const attnNorm = v1('ln_1.weight');
+    const attnNormBias = v1('ln_1.bias');
+    const [wq, wk, wv] = split<tf.Tensor2D>(read(`${p}.attn.c_attn.weight`), 1); // [dim, 3 dim] -> 3 x [dim, dim]
+    const [bq, bk, bv] = split<tf.Tensor1D>(read(`${p}.attn.c_attn.bias`), 0);
+    layers.push({
+      attnNorm, attnNormBias, wq, wk, wv, bq, bk, bv,
+      wo: read(`${p}.attn.c_proj.weight`) as tf.Tensor2D,
+      bo: v1('attn.c_proj.bias'),
+      mlpNorm: v1('ln_2.weight'),
+      mlpNormBias: v1('ln_2.bias'),
+      wUp: read(`${p}.mlp.c_fc.weight`) as tf.Tensor2D,
+      bUp: v1('mlp.c_fc.bias'),
+      wDown: read(`${p}.mlp.c_proj.weight`) as tf.Tensor2D,
+      bDown: v1('mlp.c_proj.bias'),
+    });
+  }
+  return {
+    embed,
+    positions,
+    layers,
+    norm: read('transformer.ln_f.weight') as tf.Tensor1D,
+    normBias: read('transformer.ln_f.bias') as tf.Tensor1D,
+    lmHead: c.tieEmbeddings ? null : (read('lm_head.weight', true) as tf.Tensor2D),
+  };
 }
 
 /** The index in each dimension of element `flat` of a row-major tensor of `shape`. */

@@ -51,7 +51,9 @@ export function validateLoraSpec(s: LoraSpec): void {
 }
 
 function shapeOf(w: LayerWeights, target: LoraTarget): [number, number] {
-  return (w[WEIGHT_OF[target]] as tf.Tensor2D).shape;
+  const weight = w[WEIGHT_OF[target]] as tf.Tensor2D | undefined;
+  if (!weight) throw new EngineError(`LoRA target "${target}": this model has no such projection`);
+  return weight.shape;
 }
 
 /** Build from values per (layer, target); `values` returns null to use the fresh PEFT init. */
@@ -124,7 +126,9 @@ export function mergedLayerWeights(lora: Lora, layerWeights: LayerWeights[]): La
     const merged: LayerWeights = { ...w };
     for (const [target, p] of lora.layers[layer]) {
       const key = WEIGHT_OF[target];
-      (merged as unknown as Record<string, tf.Tensor>)[key] = tf.tidy(() => tf.add(w[key], tf.mul(tf.matMul(p.a, p.b), lora.scale)));
+      const base = w[key];
+      if (!base) throw new EngineError(`LoRA target ${target}: this model has no such projection`);
+      (merged as unknown as Record<string, tf.Tensor>)[key] = tf.tidy(() => tf.add(base, tf.mul(tf.matMul(p.a, p.b), lora.scale)));
     }
     return merged;
   });

@@ -1,5 +1,6 @@
 // The LLaMA decoder: RMSNorm -> attention (+ the adapter's gated prompt attention) -> SwiGLU MLP,
-// repeated, then a final norm and the vocabulary projection. Plain functions over tensors.
+// repeated, then a final norm and the vocabulary projection. Plain functions over tensors. GPT-2 is the same
+// block with LayerNorm, learned positions in place of RoPE and an ungated MLP (config.ts's flags).
 //
 // Linear weights are held as [in, out] (transposed from HF's [out, in] once, at load) so that every
 // forward product is a plain x @ W: the fastest form on every tfjs backend.
@@ -15,7 +16,7 @@ import { type Adapter, type AttentionScoring, attentionLogits, type GateMode, ga
 import { type BatchImages, imagePromptBias } from './image-prompt.js';
 import { type FusedOps, fusedKernels } from './kernels.js';
 import { type Lora, loraDelta, type LoraTarget } from './lora.js';
-import { headNorm, rmsNorm } from './norm.js';
+import { headNorm, layerNorm, rmsNorm } from './norm.js';
 import { applyRope, ropeTables } from './rope.js';
 
 export { rmsNorm } from './norm.js';
@@ -38,15 +39,24 @@ export interface LayerWeights {
   postAttnNorm?: tf.Tensor1D; // [dim]
   postMlpNorm?: tf.Tensor1D; // [dim]
   mlpNorm: tf.Tensor1D; // [dim]
-  wGate: tf.Tensor2D; // [dim, ffn]
+  // GPT-2's LayerNorm biases (config.layerNorm).
+  attnNormBias?: tf.Tensor1D; // [dim]
+  mlpNormBias?: tf.Tensor1D; // [dim]
+  wGate?: tf.Tensor2D; // [dim, ffn]; absent in GPT-2's ungated MLP (config.plainMlp)
   wUp: tf.Tensor2D; // [dim, ffn]
   wDown: tf.Tensor2D; // [ffn, dim]
+  // GPT-2's MLP biases (config.plainMlp).
+  bUp?: tf.Tensor1D; // [ffn]
+  bDown?: tf.Tensor1D; // [dim]
 }
 
 export interface LlamaWeights {
   embed: tf.Tensor2D; // [vocab, dim]
+  /** GPT-2's learned position embeddings (config.learnedPositions). */
+  positions?: tf.Tensor2D; // [maxPositions, dim]
   layers: LayerWeights[];
   norm: tf.Tensor1D; // [dim]
+  normBias?: tf.Tensor1D; // [dim], GPT-2's final LayerNorm
   lmHead: tf.Tensor2D | null; // [dim, vocab]; null when tied to `embed`
 }
 
@@ -196,8 +206,10 @@ function attention(
   const [B, T] = x.shape;
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
   const { qNorm, kNorm } = qkNorms(c, w);
-  const q = applyRope(splitHeads(headNorm(linear(x, w.wq, at('q'), w.bq), qNorm, c.normEps), c.nHeads, c.headDim), rope.cos, rope.sin); // [B, H, T, hd]
-  let k = applyRope(splitHeads(headNorm(linear(x, w.wk, at('k'), w.bk), kNorm, c.normEps), c.nKvHeads, c.headDim), rope.cos, rope.sin); // [B, nKv, T, hd]
+  // GPT-2's positions are in the embeddings: no rotation.
+  const rotate = (t: tf.Tensor4D) => (c.learnedPositions ? t : applyRope(t, rope.cos, rope.sin));
+  const q = rotate(splitHeads(headNorm(linear(x, w.wq, at('q'), w.bq), qNorm, c.normEps), c.nHeads, c.headDim)); // [B, H, T, hd]
+  let k = rotate(splitHeads(headNorm(linear(x, w.wk, at('k'), w.bk), kNorm, c.normEps), c.nKvHeads, c.headDim)); // [B, nKv, T, hd]
   let v = splitHeads(linear(x, w.wv, at('v'), w.bv), c.nKvHeads, c.headDim); // [B, nKv, T, hd]
 
   const cache = opts.cache;
@@ -250,7 +262,7 @@ function fusedAttention(
   const c = model.config;
   const w = model.weights.layers[layer];
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
-  const rotate = (t: tf.Tensor) => consume(fused.rope(t, rope.cos, rope.sin, c.headDim), t);
+  const rotate = (t: tf.Tensor) => (c.learnedPositions ? t : consume(fused.rope(t, rope.cos, rope.sin, c.headDim), t));
   const normed = (t: tf.Tensor, weight?: tf.Tensor1D) => (weight ? consume(headNorm(t, weight, c.normEps), t) : t);
   const { qNorm, kNorm } = qkNorms(c, w);
   const q = rotate(normed(linear(x, w.wq, at('q'), w.bq), qNorm)) as tf.Tensor3D; // [B, T, H * hd]
@@ -329,6 +341,12 @@ function geluTanh(x: tf.Tensor): tf.Tensor {
 
 function mlp(c: LlamaConfig, w: LayerWeights, x: tf.Tensor, layer: number, lora?: Lora | null): tf.Tensor {
   const at = (target: LoraTarget): Site => ({ lora, layer, target });
+  if (!w.wGate) {
+    // GPT-2: down(gelu(up(x) + b)) + b, ungated.
+    const up = linear(x, w.wUp, at('up'), w.bUp); // [B, T, ffn]
+    const act = consume(geluTanh(up), up);
+    return consume(linear(act, w.wDown, at('down'), w.bDown), act);
+  }
   const gate = linear(x, w.wGate, at('gate')); // [B, T, ffn]
   const up = linear(x, w.wUp, at('up'));
   const fused = fusedKernels();
@@ -338,6 +356,15 @@ function mlp(c: LlamaConfig, w: LayerWeights, x: tf.Tensor, layer: number, lora?
       ? consume(fused ? fused.swiglu(gate, up) : tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), gate, up)
       : consume(tf.mul(geluTanh(gate), up), gate, up);
   return consume(linear(act, w.wDown, at('down')), act);
+}
+
+/** A block's norm: GPT-2's LayerNorm (with its bias), else RMSNorm. */
+function norm(c: LlamaConfig, x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D | undefined): tf.Tensor {
+  if (c.layerNorm) {
+    if (!bias) throw new EngineError('a LayerNorm without its bias');
+    return layerNorm(x, weight, bias, c.normEps);
+  }
+  return rmsNorm(x, normWeight(c, weight), c.normEps);
 }
 
 /** The weight an RMSNorm multiplies by: Gemma stores it as the offset from 1. */
@@ -389,6 +416,11 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
     }
     const residual = (a: tf.Tensor, b: tf.Tensor) => (fused ? fused.residualAdd(a, b) : tf.add(a, b)) as tf.Tensor3D;
     let h = tf.gather(w.embed, ids) as tf.Tensor as tf.Tensor3D; // [B, T, dim]
+    if (w.positions) {
+      // GPT-2: positions past .. past + T - 1 of the learned table, the same for every row.
+      if (past + T > c.maxPositions) throw new EngineError(`${past + T} tokens; this model has learned positions for ${c.maxPositions}`);
+      h = consume(tf.add(h, tf.slice(w.positions, [past, 0], [T, c.dim])), h);
+    }
     if (c.embedScale !== undefined) h = consume(tf.mul(h, c.embedScale), h); // Gemma: times sqrt(dim)
     for (let i = 0; i < c.nLayers; i++) {
       const lw = w.layers[i];
@@ -396,20 +428,20 @@ export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: Forward
       // A scope per layer: what backward does not keep (it holds its own references) is freed as each layer
       // ends, rather than when the whole forward pass does.
       h = tf.tidy(() => {
-        const normed = rmsNorm(input, normWeight(c, lw.attnNorm), c.normEps) as tf.Tensor3D;
+        const normed = norm(c, input, lw.attnNorm, lw.attnNormBias) as tf.Tensor3D;
         const layerRope = localRope && usesLocalRope(c, i) ? localRope : rope;
         const window = windows[i]!;
         const mask = fusedPath && window === null ? null : masks.get(window)!;
         let attended = consume(attention(model, i, normed, layerRope, mask, layerOpts), normed);
         if (lw.postAttnNorm) attended = consume(rmsNorm(attended, normWeight(c, lw.postAttnNorm), c.normEps) as tf.Tensor3D, attended);
         const mid = consume(residual(input, attended), attended);
-        const normed2 = rmsNorm(mid, normWeight(c, lw.mlpNorm), c.normEps);
+        const normed2 = norm(c, mid, lw.mlpNorm, lw.mlpNormBias);
         let mlpOut = consume(mlp(c, lw, normed2, i, opts.lora), normed2);
         if (lw.postMlpNorm) mlpOut = consume(rmsNorm(mlpOut, normWeight(c, lw.postMlpNorm), c.normEps), mlpOut);
         return consume(residual(mid, mlpOut), mid);
       });
     }
-    return rmsNorm(h, normWeight(c, w.norm), c.normEps) as tf.Tensor3D;
+    return norm(c, h, w.norm, w.normBias) as tf.Tensor3D;
   });
   if (opts.cache) opts.cache.length = past + T;
   return hidden;
@@ -435,7 +467,10 @@ function imageTerm(opts: ForwardOptions, B: number): tf.Tensor3D | undefined {
 export function compositeSteps(c: LlamaConfig): string[] {
   const steps: string[] = [];
   if (c.attentionBias.qkv || c.attentionBias.o) steps.push('projection biases (an add after each fused product)');
-  if (c.mlpActivation === 'gelu_tanh') steps.push("the MLP's tanh GELU (GeGLU)");
+  if (c.layerNorm) steps.push('LayerNorm (mean-centred, with a bias)');
+  if (c.learnedPositions) steps.push('the learned position embeddings (an add)');
+  if (c.plainMlp) steps.push("the ungated MLP's tanh GELU and biases");
+  if (c.mlpActivation === 'gelu_tanh' && !c.plainMlp) steps.push("the MLP's tanh GELU (GeGLU)");
   if (c.normPlusOne) steps.push('norm weights as 1 + w (an add per norm)');
   if (c.embedScale !== undefined) steps.push('the embedding scale');
   if (compositeAttention(c)) steps.push('soft-capped attention (all of it: the fused kernel has no cap)');
@@ -447,6 +482,6 @@ export function compositeSteps(c: LlamaConfig): string[] {
 
 export function disposeModel(model: LlamaModel): void {
   const w = model.weights;
-  tf.dispose([w.embed, w.norm, ...(w.lmHead ? [w.lmHead] : [])]);
+  tf.dispose([w.embed, w.norm, ...(w.lmHead ? [w.lmHead] : []), ...(w.positions ? [w.positions] : []), ...(w.normBias ? [w.normBias] : [])]);
   for (const l of w.layers) tf.dispose(Object.values(l));
 }

@@ -1,5 +1,5 @@
-// RMSNorm, on the fused kernel when the backend registered one; and the per-head form Qwen3 applies to queries and
-// keys (q_norm / k_norm), which is the same norm over each head's hd values.
+// RMSNorm, on the fused kernel when the backend registered one; the per-head form Qwen3 applies to queries and
+// keys (q_norm / k_norm), which is the same norm over each head's hd values; and GPT-2's LayerNorm (composite ops).
 
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedKernels } from './kernels.js';
@@ -10,6 +10,16 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tens
   if (fused) return fused.rmsNorm(x, weight, eps);
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
+}
+
+/** x [..., n] minus its mean, over the root of its (biased) variance plus eps, times weight [n], plus bias [n]: GPT-2's
+ * LayerNorm as torch computes it. Composite ops on every backend (they differentiate everywhere). */
+export function layerNorm(x: tf.Tensor, weight: tf.Tensor1D, bias: tf.Tensor1D, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const centred = tf.sub(x, tf.mean(x, -1, true));
+    const variance = tf.mean(tf.square(centred), -1, true);
+    return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, eps))), weight), bias);
+  });
 }
 
 /**

@@ -250,6 +250,11 @@ export function validateRecipe(r: Recipe, c: LlamaConfig): Recipe {
   if (!METHODS.includes(r.method)) fail('method', `one of ${METHODS.join(', ')}`, r.method);
   (['adapterLen', 'batchSize', 'accumSteps', 'maxSeqLen'] as const).forEach(posInt);
   if (r.method === 'lora') validateLoraSpec({ rank: r.loraRank, alpha: r.loraAlpha, dropout: r.loraDropout, targets: r.loraTargets });
+  if (r.method === 'lora' && c.plainMlp && r.loraTargets.includes('gate')) fail('loraTargets', `projections this model has (${c.family}'s MLP has no gate: q, k, v, o, up, down)`, r.loraTargets);
+  // GPT-2's dropouts act while training and this engine trains without: refused, never silently dropped.
+  if (c.trainingDropouts?.length) {
+    throw new EngineError(`config.json sets ${c.trainingDropouts.join(', ')}: ${c.family} trains with dropout there, and this engine trains without; set them to 0 in config.json to train without dropout (inference is unaffected)`);
+  }
   (['epochs', 'warmupEpochs', 'blr', 'minLr', 'weightDecay', 'eps', 'seed', 'checkpointEvery'] as const).forEach(nonNeg);
   if (!Number.isInteger(r.adapterLayers) || r.adapterLayers < 1 || r.adapterLayers > c.nLayers) {
     fail('adapterLayers', `an integer from 1 to ${c.nLayers} (the model's layers)`, r.adapterLayers);

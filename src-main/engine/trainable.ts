@@ -114,7 +114,14 @@ function fullTrainable(base: LoadedModel, saved: SavedValues): Trainable {
     const entries = Object.entries(l).map(([name, t]) => [name, v(`layers.${i}.${name}`, t)]);
     return Object.fromEntries(entries) as LayerWeights;
   });
-  const weights: LlamaWeights = { embed: v('embed', w.embed), layers, norm: v('norm', w.norm), lmHead: w.lmHead ? v('lmHead', w.lmHead) : null };
+  const weights: LlamaWeights = {
+    embed: v('embed', w.embed),
+    ...(w.positions ? { positions: v('positions', w.positions) } : {}),
+    layers,
+    norm: v('norm', w.norm),
+    ...(w.normBias ? { normBias: v('normBias', w.normBias) } : {}),
+    lmHead: w.lmHead ? v('lmHead', w.lmHead) : null,
+  };
   const model: LlamaModel = { config: base.config, weights };
   return {
     named,

@@ -57,12 +57,14 @@ export function tinyLlamaConfig(overrides: Partial<LlamaConfig> = {}, style: Tin
  */
 function randomWeight(name: string, shape: number[], rng: Rng): Float32Array {
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  if (name.endsWith('norm.weight')) {
+  if (name.endsWith('norm.weight') || /\.ln_(\d+|f)\.weight$/.test(name)) {
     for (let i = 0; i < data.length; i++) data[i] = 1 + 0.1 * rng.normal();
     return data;
   }
   // A bias [out] has no fan-in: 0.1, large enough to show in every output.
-  const std = name === 'model.embed_tokens.weight' ? 1 : shape.length === 1 ? 0.1 : 1 / Math.sqrt(shape[1]!);
+  // GPT-2's Conv1D weights are [in, out]: their fan-in is the first dimension.
+  const conv1d = /^transformer\.h\.\d+\.(attn|mlp)\.c_/.test(name);
+  const std = name === 'model.embed_tokens.weight' || name === 'transformer.wte.weight' ? 1 : shape.length === 1 ? 0.1 : 1 / Math.sqrt(shape[conv1d ? 0 : 1]!);
   for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
   return data;
 }
@@ -81,7 +83,7 @@ export function writeTinyLlama(dir: string, opts: TinyLlamaOptions = {}): LlamaC
   const tensors: TensorToWrite[] = [...expectedWeights(config)].map(([name, shape]) => ({
     name,
     shape,
-    data: name === 'model.norm.weight' ? randomWeight(name, shape, rng).map((v) => v * (opts.finalNormScale ?? 1)) : randomWeight(name, shape, rng),
+    data: name === 'model.norm.weight' || name === 'transformer.ln_f.weight' ? randomWeight(name, shape, rng).map((v) => v * (opts.finalNormScale ?? 1)) : randomWeight(name, shape, rng),
     dtype: opts.dtype ?? 'F32',
   }));
   // transformers refuses safetensors files without this metadata.
