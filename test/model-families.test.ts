@@ -93,6 +93,16 @@ describe('model families', () => {
     expect(() => requirePlainLlama(c, 'GGUF export')).toThrow(/this model is gpt2/);
   });
 
+  it("phi3: LongRoPE's factors by sequence length, checked, the attention factor as transformers derives it", () => {
+    const PHI3 = { ...BASE, model_type: 'phi3', num_key_value_heads: 4, max_position_embeddings: 64, original_max_position_embeddings: 8 };
+    const factors = { short_factor: [1, 1.1, 1.2, 1.3], long_factor: [2, 3, 4, 5] }; // head_dim 8: four frequencies
+    const c = fromHfConfig({ ...PHI3, rope_scaling: { type: 'longrope', ...factors } });
+    expect(c.ropeScaling).toEqual({ type: 'longrope', shortFactor: factors.short_factor, longFactor: factors.long_factor, originalMaxPositions: 8, attentionFactor: Math.sqrt(1 + Math.log(8) / Math.log(8)) });
+    expect(fromHfConfig(toHfConfig(c))).toEqual(c);
+    expect(() => fromHfConfig({ ...PHI3, rope_scaling: { type: 'longrope', ...factors, long_factor: [2, 3] } })).toThrow(/field "rope_scaling\.long_factor" must list 4 positive numbers/);
+    expect(() => fromHfConfig({ ...PHI3, original_max_position_embeddings: undefined, rope_scaling: { type: 'su', ...factors } })).toThrow(/field "original_max_position_embeddings" must be a positive integer for LongRoPE/);
+  });
+
   it('writes each family back under its own model_type', () => {
     for (const model_type of ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3']) expect(toHfConfig(fromHfConfig({ ...BASE, model_type })).model_type).toBe(model_type);
   });
@@ -156,7 +166,8 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'sliding_window', family: 'phi3', handled: (c) => c.slidingWindow },
   { field: 'resid_pdrop', family: 'phi3', refused: 0.1 },
   { field: 'embd_pdrop', family: 'phi3', refused: 0.1 },
-  { field: 'rope_scaling', family: 'phi3', refused: { type: 'longrope', short_factor: [1], long_factor: [1] } },
+  { field: 'rope_scaling', family: 'phi3', refused: { type: 'yarn', factor: 4 } },
+  { field: 'rope_scaling', family: 'llama', refused: { type: 'longrope', short_factor: [1], long_factor: [1] } },
   { field: 'partial_rotary_factor', family: 'phi3', refused: 0.5 },
   { field: 'query_pre_attn_scalar', family: 'gemma3_text', handled: (c) => c.attnScale },
   { field: 'sliding_window', family: 'gemma3_text', handled: (c) => c.slidingWindow },

@@ -415,6 +415,25 @@ CASES += [
 ]
 
 
+# Phi-3 with LongRoPE (as the 128k models): an original context of 8 positions, so the 12-token rows use the long
+# factors, and cos/sin scaled by the attention factor sqrt(1 + ln(64 / 8) / ln 8).
+CASES += [
+    Case(
+        "phi3_longrope",
+        seed=1017,
+        seq_len=12,
+        prompt_lens=(4, 3),
+        family="phi3",
+        config=dict(
+            vocab_size=90, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=64, original_max_position_embeddings=8, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            rope_scaling={"type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.6, 2.0, 2.5], "long_factor": [1.5, 2.0, 2.8, 3.9, 5.3, 7.0]},
+            resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0, sliding_window=None, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        ),
+    ),
+]
+
+
 # GPT-2: LayerNorm with biases, learned positions, Conv1D weights ([in, out]) with biases, c_attn fused q/k/v, an
 # ungated gelu_new MLP, a tied head; no dropout (the engine trains without, and refuses a config that sets it).
 CASES += [

@@ -67,6 +67,9 @@ class LlamaShape:
     sliding_layers: tuple[bool, ...] | None = None
     local_rope_theta: float | None = None
     rope_linear_factor: float | None = None
+    # Phi-3's LongRoPE: per-frequency divisors, `short` up to `original` positions and `long` beyond (chosen by the
+    # sequence's length), and cos/sin times `attention_factor`.
+    rope_longrope: dict | None = None
     # GPT-2: LayerNorm with a bias (`rms_norm_eps` is its layer_norm_epsilon), learned position embeddings instead of
     # RoPE (model.embed_positions.weight), an ungated MLP with biases: down(act(up(x))).
     layer_norm: bool = False
@@ -108,6 +111,14 @@ class LlamaShape:
         if rope_theta is None:
             raise ValueError("config has no rope_theta (neither top-level nor in rope_parameters)")
         rope_type = rope.get("rope_type", "default")
+        if rope_type in ("longrope", "su"):
+            original = rope.get("original_max_position_embeddings") or config.original_max_position_embeddings
+            factor = rope.get("factor") or config.max_position_embeddings / original
+            attention_factor = rope.get("attention_factor") or (1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(original)))
+            longrope = {"short": list(rope["short_factor"]), "long": list(rope["long_factor"]), "original": int(original), "attention_factor": float(attention_factor)}
+            rope_type = "default"
+        else:
+            longrope = None
         if rope_type not in ("default", "llama3", "linear"):
             raise ValueError(f"rope_type {rope_type!r} is not covered by this reference")
         gemma_like = config.model_type in ("gemma", "gemma2", "gemma3_text")
@@ -137,6 +148,7 @@ class LlamaShape:
             sliding_layers=tuple(t == "sliding_attention" for t in layer_types) if mixed or config.model_type in ("qwen2", "qwen3") else None,
             local_rope_theta=local_rope_theta,
             rope_linear_factor=float(rope["factor"]) if rope_type == "linear" else None,
+            rope_longrope=longrope,
         )
 
     def window(self, layer: int) -> int | None:
@@ -165,10 +177,15 @@ class AdapterWeights:
 # RoPE
 
 
-def rope_inv_freq(shape: LlamaShape, local: bool = False) -> Tensor:
-    """Inverse frequencies theta^(-2i/d), i < d/2; with llama3 or linear scaling when configured; `local`: Gemma 3's
-    sliding layers (their own base, unscaled). -> [headDim/2]"""
+def rope_inv_freq(shape: LlamaShape, local: bool = False, seq_len: int | None = None) -> Tensor:
+    """Inverse frequencies theta^(-2i/d), i < d/2; with llama3, linear or LongRoPE scaling when configured (LongRoPE's
+    long factors for a `seq_len` past the original context); `local`: Gemma 3's sliding layers (their own base,
+    unscaled). -> [headDim/2]"""
     d = shape.head_dim
+    if shape.rope_longrope is not None:
+        r = shape.rope_longrope
+        ext = torch.tensor(r["long"] if seq_len and seq_len > r["original"] else r["short"], dtype=torch.float32)
+        return 1.0 / (ext * shape.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
     theta = shape.local_rope_theta if local else shape.rope_theta
     inv_freq = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.float32) / d))  # [d/2]
     if local:
@@ -348,7 +365,9 @@ def forward(
             if layer not in adapter.gates:
                 raise ValueError(f"adapter layer {layer} has a prompt but no gate")
     T = input_ids.shape[1]
-    cos, sin = rope_cos_sin(rope_inv_freq(shape), T)  # [T, d] each
+    cos, sin = rope_cos_sin(rope_inv_freq(shape, seq_len=T), T)  # [T, d] each
+    if shape.rope_longrope is not None:  # LongRoPE scales the tables themselves
+        cos, sin = cos * shape.rope_longrope["attention_factor"], sin * shape.rope_longrope["attention_factor"]
     local_cos, local_sin = rope_cos_sin(rope_inv_freq(shape, local=True), T) if shape.local_rope_theta is not None else (cos, sin)
     h = w["model.embed_tokens.weight"][input_ids]  # [B, T, hidden]
     if shape.learned_positions:  # GPT-2: position p's learned vector added to the token's

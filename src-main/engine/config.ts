@@ -9,7 +9,8 @@
 // plus norms after attention and after the MLP, soft-capped attention and final logits, query_pre_attn_scalar, and
 // sliding-window layers alternating with full ones), gemma3_text (Gemma 3's text model: Gemma 2's block with q/k
 // norms, five sliding layers to each full one, and a RoPE base of their own for the sliding layers) and phi3 (Phi-3:
-// LLaMA's block with q/k/v and gate/up stored fused, as qkv_proj and gate_up_proj, and a sliding window). Field names
+// LLaMA's block with q/k/v and gate/up stored fused, as qkv_proj and gate_up_proj, a sliding window, LongRoPE) and gpt2 (GPT-2:
+// LayerNorm, learned positions, Conv1D weights, an ungated MLP). Field names
 // follow the engine's code (camelCase); `fromHfConfig`
 // maps HF's names and `toHfConfig` writes them back, so a folder we write loads in transformers unchanged.
 // Every field that changes the computation is implemented or refused by name.
@@ -31,7 +32,19 @@ export interface LinearRopeScaling {
   factor: number;
 }
 
-export type RopeScaling = Llama3RopeScaling | LinearRopeScaling;
+/**
+ * Phi-3's LongRoPE (`rope_type` "longrope", legacy "su"): each inverse frequency divided by its own factor, the short
+ * ones while the sequence fits the original context, the long ones past it, and cos/sin times `attentionFactor`.
+ */
+export interface LongRopeScaling {
+  type: 'longrope';
+  shortFactor: number[];
+  longFactor: number[];
+  originalMaxPositions: number;
+  attentionFactor: number;
+}
+
+export type RopeScaling = Llama3RopeScaling | LinearRopeScaling | LongRopeScaling;
 
 /** The decoder families this engine runs (their `model_type`s): the same block, differing in the fields below. */
 export const MODEL_FAMILIES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'gpt2'] as const;
@@ -379,7 +392,7 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
       : {
           // transformers 5 writes RoPE settings as `rope_parameters`; 4.x and most checkpoints use the top level.
           ropeTheta: field(cfg, file, 'rope_theta', 'number', (cfg.rope_parameters as Json | undefined)?.rope_theta ?? 10000) as number,
-          ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file),
+          ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file, { cfg, family, headDim }),
         };
   return {
     family,
@@ -418,13 +431,16 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   };
 }
 
-function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
+function parseRopeScaling(raw: unknown, file: string, longrope?: { cfg: Json; family: ModelFamily; headDim: number }): RopeScaling | null {
   if (raw === undefined || raw === null) return null;
   const rs = raw as Json;
   const type = rs.rope_type ?? rs.type;
   if (type === 'default') return null;
+  // LongRoPE switches frequencies with the sequence's length, which Phi-3 alone handles in decoding (its KV cache is
+  // recomputed when a sequence crosses the original context); elsewhere it is refused.
+  if ((type === 'longrope' || type === 'su') && longrope?.family === 'phi3') return parseLongRope(rs, file, longrope.cfg, longrope.headDim);
   if (type !== 'llama3' && type !== 'linear') {
-    throw new EngineError(`${file}: field "rope_scaling.rope_type" is ${JSON.stringify(type)}; supported: "llama3", "linear" or none`);
+    throw new EngineError(`${file}: field "rope_scaling.rope_type" is ${JSON.stringify(type)}; supported: "llama3", "linear"${longrope?.family === 'phi3' ? ', "longrope"' : ''} or none`);
   }
   const num = (key: string) => {
     const v = rs[key];
@@ -440,6 +456,31 @@ function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
     lowFreqFactor: num('low_freq_factor'),
     highFreqFactor: num('high_freq_factor'),
     originalMaxPositions: num('original_max_position_embeddings'),
+  };
+}
+
+/** Phi-3's LongRoPE fields, checked: one factor per frequency pair, the original context, the attention factor. */
+function parseLongRope(rs: Json, file: string, cfg: Json, headDim: number): LongRopeScaling {
+  const factors = (key: string): number[] => {
+    const v = rs[key];
+    if (!Array.isArray(v) || v.length !== headDim / 2 || v.some((f) => typeof f !== 'number' || !(f > 0))) {
+      throw new EngineError(`${file}: field "rope_scaling.${key}" must list ${headDim / 2} positive numbers (one per frequency of a ${headDim}-wide head), got ${JSON.stringify(v ?? null)}`);
+    }
+    return v as number[];
+  };
+  const original = rs.original_max_position_embeddings ?? cfg.original_max_position_embeddings;
+  if (!Number.isInteger(original) || (original as number) < 1) throw new EngineError(`${file}: field "original_max_position_embeddings" must be a positive integer for LongRoPE, got ${JSON.stringify(original ?? null)}`);
+  const maxPositions = (cfg.max_position_embeddings as number | undefined) ?? 2048;
+  const factor = typeof rs.factor === 'number' && rs.factor > 0 ? rs.factor : maxPositions / (original as number);
+  const attention = rs.attention_factor;
+  if (attention !== undefined && attention !== null && !(typeof attention === 'number' && attention > 0)) throw new EngineError(`${file}: field "rope_scaling.attention_factor" must be a positive number, got ${JSON.stringify(attention)}`);
+  return {
+    type: 'longrope',
+    shortFactor: factors('short_factor'),
+    longFactor: factors('long_factor'),
+    originalMaxPositions: original as number,
+    // transformers' default: sqrt(1 + ln(factor) / ln(original context)), 1 when not extended.
+    attentionFactor: typeof attention === 'number' ? attention : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original as number)),
   };
 }
 
@@ -489,7 +530,7 @@ export function toHfConfig(c: LlamaConfig): Json {
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: { silu: 'silu', gelu_tanh: 'gelu_pytorch_tanh' }[c.mlpActivation ?? 'silu'],
-    ...(family === 'qwen2' ? qwenWindowFields(c) : family === 'qwen3' ? { ...qwenWindowFields(c), attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' || family === 'gemma3_text' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0 } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    ...(family === 'qwen2' ? qwenWindowFields(c) : family === 'qwen3' ? { ...qwenWindowFields(c), attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' || family === 'gemma3_text' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0, ...(c.ropeScaling?.type === 'longrope' ? { original_max_position_embeddings: c.ropeScaling.originalMaxPositions } : {}) } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }
@@ -497,6 +538,9 @@ export function toHfConfig(c: LlamaConfig): Json {
 function ropeScalingJson(s: RopeScaling | null): Json | null {
   if (!s) return null;
   if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
+  if (s.type === 'longrope') {
+    return { rope_type: 'longrope', short_factor: s.shortFactor, long_factor: s.longFactor, original_max_position_embeddings: s.originalMaxPositions, attention_factor: s.attentionFactor };
+  }
   return { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalMaxPositions };
 }
 

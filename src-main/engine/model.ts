@@ -76,6 +76,9 @@ export interface KVCache {
   keys: (tf.Tensor | null)[]; // per layer
   values: (tf.Tensor | null)[];
   prompt: Map<number, { kp: tf.Tensor; vp: tf.Tensor }>;
+  /** The ids cached so far, per row: kept only under LongRoPE, which recomputes the cache when a sequence crosses
+   *  its original context (the cached keys were rotated with the short factors). */
+  tokens?: number[][];
 }
 
 export interface ForwardOptions {
@@ -397,6 +400,29 @@ export function forward(model: LlamaModel, ids: tf.Tensor2D, opts: ForwardOption
  * can fuse that projection with the softmax; see loss.ts nextTokenLoss). Extends the cache like forward.
  */
 export function forwardHidden(model: LlamaModel, ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor3D {
+  const long = model.config.ropeScaling?.type === 'longrope' ? model.config.ropeScaling : null;
+  const cache = opts.cache;
+  if (!long || !cache) return hiddenStates(model, ids, opts);
+  // LongRoPE: past the original context every position rotates by the long factors, so a cache made with the short
+  // ones is recomputed over the whole sequence once it is crossed (as transformers' Phi-3 generation does).
+  const past = cache.length;
+  const [B, T] = ids.shape;
+  const rows = ids.arraySync() as number[][];
+  const tokens = (cache.tokens ??= rows.map(() => []));
+  rows.forEach((row, b) => tokens[b]!.push(...row));
+  if (past === 0 || past > long.originalMaxPositions || past + T <= long.originalMaxPositions) return hiddenStates(model, ids, opts);
+  tf.dispose([...cache.keys, ...cache.values].filter((t): t is tf.Tensor => t !== null));
+  cache.keys.fill(null);
+  cache.values.fill(null);
+  cache.length = 0;
+  const all = tf.tensor2d(tokens, [B, past + T], 'int32');
+  const hidden = hiddenStates(model, all, opts); // [B, past + T, dim]
+  const last = tf.slice(hidden, [0, past, 0], [B, T, model.config.dim]) as tf.Tensor3D;
+  tf.dispose([all, hidden]);
+  return last;
+}
+
+function hiddenStates(model: LlamaModel, ids: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
   const c = model.config;
   const w = model.weights;
   const [, T] = ids.shape;

@@ -5,18 +5,26 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LlamaConfig } from './config.js';
 
 /**
- * Inverse frequencies [headDim / 2], computed in float32 as transformers does, with Llama 3's long-context or
- * linear rescaling when the config asks for it. `local`: Gemma 3's sliding layers, their own base and no scaling.
+ * Inverse frequencies [headDim / 2], computed in float32 as transformers does, with Llama 3's long-context, linear
+ * or Phi-3's LongRoPE rescaling when the config asks for it (LongRoPE's long factors once `seqLen`, the positions the
+ * forward covers, passes the original context). `local`: Gemma 3's sliding layers, their own base and no scaling.
  */
-export function inverseFrequencies(c: LlamaConfig, local = false): Float32Array {
+export function inverseFrequencies(c: LlamaConfig, local = false, seqLen = 0): Float32Array {
   const half = c.headDim / 2;
   const inv = new Float32Array(half);
+  const long = c.ropeScaling?.type === 'longrope' ? c.ropeScaling : null;
+  if (long) {
+    // 1 / (factor_i * theta^(2i / d)), each step in float32
+    const factors = seqLen > long.originalMaxPositions ? long.longFactor : long.shortFactor;
+    for (let i = 0; i < half; i++) inv[i] = Math.fround(1 / Math.fround(Math.fround(factors[i]!) * Math.fround(Math.pow(c.ropeTheta, Math.fround((2 * i) / c.headDim)))));
+    return inv;
+  }
   const theta = local && c.localRopeTheta !== undefined ? c.localRopeTheta : c.ropeTheta;
   for (let i = 0; i < half; i++) {
     inv[i] = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / c.headDim))));
   }
   const s = local && c.localRopeTheta !== undefined ? null : c.ropeScaling;
-  if (!s) return inv;
+  if (!s || s.type === 'longrope') return inv;
   if (s.type === 'linear') return inv.map((f) => f / s.factor); // Float32Array.map rounds to float32, as torch does
   // Llama 3: long wavelengths are slowed by `factor`, short ones kept, the band between blended.
   const lowFreqWavelen = s.originalMaxPositions / s.lowFreqFactor;
@@ -35,16 +43,18 @@ export function inverseFrequencies(c: LlamaConfig, local = false): Float32Array 
 
 /** cos and sin tables for positions [start, start + length): each [length, headDim]. `local`: as inverseFrequencies. */
 export function ropeTables(c: LlamaConfig, start: number, length: number, local = false): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
-  const inv = inverseFrequencies(c, local);
+  const inv = inverseFrequencies(c, local, start + length);
   const half = inv.length;
+  // LongRoPE scales the tables themselves (transformers' attention_scaling).
+  const scale = c.ropeScaling?.type === 'longrope' && !local ? c.ropeScaling.attentionFactor : 1;
   const cos = new Float32Array(length * c.headDim);
   const sin = new Float32Array(length * c.headDim);
   for (let t = 0; t < length; t++) {
     for (let i = 0; i < half; i++) {
       const angle = Math.fround((start + t) * inv[i]);
       const row = t * c.headDim;
-      cos[row + i] = cos[row + i + half] = Math.cos(angle);
-      sin[row + i] = sin[row + i + half] = Math.sin(angle);
+      cos[row + i] = cos[row + i + half] = scale === 1 ? Math.cos(angle) : Math.fround(Math.cos(angle)) * scale;
+      sin[row + i] = sin[row + i + half] = scale === 1 ? Math.sin(angle) : Math.fround(Math.sin(angle)) * scale;
     }
   }
   return { cos: tf.tensor2d(cos, [length, c.headDim]), sin: tf.tensor2d(sin, [length, c.headDim]) };
