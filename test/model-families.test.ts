@@ -168,7 +168,7 @@ const COMPUTATION_FIELDS: { field: string; family?: string; handled?: (c: Return
   { field: 'embd_pdrop', family: 'phi3', refused: 0.1 },
   { field: 'rope_scaling', family: 'phi3', refused: { type: 'yarn', factor: 4 } },
   { field: 'rope_scaling', family: 'llama', refused: { type: 'longrope', short_factor: [1], long_factor: [1] } },
-  { field: 'partial_rotary_factor', family: 'phi3', refused: 0.5 },
+  { field: 'partial_rotary_factor', family: 'phi3', handled: (c) => c.rotaryDim, refused: 0.01 },
   { field: 'query_pre_attn_scalar', family: 'gemma3_text', handled: (c) => c.attnScale },
   { field: 'sliding_window', family: 'gemma3_text', handled: (c) => c.slidingWindow },
   { field: 'layer_types', family: 'gemma3_text', refused: ['chunked_attention'] },
@@ -189,7 +189,7 @@ describe('every field that changes the computation is handled or refused', () =>
   it.each(COMPUTATION_FIELDS)('$field ($family)', ({ field, family, handled, refused }) => {
     const cfg = { ...BASE, model_type: family ?? 'llama' };
     const qwenWindow = (field === 'use_sliding_window' || field === 'max_window_layers') && family?.startsWith('qwen');
-    const given = field === 'sliding_window' ? { sliding_window: 8 } : qwenWindow ? { use_sliding_window: true, sliding_window: 8, max_window_layers: 1 } : field.endsWith('_softcapping') ? { [field]: 30 } : {};
+    const given = field === 'sliding_window' ? { sliding_window: 8 } : field === 'partial_rotary_factor' && family === 'phi3' ? { partial_rotary_factor: 0.5 } : qwenWindow ? { use_sliding_window: true, sliding_window: 8, max_window_layers: 1 } : field.endsWith('_softcapping') ? { [field]: 30 } : {};
     if (handled) expect(handled(fromHfConfig({ ...cfg, ...given }))).toBeDefined();
     if (refused !== undefined) expect(() => fromHfConfig({ ...cfg, ...given, [field]: refused })).toThrow(new RegExp(`field "${field}(\\.rope_type)?"`));
   });

@@ -434,6 +434,23 @@ CASES += [
 ]
 
 
+# Phi-3 with partial_rotary_factor 0.5 (as Phi-4-mini's 0.75): RoPE on the first 6 of each head's 12 features.
+CASES += [
+    Case(
+        "phi3_partial",
+        seed=1018,
+        seq_len=12,
+        prompt_lens=(3, 4),
+        family="phi3",
+        config=dict(
+            vocab_size=90, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=64, partial_rotary_factor=0.5, rms_norm_eps=1e-5, tie_word_embeddings=True,
+            resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0, sliding_window=None, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+        ),
+    ),
+]
+
+
 # GPT-2: LayerNorm with biases, learned positions, Conv1D weights ([in, out]) with biases, c_attn fused q/k/v, an
 # ungated gelu_new MLP, a tied head; no dropout (the engine trains without, and refuses a config that sets it).
 CASES += [

@@ -70,6 +70,8 @@ class LlamaShape:
     # Phi-3's LongRoPE: per-frequency divisors, `short` up to `original` positions and `long` beyond (chosen by the
     # sequence's length), and cos/sin times `attention_factor`.
     rope_longrope: dict | None = None
+    # Phi-3's partial_rotary_factor: RoPE on the first `rotary_dim` features of each head, the rest passed through.
+    rotary_dim: int | None = None
     # GPT-2: LayerNorm with a bias (`rms_norm_eps` is its layer_norm_epsilon), learned position embeddings instead of
     # RoPE (model.embed_positions.weight), an ungated MLP with biases: down(act(up(x))).
     layer_norm: bool = False
@@ -122,6 +124,7 @@ class LlamaShape:
         if rope_type not in ("default", "llama3", "linear"):
             raise ValueError(f"rope_type {rope_type!r} is not covered by this reference")
         gemma_like = config.model_type in ("gemma", "gemma2", "gemma3_text")
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         layer_types = getattr(config, "layer_types", None)
         mixed = config.model_type in ("gemma2", "gemma3_text")
         return LlamaShape(
@@ -149,6 +152,7 @@ class LlamaShape:
             local_rope_theta=local_rope_theta,
             rope_linear_factor=float(rope["factor"]) if rope_type == "linear" else None,
             rope_longrope=longrope,
+            rotary_dim=int(head_dim * partial) if (partial := rope.get("partial_rotary_factor", getattr(config, "partial_rotary_factor", 1.0)) or 1.0) < 1.0 else None,
         )
 
     def window(self, layer: int) -> int | None:
@@ -181,7 +185,7 @@ def rope_inv_freq(shape: LlamaShape, local: bool = False, seq_len: int | None = 
     """Inverse frequencies theta^(-2i/d), i < d/2; with llama3, linear or LongRoPE scaling when configured (LongRoPE's
     long factors for a `seq_len` past the original context); `local`: Gemma 3's sliding layers (their own base,
     unscaled). -> [headDim/2]"""
-    d = shape.head_dim
+    d = shape.rotary_dim or shape.head_dim  # the features that rotate
     if shape.rope_longrope is not None:
         r = shape.rope_longrope
         ext = torch.tensor(r["long"] if seq_len and seq_len > r["original"] else r["short"], dtype=torch.float32)
@@ -226,8 +230,10 @@ def rotate_half(x: Tensor) -> Tensor:
 
 
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """x [B, heads, T, d]; cos, sin [T, d] -> [B, heads, T, d]"""
-    return x * cos + rotate_half(x) * sin
+    """x [B, heads, T, d]; cos, sin [T, r] (r <= d: partial rotary rotates the first r features) -> [B, heads, T, d]"""
+    r = cos.shape[-1]
+    rot, rest = x[..., :r], x[..., r:]
+    return torch.cat([rot * cos + rotate_half(rot) * sin, rest], dim=-1)
 
 
 # ---------------------------------------------------------------------------------------------------------------

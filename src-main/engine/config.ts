@@ -101,6 +101,9 @@ export interface LlamaConfig {
   normEps: number;
   ropeTheta: number;
   ropeScaling: RopeScaling | null;
+  /** Phi-3's partial_rotary_factor: RoPE on the first rotaryDim features of each head, the rest passed through
+   * (absent: the whole head, headDim). */
+  rotaryDim?: number;
   /** Gemma 3: the sliding layers' RoPE base, unscaled (absent: every layer rotates by ropeTheta and ropeScaling). */
   localRopeTheta?: number;
   maxPositions: number;
@@ -182,9 +185,11 @@ function refuseUnimplemented(cfg: Json, file: string, family: ModelFamily): void
   }
   // Attention dropout acts while training: the engine has none, so a run would not train as the config says.
   if (cfg.attention_dropout !== undefined && cfg.attention_dropout !== 0) throw new EngineError(`${file}: field "attention_dropout" is ${JSON.stringify(cfg.attention_dropout)}; this engine implements attention without dropout only`);
-  // RoPE on part of each head (newer configs' partial_rotary_factor) is not implemented.
-  for (const [key, value] of [['partial_rotary_factor', cfg.partial_rotary_factor], ['rope_parameters.partial_rotary_factor', (cfg.rope_parameters as Json | undefined)?.partial_rotary_factor]] as const) {
-    if (value !== undefined && value !== 1) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(value)}; this engine rotates whole heads only`);
+  // RoPE on part of each head (partial_rotary_factor): Phi-3's (Phi-4-mini's 0.75), read in fromHfConfig; elsewhere refused.
+  if (family !== 'phi3') {
+    for (const [key, value] of [['partial_rotary_factor', cfg.partial_rotary_factor], ['rope_parameters.partial_rotary_factor', (cfg.rope_parameters as Json | undefined)?.partial_rotary_factor]] as const) {
+      if (value !== undefined && value !== 1) throw new EngineError(`${file}: field "${key}" is ${JSON.stringify(value)}; this engine rotates whole heads only (partial rotary: Phi-3)`);
+    }
   }
   if (family === 'phi3') {
     // Phi-3's residual and embedding dropout act while training; the engine has none.
@@ -386,19 +391,21 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   // Gemma 2 and 3 mix sliding and full layers (Gemma 3's sliding layers also rotate by a base of their own).
   const mixedLayers = family === 'gemma2' || family === 'gemma3_text';
   const softcap = (key: string): number | undefined => (cfg[key] === undefined || cfg[key] === null ? undefined : field(cfg, file, key, 'number'));
+  const rotaryDim = family === 'phi3' ? partialRotaryDim(cfg, file, headDim) : headDim;
   const rope =
     family === 'gemma3_text'
       ? gemma3Rope(cfg, file)
       : {
           // transformers 5 writes RoPE settings as `rope_parameters`; 4.x and most checkpoints use the top level.
           ropeTheta: field(cfg, file, 'rope_theta', 'number', (cfg.rope_parameters as Json | undefined)?.rope_theta ?? 10000) as number,
-          ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file, { cfg, family, headDim }),
+          ropeScaling: parseRopeScaling(cfg.rope_scaling ?? cfg.rope_parameters, file, { cfg, family, rotaryDim }),
         };
   return {
     family,
     attentionBias: { qkv: family === 'qwen2' || llamaBias, o: llamaBias },
     ...(family === 'qwen3' || family === 'gemma3_text' ? { qkNorm: true } : {}),
     ...(family === 'phi3' ? { fusedProjections: true } : {}),
+    ...(rotaryDim !== headDim ? { rotaryDim } : {}),
     // torch.tensor(hidden_size ** 0.5): the float32 nearest sqrt(hidden).
     ...(gemmaLike ? { normPlusOne: true, embedScale: Math.fround(Math.sqrt(dim)) } : {}),
     ...(family === 'gemma2' || family === 'gemma3_text'
@@ -431,14 +438,14 @@ export function fromHfConfig(cfg: Json, file = 'config.json'): LlamaConfig {
   };
 }
 
-function parseRopeScaling(raw: unknown, file: string, longrope?: { cfg: Json; family: ModelFamily; headDim: number }): RopeScaling | null {
+function parseRopeScaling(raw: unknown, file: string, longrope?: { cfg: Json; family: ModelFamily; rotaryDim: number }): RopeScaling | null {
   if (raw === undefined || raw === null) return null;
   const rs = raw as Json;
   const type = rs.rope_type ?? rs.type;
   if (type === 'default') return null;
   // LongRoPE switches frequencies with the sequence's length, which Phi-3 alone handles in decoding (its KV cache is
   // recomputed when a sequence crosses the original context); elsewhere it is refused.
-  if ((type === 'longrope' || type === 'su') && longrope?.family === 'phi3') return parseLongRope(rs, file, longrope.cfg, longrope.headDim);
+  if ((type === 'longrope' || type === 'su') && longrope?.family === 'phi3') return parseLongRope(rs, file, longrope.cfg, longrope.rotaryDim);
   if (type !== 'llama3' && type !== 'linear') {
     throw new EngineError(`${file}: field "rope_scaling.rope_type" is ${JSON.stringify(type)}; supported: "llama3", "linear"${longrope?.family === 'phi3' ? ', "longrope"' : ''} or none`);
   }
@@ -459,12 +466,12 @@ function parseRopeScaling(raw: unknown, file: string, longrope?: { cfg: Json; fa
   };
 }
 
-/** Phi-3's LongRoPE fields, checked: one factor per frequency pair, the original context, the attention factor. */
-function parseLongRope(rs: Json, file: string, cfg: Json, headDim: number): LongRopeScaling {
+/** Phi-3's LongRoPE fields, checked: one factor per rotated frequency, the original context, the attention factor. */
+function parseLongRope(rs: Json, file: string, cfg: Json, rotaryDim: number): LongRopeScaling {
   const factors = (key: string): number[] => {
     const v = rs[key];
-    if (!Array.isArray(v) || v.length !== headDim / 2 || v.some((f) => typeof f !== 'number' || !(f > 0))) {
-      throw new EngineError(`${file}: field "rope_scaling.${key}" must list ${headDim / 2} positive numbers (one per frequency of a ${headDim}-wide head), got ${JSON.stringify(v ?? null)}`);
+    if (!Array.isArray(v) || v.length !== rotaryDim / 2 || v.some((f) => typeof f !== 'number' || !(f > 0))) {
+      throw new EngineError(`${file}: field "rope_scaling.${key}" must list ${rotaryDim / 2} positive numbers (one per frequency of the ${rotaryDim} rotated features), got ${JSON.stringify(v ?? null)}`);
     }
     return v as number[];
   };
@@ -482,6 +489,15 @@ function parseLongRope(rs: Json, file: string, cfg: Json, headDim: number): Long
     // transformers' default: sqrt(1 + ln(factor) / ln(original context)), 1 when not extended.
     attentionFactor: typeof attention === 'number' ? attention : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original as number)),
   };
+}
+
+/** Phi-3's rotated features per head: head_dim * partial_rotary_factor (top level or in rope_parameters), even. */
+function partialRotaryDim(cfg: Json, file: string, headDim: number): number {
+  const raw = cfg.partial_rotary_factor ?? (cfg.rope_parameters as Json | undefined)?.partial_rotary_factor ?? 1;
+  if (typeof raw !== 'number' || !(raw > 0 && raw <= 1)) throw new EngineError(`${file}: field "partial_rotary_factor" must be a number in (0, 1], got ${JSON.stringify(raw)}`);
+  const dim = Math.floor(headDim * raw); // transformers: int(head_dim * partial_rotary_factor)
+  if (dim < 2 || dim % 2 !== 0) throw new EngineError(`${file}: field "partial_rotary_factor" (${raw}) rotates ${dim} of ${headDim} features; RoPE needs an even number of at least 2`);
+  return dim;
 }
 
 /** The inverse of fromHfConfig: an HF config.json that transformers' LlamaForCausalLM loads. */
@@ -530,7 +546,7 @@ export function toHfConfig(c: LlamaConfig): Json {
     bos_token_id: c.bosId,
     eos_token_id: c.eosIds.length === 1 ? c.eosIds[0] : c.eosIds,
     hidden_act: { silu: 'silu', gelu_tanh: 'gelu_pytorch_tanh' }[c.mlpActivation ?? 'silu'],
-    ...(family === 'qwen2' ? qwenWindowFields(c) : family === 'qwen3' ? { ...qwenWindowFields(c), attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' || family === 'gemma3_text' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0, ...(c.ropeScaling?.type === 'longrope' ? { original_max_position_embeddings: c.ropeScaling.originalMaxPositions } : {}) } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
+    ...(family === 'qwen2' ? qwenWindowFields(c) : family === 'qwen3' ? { ...qwenWindowFields(c), attention_bias: c.attentionBias?.o ?? false } : family === 'gemma' ? { attention_bias: c.attentionBias?.o ?? false } : family === 'gemma2' || family === 'gemma3_text' ? gemma2Fields(c) : family === 'phi3' ? { sliding_window: c.slidingWindow ?? null, resid_pdrop: 0, embd_pdrop: 0, partial_rotary_factor: (c.rotaryDim ?? c.headDim) / c.headDim, ...(c.ropeScaling?.type === 'longrope' ? { original_max_position_embeddings: c.ropeScaling.originalMaxPositions } : {}) } : family === 'mistral' ? { sliding_window: c.slidingWindow ?? null } : { attention_bias: c.attentionBias?.o ?? false, mlp_bias: false }),
     torch_dtype: 'float32',
   };
 }

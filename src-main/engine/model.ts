@@ -265,7 +265,8 @@ function fusedAttention(
   const c = model.config;
   const w = model.weights.layers[layer];
   const at = (target: LoraTarget): Site => ({ lora: opts.lora, layer, target });
-  const rotate = (t: tf.Tensor) => (c.learnedPositions ? t : consume(fused.rope(t, rope.cos, rope.sin, c.headDim), t));
+  const rotate = (t: tf.Tensor) =>
+    c.learnedPositions ? t : consume(c.rotaryDim !== undefined ? ropeInFusedLayout(t as tf.Tensor3D, rope, c.headDim) : fused.rope(t, rope.cos, rope.sin, c.headDim), t);
   const normed = (t: tf.Tensor, weight?: tf.Tensor1D) => (weight ? consume(headNorm(t, weight, c.normEps), t) : t);
   const { qNorm, kNorm } = qkNorms(c, w);
   const q = rotate(normed(linear(x, w.wq, at('q'), w.bq), qNorm)) as tf.Tensor3D; // [B, T, H * hd]
@@ -309,6 +310,19 @@ function fusedAttention(
   const qScaled = c.attnScale === undefined ? q : consume(tf.mul(q, c.attnScale * Math.sqrt(c.headDim)) as tf.Tensor3D, q);
   const out = fused.attention(qScaled, k as tf.Tensor3D, v as tf.Tensor3D, shape, prompt); // [B, T, H * hd]
   return consume(linear(out, w.wo, at('o'), w.bo), out) as tf.Tensor3D;
+}
+
+/**
+ * RoPE in the fused layout [B, T, heads * hd] as composite ops, for tables narrower than the head (Phi-3's partial
+ * rotary: the fused kernel rotates whole heads): split into heads, rotate the first features, merge back.
+ */
+function ropeInFusedLayout(t: tf.Tensor3D, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D }, hd: number): tf.Tensor3D {
+  const [B, T, width] = t.shape;
+  return tf.tidy(() => {
+    const heads = tf.transpose(tf.reshape(t, [B, T, width / hd, hd]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, T, hd]
+    const rotated = applyRope(heads, rope.cos, rope.sin);
+    return tf.reshape(tf.transpose(rotated, [0, 2, 1, 3]), [B, T, width]) as tf.Tensor3D;
+  });
 }
 
 /**
@@ -494,6 +508,7 @@ export function compositeSteps(c: LlamaConfig): string[] {
   const steps: string[] = [];
   if (c.attentionBias.qkv || c.attentionBias.o) steps.push('projection biases (an add after each fused product)');
   if (c.layerNorm) steps.push('LayerNorm (mean-centred, with a bias)');
+  if (c.rotaryDim !== undefined) steps.push(`RoPE on ${c.rotaryDim} of each head's ${c.headDim} features (partial rotary)`);
   if (c.learnedPositions) steps.push('the learned position embeddings (an add)');
   if (c.plainMlp) steps.push("the ungated MLP's tanh GELU and biases");
   if (c.mlpActivation === 'gelu_tanh' && !c.plainMlp) steps.push("the MLP's tanh GELU (GeGLU)");
