@@ -15,6 +15,7 @@
 // Tensors stream one at a time from the safetensors files into the output, written to a temporary file and renamed,
 // so a failed export leaves nothing behind and memory stays at one tensor.
 
+import { BLOCK_BYTES, QUANT_BLOCK, type QuantFormat, quantize } from './quant.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expectedWeights, type LlamaConfig, requirePlainLlama } from './config.js';
@@ -26,8 +27,11 @@ import { CheckpointReader, writeAtomically } from './safetensors.js';
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 const GGUF_VERSION = 3;
 const ALIGNMENT = 32;
-const GGML_TYPE_F32 = 0;
-const FILE_TYPE_ALL_F32 = 0;
+/** ggml's tensor types and the file types that name a file's (mostly) single weight type. */
+const GGML_TYPE = { f32: 0, q4_0: 2, q8_0: 8 } as const;
+const FILE_TYPE = { f32: 0, q4_0: 2, q8_0: 7 } as const; // ALL_F32, MOSTLY_Q4_0, MOSTLY_Q8_0
+export type GgufWeightType = keyof typeof GGML_TYPE;
+export const GGUF_WEIGHT_TYPES = Object.keys(GGML_TYPE) as GgufWeightType[];
 
 // GGUF metadata value types.
 const enum ValueType {
@@ -68,6 +72,9 @@ export interface GgufExportResult {
   path: string;
   bytes: number;
   tensors: number;
+  /** The matrices' storage: f32, or llama.cpp's Q8_0 / Q4_0 blocks (norms stay f32, as llama.cpp keeps them). */
+  type: GgufWeightType;
+  quantizedTensors: number;
   tokenizer: GgufTokenizer['model'];
   vocabSize: number;
 }
@@ -296,11 +303,11 @@ class ByteWriter {
   }
 }
 
-function metadata(c: LlamaConfig, tok: GgufTokenizer, name: string): [string, MetaValue][] {
+function metadata(c: LlamaConfig, tok: GgufTokenizer, name: string, type: GgufWeightType): [string, MetaValue][] {
   const kv: [string, MetaValue][] = [
     ['general.architecture', str('llama')],
     ['general.name', str(name)],
-    ['general.file_type', u32(FILE_TYPE_ALL_F32)],
+    ['general.file_type', u32(FILE_TYPE[type])],
     ['general.alignment', u32(ALIGNMENT)],
     ['llama.vocab_size', u32(c.vocabSize)],
     ['llama.context_length', u32(c.maxPositions)],
@@ -331,8 +338,22 @@ function metadata(c: LlamaConfig, tok: GgufTokenizer, name: string): [string, Me
   return kv;
 }
 
-/** Writes `modelDir` (config.json, safetensors, tokenizer.json) as an F32 GGUF file at `outPath`. */
-export function exportGguf(modelDir: string, outPath: string, opts: { name?: string } = {}): GgufExportResult {
+/** A tensor's storage in the file: matrices whose rows are whole 32-value blocks take `type`, the rest f32. */
+function storageOf(p: TensorPlan, type: GgufWeightType): GgufWeightType {
+  return type !== 'f32' && p.dims.length === 2 && p.dims[0]! % QUANT_BLOCK === 0 ? type : 'f32';
+}
+
+function storedBytes(p: TensorPlan, storage: GgufWeightType): number {
+  return storage === 'f32' ? p.elements * 4 : (p.elements / QUANT_BLOCK) * BLOCK_BYTES[storage];
+}
+
+/**
+ * Writes `modelDir` (config.json, safetensors, tokenizer.json) as a GGUF file at `outPath`: float32, or its matrices
+ * in llama.cpp's Q8_0 / Q4_0 blocks (`type`; quant.ts, bit-exact with ggml's reference quantiser).
+ */
+export function exportGguf(modelDir: string, outPath: string, opts: { name?: string; type?: GgufWeightType } = {}): GgufExportResult {
+  const type = opts.type ?? 'f32';
+  if (!GGUF_WEIGHT_TYPES.includes(type)) throw new EngineError(`GGUF export: weight type ${JSON.stringify(type)}; supported: ${GGUF_WEIGHT_TYPES.join(', ')}`);
   const c = readModelConfig(modelDir);
   requirePlainLlama(c, "GGUF export (llama.cpp's llama layout)");
   if (c.headDim % 2 !== 0) throw new EngineError(`${modelDir}: head dimension ${c.headDim} is odd; RoPE needs it even`);
@@ -341,7 +362,8 @@ export function exportGguf(modelDir: string, outPath: string, opts: { name?: str
   const reader = CheckpointReader.open(modelDir);
   try {
     const header = new ByteWriter();
-    const kv = metadata(c, tok, opts.name ?? path.basename(path.resolve(modelDir)));
+    const kv = metadata(c, tok, opts.name ?? path.basename(path.resolve(modelDir)), type);
+    const storage = plans.map((p) => storageOf(p, type));
     header.u32(GGUF_MAGIC);
     header.u32(GGUF_VERSION);
     header.u64(plans.length);
@@ -357,9 +379,9 @@ export function exportGguf(modelDir: string, outPath: string, opts: { name?: str
       header.string(p.name);
       header.u32(p.dims.length);
       for (const d of p.dims) header.u64(d);
-      header.u32(GGML_TYPE_F32);
+      header.u32(GGML_TYPE[storage[offsets.length - 1]!]);
       header.u64(offset);
-      offset += Math.ceil((p.elements * 4) / ALIGNMENT) * ALIGNMENT;
+      offset += Math.ceil(storedBytes(p, storage[offsets.length - 1]!) / ALIGNMENT) * ALIGNMENT;
     }
     header.padTo(ALIGNMENT);
     const headerBytes = header.bytes();
@@ -372,12 +394,14 @@ export function exportGguf(modelDir: string, outPath: string, opts: { name?: str
         const data = p.read(reader);
         if (data.length !== p.elements) throw new EngineError(`${modelDir}: tensor for ${p.name} has ${data.length} values, expected ${p.elements}`);
         if (written !== headerBytes.length + offsets[i]) throw new Error(`GGUF export: ${p.name} lands at ${written}, planned ${headerBytes.length + offsets[i]}`);
-        written += fs.writeSync(fd, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-        const pad = (ALIGNMENT - ((p.elements * 4) % ALIGNMENT)) % ALIGNMENT;
+        // Rows run along dims[0], whole blocks each: consecutive 32-value runs of the data are the blocks.
+        const bytes = storage[i] === 'f32' ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : quantize(data, storage[i] as QuantFormat);
+        written += fs.writeSync(fd, bytes);
+        const pad = (ALIGNMENT - (bytes.byteLength % ALIGNMENT)) % ALIGNMENT;
         if (pad > 0) written += fs.writeSync(fd, padding, 0, pad);
       });
     });
-    return { path: outPath, bytes: written, tensors: plans.length, tokenizer: tok.model, vocabSize: c.vocabSize };
+    return { path: outPath, bytes: written, tensors: plans.length, type, quantizedTensors: storage.filter((t) => t !== 'f32').length, tokenizer: tok.model, vocabSize: c.vocabSize };
   } finally {
     reader.close();
   }
