@@ -80,8 +80,10 @@ function combinations(vary: SweepSpec['vary']): SweepSettings[] {
   return vary.reduce<SweepSettings[]>((acc, axis) => acc.flatMap((s) => axis.values.map((v) => ({ ...s, [axis.field]: v }))), [{}]);
 }
 
-/** A point's run: the base recipe with the point's recipe fields, and the point's choice of data. */
-function pointInput(ws: Workspace, req: SweepInput, spec: SweepSpec, settings: SweepSettings) {
+type DatasetExamples = ReturnType<Workspace['datasets']['examplesAt']>;
+
+/** A point's run: the base recipe with the point's recipe fields, and the point's choice of `examples` (the dataset now). */
+function pointInput(examples: DatasetExamples, req: SweepInput, spec: SweepSpec, settings: SweepSettings) {
   const recipe: Record<string, unknown> = { ...req.recipe };
   const data: DataSelection = { seed: spec.dataSeed };
   let fraction: number | null = null;
@@ -94,8 +96,7 @@ function pointInput(ws: Workspace, req: SweepInput, spec: SweepSpec, settings: S
   }
   if (fraction !== null && fraction < 1) {
     // A share of what the filters leave, at least one example.
-    const dataset = ws.datasets.get(req.datasetId as DatasetId);
-    const filtered = selectExamples(ws.datasets.examplesAt(dataset.id, dataset.version), req.split, { tag: data.tag, source: data.source }).length;
+    const filtered = selectExamples(examples, req.split, { tag: data.tag, source: data.source }).length;
     data.count = Math.max(1, Math.round(fraction * filtered));
   }
   const narrows = data.count !== undefined || data.tag !== undefined || data.source !== undefined;
@@ -148,7 +149,9 @@ export function planSweep(ctx: ServiceContext, req: SweepInput): SweepPlan & { s
   const ws = ctx.ws();
   const spec = specOf(req);
   const settings = combinations(spec.vary);
-  const inputs = settings.map((s) => pointInput(ws, req, spec, s));
+  const dataset = ws.datasets.get(req.datasetId as DatasetId);
+  const examples = ws.datasets.examplesAt(dataset.id, dataset.version); // read once for every point and the eval set
+  const inputs = settings.map((s) => pointInput(examples, req, spec, s));
   const plans = inputs.map((input) => planRun(ctx, input));
   const problems: SweepPlan['problems'] = [];
   plans.forEach((p, i) => {
@@ -158,8 +161,7 @@ export function planSweep(ctx: ServiceContext, req: SweepInput): SweepPlan & { s
   if (req.split === 'all' || req.evalSplit === 'all' || req.split === req.evalSplit) {
     warnings.push(`the runs train on ${req.split === 'all' ? 'every example' : `the ${req.split} split`} and are evaluated on ${req.evalSplit === 'all' ? 'every example' : `the ${req.evalSplit} split`}: their scores would be on seen examples`);
   }
-  const dataset = ws.datasets.get(req.datasetId as DatasetId);
-  const evalExamples = selectExamples(ws.datasets.examplesAt(dataset.id, dataset.version), req.evalSplit).length;
+  const evalExamples = selectExamples(examples, req.evalSplit).length;
   const evalCount = req.evalLimit === null ? evalExamples : Math.min(req.evalLimit, evalExamples);
   if (evalCount === 0) problems.push({ field: 'evalSplit', message: `the dataset has no examples in the ${req.evalSplit} split to evaluate on; split it first` });
   const method = (req.recipe.method ?? 'adapter') as string;
